@@ -1,0 +1,69 @@
+"""Output records: score-change events on ``leads.scores.v1`` and dead letters."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+Grade = Literal["A", "B", "C", "D"]
+
+
+class Reason(BaseModel):
+    """One feature's contribution to a score, in score points (0–100 scale)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    feature: str
+    label: str = Field(description="the reason in words, e.g. '3 demo requests'")
+    value: float = Field(description="the feature's value for this lead")
+    contribution: float = Field(
+        description="points this feature adds to (or takes from) the score; "
+        "base score + all contributions = score"
+    )
+
+
+class LeadScored(BaseModel):
+    """A lead's score moved (or its grade changed): published on ``leads.scores.v1``.
+
+    ``id`` is deterministic (lead, causing event, model version), so a replay after
+    a crash republishes the same id and consumers can drop repeats.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    type: Literal["lead.scored"] = "lead.scored"
+    id: str
+    lead_id: str
+    score: Annotated[int, Field(ge=0, le=100)]
+    probability: Annotated[float, Field(ge=0.0, le=1.0)]
+    grade: Grade
+    previous_score: Annotated[int, Field(ge=0, le=100)] | None = None
+    previous_grade: Grade | None = None
+    model_version: str
+    base_score: float = Field(description="the model's average score, before any reason")
+    reasons: list[Reason] = Field(description="top reasons, largest |contribution| first")
+    cause_event_id: str = Field(description="id of the input event that triggered this score")
+    event_time: AwareDatetime = Field(description="event time of the causing event")
+    scored_at: AwareDatetime = Field(description="wall-clock time the score was computed")
+    experiment: str | None = None
+    arm: str | None = None
+
+
+class DeadLetter(BaseModel):
+    """An input record that could not be used, kept whole with the reason.
+
+    Published on ``leads.dead-letter.v1`` with the original key.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    reason_code: str
+    reason: str
+    topic: str
+    partition: int
+    offset: int
+    key_b64: str | None = None
+    value_b64: str | None = Field(description="the raw record value, base64")
+    received_at: datetime

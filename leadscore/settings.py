@@ -1,0 +1,94 @@
+"""The one settings object: the only place that reads the environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, field_validator
+from typing import Annotated
+
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """leadscore configuration; every field can be set as ``LEADSCORE_<NAME>``.
+
+    Build it once at start-up (``Settings()``) and pass it down. Tests construct it
+    directly: ``Settings(kafka_bootstrap="127.0.0.1:9092", ...)``.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="LEADSCORE_", frozen=True, extra="ignore")
+
+    # --- infrastructure -------------------------------------------------------------------
+    kafka_bootstrap: str = Field(
+        "localhost:9092",
+        validation_alias=AliasChoices("KAFKA_BOOTSTRAP", "LEADSCORE_KAFKA_BOOTSTRAP"),
+        description="Kafka bootstrap servers, comma-separated host:port",
+    )
+    redis_url: str = Field(
+        "redis://localhost:6379/0",
+        validation_alias=AliasChoices("REDIS_URL", "LEADSCORE_REDIS_URL"),
+    )
+    redis_prefix: str = Field("leadscore:", description="prefix of every Redis key we write")
+    kafka_security_protocol: str = Field("PLAINTEXT", pattern=r"^(PLAINTEXT|SSL|SASL_PLAINTEXT|SASL_SSL)$")
+    kafka_sasl_mechanism: str | None = Field(None, description="PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: str | None = None
+
+    # --- topics (keyed by lead id) ----------------------------------------------------------
+    activity_topic: str = "leads.activity.v1"
+    profile_topic: str = "leads.profile.v1"
+    outcome_topic: str = "leads.outcome.v1"
+    scores_topic: str = "leads.scores.v1"
+    dead_letter_topic: str = "leads.dead-letter.v1"
+    model_events_topic: str = "models.events.v1"
+    topic_partitions: int = Field(8, ge=1, description="partitions of every topic we create")
+    topic_replication: int = Field(1, ge=1)
+
+    # --- worker ---------------------------------------------------------------------------
+    app_id: str = Field("leadscore", description="Faust app id: consumer group and table prefix")
+    web_port: int = Field(6066, description="Faust's own web port; one per worker on a machine")
+    batch_size: int = Field(256, ge=1, le=100_000)
+    batch_window_s: float = Field(0.05, gt=0, le=10)
+    broker_session_timeout_s: float = Field(10.0, gt=0)
+    broker_rebalance_timeout_s: float = Field(10.0, gt=0)
+    dedupe_window: int = Field(256, ge=1, description="event ids remembered per lead to drop repeats")
+    max_event_bytes: int = Field(65_536, ge=256)
+    max_future_skew_s: float = Field(300.0, ge=0)
+
+    # --- scoring --------------------------------------------------------------------------
+    model_dir: Path = Path("artifacts/models")
+    score_change_threshold: int = Field(
+        3, ge=0, le=100, description="publish a score event when the score moves this many points"
+    )
+    grade_thresholds: Annotated[tuple[int, int, int], NoDecode] = Field(
+        (80, 60, 40), description="lowest score of grades A, B, C (below the last: D)"
+    )
+    top_reasons: int = Field(5, ge=0, le=50)
+    history_length: int = Field(100, ge=0, description="score changes kept per lead in Redis")
+
+    @field_validator("grade_thresholds", mode="before")
+    @classmethod
+    def _parse_thresholds(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                value = tuple(int(part) for part in value.split(","))
+            except ValueError as exc:
+                raise ValueError(
+                    f"LEADSCORE_GRADE_THRESHOLDS must be three integers like '80,60,40', got {value!r}"
+                ) from exc
+        return value
+
+    @field_validator("grade_thresholds")
+    @classmethod
+    def _check_thresholds(cls, value: tuple[int, int, int]) -> tuple[int, int, int]:
+        a, b, c = value
+        if not 100 >= a > b > c >= 0:
+            raise ValueError(
+                f"grade thresholds must fall strictly from A to C within 0..100, got {value}"
+            )
+        return value
+
+    @property
+    def input_topics(self) -> tuple[str, str, str]:
+        return (self.activity_topic, self.profile_topic, self.outcome_topic)
