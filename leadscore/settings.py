@@ -65,6 +65,7 @@ class Settings(BaseSettings):
         (80, 60, 40), description="lowest score of grades A, B, C (below the last: D)"
     )
     top_reasons: int = Field(5, ge=0, le=50)
+    model_poll_s: float = Field(10.0, gt=0, description="how often a worker checks for a new champion")
     history_length: int = Field(100, ge=0, description="score changes kept per lead in Redis")
 
     @field_validator("grade_thresholds", mode="before")

@@ -1,0 +1,97 @@
+"""Redis access: latest score per lead, the leaderboard, score history and worker counters.
+
+Keys (``P`` is the configured prefix, ``leadscore:`` by default):
+
+- ``P score:<lead_id>``    the latest published score event (JSON)
+- ``P leaderboard``        sorted set: lead id -> probability x 100
+- ``P history:<lead_id>``  list of published score events, newest first, capped
+- ``P stats``              hash of counters: events, scores, dead_letters, duplicates, ...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from leadscore.schemas.scores import LeadScored
+
+
+def connect(url: str, *, retries: int = 5) -> aioredis.Redis:
+    """An asyncio Redis client that retries a bounded number of times, then raises."""
+    return aioredis.Redis.from_url(
+        url,
+        retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), retries),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        socket_connect_timeout=5,
+        socket_timeout=10,
+    )
+
+
+class ScoreStore:
+    """Reads and writes scores in Redis, one pipeline per batch.
+
+    Args:
+        client: an asyncio Redis client.
+        prefix: prefix of every key.
+        history_length: score events kept per lead (0 keeps none).
+    """
+
+    def __init__(self, client: aioredis.Redis, prefix: str = "leadscore:", history_length: int = 100) -> None:
+        self.client = client
+        self.prefix = prefix
+        self.history_length = history_length
+        self.leaderboard_key = f"{prefix}leaderboard"
+        self.stats_key = f"{prefix}stats"
+
+    def score_key(self, lead_id: str) -> str:
+        return f"{self.prefix}score:{lead_id}"
+
+    def history_key(self, lead_id: str) -> str:
+        return f"{self.prefix}history:{lead_id}"
+
+    async def write_batch(self, scores: Sequence[LeadScored], counters: Mapping[str, int]) -> None:
+        """Write a batch's score events and counters in one round trip."""
+        pipe = self.client.pipeline(transaction=False)
+        if scores:
+            latest: dict[str, bytes] = {}
+            board: dict[str, float] = {}
+            for event in scores:
+                body = orjson.dumps(event.model_dump(mode="json"))
+                latest[self.score_key(event.lead_id)] = body
+                board[event.lead_id] = event.probability * 100.0
+                if self.history_length:
+                    pipe.lpush(self.history_key(event.lead_id), body)
+                    pipe.ltrim(self.history_key(event.lead_id), 0, self.history_length - 1)
+            pipe.mset(latest)
+            pipe.zadd(self.leaderboard_key, board)
+        for name, amount in counters.items():
+            if amount:
+                pipe.hincrby(self.stats_key, name, amount)
+        await pipe.execute()
+
+    async def latest(self, lead_id: str) -> dict[str, Any] | None:
+        raw = await self.client.get(self.score_key(lead_id))
+        return orjson.loads(raw) if raw is not None else None
+
+    async def top(self, n: int = 10, offset: int = 0) -> list[tuple[str, float]]:
+        """The ``n`` best leads from ``offset``, as (lead id, score) pairs."""
+        rows = await self.client.zrevrange(self.leaderboard_key, offset, offset + n - 1, withscores=True)
+        return [(key.decode() if isinstance(key, bytes) else key, float(score)) for key, score in rows]
+
+    async def history(self, lead_id: str, n: int = 100) -> list[dict[str, Any]]:
+        rows = await self.client.lrange(self.history_key(lead_id), 0, n - 1)
+        return [orjson.loads(row) for row in rows]
+
+    async def stats(self) -> dict[str, int]:
+        raw = await self.client.hgetall(self.stats_key)
+        return {k.decode(): int(v) for k, v in raw.items()}
+
+    async def count(self) -> int:
+        return int(await self.client.zcard(self.leaderboard_key))

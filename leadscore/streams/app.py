@@ -1,0 +1,236 @@
+"""The Faust worker: input topics → per-lead state table → scores on ``leads.scores.v1`` and Redis.
+
+Faust stays in this package. The agent is thin: it hands each micro-batch to
+:mod:`leadscore.streams.processing` and writes out what comes back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import weakref
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import faust
+import orjson
+from faust.streams import _current_event
+
+from leadscore.infra.redis_store import ScoreStore, connect
+from leadscore.models.registry import ModelRegistry
+from leadscore.models.scoring import Scorer, ScoringPolicy
+from leadscore.schemas.decode import EventKind
+from leadscore.settings import Settings
+from leadscore.streams.processing import InputRecord, Limits, apply_records, score_batch
+from leadscore.streams.tansu_compat import install_fetch_highwater_fix
+
+log = logging.getLogger(__name__)
+
+
+class NoModelError(RuntimeError):
+    """The worker has no trained model to score with."""
+
+
+def load_scorer(settings: Settings) -> Scorer:
+    """The champion model from the registry, ready to score.
+
+    Raises:
+        NoModelError: when the registry holds no model yet.
+    """
+    registry = ModelRegistry(settings.model_dir)
+    loaded = registry.champion()
+    if loaded is None:
+        raise NoModelError(
+            f"no model in {settings.model_dir}: train one first with `leadscore train` "
+            "(or set LEADSCORE_MODEL_DIR to a registry that has one)"
+        )
+    policy = ScoringPolicy(
+        grade_thresholds=settings.grade_thresholds,
+        change_threshold=settings.score_change_threshold,
+        top_reasons=settings.top_reasons,
+    )
+    return Scorer(loaded.model, loaded.version, policy)
+
+
+@dataclass
+class WorkerState:
+    """Mutable worker-wide state: the current scorer (swapped on promotion)."""
+
+    scorer: Scorer
+
+
+def broker_credentials(settings: Settings) -> Any:
+    """Faust credentials for SASL and/or SSL, or ``None`` for plaintext."""
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return None
+    ssl_context = faust.SSLCredentials() if protocol in ("SSL", "SASL_SSL") else None
+    if settings.kafka_sasl_mechanism:
+        return faust.SASLCredentials(
+            username=settings.kafka_sasl_username,
+            password=settings.kafka_sasl_password,
+            mechanism=settings.kafka_sasl_mechanism,
+            ssl_context=ssl_context.context if ssl_context is not None else None,
+        )
+    return ssl_context
+
+
+def create_app(settings: Settings, scorer: Scorer | None = None) -> faust.App:
+    """Build the Faust app with its topics, table and agents.
+
+    Args:
+        settings: configuration.
+        scorer: the scorer to start with; loaded from the registry when not given.
+    """
+    install_fetch_highwater_fix()
+    worker = WorkerState(scorer=scorer or load_scorer(settings))
+    app = faust.App(
+        settings.app_id,
+        broker=[f"kafka://{server}" for server in settings.kafka_bootstrap.split(",")],
+        broker_credentials=broker_credentials(settings),
+        store="memory://",
+        key_serializer="raw",
+        value_serializer="raw",
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.topic_replication,
+        broker_session_timeout=settings.broker_session_timeout_s,
+        broker_rebalance_timeout=settings.broker_rebalance_timeout_s,
+        broker_heartbeat_interval=min(3.0, settings.broker_session_timeout_s / 3),
+        consumer_auto_offset_reset="earliest",
+        producer_linger=0.005,
+        web_port=settings.web_port,
+        web_enabled=False,
+    )
+    input_topic = app.topic(
+        *settings.input_topics, key_type=bytes, value_type=bytes, partitions=settings.topic_partitions
+    )
+    # Lead id (utf-8 bytes) -> LeadState as orjson bytes. Changelogged: a restarted worker
+    # recovers it. Bytes, not dicts, so no batch can alias or half-mutate a stored state.
+    lead_to_state = app.Table(
+        "lead_state",
+        default=None,
+        partitions=settings.topic_partitions,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+
+    def load_state(lead_id: str) -> dict[str, Any] | None:
+        raw = lead_to_state.get(lead_id.encode())
+        return orjson.loads(raw) if raw is not None else None
+
+    kind_of_topic = {
+        settings.activity_topic: EventKind.ACTIVITY,
+        settings.profile_topic: EventKind.PROFILE,
+        settings.outcome_topic: EventKind.OUTCOME,
+    }
+    limits = Limits(
+        max_event_bytes=settings.max_event_bytes,
+        max_future_skew_s=settings.max_future_skew_s,
+        dedupe_window=settings.dedupe_window,
+    )
+    # One thread: batches are scored in order, off the event loop.
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scoring")
+    store_holder: dict[str, ScoreStore] = {}
+
+    @app.agent(input_topic)
+    async def score_leads(stream: faust.StreamT) -> None:
+        loop = asyncio.get_running_loop()
+        store = store_holder.setdefault(
+            "store",
+            ScoreStore(connect(settings.redis_url), settings.redis_prefix, settings.history_length),
+        )
+        async for events in stream.take_events(settings.batch_size, within=settings.batch_window_s):
+            started = time.perf_counter()
+            now = datetime.now(timezone.utc)
+            records = [_record(event) for event in events]
+            batch = apply_records(
+                records, kind_of_topic=kind_of_topic, load_state=load_state, limits=limits, now=now
+            )
+            scorer = worker.scorer
+            await loop.run_in_executor(executor, score_batch, batch, scorer, now)
+            result = batch.result
+            await _write_out(app, settings, events, result, lead_to_state)
+            await store.write_batch(
+                result.scores,
+                {
+                    "events": len(records),
+                    "applied": result.applied,
+                    "duplicates": result.duplicates,
+                    "scores": len(result.scores),
+                    "dead_letters": len(result.dead_letters),
+                    "rerouted": len(result.reroutes),
+                },
+            )
+            log.debug(
+                "batch of %d: %d scores, %d dead letters in %.1f ms",
+                len(records),
+                len(result.scores),
+                len(result.dead_letters),
+                (time.perf_counter() - started) * 1000,
+            )
+
+    @app.timer(interval=settings.model_poll_s)
+    async def follow_champion() -> None:
+        """Swap to a newly promoted champion without a restart (loaded off the event loop)."""
+        registry = ModelRegistry(settings.model_dir)
+        loop = asyncio.get_running_loop()
+        version = await loop.run_in_executor(None, registry.champion_version)
+        if version is None or version == worker.scorer.version:
+            return
+        scorer = await loop.run_in_executor(None, load_scorer, settings)
+        log.info("model %s replaces %s", scorer.version, worker.scorer.version)
+        worker.scorer = scorer
+
+    app.leadscore_worker = worker  # type: ignore[attr-defined]
+    return app
+
+
+def _record(event: faust.EventT) -> InputRecord:
+    message = event.message
+    return InputRecord(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        key=message.key,
+        value=message.value,
+    )
+
+
+async def _write_out(
+    app: faust.App,
+    settings: Settings,
+    events: list[faust.EventT],
+    result: Any,
+    lead_to_state: faust.Table,
+) -> None:
+    """Publish a batch's outputs. Sends are queued; Faust flushes them before it commits offsets."""
+    producer = app.producer
+    for index, letter in result.dead_letters:
+        await producer.send(
+            settings.dead_letter_topic,
+            events[index].message.key,
+            orjson.dumps(letter.model_dump(mode="json")),
+            None,
+            None,
+            None,
+        )
+    for index, lead_id in result.reroutes:
+        message = events[index].message
+        await producer.send(message.topic, lead_id.encode(), message.value, None, None, message.headers)
+    for lead_id, (state, index) in result.states.items():
+        # The table writes its changelog to the partition of the *current* event; in a
+        # batch that must be the lead's own event, not whichever came last.
+        _current_event.set(weakref.ref(events[index]))
+        lead_to_state[lead_id.encode()] = orjson.dumps(state.to_dict())
+    for score in result.scores:
+        await producer.send(
+            settings.scores_topic,
+            score.lead_id.encode(),
+            orjson.dumps(score.model_dump(mode="json")),
+            None,
+            None,
+            None,
+        )

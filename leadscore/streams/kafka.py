@@ -1,0 +1,87 @@
+"""Plain Kafka plumbing shared by the worker, the CLI jobs and the tests: clients and topics."""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from typing import Any
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from leadscore.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class TopicLayoutError(RuntimeError):
+    """Existing topics do not have the layout the worker needs."""
+
+
+def client_options(settings: Settings) -> dict[str, Any]:
+    """aiokafka connection options (bootstrap, security) from the settings."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap,
+        "security_protocol": settings.kafka_security_protocol,
+    }
+    if settings.kafka_security_protocol in ("SSL", "SASL_SSL"):
+        options["ssl_context"] = ssl.create_default_context()
+    if settings.kafka_sasl_mechanism:
+        options["sasl_mechanism"] = settings.kafka_sasl_mechanism
+        options["sasl_plain_username"] = settings.kafka_sasl_username
+        options["sasl_plain_password"] = settings.kafka_sasl_password
+    return options
+
+
+def topic_partitions(settings: Settings) -> dict[str, int]:
+    """Every topic leadscore publishes or consumes, with its partition count.
+
+    All lead-keyed topics share one count, so a lead's events, state and scores
+    meet on the same partition number. Model events are few: one partition.
+    """
+    lead_keyed = (*settings.input_topics, settings.scores_topic, settings.dead_letter_topic)
+    layout = {name: settings.topic_partitions for name in lead_keyed}
+    layout[settings.model_events_topic] = 1
+    return layout
+
+
+async def ensure_topics(settings: Settings) -> dict[str, int]:
+    """Create the topics that are missing, and check the input topics agree on partitions.
+
+    Topics are created up front with the partition count we mean: brokers that
+    auto-create topics pick their own count, and some cannot add partitions later.
+
+    Returns:
+        The partition count of each topic, as found or created.
+
+    Raises:
+        TopicLayoutError: if the input topics exist with different partition counts
+            (the per-lead table needs them co-partitioned).
+    """
+    wanted = topic_partitions(settings)
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [
+            NewTopic(name, num_partitions=n, replication_factor=settings.topic_replication)
+            for name, n in wanted.items()
+            if name not in existing
+        ]
+        if missing:
+            try:
+                await admin.create_topics(missing)
+            except TopicAlreadyExistsError:  # another process won the race
+                pass
+            log.info("created topics %s", ", ".join(t.name for t in missing))
+        described = await admin.describe_topics(list(wanted))
+        found = {d["topic"]: len(d["partitions"]) for d in described}
+    finally:
+        await admin.close()
+    inputs = {name: found.get(name) for name in settings.input_topics}
+    if len(set(inputs.values())) != 1:
+        raise TopicLayoutError(
+            f"input topics must have the same number of partitions, found {inputs}; "
+            "recreate them, or set LEADSCORE_*_TOPIC to topics that agree"
+        )
+    return found

@@ -1,0 +1,233 @@
+"""One micro-batch of input records → new lead states, score events and dead letters.
+
+This is the worker's logic with no stream engine in it: the Faust agent in
+:mod:`leadscore.streams.app` only feeds it records and writes out what it
+returns, so it can be tested, profiled and reused without a broker.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from hashlib import blake2b
+from typing import Any
+
+from leadscore.models.features import LeadState, apply_event, to_matrix
+from leadscore.models.scoring import Scorer, to_score
+from leadscore.schemas.decode import EventKind, decode_event
+from leadscore.schemas.errors import InvalidEventError
+from leadscore.schemas.events import OUTCOME_TYPES
+from leadscore.schemas.scores import DeadLetter, LeadScored
+
+
+@dataclass(frozen=True, slots=True)
+class InputRecord:
+    """A record as consumed: where it came from and its raw bytes."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Input limits applied while decoding."""
+
+    max_event_bytes: int = 65_536
+    max_future_skew_s: float = 300.0
+    dedupe_window: int = 256
+
+
+@dataclass(slots=True)
+class BatchResult:
+    """What one batch produced, for the caller to write out.
+
+    Attributes:
+        states: lead id -> (new state, index of the lead's last record in the batch;
+            the state must be stored in that record's partition).
+        scores: score events to publish (keyed by lead id).
+        dead_letters: (record index, dead letter) for records that could not be used.
+        reroutes: (record index, lead id) for valid records whose Kafka key was not the
+            lead id: they are republished to the same topic keyed by the lead id, so all
+            events of a lead meet on one partition.
+        applied: events that changed state; duplicates: repeated event ids dropped.
+    """
+
+    states: dict[str, tuple[LeadState, int]] = field(default_factory=dict)
+    scores: list[LeadScored] = field(default_factory=list)
+    dead_letters: list[tuple[int, DeadLetter]] = field(default_factory=list)
+    reroutes: list[tuple[int, str]] = field(default_factory=list)
+    applied: int = 0
+    duplicates: int = 0
+
+
+@dataclass(slots=True)
+class _LeadWork:
+    state: LeadState
+    last_index: int
+    rescore: bool = False
+    reemit: bool = False
+    cause_id: str = ""
+    cause_time: datetime | None = None
+
+
+def process_batch(
+    records: Sequence[InputRecord],
+    *,
+    kind_of_topic: dict[str, EventKind],
+    load_state: Callable[[str], dict[str, Any] | None],
+    scorer: Scorer,
+    limits: Limits,
+    now: datetime | None = None,
+) -> BatchResult:
+    """Apply a micro-batch of records to lead states and score the leads that changed.
+
+    Args:
+        records: the batch, in consumption order (per partition: offset order).
+        kind_of_topic: which kind of event each input topic carries.
+        load_state: the stored state of a lead (as a dict), or ``None`` for a new lead.
+        scorer: the current model and scoring policy.
+        limits: decoding limits and the dedupe window.
+        now: wall-clock time (for refusing future event times and stamping ``scored_at``).
+
+    Returns:
+        A :class:`BatchResult`. Nothing is written by this function.
+    """
+    now = now or datetime.now(timezone.utc)
+    batch = apply_records(records, kind_of_topic=kind_of_topic, load_state=load_state, limits=limits, now=now)
+    score_batch(batch, scorer, now)
+    return batch.result
+
+
+@dataclass(slots=True)
+class AppliedBatch:
+    """Records applied to states, not yet scored (the cheap half of a batch)."""
+
+    result: BatchResult
+    work: dict[str, _LeadWork]
+
+
+def apply_records(
+    records: Sequence[InputRecord],
+    *,
+    kind_of_topic: dict[str, EventKind],
+    load_state: Callable[[str], dict[str, Any] | None],
+    limits: Limits,
+    now: datetime,
+) -> AppliedBatch:
+    """Decode the records and apply them to lead states (see :func:`process_batch`)."""
+    result = BatchResult()
+    work: dict[str, _LeadWork] = {}
+    for index, record in enumerate(records):
+        try:
+            event = decode_event(
+                record.value,
+                now=now,
+                max_bytes=limits.max_event_bytes,
+                max_future_skew_s=limits.max_future_skew_s,
+                expected_kind=kind_of_topic.get(record.topic),
+            )
+        except InvalidEventError as exc:
+            result.dead_letters.append((index, dead_letter(record, exc.code, exc.message, now)))
+            continue
+        lead_id: str = event.subject
+        if record.key is None or record.key != lead_id.encode():
+            result.reroutes.append((index, lead_id))
+            continue
+        lead = work.get(lead_id)
+        if lead is None:
+            stored = load_state(lead_id)
+            state = LeadState.from_dict(stored) if stored is not None else LeadState(lead_id)
+            lead = work[lead_id] = _LeadWork(state=state, last_index=index)
+        if not apply_event(lead.state, event, dedupe_window=limits.dedupe_window):
+            result.duplicates += 1
+            # A repeat of the event behind the last published score: the publish may have
+            # been lost in a crash before the offset commit, so publish it again (same id).
+            if event.id == lead.state.score_cause_id and not lead.rescore:
+                lead.reemit = True
+                lead.cause_id, lead.cause_time = event.id, event.time
+            continue
+        result.applied += 1
+        lead.last_index = index
+        if event.type not in OUTCOME_TYPES:  # outcomes are labels, never features
+            lead.rescore = True
+            lead.reemit = False
+            lead.cause_id, lead.cause_time = event.id, event.time
+    for lead_id, lead in work.items():
+        result.states[lead_id] = (lead.state, lead.last_index)
+    return AppliedBatch(result=result, work=work)
+
+
+def score_batch(batch: AppliedBatch, scorer: Scorer, now: datetime) -> None:
+    """Score the leads that changed, with one model call, and explain those worth publishing.
+
+    This is the CPU-heavy half: the worker runs it in an executor, off the event loop.
+    """
+    work, result = batch.work, batch.result
+    leads = [lead for lead in work.values() if lead.rescore or lead.reemit]
+    if not leads:
+        return
+    x = to_matrix([lead.state for lead in leads])
+    probabilities = scorer.probabilities(x)
+    policy = scorer.policy
+    publish: list[int] = []
+    for i, (lead, p) in enumerate(zip(leads, probabilities)):
+        state = lead.state
+        score = to_score(float(p))
+        grade = policy.grade(score)
+        if lead.reemit:
+            publish.append(i)
+        elif policy.should_publish(state.score, state.grade, score, grade):
+            state.prev_score, state.prev_grade = state.score, state.grade
+            state.score, state.grade = score, grade
+            state.score_cause_id = lead.cause_id
+            state.model_version = scorer.version
+            publish.append(i)
+    if not publish:
+        return
+    explanations = scorer.explain(x[publish])
+    for i, explanation in zip(publish, explanations):
+        lead, state = leads[i], leads[i].state
+        probability = float(probabilities[i])
+        score = to_score(probability)
+        result.scores.append(
+            LeadScored(
+                id=score_event_id(state.lead_id, lead.cause_id, scorer.version),
+                lead_id=state.lead_id,
+                score=score,
+                probability=round(probability, 6),
+                grade=policy.grade(score),
+                previous_score=state.prev_score,
+                previous_grade=state.prev_grade,  # type: ignore[arg-type]
+                model_version=scorer.version,
+                base_score=explanation.base_score,
+                reasons=explanation.reasons,
+                cause_event_id=lead.cause_id,
+                event_time=lead.cause_time or now,
+                scored_at=now,
+            )
+        )
+
+
+def score_event_id(lead_id: str, cause_event_id: str, model_version: str) -> str:
+    """A deterministic id: the same lead, cause and model always give the same id."""
+    digest = blake2b(f"{lead_id}\x00{cause_event_id}\x00{model_version}".encode(), digest_size=12)
+    return "sc_" + digest.hexdigest()
+
+
+def dead_letter(record: InputRecord, code: str, reason: str, now: datetime) -> DeadLetter:
+    """A dead letter that keeps the record whole, with why it was refused."""
+    return DeadLetter(
+        reason_code=code,
+        reason=reason,
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        key_b64=base64.b64encode(record.key).decode() if record.key is not None else None,
+        value_b64=base64.b64encode(record.value).decode() if record.value is not None else None,
+        received_at=now,
+    )
