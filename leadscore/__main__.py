@@ -1,0 +1,5 @@
+"""``python -m leadscore`` runs the CLI."""
+
+from leadscore.cli import main
+
+main()
