@@ -81,8 +81,8 @@ async def test_paced_events_arrive_on_their_topics_keyed_by_lead(settings: Setti
     assert stats.sent == 2_000
     assert sum(stats.by_topic.values()) == 2_000
     # The schedule takes 2 s; allow for start-up and the final flush, and a slow CI box.
-    assert 1.8 <= stats.elapsed_s <= 3.5, stats
-    assert 550 <= stats.rate_per_s <= 1_100, stats
+    assert 1.8 <= stats.elapsed_s <= 5.0, stats
+    assert 400 <= stats.rate_per_s <= 1_100, stats
 
     records = await _consume(settings, len(events))
     assert len(records) == len(events)
@@ -105,7 +105,7 @@ async def test_paced_events_arrive_on_their_topics_keyed_by_lead(settings: Setti
     # The rate is visible in the records' own timestamps (set when each was sent).
     stamps = sorted(r.timestamp for r in records)
     spread_s = (stamps[-1] - stamps[0]) / 1000
-    assert 1.6 <= spread_s <= 3.0, spread_s
+    assert 1.6 <= spread_s <= 4.5, spread_s
 
 
 async def test_unpaced_publish_stops_at_max_events_and_reports_progress(settings: Settings) -> None:
