@@ -1,0 +1,345 @@
+"""Client-side patches that keep Faust table state exact on the Tansu broker.
+
+Call :func:`install_tansu_compat` once, before the Faust worker starts. Both patches are
+idempotent and change nothing observable on Apache Kafka.
+
+1. **End offsets from Fetch, not ListOffsets** (:func:`install_fetch_highwater_fix`).
+   Tansu 0.6 answers ListOffsets ``latest`` with the first offset of the last record
+   batch + 1, not the log end (18 records, the last batch holding 13..17: it says 14);
+   the high watermark in its Fetch responses is right (18). Faust's table recovery reads
+   changelog ends only through ``AIOKafkaConsumerThread._highwaters`` (via
+   ``Recovery._build_highwaters``, for actives and standbys) and stops restoring there,
+   so a restarted worker lost all but the first update of each changelog partition's
+   last batch -- for good whenever those events' source offsets were already committed
+   (measured: 312 of 12,000 updates, see tests/integration/test_tansu_recovery.py). The
+   patch keeps the ListOffsets answer ``L``, sends one Fetch at ``L`` per leader and
+   returns ``max(L, high watermark)`` (the last stable offset under ``read_committed``).
+   On Kafka ListOffsets already is the high watermark and the Fetch at ``L`` returns no
+   records, so the answer is unchanged; the cost is one round trip per leader per
+   rebalance.
+
+2. **Commit only after buffered sends are delivered** (:func:`install_commit_flush_fix`).
+   At-least-once commits happen in ``Consumer._commit_offsets`` right after
+   ``await app.producer.flush()``. Changelog writes are not sent by the table itself:
+   ``Table.__setitem__`` queues them in Faust's ``ProducerBuffer`` and a task hands them
+   to aiokafka one by one. ``ProducerBuffer.flush()`` gives up after 0.1 s without a
+   hand-over (``flush_atmost`` returns on the timeout) and ignores the message being
+   handed over; aiokafka's flush after it covers only what aiokafka already holds. With a
+   slow send (a full batch waiting on the broker) a commit can cover an event whose
+   changelog write is still queued, and a SIGKILL then loses that update. A write that
+   fails is only logged (``Topic._on_published``), and the commit goes ahead. The patch
+   makes the flush also wait until everything put in the buffer before it began is
+   acknowledged, and raise :class:`BufferedSendError` (the worker crashes and replays
+   instead of committing) once any buffered message failed. Same on every broker.
+
+Not patched, still wrong on Tansu: aiokafka's ``end_offsets()``, ``seek_to_end()`` and
+``auto_offset_reset="latest"``; compute lag with :func:`fetch_end_offsets`. Faust's
+exactly-once path is left alone (it reads last stable offsets from fetches already, and
+aiokafka's InitProducerId v0 is rejected by Tansu anyway).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import weakref
+from collections import defaultdict
+from collections.abc import Mapping
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer
+from aiokafka.consumer.fetcher import READ_COMMITTED
+from aiokafka.errors import KafkaError, for_code
+from aiokafka.protocol.fetch import FetchRequest
+from aiokafka.structs import TopicPartition
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+from faust.transport.producer import ProducerBuffer
+from faust.types import TP
+from faust.types.tuples import FutureMessage
+
+__all__ = [
+    "BufferedSendError",
+    "EndOffsetProbeError",
+    "TansuCompatError",
+    "fetch_end_offsets",
+    "install_commit_flush_fix",
+    "install_fetch_highwater_fix",
+    "install_tansu_compat",
+]
+
+log = logging.getLogger(__name__)
+
+#: Attribute set on every function this module installs; makes installing idempotent.
+_MARK = "__leadscore_tansu_compat__"
+
+#: Bytes asked per partition by the end-offset probe. The probe only needs the response
+#: header; on Tansu the answer also holds the one batch that contains offset ``L``.
+_PROBE_PARTITION_BYTES = 64 * 1024
+_PROBE_ATTEMPTS = 3
+_PROBE_BACKOFF_S = 0.2
+
+#: How often a waiting flush re-checks that the buffer is still running, in seconds.
+_FLUSH_POLL_S = 0.5
+
+
+class TansuCompatError(RuntimeError):
+    """A patch in this module cannot be installed or cannot do its job."""
+
+
+class EndOffsetProbeError(TansuCompatError):
+    """The Fetch that verifies end offsets failed for some partitions after retries."""
+
+
+class BufferedSendError(TansuCompatError):
+    """A message in Faust's producer buffer was not delivered, so committing is unsafe."""
+
+
+def install_tansu_compat() -> None:
+    """Install both patches of this module; safe to call more than once.
+
+    Call it before the Faust worker starts: the flush patch only sees messages put in
+    the producer buffer after it is installed.
+
+    Raises:
+        TansuCompatError: the installed aiokafka or Faust lacks an API the patches use.
+    """
+    install_fetch_highwater_fix()
+    install_commit_flush_fix()
+
+
+# --- 1. end offsets -----------------------------------------------------------------------
+
+
+def install_fetch_highwater_fix() -> None:
+    """Make Faust's changelog end offsets come from Fetch responses, not ListOffsets.
+
+    Wraps ``AIOKafkaConsumerThread._highwaters``, the one place Faust's table recovery
+    reads end offsets. Idempotent.
+
+    Raises:
+        TansuCompatError: aiokafka's ``FetchRequest`` is not the builder this code sends.
+    """
+    current = AIOKafkaConsumerThread._highwaters
+    if getattr(current, _MARK, False):
+        return
+    _check_fetch_request_api()
+    listed_end_offsets = current
+
+    async def _highwaters(self: AIOKafkaConsumerThread, partitions: list[TP]) -> Mapping[TP, int]:
+        listed = await listed_end_offsets(self, partitions)
+        if self.consumer.in_transaction:
+            # Faust already answers last stable offsets from fetch responses here.
+            return listed
+        return await _corrected_end_offsets(self._ensure_consumer(), listed)
+
+    setattr(_highwaters, _MARK, True)
+    _highwaters.__doc__ = current.__doc__
+    AIOKafkaConsumerThread._highwaters = _highwaters  # type: ignore[method-assign]
+
+
+async def _corrected_end_offsets(
+    consumer: AIOKafkaConsumer, listed: Mapping[TP, int]
+) -> dict[TP, int]:
+    fetched = await fetch_end_offsets(consumer, listed)
+    corrected: dict[TP, int] = {}
+    for tp, listed_end in listed.items():
+        corrected[tp] = max(listed_end, fetched[tp])
+        if corrected[tp] != listed_end:
+            log.info(
+                "end offset of %s:%d is %d per Fetch, ListOffsets said %d (broker bug; using %d)",
+                tp.topic, tp.partition, fetched[tp], listed_end, corrected[tp],
+            )  # fmt: skip
+    return corrected
+
+
+async def fetch_end_offsets(
+    consumer: AIOKafkaConsumer, start_offsets: Mapping[TP, int]
+) -> dict[TP, int]:
+    """Return each partition's end offset as reported in a Fetch response.
+
+    Sends one Fetch per partition leader, at the given offset (use an offset at or below
+    the end, e.g. what ``end_offsets()`` said), with ``max_wait_ms=1``. The answer is the
+    high watermark, or the last stable offset when the consumer reads ``read_committed``
+    -- the same quantity ListOffsets ``latest`` answers on Apache Kafka. Uses the
+    consumer's own connections, so no extra authentication. Positions, fetched records
+    and assignment of the consumer are left alone.
+
+    Args:
+        consumer: a started aiokafka consumer; it need not be assigned the partitions.
+        start_offsets: partition -> offset to fetch at, each at or below the log end.
+
+    Returns:
+        partition -> end offset (one past the last offset), for every partition given.
+
+    Raises:
+        EndOffsetProbeError: some partitions still failed after 3 attempts (unknown
+            leader, connection error, error code in the response).
+    """
+    client = consumer._client
+    isolation_level: int = consumer._fetcher._isolation_level
+    found: dict[TP, int] = {}
+    errors: dict[TP, str] = {}
+    remaining = dict(start_offsets)
+    for attempt in range(_PROBE_ATTEMPTS):
+        if not remaining:
+            break
+        if attempt:
+            await client.force_metadata_update()
+            await asyncio.sleep(_PROBE_BACKOFF_S * attempt)
+        by_leader: dict[int, dict[TP, int]] = defaultdict(dict)
+        for tp, offset in remaining.items():
+            leader = client.cluster.leader_for_partition(TopicPartition(tp.topic, tp.partition))
+            if leader is None or leader < 0:
+                errors[tp] = f"no known leader (metadata says {leader!r})"
+            else:
+                by_leader[leader][tp] = offset
+        answers = await asyncio.gather(
+            *(
+                _probe_leader(client, node, offsets, isolation_level)
+                for node, offsets in by_leader.items()
+            )
+        )
+        for node_found, node_errors in answers:
+            found.update(node_found)
+            errors.update(node_errors)
+        remaining = {tp: offset for tp, offset in remaining.items() if tp not in found}
+    if remaining:
+        detail = "; ".join(f"{tp.topic}:{tp.partition}: {errors.get(tp, '?')}" for tp in remaining)
+        raise EndOffsetProbeError(
+            f"could not read the end offset of {len(remaining)} partition(s) from a Fetch "
+            f"after {_PROBE_ATTEMPTS} attempts: {detail}. Table recovery needs it on Tansu, "
+            "whose ListOffsets answer is short; check the broker is up and retry."
+        )
+    return found
+
+
+async def _probe_leader(
+    client: Any, node_id: int, offsets: Mapping[TP, int], isolation_level: int
+) -> tuple[dict[TP, int], dict[TP, str]]:
+    by_topic: dict[str, list[tuple[int, int, int]]] = defaultdict(list)
+    for tp, offset in offsets.items():
+        by_topic[tp.topic].append((tp.partition, offset, _PROBE_PARTITION_BYTES))
+    request = FetchRequest(
+        # max_wait_ms: 1, not 0 -- Tansu answers a max_wait_ms=0 Fetch with no partitions
+        # at all. With min_bytes=0 Kafka answers at once; Tansu waits out the 1 ms.
+        1,
+        0,  # min_bytes
+        _PROBE_PARTITION_BYTES * len(offsets),
+        isolation_level,
+        list(by_topic.items()),
+    )
+    try:
+        response = await client.send(node_id, request)
+    except KafkaError as exc:
+        reason = f"Fetch to node {node_id} failed: {exc!r}"
+        return {}, {tp: reason for tp in offsets}
+    found: dict[TP, int] = {}
+    errors: dict[TP, str] = {}
+    # Same layout aiokafka's Fetcher reads: (partition, error_code, high_watermark,
+    # *rest), where rest[0] is the last stable offset from Fetch v4 on.
+    for topic, partitions in response.topics:
+        for partition, error_code, high_watermark, *rest in partitions:
+            tp = TP(topic, partition)
+            if error_code:
+                errors[tp] = f"{for_code(error_code).__name__} from node {node_id}"
+            elif isolation_level == READ_COMMITTED and response.API_VERSION >= 4:
+                found[tp] = rest[0]
+            else:
+                found[tp] = high_watermark
+    for tp in offsets:
+        if tp not in found and tp not in errors:
+            errors[tp] = f"node {node_id} left the partition out of its Fetch answer"
+    return found, errors
+
+
+def _check_fetch_request_api() -> None:
+    params = list(inspect.signature(FetchRequest).parameters)
+    expected = ["max_wait_time", "min_bytes", "max_bytes", "isolation_level", "topics"]
+    if params[: len(expected)] != expected:
+        raise TansuCompatError(
+            "aiokafka.protocol.fetch.FetchRequest takes "
+            f"{params!r}, expected it to start with {expected!r} (aiokafka 0.14 style); "
+            "the end-offset fix needs updating for this aiokafka version"
+        )
+
+
+# --- 2. flush before commit ----------------------------------------------------------------
+
+
+class _Deliveries:
+    """Messages put in one ProducerBuffer and not yet acknowledged, plus failures seen."""
+
+    def __init__(self) -> None:
+        self.undelivered: set[FutureMessage] = set()
+        self.failures: list[tuple[FutureMessage, BaseException]] = []
+
+    def track(self, fut: FutureMessage) -> None:
+        self.undelivered.add(fut)
+        fut.add_done_callback(self._on_done)
+
+    def _on_done(self, fut: asyncio.Future[Any]) -> None:
+        self.undelivered.discard(fut)  # type: ignore[arg-type]
+        if not fut.cancelled() and fut.exception() is not None:
+            self.failures.append((fut, fut.exception()))  # type: ignore[arg-type]
+
+
+_deliveries: weakref.WeakKeyDictionary[ProducerBuffer, _Deliveries] = weakref.WeakKeyDictionary()
+
+
+def install_commit_flush_fix() -> None:
+    """Make ``ProducerBuffer.flush()`` wait for delivery of everything put before it.
+
+    Faust calls that flush right before committing source offsets (at-least-once), before
+    table recovery and at shutdown; with the patch a commit never covers an event whose
+    buffered changelog write is still unsent, and a failed buffered write stops commits
+    (:class:`BufferedSendError`) instead of being skipped. Only the default
+    ``producer_threaded=False`` mode is covered; the threaded producer drains its own
+    queue in its flush. Idempotent.
+    """
+    if getattr(ProducerBuffer.flush, _MARK, False):
+        return
+    original_put = ProducerBuffer.put
+    original_flush = ProducerBuffer.flush
+
+    def put(self: ProducerBuffer, fut: FutureMessage) -> None:
+        original_put(self, fut)
+        if self.app is not None and not self.app.conf.producer_threaded:
+            deliveries = _deliveries.get(self)
+            if deliveries is None:
+                deliveries = _deliveries[self] = _Deliveries()
+            deliveries.track(fut)
+
+    async def flush(self: ProducerBuffer) -> None:
+        deliveries = _deliveries.get(self)
+        waiting = set(deliveries.undelivered) if deliveries else set()
+        await original_flush(self)
+        if deliveries is None or self.state != "running":
+            # Shutting down: Faust's own flush already raised if messages were left.
+            return
+        await _wait_delivered(self, waiting)
+        if deliveries.failures:
+            fut, exc = deliveries.failures[0]
+            raise BufferedSendError(
+                f"{len(deliveries.failures)} buffered message(s) were not delivered, first "
+                f"to {fut.message.channel.get_topic_name()!r}: {exc!r}; not committing "
+                "offsets past them -- restart the worker to replay from the last commit"
+            ) from exc
+
+    for function in (put, flush):
+        setattr(function, _MARK, True)
+    put.__doc__ = original_put.__doc__
+    flush.__doc__ = original_flush.__doc__
+    ProducerBuffer.put = put  # type: ignore[method-assign]
+    ProducerBuffer.flush = flush  # type: ignore[method-assign]
+
+
+async def _wait_delivered(buffer: ProducerBuffer, waiting: set[FutureMessage]) -> None:
+    pending: set[asyncio.Future[Any]] = {fut for fut in waiting if not fut.done()}
+    while pending:
+        _, pending = await asyncio.wait(pending, timeout=_FLUSH_POLL_S)
+        if pending and buffer.state != "running":
+            raise BufferedSendError(
+                f"producer buffer stopped ({buffer.state}) with {len(pending)} message(s) "
+                "undelivered; not committing offsets past them"
+            )
