@@ -50,7 +50,10 @@ class Settings(BaseSettings):
     web_port: int = Field(6066, description="Faust's own web port; one per worker on a machine")
     batch_size: int = Field(256, ge=1, le=100_000)
     batch_window_s: float = Field(0.05, gt=0, le=10)
-    broker_session_timeout_s: float = Field(10.0, gt=0)
+    # Tansu holds a JoinGroup for half the *session* timeout, so a short session timeout
+    # is what makes restarts and rebalances fast there (docs/operations.md).
+    broker_session_timeout_s: float = Field(6.0, gt=0)
+    broker_heartbeat_interval_s: float = Field(1.0, gt=0)
     broker_rebalance_timeout_s: float = Field(10.0, gt=0)
     dedupe_window: int = Field(256, ge=1, description="event ids remembered per lead to drop repeats")
     max_event_bytes: int = Field(65_536, ge=256)

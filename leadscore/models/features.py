@@ -462,9 +462,12 @@ def describe(feature: str, value: float) -> str:
         category = category.replace("_", " ")
         return f"{noun}: {category}" if value else f"{noun} is not {category}"
     template = _TEMPLATES[feature]
-    return template.format(
-        v=value,
-        size=f"{10 ** value:,.0f}" if value else "unknown",
-        seniority=_SENIORITY_NAMES.get(int(value), "unknown") if value else "unknown",
-        yesno="yes" if value else "no",
-    )
+    words: dict[str, Any] = {"v": value}
+    # Only what the template uses: ``10 ** value`` overflows for most other features.
+    if "{size}" in template:
+        words["size"] = f"{10 ** min(value, 9.0):,.0f}" if value else "unknown"
+    if "{seniority}" in template:
+        words["seniority"] = _SENIORITY_NAMES.get(int(value), "unknown") if value else "unknown"
+    if "{yesno}" in template:
+        words["yesno"] = "yes" if value else "no"
+    return template.format(**words)

@@ -13,19 +13,22 @@ import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
+import numpy as np
 import orjson
 from faust.streams import _current_event
 
 from leadscore.infra.redis_store import ScoreStore, connect
+from leadscore.models.features import FEATURE_NAMES
 from leadscore.models.registry import ModelRegistry
 from leadscore.models.scoring import Scorer, ScoringPolicy
 from leadscore.schemas.decode import EventKind
 from leadscore.settings import Settings
-from leadscore.streams.processing import InputRecord, Limits, apply_records, score_batch
-from leadscore.streams.tansu_compat import install_fetch_highwater_fix
+from leadscore.streams.processing import InputRecord, Limits, apply_records, dead_letter, score_batch
+from leadscore.streams.tansu_compat import install_tansu_compat
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +44,7 @@ def load_scorer(settings: Settings) -> Scorer:
         NoModelError: when the registry holds no model yet.
     """
     registry = ModelRegistry(settings.model_dir)
-    loaded = registry.champion()
+    loaded = registry.load_champion()  # falls back to the newest version
     if loaded is None:
         raise NoModelError(
             f"no model in {settings.model_dir}: train one first with `leadscore train` "
@@ -52,7 +55,11 @@ def load_scorer(settings: Settings) -> Scorer:
         change_threshold=settings.score_change_threshold,
         top_reasons=settings.top_reasons,
     )
-    return Scorer(loaded.model, loaded.version, policy)
+    scorer = Scorer(loaded.model, loaded.version, policy)
+    # Warm up: the first SHAP call builds the tree explainers (hundreds of ms); pay it
+    # here, not on the first batch.
+    scorer.explain(np.zeros((1, len(FEATURE_NAMES))))
+    return scorer
 
 
 @dataclass
@@ -85,7 +92,7 @@ def create_app(settings: Settings, scorer: Scorer | None = None) -> faust.App:
         settings: configuration.
         scorer: the scorer to start with; loaded from the registry when not given.
     """
-    install_fetch_highwater_fix()
+    install_tansu_compat()
     worker = WorkerState(scorer=scorer or load_scorer(settings))
     app = faust.App(
         settings.app_id,
@@ -98,7 +105,7 @@ def create_app(settings: Settings, scorer: Scorer | None = None) -> faust.App:
         topic_replication_factor=settings.topic_replication,
         broker_session_timeout=settings.broker_session_timeout_s,
         broker_rebalance_timeout=settings.broker_rebalance_timeout_s,
-        broker_heartbeat_interval=min(3.0, settings.broker_session_timeout_s / 3),
+        broker_heartbeat_interval=settings.broker_heartbeat_interval_s,
         consumer_auto_offset_reset="earliest",
         producer_linger=0.005,
         web_port=settings.web_port,
@@ -113,8 +120,8 @@ def create_app(settings: Settings, scorer: Scorer | None = None) -> faust.App:
         "lead_state",
         default=None,
         partitions=settings.topic_partitions,
-        key_serializer="raw",
-        value_serializer="raw",
+        key_type=bytes,  # bytes -> the "raw" codec for the changelog
+        value_type=bytes,
     )
 
     def load_state(lead_id: str) -> dict[str, Any] | None:
@@ -142,6 +149,9 @@ def create_app(settings: Settings, scorer: Scorer | None = None) -> faust.App:
             "store",
             ScoreStore(connect(settings.redis_url), settings.redis_prefix, settings.history_length),
         )
+        # Table writes queue in Faust's producer buffer; its default cap (100) makes every
+        # batch stall and warn "producer buffer full". Let a few batches' worth queue.
+        app.producer.buffer.max_messages = max(1000, 4 * settings.batch_size)
         async for events in stream.take_events(settings.batch_size, within=settings.batch_window_s):
             started = time.perf_counter()
             now = datetime.now(timezone.utc)
@@ -152,18 +162,22 @@ def create_app(settings: Settings, scorer: Scorer | None = None) -> faust.App:
             scorer = worker.scorer
             await loop.run_in_executor(executor, score_batch, batch, scorer, now)
             result = batch.result
+            for index, reason in result.scoring_failures:
+                result.dead_letters.append(
+                    (index, dead_letter(records[index], "scoring_error", reason, now))
+                )
             await _write_out(app, settings, events, result, lead_to_state)
-            await store.write_batch(
-                result.scores,
-                {
-                    "events": len(records),
-                    "applied": result.applied,
-                    "duplicates": result.duplicates,
-                    "scores": len(result.scores),
-                    "dead_letters": len(result.dead_letters),
-                    "rerouted": len(result.reroutes),
-                },
-            )
+            counters = {
+                "events": len(records),
+                "applied": result.applied,
+                "duplicates": result.duplicates,
+                "scores": len(result.scores),
+                "dead_letters": len(result.dead_letters),
+                "rerouted": len(result.reroutes),
+            }
+            # The batch's offsets are committed only after this loop body returns, so an
+            # outage waits here (and the consumer with it) instead of losing the batch.
+            await _until_done(lambda: store.write_batch(result.scores, counters), "write scores to Redis")
             log.debug(
                 "batch of %d: %d scores, %d dead letters in %.1f ms",
                 len(records),
@@ -177,7 +191,7 @@ def create_app(settings: Settings, scorer: Scorer | None = None) -> faust.App:
         """Swap to a newly promoted champion without a restart (loaded off the event loop)."""
         registry = ModelRegistry(settings.model_dir)
         loop = asyncio.get_running_loop()
-        version = await loop.run_in_executor(None, registry.champion_version)
+        version = await loop.run_in_executor(None, registry.champion)
         if version is None or version == worker.scorer.version:
             return
         scorer = await loop.run_in_executor(None, load_scorer, settings)
@@ -186,6 +200,19 @@ def create_app(settings: Settings, scorer: Scorer | None = None) -> faust.App:
 
     app.leadscore_worker = worker  # type: ignore[attr-defined]
     return app
+
+
+async def _until_done(attempt: Callable[[], Awaitable[None]], what: str) -> None:
+    """Run ``attempt`` until it succeeds, backing off up to 10 s between tries."""
+    delay = 0.2
+    while True:
+        try:
+            await attempt()
+            return
+        except Exception as exc:  # an outage: wait it out, never drop the batch
+            log.warning("could not %s (%r); retrying in %.1f s", what, exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
 
 
 def _record(event: faust.EventT) -> InputRecord:

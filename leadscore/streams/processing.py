@@ -8,6 +8,7 @@ returns, so it can be tested, profiled and reused without a broker.
 from __future__ import annotations
 
 import base64
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -20,6 +21,8 @@ from leadscore.schemas.decode import EventKind, decode_event
 from leadscore.schemas.errors import InvalidEventError
 from leadscore.schemas.events import OUTCOME_TYPES
 from leadscore.schemas.scores import DeadLetter, LeadScored
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +58,8 @@ class BatchResult:
             lead id: they are republished to the same topic keyed by the lead id, so all
             events of a lead meet on one partition.
         applied: events that changed state; duplicates: repeated event ids dropped.
+        scoring_failures: (record index, reason) of the event behind each lead that could
+            not be scored (its state is kept; the caller dead-letters the record).
     """
 
     states: dict[str, tuple[LeadState, int]] = field(default_factory=dict)
@@ -63,6 +68,7 @@ class BatchResult:
     reroutes: list[tuple[int, str]] = field(default_factory=list)
     applied: int = 0
     duplicates: int = 0
+    scoring_failures: list[tuple[int, str]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -138,12 +144,20 @@ def apply_records(
         if record.key is None or record.key != lead_id.encode():
             result.reroutes.append((index, lead_id))
             continue
-        lead = work.get(lead_id)
-        if lead is None:
-            stored = load_state(lead_id)
-            state = LeadState.from_dict(stored) if stored is not None else LeadState(lead_id)
-            lead = work[lead_id] = _LeadWork(state=state, last_index=index)
-        if not apply_event(lead.state, event, dedupe_window=limits.dedupe_window):
+        try:
+            lead = work.get(lead_id)
+            if lead is None:
+                stored = load_state(lead_id)
+                state = LeadState.from_dict(stored) if stored is not None else LeadState(lead_id)
+                lead = work[lead_id] = _LeadWork(state=state, last_index=index)
+            applied = apply_event(lead.state, event, dedupe_window=limits.dedupe_window)
+        except Exception as exc:  # a bug or a corrupt stored state: lose nothing, stop nothing
+            log.exception("record %s[%d]@%d could not be applied", record.topic, record.partition, record.offset)
+            result.dead_letters.append(
+                (index, dead_letter(record, "processing_error", f"could not apply the event: {exc!r}", now))
+            )
+            continue
+        if not applied:
             result.duplicates += 1
             # A repeat of the event behind the last published score: the publish may have
             # been lost in a crash before the offset commit, so publish it again (same id).
@@ -171,38 +185,55 @@ def score_batch(batch: AppliedBatch, scorer: Scorer, now: datetime) -> None:
     leads = [lead for lead in work.values() if lead.rescore or lead.reemit]
     if not leads:
         return
+    try:
+        _score(leads, result, scorer, now)
+    except Exception:
+        # One lead's vector broke the batch call: score lead by lead so the others go on,
+        # and dead-letter the event behind each lead that still fails.
+        log.exception("batch scoring failed; scoring %d leads one by one", len(leads))
+        for lead in leads:
+            try:
+                _score([lead], result, scorer, now)
+            except Exception as exc:
+                log.exception("lead %s could not be scored", lead.state.lead_id)
+                result.scoring_failures.append((lead.last_index, f"could not score the lead: {exc!r}"))
+
+
+def _score(leads: list[_LeadWork], result: BatchResult, scorer: Scorer, now: datetime) -> None:
+    # Decide and build first, mutate states last: a failure leaves every state as it was.
     x = to_matrix([lead.state for lead in leads])
     probabilities = scorer.probabilities(x)
     policy = scorer.policy
-    publish: list[int] = []
+    publish: list[tuple[int, int, str, int | None, str | None]] = []
     for i, (lead, p) in enumerate(zip(leads, probabilities)):
         state = lead.state
         score = to_score(float(p))
         grade = policy.grade(score)
         if lead.reemit:
-            publish.append(i)
+            publish.append((
+                i,
+                state.score if state.score is not None else score,
+                state.grade or grade,
+                state.prev_score,
+                state.prev_grade,
+            ))
         elif policy.should_publish(state.score, state.grade, score, grade):
-            state.prev_score, state.prev_grade = state.score, state.grade
-            state.score, state.grade = score, grade
-            state.score_cause_id = lead.cause_id
-            state.model_version = scorer.version
-            publish.append(i)
+            publish.append((i, score, grade, state.score, state.grade))
     if not publish:
         return
-    explanations = scorer.explain(x[publish])
-    for i, explanation in zip(publish, explanations):
-        lead, state = leads[i], leads[i].state
-        probability = float(probabilities[i])
-        score = to_score(probability)
-        result.scores.append(
+    explanations = scorer.explain(x[[row[0] for row in publish]])
+    events: list[LeadScored] = []
+    for (i, score, grade, previous, previous_grade), explanation in zip(publish, explanations):
+        lead = leads[i]
+        events.append(
             LeadScored(
-                id=score_event_id(state.lead_id, lead.cause_id, scorer.version),
-                lead_id=state.lead_id,
+                id=score_event_id(lead.state.lead_id, lead.cause_id, scorer.version),
+                lead_id=lead.state.lead_id,
                 score=score,
-                probability=round(probability, 6),
-                grade=policy.grade(score),
-                previous_score=state.prev_score,
-                previous_grade=state.prev_grade,  # type: ignore[arg-type]
+                probability=round(float(probabilities[i]), 6),
+                grade=grade,  # type: ignore[arg-type]
+                previous_score=previous,
+                previous_grade=previous_grade,  # type: ignore[arg-type]
                 model_version=scorer.version,
                 base_score=explanation.base_score,
                 reasons=explanation.reasons,
@@ -211,6 +242,14 @@ def score_batch(batch: AppliedBatch, scorer: Scorer, now: datetime) -> None:
                 scored_at=now,
             )
         )
+    for (i, score, grade, previous, previous_grade), event in zip(publish, events):
+        state = leads[i].state
+        if not leads[i].reemit:
+            state.prev_score, state.prev_grade = previous, previous_grade
+            state.score, state.grade = score, grade
+            state.score_cause_id = leads[i].cause_id
+            state.model_version = scorer.version
+    result.scores.extend(events)
 
 
 def score_event_id(lead_id: str, cause_event_id: str, model_version: str) -> str:
