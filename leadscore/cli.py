@@ -132,9 +132,16 @@ def demo(
     Uses KAFKA_BOOTSTRAP / REDIS_URL instead of the embedded servers when they are set.
     Trains a first model if the registry is empty.
     """
-    from leadscore.demo import run_demo
+    from leadscore.demo import DemoError, run_demo
+    from leadscore.infra.errors import InfraError
 
-    run_demo(_settings(), duration=duration, rate=rate, leads=leads)
+    try:
+        run_demo(_settings(), duration=duration, rate=rate, leads=leads)
+    except (DemoError, InfraError) as exc:
+        typer.secho(str(exc), fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from exc
+    except KeyboardInterrupt:
+        typer.echo("stopped")
 
 
 def main() -> None:

@@ -349,6 +349,23 @@ def _terminate(child: subprocess.Popen[bytes], grace_s: float) -> None:
             _live_children.discard(child)
 
 
+def spawn_child(
+    argv: list[str], log_path: Path, env: Mapping[str, str], cwd: Path
+) -> subprocess.Popen[bytes]:
+    """Start a helper process that cannot outlive us (see the module docstring).
+
+    It gets its own process group (a terminal Ctrl-C is not sent to it; we stop it),
+    dies with this process on Linux, and is stopped at exit if still running. Its
+    stdout and stderr go to ``log_path``. Call from the main thread.
+    """
+    return _spawn(argv, log_path, env, cwd)
+
+
+def stop_child(child: subprocess.Popen[bytes], grace_s: float = 10.0) -> None:
+    """SIGTERM a process from :func:`spawn_child`, then SIGKILL it after ``grace_s``."""
+    _terminate(child, grace_s)
+
+
 def _signal_group(pgid: int, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, sig)

@@ -461,6 +461,8 @@ def describe(feature: str, value: float) -> str:
         noun = prefix.replace("_", " ")
         category = category.replace("_", " ")
         return f"{noun}: {category}" if value else f"{noun} is not {category}"
+    if feature == "company_size_log10" and not value:
+        return "company size unknown"
     template = _TEMPLATES[feature]
     words: dict[str, Any] = {"v": value}
     # Only what the template uses: ``10 ** value`` overflows for most other features.

@@ -172,3 +172,11 @@ def test_every_feature_can_be_described() -> None:
     for name in FEATURE_NAMES:
         assert describe(name, 1.0)
         assert describe(name, 0.0)
+
+
+def test_describe_never_fails_on_extreme_values() -> None:
+    """Regression: describe() computed 10**value for every feature and overflowed the worker."""
+    for name in FEATURE_NAMES:
+        for value in (0.0, 1.0, 7.3, 1e6, -3.0):
+            assert isinstance(describe(name, value), str)
+    assert describe("company_size_log10", 0.0) == "company size unknown"

@@ -1,0 +1,299 @@
+"""``leadscore demo``: broker, Redis, worker and simulated traffic on one machine, with a live view.
+
+What runs:
+
+- the embedded Tansu broker and ``redis-server`` (or the servers in ``KAFKA_BOOTSTRAP`` /
+  ``REDIS_URL`` when those are set);
+- a first model, trained here when the registry is empty;
+- the worker, as a child process (``python -m leadscore worker``), logging to a file;
+- the simulator, publishing live traffic from this process;
+- a console view refreshed every second: events/s and scores/s (from the worker's
+  counters in Redis), dead letters, the top leads and the newest score changes.
+
+Everything stops on Ctrl-C or after ``duration`` seconds, children included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from rich.console import Console, Group
+from rich.live import Live
+from rich.panel import Panel
+from rich.table import Table
+
+from leadscore.infra.embedded import embedded_services, spawn_child, stop_child
+from leadscore.infra.redis_store import ScoreStore, connect
+from leadscore.models.registry import ModelRegistry
+from leadscore.models.simulation import SimConfig, Simulator
+from leadscore.settings import Settings
+
+#: How long the worker may take to join its group and recover (Tansu: a few seconds).
+WORKER_READY_TIMEOUT_S = 90.0
+DEMO_DIR = Path("artifacts/demo")
+
+
+class DemoError(RuntimeError):
+    """The demo could not start (the message says which part and where its log is)."""
+
+
+def run_demo(
+    settings: Settings,
+    *,
+    duration: float | None = None,
+    rate: float = 300.0,
+    leads: int = 1000,
+    console: Console | None = None,
+) -> None:
+    """Run the whole loop until Ctrl-C or ``duration`` seconds; see the module docstring.
+
+    Raises:
+        DemoError: a part failed to start.
+    """
+    console = console or Console()
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)  # group/metadata chatter
+    DEMO_DIR.mkdir(parents=True, exist_ok=True)
+    given = settings.model_fields_set
+    with embedded_services(
+        settings.kafka_bootstrap if "kafka_bootstrap" in given else None,
+        settings.redis_url if "redis_url" in given else None,
+    ) as services:
+        settings = settings.model_copy(
+            update={
+                "kafka_bootstrap": services.kafka_bootstrap,
+                "redis_url": services.redis_url,
+                "model_dir": settings.model_dir.resolve(),
+            }
+        )
+        kind = "embedded " if services.kafka is not None else ""
+        console.print(f"[green]✓[/] {kind}Kafka at {services.kafka_bootstrap}")
+        kind = "embedded " if services.redis is not None else ""
+        console.print(f"[green]✓[/] {kind}Redis at {services.redis_url}")
+        _ensure_model(settings, console)
+        from leadscore.streams.kafka import ensure_topics
+
+        asyncio.run(ensure_topics(settings))
+        with _worker(settings, console) as worker_log:
+            _print_where_to_look(settings, worker_log, console)
+            asyncio.run(_run_traffic_and_view(settings, duration, rate, leads, console))
+    console.print("stopped: worker, simulator" + (" and embedded servers" if services.kafka or services.redis else ""))
+
+
+def _ensure_model(settings: Settings, console: Console) -> None:
+    registry = ModelRegistry(settings.model_dir)
+    version = registry.champion()
+    if version is not None:
+        console.print(f"[green]✓[/] model {version} from {settings.model_dir}")
+        return
+    from leadscore.jobs import train_job
+
+    console.print(f"no model in {settings.model_dir} yet: training a first one (about a minute)")
+    result = train_job(settings, leads=2500, cv_folds=3, console=console)
+    console.print(f"[green]✓[/] model {result.version} trained")
+
+
+@contextlib.contextmanager
+def _worker(settings: Settings, console: Console) -> Iterator[Path]:
+    """Start the worker as a child process; wait until it is ready; stop it after."""
+    log_path = (DEMO_DIR / "worker.log").resolve()
+    log_path.write_bytes(b"")
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+        "REDIS_URL": settings.redis_url,
+        "LEADSCORE_MODEL_DIR": str(settings.model_dir),
+        "PYTHONUNBUFFERED": "1",
+    }
+    console.print("starting the worker (joining its consumer group takes a few seconds)…")
+    child = spawn_child(
+        [sys.executable, "-m", "leadscore", "worker"], log_path, env, Path.cwd()
+    )
+    try:
+        _wait_ready(child, log_path)
+        console.print(f"[green]✓[/] worker running (pid {child.pid})")
+        yield log_path
+    finally:
+        stop_child(child, grace_s=15.0)
+
+
+def _wait_ready(child: subprocess.Popen[bytes], log_path: Path) -> None:
+    deadline = time.monotonic() + WORKER_READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if child.poll() is not None:
+            raise DemoError(
+                f"the worker exited with code {child.returncode}; its log: {log_path}\n"
+                + _tail(log_path)
+            )
+        if b"[^Worker]: Ready" in log_path.read_bytes():
+            return
+        time.sleep(0.25)
+    raise DemoError(
+        f"the worker was not ready after {WORKER_READY_TIMEOUT_S:.0f} s; its log: {log_path}\n"
+        + _tail(log_path)
+    )
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def _print_where_to_look(settings: Settings, worker_log: Path, console: Console) -> None:
+    command = Path(sys.argv[0]).name if Path(sys.argv[0]).name == "leadscore" else "leadscore"
+    lines = [
+        "[bold]where to look[/] (in another terminal, while the demo runs):",
+        f"  export KAFKA_BOOTSTRAP={settings.kafka_bootstrap} REDIS_URL={settings.redis_url}",
+        f"  {command} tail                                   # score events, as JSON lines",
+        f"  {command} tail --topic {settings.dead_letter_topic}   # refused input, with reasons",
+    ]
+    if shutil.which("redis-cli"):
+        lines.append(
+            f"  redis-cli -u $REDIS_URL ZREVRANGE {settings.redis_prefix}leaderboard 0 9 WITHSCORES"
+        )
+    lines += [
+        f"  worker log: {worker_log}",
+        f"  models:     {settings.model_dir}",
+    ]
+    console.print("\n".join(lines), highlight=False)
+
+
+@dataclass
+class _View:
+    """What the live view shows, updated by the tasks of :func:`_run_traffic_and_view`."""
+
+    started: float = field(default_factory=time.monotonic)
+    published: int = 0
+    last: dict[str, int] = field(default_factory=dict)
+    last_t: float = field(default_factory=time.monotonic)
+    rates: dict[str, float] = field(default_factory=dict)
+    totals: dict[str, int] = field(default_factory=dict)
+    top: list[dict[str, Any]] = field(default_factory=list)
+    changes: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=8))
+
+
+async def _run_traffic_and_view(
+    settings: Settings, duration: float | None, rate: float, leads: int, console: Console
+) -> None:
+    from leadscore.streams.producer import PublishStats, publish
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    if duration is not None:
+        loop.call_later(duration, stop.set)
+
+    view = _View()
+    store = ScoreStore(connect(settings.redis_url), settings.redis_prefix)
+    view.last = await store.stats()
+
+    def on_progress(stats: PublishStats) -> None:
+        view.published = stats.sent
+
+    simulator = Simulator(SimConfig(n_leads=leads, span_days=30.0, seed=int(time.time()) % 10_000))
+    tasks = [
+        asyncio.create_task(
+            publish(simulator.live_events(), settings, rate, stop=stop, progress=on_progress,
+                    progress_interval_s=0.5)
+        ),
+        asyncio.create_task(_follow_scores(settings, view, stop)),
+    ]
+    try:
+        with Live(_render(view, rate), console=console, refresh_per_second=2) as live:
+            while not stop.is_set():
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=1.0)
+                await _refresh(view, store)
+                live.update(_render(view, rate))
+                for task in tasks:
+                    if task.done() and task.exception() is not None:
+                        raise task.exception()  # type: ignore[misc]
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await store.client.aclose()
+
+
+async def _follow_scores(settings: Settings, view: _View, stop: asyncio.Event) -> None:
+    """Keep the newest score changes for the view (a group-less consumer from the end)."""
+    from aiokafka import AIOKafkaConsumer
+
+    from leadscore.streams.kafka import client_options
+
+    consumer = AIOKafkaConsumer(
+        settings.scores_topic, **client_options(settings), group_id=None, auto_offset_reset="latest"
+    )
+    await consumer.start()
+    try:
+        while not stop.is_set():
+            batches = await consumer.getmany(timeout_ms=500, max_records=500)
+            for records in batches.values():
+                for record in records:
+                    view.changes.appendleft(orjson.loads(record.value))
+    finally:
+        await consumer.stop()
+
+
+async def _refresh(view: _View, store: ScoreStore) -> None:
+    now = time.monotonic()
+    stats = await store.stats()
+    elapsed = max(now - view.last_t, 1e-6)
+    for name in ("events", "scores", "dead_letters", "duplicates"):
+        view.rates[name] = (stats.get(name, 0) - view.last.get(name, 0)) / elapsed
+    view.last, view.last_t, view.totals = stats, now, stats
+    top = await store.top(10)
+    latest = await store.client.mget([store.score_key(lead) for lead, _ in top]) if top else []
+    view.top = [orjson.loads(raw) for raw in latest if raw is not None]
+
+
+def _render(view: _View, rate: float) -> Group:
+    up = time.monotonic() - view.started
+    totals = view.totals
+    summary = Table.grid(padding=(0, 3))
+    summary.add_row(
+        f"up [bold]{up:,.0f} s[/]",
+        f"published [bold]{view.published:,}[/] (target {rate:,.0f}/s)",
+        f"events [bold]{view.rates.get('events', 0):,.0f}/s[/]",
+        f"scores [bold]{view.rates.get('scores', 0):,.0f}/s[/]",
+        f"processed [bold]{totals.get('events', 0):,}[/]",
+        f"score changes [bold]{totals.get('scores', 0):,}[/]",
+        f"dead letters [bold]{totals.get('dead_letters', 0):,}[/]",
+        f"duplicates [bold]{totals.get('duplicates', 0):,}[/]",
+    )
+    top = Table(title="top leads", expand=True)
+    for column in ("lead", "score", "grade", "strongest reason"):
+        top.add_column(column)
+    for event in view.top:
+        top.add_row(event["lead_id"], str(event["score"]), event["grade"], _reason(event))
+    changes = Table(title="newest score changes", expand=True)
+    for column in ("lead", "score", "grade", "strongest reason"):
+        changes.add_column(column)
+    for event in view.changes:
+        before = event.get("previous_score")
+        moved = f"{before} → {event['score']}" if before is not None else f"new: {event['score']}"
+        grade = event["grade"] if event.get("previous_grade") in (None, event["grade"]) else (
+            f"{event['previous_grade']} → {event['grade']}"
+        )
+        changes.add_row(event["lead_id"], moved, grade, _reason(event))
+    return Group(Panel(summary, title="leadscore demo — Ctrl-C to stop"), top, changes)
+
+
+def _reason(event: dict[str, Any]) -> str:
+    reasons = event.get("reasons") or []
+    if not reasons:
+        return ""
+    first = reasons[0]
+    return f"{first['contribution']:+.0f}: {first.get('label') or first['feature']}"

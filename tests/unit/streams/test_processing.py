@@ -1,0 +1,218 @@
+"""process_batch: decoding, event-time state, dedupe, re-emission, publish policy, failure isolation."""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import numpy as np
+import orjson
+import pytest
+
+from leadscore.models.dataset import build_training_set
+from leadscore.models.ensemble import LeadScoringEnsemble
+from leadscore.models.features import FEATURE_NAMES, LeadState, to_vector
+from leadscore.models.scoring import Scorer, ScoringPolicy
+from leadscore.models.simulation import SimConfig, simulate
+from leadscore.schemas.decode import EventKind
+from leadscore.schemas.scores import LeadScored
+from leadscore.streams.processing import InputRecord, Limits, process_batch, score_event_id
+
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
+ACTIVITY, PROFILE, OUTCOME = "leads.activity.v1", "leads.profile.v1", "leads.outcome.v1"
+KINDS = {ACTIVITY: EventKind.ACTIVITY, PROFILE: EventKind.PROFILE, OUTCOME: EventKind.OUTCOME}
+
+
+@pytest.fixture(scope="module")
+def model() -> LeadScoringEnsemble:
+    events = simulate(SimConfig(n_leads=400, span_days=90, seed=3, start=NOW - timedelta(days=91)))
+    ts = build_training_set(events, horizon_days=30, seed=0)
+    return LeadScoringEnsemble(rf_n_estimators=15, gb_n_estimators=20, random_state=0).fit(ts.X, ts.y)
+
+
+def scorer_for(model: LeadScoringEnsemble, change_threshold: int = 0) -> Scorer:
+    policy = ScoringPolicy(grade_thresholds=(80, 60, 40), change_threshold=change_threshold, top_reasons=3)
+    return Scorer(model, "v-test", policy)
+
+
+class Store:
+    """The table, as the worker keeps it: lead id -> state dict."""
+
+    def __init__(self) -> None:
+        self.states: dict[str, dict[str, Any]] = {}
+
+    def load(self, lead_id: str) -> dict[str, Any] | None:
+        return self.states.get(lead_id)
+
+    def run(self, records: list[InputRecord], scorer: Scorer, limits: Limits = Limits()):  # type: ignore[no-untyped-def]
+        result = process_batch(records, kind_of_topic=KINDS, load_state=self.load, scorer=scorer, limits=limits, now=NOW)
+        for lead_id, (state, _) in result.states.items():
+            self.states[lead_id] = state.to_dict()
+        return result
+
+
+def event(lead: str, n: int, type_: str = "lead.page_viewed", *, days_ago: float = 1.0, **data: Any) -> dict[str, Any]:
+    defaults: dict[str, dict[str, Any]] = {
+        "lead.page_viewed": {"url": "https://example.com/pricing", "duration_s": 40},
+        "lead.demo_requested": {},
+        "lead.profile_updated": {"company_size": 250, "industry": "software", "job_title": "VP Sales"},
+        "lead.converted": {},
+    }
+    return {
+        "specversion": "1.0",
+        "id": f"{lead}.{n}",
+        "source": "/test",
+        "type": type_,
+        "subject": lead,
+        "time": (NOW - timedelta(days=days_ago)).isoformat(),
+        "data": {**defaults.get(type_, {}), **data},
+    }
+
+
+def record(body: dict[str, Any] | bytes | None, *, topic: str = ACTIVITY, offset: int = 0, key: bytes | None | str = "subject") -> InputRecord:
+    value = body if isinstance(body, bytes) or body is None else orjson.dumps(body)
+    if key == "subject":
+        key = body["subject"].encode() if isinstance(body, dict) else None
+    return InputRecord(topic=topic, partition=0, offset=offset, key=key, value=value)  # type: ignore[arg-type]
+
+
+def test_scores_a_batch_with_one_event_per_changed_lead(model: LeadScoringEnsemble) -> None:
+    store = Store()
+    records = [
+        record(event("a", 1, "lead.profile_updated", days_ago=3), topic=PROFILE, offset=0),
+        record(event("a", 2, days_ago=2), offset=1),
+        record(event("b", 1, "lead.demo_requested"), offset=2),
+        record(event("a", 3, "lead.demo_requested"), offset=3),
+    ]
+    result = store.run(records, scorer_for(model))
+
+    assert result.applied == 4 and result.duplicates == 0 and not result.dead_letters
+    assert sorted(s.lead_id for s in result.scores) == ["a", "b"]  # one per lead, not per event
+    by_lead = {s.lead_id: s for s in result.scores}
+    assert by_lead["a"].cause_event_id == "a.3"  # the last event that changed the lead
+    assert result.states["a"][1] == 3  # stored with the partition of the lead's last record
+    for score in result.scores:
+        LeadScored.model_validate_json(orjson.dumps(score.model_dump(mode="json")))
+        assert score.previous_score is None
+        assert 0 <= score.score <= 100 and score.model_version == "v-test"
+        assert len(score.reasons) == 3
+        assert score.id == score_event_id(score.lead_id, score.cause_event_id, "v-test")
+    # The score is the model's, on exactly the state that was stored.
+    x = to_vector(LeadState.from_dict(store.states["a"]))[None, :]
+    assert by_lead["a"].probability == pytest.approx(model.predict_proba(x)[0, 1], abs=1e-6)
+
+
+def test_explanation_adds_up_to_the_score(model: LeadScoringEnsemble) -> None:
+    policy = ScoringPolicy(grade_thresholds=(80, 60, 40), change_threshold=0, top_reasons=len(FEATURE_NAMES))
+    result = Store().run([record(event("a", 1, "lead.demo_requested"))], Scorer(model, "v", policy))
+    (score,) = result.scores
+    total = score.base_score + sum(r.contribution for r in score.reasons)
+    assert total == pytest.approx(score.probability * 100, abs=0.05)
+
+
+def test_repeated_event_ids_change_nothing(model: LeadScoringEnsemble) -> None:
+    store = Store()
+    first = [record(event("a", 1), offset=0), record(event("a", 2, "lead.demo_requested"), offset=1)]
+    store.run(first, scorer_for(model))
+    before = store.states["a"]
+
+    again = store.run([record(event("a", 1), offset=5)], scorer_for(model))
+
+    assert again.duplicates == 1 and again.applied == 0
+    assert again.scores == []  # a.1 is not the cause of the last published score
+    assert store.states["a"] == before
+
+
+def test_repeat_of_the_cause_re_emits_the_same_score_event(model: LeadScoringEnsemble) -> None:
+    """After a crash between publish and commit, the replayed cause publishes the same event."""
+    store = Store()
+    (original,) = store.run([record(event("a", 1, "lead.demo_requested"))], scorer_for(model)).scores
+    (replayed,) = store.run([record(event("a", 1, "lead.demo_requested"), offset=9)], scorer_for(model)).scores
+    assert replayed.id == original.id
+    assert (replayed.score, replayed.grade, replayed.previous_score) == (
+        original.score, original.grade, original.previous_score,
+    )
+
+
+def test_order_within_event_time_does_not_matter(model: LeadScoringEnsemble) -> None:
+    events = [event("a", i, "lead.page_viewed", days_ago=10 - i) for i in range(6)]
+    forward, backward = Store(), Store()
+    forward.run([record(e, offset=i) for i, e in enumerate(events)], scorer_for(model))
+    backward.run([record(e, offset=i) for i, e in enumerate(reversed(events))], scorer_for(model))
+    assert LeadState.from_dict(forward.states["a"]).counts == LeadState.from_dict(backward.states["a"]).counts
+    f, b = (LeadState.from_dict(s.states["a"]) for s in (forward, backward))
+    assert f.score == b.score
+
+
+def test_threshold_holds_back_small_moves(model: LeadScoringEnsemble) -> None:
+    store = Store()
+    store.run([record(event("a", 1, "lead.demo_requested"))], scorer_for(model, change_threshold=100))
+    result = store.run([record(event("a", 2), offset=1)], scorer_for(model, change_threshold=100))
+    # First score is always published; a move < 100 points without a grade change is not.
+    moved_grade = result.scores and result.scores[0].grade != result.scores[0].previous_grade
+    assert result.scores == [] or moved_grade
+
+
+def test_outcomes_update_state_but_do_not_rescore(model: LeadScoringEnsemble) -> None:
+    store = Store()
+    store.run([record(event("a", 1, "lead.demo_requested"))], scorer_for(model))
+    result = store.run([record(event("a", 2, "lead.converted", days_ago=0.5), topic=OUTCOME, offset=1)], scorer_for(model))
+    assert result.applied == 1 and result.scores == []
+
+
+def test_bad_records_become_dead_letters_and_the_rest_is_scored(model: LeadScoringEnsemble) -> None:
+    bad = [
+        (b"not json", "not_json"),
+        (b"", "empty"),
+        (b"[1, 2]", "not_object"),
+        (orjson.dumps({**event("x", 1), "type": "lead.teleported"}), "unknown_type"),
+        (orjson.dumps(event("x", 2, "lead.page_viewed", duration_s=-4)), "schema"),
+        (orjson.dumps(event("x", 3, "lead.profile_updated")), "wrong_topic"),
+        (orjson.dumps(event("x", 4, days_ago=-1)), "future_time"),
+        (orjson.dumps(event("x", 5, url="u" * 5000)), "too_large"),
+    ]
+    records = [record(value, offset=i, key=b"x") for i, (value, _) in enumerate(bad)]
+    records.append(record(event("good", 1), offset=len(bad)))
+    result = Store().run(records, scorer_for(model), Limits(max_event_bytes=2048))
+
+    codes = {index: letter.reason_code for index, letter in result.dead_letters}
+    assert codes == {i: code for i, (_, code) in enumerate(bad)}
+    for index, letter in result.dead_letters:
+        assert base64.b64decode(letter.value_b64 or "") == records[index].value
+        assert (letter.topic, letter.offset) == (ACTIVITY, index)
+        assert letter.reason
+    assert [s.lead_id for s in result.scores] == ["good"]
+
+
+def test_wrong_or_missing_key_is_rerouted_not_applied(model: LeadScoringEnsemble) -> None:
+    records = [record(event("a", 1), key=None), record(event("a", 2), key=b"someone-else", offset=1)]
+    result = Store().run(records, scorer_for(model))
+    assert result.reroutes == [(0, "a"), (1, "a")]
+    assert result.applied == 0 and result.scores == [] and not result.states
+
+
+def test_a_lead_that_cannot_be_scored_does_not_stop_the_others(model: LeadScoringEnsemble) -> None:
+    class Fussy:
+        """A model that fails on any row with a demo request (feature index of demo_requests)."""
+
+        column = FEATURE_NAMES.index("demo_requests")
+
+        def predict_proba(self, x: np.ndarray) -> np.ndarray:
+            if (x[:, self.column] > 0).any():
+                raise FloatingPointError("model blew up")
+            return model.predict_proba(x)
+
+        def explain(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+            return model.explain(x)
+
+    policy = ScoringPolicy(grade_thresholds=(80, 60, 40), change_threshold=0, top_reasons=3)
+    store = Store()
+    records = [record(event("ok", 1), offset=0), record(event("bad", 1, "lead.demo_requested"), offset=1)]
+    result = store.run(records, Scorer(Fussy(), "v", policy))  # type: ignore[arg-type]
+
+    assert [s.lead_id for s in result.scores] == ["ok"]
+    assert [(i, "model blew up" in reason) for i, reason in result.scoring_failures] == [(1, True)]
+    # The failed lead keeps its new features but no score memory: the next event retries.
+    bad = LeadState.from_dict(store.states["bad"])
+    assert bad.score is None and bad.counts
