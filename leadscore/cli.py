@@ -73,8 +73,15 @@ def train(
     from leadscore.jobs import train_job
 
     settings = _settings()
-    train_job(settings, leads=leads, events=events, horizon_days=horizon_days, seed=seed,
-              cv_folds=cv_folds, promote=promote)
+    if events is not None and not events.is_file():
+        typer.secho(f"--events {events}: no such file", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2)
+    try:
+        train_job(settings, leads=leads, events=events, horizon_days=horizon_days, seed=seed,
+                  cv_folds=cv_folds, promote=promote)
+    except ValueError as exc:  # InsufficientDataError, or an invalid record in --events
+        typer.secho(f"cannot train: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from exc
 
 
 @app.command()
@@ -95,8 +102,10 @@ def simulate(
     """
     from leadscore.jobs import simulate_job
 
-    settings = _settings()
-    simulate_job(settings, rate=rate, duration=duration, leads=leads, days=days, seed=seed,
+    if truth is not None and out is None:
+        typer.secho("--truth needs --out (live traffic has no truth file)", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2)
+    simulate_job(_settings(), rate=rate, duration=duration, leads=leads, days=days, seed=seed,
                  out=out, truth=truth)
 
 
