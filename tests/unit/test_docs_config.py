@@ -72,7 +72,8 @@ def table() -> str:
     lines = ["| variable | default | limits | meaning |", "|---|---|---|---|"]
     for name, field in Settings.model_fields.items():
         variables = " or ".join(f"`{env}`" for env in env_names(name, field))
-        lines.append(f"| {variables} | {default_text(field)} | {limits_text(field)} | {field.description or ''} |")
+        cells = (variables, default_text(field), limits_text(field), field.description or "")
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

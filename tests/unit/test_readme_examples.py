@@ -81,7 +81,7 @@ def test_example_is_valid(where: str, before: str, example: Any) -> None:
     elif kind == "dead_letter":
         check_dead_letter(where, example)
     else:
-        pytest.fail(f"{where}: a json block that is neither an input event, a score event nor a dead letter")
+        pytest.fail(f"{where}: a json block that is no input event, score event or dead letter")
 
 
 def check_input_event(where: str, before: str, example: dict[str, Any]) -> None:
@@ -105,9 +105,10 @@ def check_score_event(where: str, example: dict[str, Any]) -> None:
     )
     assert score.score == to_score(score.probability), f"{where}: score and probability disagree"
     policy = ScoringPolicy(grade_thresholds=_DEFAULTS["grade_thresholds"].default)
-    assert score.grade == policy.grade(score.score), f"{where}: grade does not match the default thresholds"
+    assert score.grade == policy.grade(score.score), f"{where}: grade disagrees with the thresholds"
     if score.previous_score is not None:
-        assert score.previous_grade == policy.grade(score.previous_score), f"{where}: previous_grade"
+        previous_grade = policy.grade(score.previous_score)
+        assert score.previous_grade == previous_grade, f"{where}: previous_grade"
     assert len(score.reasons) <= _DEFAULTS["top_reasons"].default
     sizes = [abs(reason.contribution) for reason in score.reasons]
     assert sizes == sorted(sizes, reverse=True), f"{where}: reasons must be largest first"
@@ -139,10 +140,11 @@ def _documented(name: str) -> bool:
 
 def test_events_doc_names_every_event_type_and_data_field() -> None:
     missing = [t for t in sorted(EVENT_TYPES) if not _documented(t)]
-    for model in vars(event_schemas).values():
-        if isinstance(model, type) and issubclass(model, BaseModel) and "data" in model.model_fields:
-            data_model = model.model_fields["data"].annotation
-            missing += [f"{model.__name__}.data.{f}" for f in data_model.model_fields if not _documented(f)]
+    event_models = [m for m in vars(event_schemas).values() if isinstance(m, type)]
+    for model in event_models:
+        if issubclass(model, BaseModel) and "data" in model.model_fields:
+            data_fields = model.model_fields["data"].annotation.model_fields
+            missing += [f"{model.__name__}.data.{f}" for f in data_fields if not _documented(f)]
     assert not missing, f"docs/events.md does not mention: {missing}"
 
 
@@ -173,7 +175,8 @@ def test_events_doc_lists_every_reason_code() -> None:
 
 def test_events_doc_names_the_redis_keys() -> None:
     store = ScoreStore(None, _DEFAULTS["redis_prefix"].default)  # type: ignore[arg-type]
-    keys = (store.score_key("<lead_id>"), store.leaderboard_key, store.history_key("<lead_id>"), store.stats_key)
+    lead = "<lead_id>"
+    keys = (store.score_key(lead), store.leaderboard_key, store.history_key(lead), store.stats_key)
     missing = [key for key in keys if not _documented(key)]
     assert not missing, f"docs/events.md does not name the Redis keys {missing}"
 
@@ -181,5 +184,6 @@ def test_events_doc_names_the_redis_keys() -> None:
 def test_events_doc_names_every_feature() -> None:
     one_hot_prefixes = {name.split("=", 1)[0] for name in FEATURE_NAMES if "=" in name}
     missing = [n for n in FEATURE_NAMES if "=" not in n and not _documented(n)]
-    missing += [f"{p}=<category>" for p in sorted(one_hot_prefixes) if not _documented(f"{p}=<category>")]
+    one_hot = [f"{prefix}=<category>" for prefix in sorted(one_hot_prefixes)]
+    missing += [name for name in one_hot if not _documented(name)]
     assert not missing, f"the feature table in docs/events.md lacks {missing}"
