@@ -21,7 +21,7 @@ install: $(STAMP)
 demo: install
 	$(BIN)/leadscore demo $(DEMO_ARGS)
 
-## The whole test suite: unit tests, then integration tests on a real broker and Redis.
+## The whole test suite: unit tests, doctests and integration tests on a real broker and Redis.
 test: install
 	$(BIN)/python -m pytest -q
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from pydantic import ValidationError
 
 from leadscore.settings import Settings
 
@@ -27,9 +28,18 @@ app = typer.Typer(
 def _settings() -> Settings:
     try:
         return Settings()
-    except Exception as exc:  # pydantic.ValidationError: say which variable is wrong
-        typer.secho(f"invalid configuration:\n{exc}", fg=typer.colors.RED, err=True)
+    except ValidationError as exc:  # say which variable is wrong, by its name
+        lines = []
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else ""
+            variable = ENV_NAMES.get(field, f"LEADSCORE_{field.upper()}")
+            lines.append(f"  {variable}: {error['msg']} (got {error.get('input')!r})")
+        typer.secho("invalid configuration:\n" + "\n".join(lines), fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from exc
+
+
+#: Settings read from a variable other than LEADSCORE_<FIELD>.
+ENV_NAMES = {"kafka_bootstrap": "KAFKA_BOOTSTRAP", "redis_url": "REDIS_URL"}
 
 
 @app.command()
@@ -40,16 +50,17 @@ def worker(
 
     Reads leads.activity.v1, leads.profile.v1 and leads.outcome.v1; writes leads.scores.v1,
     leads.dead-letter.v1 and the latest scores to Redis. Creates missing topics first.
-    Scale out by starting more workers with the same LEADSCORE_APP_ID (and their own
-    LEADSCORE_WEB_PORT when they share a machine).
+    Scale out by starting more workers with the same LEADSCORE_APP_ID; the input topics'
+    partition count bounds how many get work.
     """
     from leadscore.streams.app import NoModelError
+    from leadscore.streams.kafka import TopicLayoutError
     from leadscore.streams.runner import run_worker
 
     settings = _settings()
     try:
         run_worker(settings, loglevel=loglevel)
-    except NoModelError as exc:
+    except (NoModelError, TopicLayoutError) as exc:
         typer.secho(str(exc), fg=typer.colors.RED, err=True)
         raise typer.Exit(1) from exc
 
@@ -124,9 +135,14 @@ def tail(
 @app.command()
 def topics() -> None:
     """Create leadscore's topics (if missing) and print their partition counts."""
-    from leadscore.streams.kafka import ensure_topics
+    from leadscore.streams.kafka import TopicLayoutError, ensure_topics
 
-    for name, partitions in sorted(asyncio.run(ensure_topics(_settings())).items()):
+    try:
+        layout = asyncio.run(ensure_topics(_settings()))
+    except TopicLayoutError as exc:
+        typer.secho(str(exc), fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from exc
+    for name, partitions in sorted(layout.items()):
         typer.echo(f"{name}\t{partitions} partitions")
 
 

@@ -47,7 +47,6 @@ class Settings(BaseSettings):
 
     # --- worker ---------------------------------------------------------------------------
     app_id: str = Field("leadscore", description="Faust app id: consumer group and table prefix")
-    web_port: int = Field(6066, description="Faust's own web port; one per worker on a machine")
     batch_size: int = Field(256, ge=1, le=100_000)
     batch_window_s: float = Field(0.05, gt=0, le=10)
     # Tansu holds a JoinGroup for half the *session* timeout, so a short session timeout

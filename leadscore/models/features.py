@@ -121,6 +121,9 @@ _SOURCE_ALIASES: Final[dict[str, str]] = {
     "cold_email": "outbound",
     "list": "purchased_list",
 }
+# Aliases are looked up by the same key as the input ("e-commerce" -> "e_commerce").
+_INDUSTRY_ALIASES = {re.sub(r"[\s/&-]+", "_", k): v for k, v in _INDUSTRY_ALIASES.items()}  # type: ignore[misc]
+_SOURCE_ALIASES = {re.sub(r"[\s/&-]+", "_", k): v for k, v in _SOURCE_ALIASES.items()}  # type: ignore[misc]
 
 #: 0 means unknown.
 SENIORITY_RANK: Final[dict[str, int]] = {
@@ -179,6 +182,9 @@ class LeadState:
     prev_grade: str | None = None
     score_cause_id: str | None = None
     model_version: str | None = None
+    # The last published score event (JSON-ready): a replay of its cause re-publishes it
+    # exactly, whatever happened to the state or the model since.
+    last_score_event: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__slots__}  # type: ignore[attr-defined]
@@ -347,9 +353,13 @@ def normalize_category(value: str | None, vocabulary: tuple[str, ...], aliases: 
     """Map free text to a vocabulary entry: lower-case, underscores, aliases, else ``other``."""
     if value is None:
         return None
-    key = re.sub(r"[\s/&-]+", "_", value.strip().lower())
+    key = _category_key(value)
     key = aliases.get(key, key)
     return key if key in vocabulary else "other"
+
+
+def _category_key(value: str) -> str:
+    return re.sub(r"[\s/&-]+", "_", value.strip().lower())
 
 
 def seniority_of(profile: dict[str, Any]) -> str | None:

@@ -79,7 +79,7 @@ def decode_event(
         if kind is not expected_kind:
             raise InvalidEventError(
                 "wrong_topic",
-                f"event type {event.type!r} is a {kind.value} event and belongs on the "
+                f"event type {event.type!r} is {_article(kind.value)} {kind.value} event and belongs on the "
                 f"{kind.value} topic, not the {expected_kind.value} topic",
             )
     if event.time > now + timedelta(seconds=max_future_skew_s):
@@ -124,3 +124,7 @@ def _explain(exc: ValidationError) -> InvalidEventError:
 def _short(value: Any, limit: int = 60) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"

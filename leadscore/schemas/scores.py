@@ -20,7 +20,7 @@ class Reason(BaseModel):
     value: float = Field(description="the feature's value for this lead")
     contribution: float = Field(
         description="points this feature adds to (or takes from) the score; "
-        "base score + all contributions = score"
+        "base score + all contributions = 100 x probability (the score is that, rounded)"
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 import weakref
 from concurrent.futures import ThreadPoolExecutor
@@ -23,7 +24,7 @@ from faust.streams import _current_event
 
 from leadscore.infra.redis_store import ScoreStore, connect
 from leadscore.models.features import FEATURE_NAMES
-from leadscore.models.registry import ModelRegistry
+from leadscore.models.registry import ModelRegistry, RegistryError
 from leadscore.models.scoring import Scorer, ScoringPolicy
 from leadscore.schemas.decode import EventKind
 from leadscore.settings import Settings
@@ -44,7 +45,13 @@ def load_scorer(settings: Settings) -> Scorer:
         NoModelError: when the registry holds no model yet.
     """
     registry = ModelRegistry(settings.model_dir)
-    loaded = registry.load_champion()  # falls back to the newest version
+    try:
+        loaded = registry.load_champion()  # falls back to the newest version
+    except RegistryError as exc:
+        raise NoModelError(
+            f"the champion model in {settings.model_dir} cannot be used: {exc}. Promote "
+            "another version (or train a new one) and start the worker again."
+        ) from exc
     if loaded is None:
         raise NoModelError(
             f"no model in {settings.model_dir}: train one first with `leadscore train` "
@@ -67,6 +74,7 @@ class WorkerState:
     """Mutable worker-wide state: the current scorer (swapped on promotion)."""
 
     scorer: Scorer
+    refused_version: str | None = None  # a champion that failed to load; not retried
 
 
 def broker_credentials(settings: Settings) -> Any:
@@ -74,15 +82,15 @@ def broker_credentials(settings: Settings) -> Any:
     protocol = settings.kafka_security_protocol
     if protocol == "PLAINTEXT":
         return None
-    ssl_context = faust.SSLCredentials() if protocol in ("SSL", "SASL_SSL") else None
-    if settings.kafka_sasl_mechanism:
+    ssl_context = ssl.create_default_context() if protocol in ("SSL", "SASL_SSL") else None
+    if protocol.startswith("SASL_"):
         return faust.SASLCredentials(
             username=settings.kafka_sasl_username,
             password=settings.kafka_sasl_password,
-            mechanism=settings.kafka_sasl_mechanism,
-            ssl_context=ssl_context.context if ssl_context is not None else None,
+            mechanism=settings.kafka_sasl_mechanism or "PLAIN",
+            ssl_context=ssl_context,
         )
-    return ssl_context
+    return faust.SSLCredentials(ssl_context)
 
 
 def create_app(settings: Settings, scorer: Scorer | None = None) -> faust.App:
@@ -108,7 +116,6 @@ def create_app(settings: Settings, scorer: Scorer | None = None) -> faust.App:
         broker_heartbeat_interval=settings.broker_heartbeat_interval_s,
         consumer_auto_offset_reset="earliest",
         producer_linger=0.005,
-        web_port=settings.web_port,
         web_enabled=False,
     )
     input_topic = app.topic(
@@ -133,6 +140,8 @@ def create_app(settings: Settings, scorer: Scorer | None = None) -> faust.App:
         settings.profile_topic: EventKind.PROFILE,
         settings.outcome_topic: EventKind.OUTCOME,
     }
+    # ensure_topics() checked the input topics have exactly this many partitions.
+    partitions_of_topic = {topic: settings.topic_partitions for topic in settings.input_topics}
     limits = Limits(
         max_event_bytes=settings.max_event_bytes,
         max_future_skew_s=settings.max_future_skew_s,
@@ -157,7 +166,12 @@ def create_app(settings: Settings, scorer: Scorer | None = None) -> faust.App:
             now = datetime.now(timezone.utc)
             records = [_record(event) for event in events]
             batch = apply_records(
-                records, kind_of_topic=kind_of_topic, load_state=load_state, limits=limits, now=now
+                records,
+                kind_of_topic=kind_of_topic,
+                load_state=load_state,
+                limits=limits,
+                now=now,
+                partitions_of_topic=partitions_of_topic,
             )
             scorer = worker.scorer
             await loop.run_in_executor(executor, score_batch, batch, scorer, now)
@@ -191,10 +205,16 @@ def create_app(settings: Settings, scorer: Scorer | None = None) -> faust.App:
         """Swap to a newly promoted champion without a restart (loaded off the event loop)."""
         registry = ModelRegistry(settings.model_dir)
         loop = asyncio.get_running_loop()
-        version = await loop.run_in_executor(None, registry.champion)
-        if version is None or version == worker.scorer.version:
+        try:
+            version = await loop.run_in_executor(None, registry.champion)
+            if version is None or version in (worker.scorer.version, worker.refused_version):
+                return
+            scorer = await loop.run_in_executor(None, load_scorer, settings)
+        except Exception as exc:  # a broken artifact must not stop scoring with the old one
+            worker.refused_version = version
+            log.error("model %s could not be loaded (%r); still scoring with %s",
+                      version, exc, worker.scorer.version)
             return
-        scorer = await loop.run_in_executor(None, load_scorer, settings)
         log.info("model %s replaces %s", scorer.version, worker.scorer.version)
         worker.scorer = scorer
 
@@ -244,9 +264,11 @@ async def _write_out(
             None,
             None,
         )
-    for index, lead_id in result.reroutes:
+    for index, lead_id, partition in result.reroutes:
         message = events[index].message
-        await producer.send(message.topic, lead_id.encode(), message.value, None, None, message.headers)
+        await producer.send(
+            message.topic, lead_id.encode(), message.value, partition, None, message.headers
+        )
     for lead_id, (state, index) in result.states.items():
         # The table writes its changelog to the partition of the *current* event; in a
         # batch that must be the lead's own event, not whichever came last.

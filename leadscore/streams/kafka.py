@@ -56,7 +56,8 @@ async def ensure_topics(settings: Settings) -> dict[str, int]:
 
     Raises:
         TopicLayoutError: if the input topics exist with different partition counts
-            (the per-lead table needs them co-partitioned).
+            (the per-lead table needs them co-partitioned), or with another count than
+            ``settings.topic_partitions``.
     """
     wanted = topic_partitions(settings)
     admin = AIOKafkaAdminClient(**client_options(settings))
@@ -83,5 +84,12 @@ async def ensure_topics(settings: Settings) -> dict[str, int]:
         raise TopicLayoutError(
             f"input topics must have the same number of partitions, found {inputs}; "
             "recreate them, or set LEADSCORE_*_TOPIC to topics that agree"
+        )
+    (count,) = set(inputs.values())
+    if count != settings.topic_partitions:
+        raise TopicLayoutError(
+            f"the input topics have {count} partitions but LEADSCORE_TOPIC_PARTITIONS is "
+            f"{settings.topic_partitions}: set LEADSCORE_TOPIC_PARTITIONS={count} (the state "
+            "table and the partition of each lead follow it)"
         )
     return found

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from hashlib import blake2b
 from typing import Any
+
+from aiokafka.partitioner import murmur2
 
 from leadscore.models.features import LeadState, apply_event, to_matrix
 from leadscore.models.scoring import Scorer, to_score
@@ -54,9 +56,12 @@ class BatchResult:
             the state must be stored in that record's partition).
         scores: score events to publish (keyed by lead id).
         dead_letters: (record index, dead letter) for records that could not be used.
-        reroutes: (record index, lead id) for valid records whose Kafka key was not the
-            lead id: they are republished to the same topic keyed by the lead id, so all
-            events of a lead meet on one partition.
+        reroutes: (record index, lead id, partition) for valid records that are not where
+            the lead's events belong: their Kafka key is not the lead id, or (when partition
+            counts are given) they sit on another partition than the default (murmur2)
+            partitioner puts the lead on. They are republished to the same topic, keyed by
+            the lead id, on that partition, so all events of a lead meet on one partition
+            whatever client produced them.
         applied: events that changed state; duplicates: repeated event ids dropped.
         scoring_failures: (record index, reason) of the event behind each lead that could
             not be scored (its state is kept; the caller dead-letters the record).
@@ -65,7 +70,7 @@ class BatchResult:
     states: dict[str, tuple[LeadState, int]] = field(default_factory=dict)
     scores: list[LeadScored] = field(default_factory=list)
     dead_letters: list[tuple[int, DeadLetter]] = field(default_factory=list)
-    reroutes: list[tuple[int, str]] = field(default_factory=list)
+    reroutes: list[tuple[int, str, int | None]] = field(default_factory=list)
     applied: int = 0
     duplicates: int = 0
     scoring_failures: list[tuple[int, str]] = field(default_factory=list)
@@ -76,7 +81,6 @@ class _LeadWork:
     state: LeadState
     last_index: int
     rescore: bool = False
-    reemit: bool = False
     cause_id: str = ""
     cause_time: datetime | None = None
 
@@ -89,6 +93,7 @@ def process_batch(
     scorer: Scorer,
     limits: Limits,
     now: datetime | None = None,
+    partitions_of_topic: Mapping[str, int] | None = None,
 ) -> BatchResult:
     """Apply a micro-batch of records to lead states and score the leads that changed.
 
@@ -99,12 +104,21 @@ def process_batch(
         scorer: the current model and scoring policy.
         limits: decoding limits and the dedupe window.
         now: wall-clock time (for refusing future event times and stamping ``scored_at``).
+        partitions_of_topic: partition count of each input topic; when given, records on
+            the wrong partition for their lead are re-routed (see :class:`BatchResult`).
 
     Returns:
         A :class:`BatchResult`. Nothing is written by this function.
     """
     now = now or datetime.now(timezone.utc)
-    batch = apply_records(records, kind_of_topic=kind_of_topic, load_state=load_state, limits=limits, now=now)
+    batch = apply_records(
+        records,
+        kind_of_topic=kind_of_topic,
+        load_state=load_state,
+        limits=limits,
+        now=now,
+        partitions_of_topic=partitions_of_topic,
+    )
     score_batch(batch, scorer, now)
     return batch.result
 
@@ -124,6 +138,7 @@ def apply_records(
     load_state: Callable[[str], dict[str, Any] | None],
     limits: Limits,
     now: datetime,
+    partitions_of_topic: Mapping[str, int] | None = None,
 ) -> AppliedBatch:
     """Decode the records and apply them to lead states (see :func:`process_batch`)."""
     result = BatchResult()
@@ -141,8 +156,11 @@ def apply_records(
             result.dead_letters.append((index, dead_letter(record, exc.code, exc.message, now)))
             continue
         lead_id: str = event.subject
-        if record.key is None or record.key != lead_id.encode():
-            result.reroutes.append((index, lead_id))
+        key = lead_id.encode()
+        n_partitions = partitions_of_topic.get(record.topic) if partitions_of_topic else None
+        home = home_partition(key, n_partitions) if n_partitions else None
+        if record.key != key or (home is not None and record.partition != home):
+            result.reroutes.append((index, lead_id, home))
             continue
         try:
             lead = work.get(lead_id)
@@ -159,17 +177,17 @@ def apply_records(
             continue
         if not applied:
             result.duplicates += 1
-            # A repeat of the event behind the last published score: the publish may have
-            # been lost in a crash before the offset commit, so publish it again (same id).
-            if event.id == lead.state.score_cause_id and not lead.rescore:
-                lead.reemit = True
-                lead.cause_id, lead.cause_time = event.id, event.time
+            # A repeat of the event behind the last published score: that publish may have
+            # been lost in a crash before the offset commit, so publish it again, unchanged
+            # (same id and content; consumers dedupe by id).
+            last = lead.state.last_score_event
+            if last is not None and event.id == lead.state.score_cause_id:
+                result.scores.append(LeadScored.model_validate(last))
             continue
         result.applied += 1
         lead.last_index = index
         if event.type not in OUTCOME_TYPES:  # outcomes are labels, never features
             lead.rescore = True
-            lead.reemit = False
             lead.cause_id, lead.cause_time = event.id, event.time
     for lead_id, lead in work.items():
         result.states[lead_id] = (lead.state, lead.last_index)
@@ -182,7 +200,7 @@ def score_batch(batch: AppliedBatch, scorer: Scorer, now: datetime) -> None:
     This is the CPU-heavy half: the worker runs it in an executor, off the event loop.
     """
     work, result = batch.work, batch.result
-    leads = [lead for lead in work.values() if lead.rescore or lead.reemit]
+    leads = [lead for lead in work.values() if lead.rescore]
     if not leads:
         return
     try:
@@ -209,15 +227,7 @@ def _score(leads: list[_LeadWork], result: BatchResult, scorer: Scorer, now: dat
         state = lead.state
         score = to_score(float(p))
         grade = policy.grade(score)
-        if lead.reemit:
-            publish.append((
-                i,
-                state.score if state.score is not None else score,
-                state.grade or grade,
-                state.prev_score,
-                state.prev_grade,
-            ))
-        elif policy.should_publish(state.score, state.grade, score, grade):
+        if policy.should_publish(state.score, state.grade, score, grade):
             publish.append((i, score, grade, state.score, state.grade))
     if not publish:
         return
@@ -244,12 +254,22 @@ def _score(leads: list[_LeadWork], result: BatchResult, scorer: Scorer, now: dat
         )
     for (i, score, grade, previous, previous_grade), event in zip(publish, events):
         state = leads[i].state
-        if not leads[i].reemit:
-            state.prev_score, state.prev_grade = previous, previous_grade
-            state.score, state.grade = score, grade
-            state.score_cause_id = leads[i].cause_id
-            state.model_version = scorer.version
+        state.prev_score, state.prev_grade = previous, previous_grade
+        state.score, state.grade = score, grade
+        state.score_cause_id = leads[i].cause_id
+        state.model_version = scorer.version
+        state.last_score_event = event.model_dump(mode="json")
     result.scores.extend(events)
+
+
+def home_partition(key: bytes, n_partitions: int) -> int:
+    """The partition Kafka's default partitioner (Java client, aiokafka) gives ``key``.
+
+    Examples:
+        >>> home_partition(b"lead-42", 8)
+        7
+    """
+    return (murmur2(key) & 0x7FFFFFFF) % n_partitions
 
 
 def score_event_id(lead_id: str, cause_event_id: str, model_version: str) -> str:
