@@ -152,8 +152,10 @@ _RESPONSIVE_TYPES: Final = frozenset(
 class LeadState:
     """Everything the worker remembers about one lead. JSON-serializable via :meth:`to_dict`.
 
-    Times are UTC epoch seconds (event time). ``decayed`` holds each family's
-    exponentially decayed count valued at ``decay_ref_t``.
+    Times are UTC epoch seconds (event time). ``first_event_t``/``last_event_t`` span
+    the activity and profile events (never outcomes): the feature vector is valued as
+    of ``last_event_t``. ``decayed`` holds each family's exponentially decayed count
+    valued at ``decay_ref_t``.
     """
 
     lead_id: str
@@ -216,9 +218,12 @@ def apply_event(state: LeadState, event: Any, *, dedupe_window: int = 256) -> bo
         del state.seen_ids[: len(state.seen_ids) - dedupe_window]
 
     t = event.time.timestamp()
-    state.first_event_t = t if state.first_event_t is None else min(state.first_event_t, t)
-    state.last_event_t = t if state.last_event_t is None else max(state.last_event_t, t)
     etype = event.type
+    if etype not in OUTCOME_TYPES:
+        # Feature time: the vector is valued as of the last activity or profile event. An
+        # outcome must not move it, or the score would depend on the label's arrival.
+        state.first_event_t = t if state.first_event_t is None else min(state.first_event_t, t)
+        state.last_event_t = t if state.last_event_t is None else max(state.last_event_t, t)
     if etype in FAMILY_OF_TYPE:
         _apply_activity(state, etype, event.data, t)
     elif etype in OUTCOME_TYPES:

@@ -180,3 +180,28 @@ def test_describe_never_fails_on_extreme_values() -> None:
         for value in (0.0, 1.0, 7.3, 1e6, -3.0):
             assert isinstance(describe(name, value), str)
     assert describe("company_size_log10", 0.0) == "company size unknown"
+
+
+def test_an_outcome_never_changes_the_feature_vector() -> None:
+    """Regression (found by the worker's integration tests): an outcome moved the time the
+    vector is valued at, so a lead's score depended on when its label was consumed."""
+    t0 = datetime(2026, 3, 1, tzinfo=timezone.utc)
+
+    def ev(n: int, type_: str, days: float, data: dict | None = None):  # type: ignore[no-untyped-def]
+        return lead_event_adapter.validate_python({
+            "specversion": "1.0", "id": f"e{n}", "source": "/t", "type": type_, "subject": "l",
+            "time": (t0 + timedelta(days=days)).isoformat(), "data": data or {},
+        })
+
+    views = [ev(i, "lead.page_viewed", i, {"url": "/pricing", "duration_s": 30}) for i in range(3)]
+    outcome = ev(9, "lead.converted", 20)
+    without, first, last = LeadState("l"), LeadState("l"), LeadState("l")
+    for e in views:
+        apply_event(without, e)
+    for e in [outcome, *views]:
+        apply_event(first, e)
+    for e in [*views, outcome]:
+        apply_event(last, e)
+    assert np.array_equal(to_vector(first), to_vector(without))
+    assert np.array_equal(to_vector(last), to_vector(without))
+    assert first.outcome == last.outcome == "converted"
