@@ -10,7 +10,7 @@ from typing import Optional
 import typer
 from pydantic import ValidationError
 
-from leadscore.settings import Settings
+from leadscore.settings import Settings, env_var
 
 app = typer.Typer(
     name="leadscore",
@@ -32,14 +32,11 @@ def _settings() -> Settings:
         lines = []
         for error in exc.errors():
             field = str(error["loc"][0]) if error["loc"] else ""
-            variable = ENV_NAMES.get(field, f"LEADSCORE_{field.upper()}")
+            variable = env_var(field)
             lines.append(f"  {variable}: {error['msg']} (got {error.get('input')!r})")
         typer.secho("invalid configuration:\n" + "\n".join(lines), fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from exc
 
-
-#: Settings read from a variable other than LEADSCORE_<FIELD>.
-ENV_NAMES = {"kafka_bootstrap": "KAFKA_BOOTSTRAP", "redis_url": "REDIS_URL"}
 
 
 @app.command()

@@ -18,10 +18,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import shutil
 import signal
-import subprocess
 import sys
 import time
 from collections import deque
@@ -36,8 +34,9 @@ from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
 
-from leadscore.infra.embedded import embedded_services, spawn_child, stop_child
+from leadscore.infra.embedded import embedded_services
 from leadscore.infra.redis_store import ScoreStore, connect
+from leadscore.launch import WorkerStartError, start_worker, stop_worker
 from leadscore.models.registry import ModelRegistry
 from leadscore.models.simulation import SimConfig, Simulator
 from leadscore.settings import Settings
@@ -111,44 +110,16 @@ def _worker(settings: Settings, console: Console) -> Iterator[Path]:
     """Start the worker as a child process; wait until it is ready; stop it after."""
     log_path = (DEMO_DIR / "worker.log").resolve()
     log_path.write_bytes(b"")
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-        "REDIS_URL": settings.redis_url,
-        "LEADSCORE_MODEL_DIR": str(settings.model_dir),
-        "PYTHONUNBUFFERED": "1",
-    }
     console.print("starting the worker (joining its consumer group takes a few seconds)…")
-    child = spawn_child(
-        [sys.executable, "-m", "leadscore", "worker"], log_path, env, Path.cwd()
-    )
     try:
-        _wait_ready(child, log_path)
+        child = start_worker(settings, log_path, ready_timeout_s=WORKER_READY_TIMEOUT_S)
+    except WorkerStartError as exc:
+        raise DemoError(str(exc)) from exc
+    try:
         console.print(f"[green]✓[/] worker running (pid {child.pid})")
         yield log_path
     finally:
-        stop_child(child, grace_s=15.0)
-
-
-def _wait_ready(child: subprocess.Popen[bytes], log_path: Path) -> None:
-    deadline = time.monotonic() + WORKER_READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if child.poll() is not None:
-            raise DemoError(
-                f"the worker exited with code {child.returncode}; its log: {log_path}\n"
-                + _tail(log_path)
-            )
-        if b"[^Worker]: Ready" in log_path.read_bytes():
-            return
-        time.sleep(0.25)
-    raise DemoError(
-        f"the worker was not ready after {WORKER_READY_TIMEOUT_S:.0f} s; its log: {log_path}\n"
-        + _tail(log_path)
-    )
-
-
-def _tail(path: Path, lines: int = 30) -> str:
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+        stop_worker(child)
 
 
 def _print_where_to_look(settings: Settings, worker_log: Path, console: Console) -> None:

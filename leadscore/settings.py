@@ -95,3 +95,17 @@ class Settings(BaseSettings):
     @property
     def input_topics(self) -> tuple[str, str, str]:
         return (self.activity_topic, self.profile_topic, self.outcome_topic)
+
+
+#: Settings read from a variable other than LEADSCORE_<FIELD>.
+_ENV_NAMES = {"kafka_bootstrap": "KAFKA_BOOTSTRAP", "redis_url": "REDIS_URL"}
+
+
+def env_var(field: str) -> str:
+    """The environment variable that sets ``field``.
+
+    Examples:
+        >>> env_var("batch_size"), env_var("redis_url")
+        ('LEADSCORE_BATCH_SIZE', 'REDIS_URL')
+    """
+    return _ENV_NAMES.get(field, f"LEADSCORE_{field.upper()}")
