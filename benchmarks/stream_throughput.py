@@ -147,17 +147,6 @@ def dump():
 
 app.apply_records, app.score_batch = apply_records, score_batch
 
-fetch_wait_ms = os.environ.get("LEADSCORE_BENCH_FETCH_WAIT_MS")
-if fetch_wait_ms:  # experiment: Faust hard-codes fetch_max_wait_ms=1500 for its consumer
-    import aiokafka
-
-    class _Consumer(aiokafka.AIOKafkaConsumer):
-        def __init__(self, *args, **kwargs):
-            if "fetch_max_wait_ms" in kwargs:
-                kwargs["fetch_max_wait_ms"] = int(fetch_wait_ms)
-            super().__init__(*args, **kwargs)
-
-    aiokafka.AIOKafkaConsumer = _Consumer
 threading.Thread(target=dump, daemon=True, name="bench-stats").start()
 import sys
 sys.argv = ["leadscore", "worker", "--loglevel", os.environ.get("LEADSCORE_BENCH_LOGLEVEL", "info")]
@@ -286,9 +275,7 @@ class Worker:
         if noop:
             env["LEADSCORE_BENCH_NOOP"] = "1"
         if fetch_wait_ms is not None:
-            if not instrument:
-                raise SystemExit("--fetch-wait-ms needs the instrumented worker (drop --no-instrument)")
-            env["LEADSCORE_BENCH_FETCH_WAIT_MS"] = str(fetch_wait_ms)
+            env["LEADSCORE_FETCH_MAX_WAIT_MS"] = str(fetch_wait_ms)
         argv = (
             [sys.executable, "-c", WORKER_WRAPPER]
             if instrument
@@ -694,7 +681,7 @@ async def run(args: argparse.Namespace, kafka: str, redis_url: str, broker_pid: 
     await ensure_topics(inputs)
     results: dict[str, Any] = {"run_id": run_id, "events": args.events, "partitions": args.partitions,
                                "batch_size": base.batch_size, "log_dir": str(log_dir),
-                               "fetch_wait_ms": args.fetch_wait_ms or "faust default (1500)",
+                               "fetch_wait_ms": args.fetch_wait_ms if args.fetch_wait_ms is not None else base.fetch_max_wait_ms,
                                "instrumented": not args.no_instrument}
 
     t0 = time.perf_counter()
@@ -759,7 +746,7 @@ async def run(args: argparse.Namespace, kafka: str, redis_url: str, broker_pid: 
                 cpu = CpuMeter({"worker": latency_worker.pid, "broker": broker_pid})
                 lat = await latency(latency_worker, client, rate, args.latency_seconds, args.seed + 1,
                                     f"{run_id}-live{i}", cpu,
-                                    args.fetch_wait_ms if args.fetch_wait_ms is not None else 1500)
+                                    args.fetch_wait_ms if args.fetch_wait_ms is not None else base.fetch_max_wait_ms)
                 results["latency"].append(lat)
                 print(f"latency at {rate:,.0f}/s: {lat.get('matched', 0):,} of {lat['published']:,} events matched; "
                       f"p50 {lat.get('p50_ms', float('nan')):.0f} ms, p95 {lat.get('p95_ms', float('nan')):.0f}, "
@@ -836,8 +823,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="skip the Faust no-op run (the worker with processing replaced by nothing)")
     parser.add_argument("--worker-loglevel", default="info")
     parser.add_argument("--fetch-wait-ms", type=int,
-                        help="experiment: the worker consumer's fetch_max_wait_ms (Faust hard-codes 1500; "
-                             "Tansu holds an empty fetch that long)")
+                        help="the worker's LEADSCORE_FETCH_MAX_WAIT_MS (default: the setting's default, "
+                             "100; Faust alone would use 1500) and the baseline consumer's")
     parser.add_argument("--log-dir", type=Path, help="keep the worker logs here (default: a temp dir)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="write the results as JSON here")

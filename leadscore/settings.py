@@ -54,6 +54,13 @@ class Settings(BaseSettings):
     broker_session_timeout_s: float = Field(6.0, gt=0)
     broker_heartbeat_interval_s: float = Field(1.0, gt=0)
     broker_rebalance_timeout_s: float = Field(10.0, gt=0)
+    fetch_max_wait_ms: int = Field(
+        100,
+        ge=0,
+        le=30_000,
+        description="longest a consumer fetch waits for records; Faust hard-codes 1500. Tansu "
+        "answers only after about half of it even when records arrive, so it bounds latency there",
+    )
     dedupe_window: int = Field(256, ge=1, description="event ids remembered per lead to drop repeats")
     max_event_bytes: int = Field(65_536, ge=256)
     max_future_skew_s: float = Field(300.0, ge=0)
