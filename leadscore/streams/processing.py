@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from hashlib import blake2b
 from typing import Any
 
+import numpy as np
 from aiokafka.partitioner import murmur2
 
 from leadscore.models.features import LeadState, apply_event, to_matrix
@@ -237,7 +238,9 @@ def _score(leads: list[_LeadWork], result: BatchResult, scorer: Scorer, now: dat
         lead = leads[i]
         events.append(
             LeadScored(
-                id=score_event_id(lead.state.lead_id, lead.cause_id, scorer.version),
+                id=score_event_id(
+                    lead.state.lead_id, lead.cause_id, scorer.version, x[i], previous, previous_grade
+                ),
                 lead_id=lead.state.lead_id,
                 score=score,
                 probability=round(float(probabilities[i]), 6),
@@ -272,9 +275,26 @@ def home_partition(key: bytes, n_partitions: int) -> int:
     return (murmur2(key) & 0x7FFFFFFF) % n_partitions
 
 
-def score_event_id(lead_id: str, cause_event_id: str, model_version: str) -> str:
-    """A deterministic id: the same lead, cause and model always give the same id."""
-    digest = blake2b(f"{lead_id}\x00{cause_event_id}\x00{model_version}".encode(), digest_size=12)
+def score_event_id(
+    lead_id: str,
+    cause_event_id: str,
+    model_version: str,
+    features: np.ndarray,
+    previous_score: int | None,
+    previous_grade: str | None,
+) -> str:
+    """A deterministic id: the same id always means the same score event content.
+
+    It hashes everything the content follows from: the lead, the causing event, the
+    model, the feature vector it scored and the previous score it reports. A replay that
+    scores the same cause on a different state (after a crash, the lead's other input
+    topics may be further along) gets a different id, so consumers that drop repeats by
+    id never drop a different score.
+    """
+    digest = blake2b(digest_size=12)
+    digest.update(f"{lead_id}\x00{cause_event_id}\x00{model_version}\x00".encode())
+    digest.update(np.ascontiguousarray(features, dtype=np.float64).tobytes())
+    digest.update(f"\x00{previous_score}\x00{previous_grade}".encode())
     return "sc_" + digest.hexdigest()
 
 

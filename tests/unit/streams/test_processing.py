@@ -97,7 +97,8 @@ def test_scores_a_batch_with_one_event_per_changed_lead(model: LeadScoringEnsemb
         assert score.previous_score is None
         assert 0 <= score.score <= 100 and score.model_version == "v-test"
         assert len(score.reasons) == 3
-        assert score.id == score_event_id(score.lead_id, score.cause_event_id, "v-test")
+        x = to_vector(LeadState.from_dict(store.states[score.lead_id]))
+        assert score.id == score_event_id(score.lead_id, score.cause_event_id, "v-test", x, None, None)
     # The score is the model's, on exactly the state that was stored.
     x = to_vector(LeadState.from_dict(store.states["a"]))[None, :]
     assert by_lead["a"].probability == pytest.approx(model.predict_proba(x)[0, 1], abs=1e-6)
@@ -137,6 +138,18 @@ def test_repeat_of_the_cause_re_emits_the_same_score_event(model: LeadScoringEns
     assert replayed.model_dump() == original.model_dump()
     # A repeat of an event that caused nothing re-publishes nothing.
     assert store.run([record(event("a", 2), offset=10)], other_model).scores == []
+
+
+def test_same_id_means_same_content(model: LeadScoringEnsemble) -> None:
+    """A replay that scores the same cause on a different state must not reuse the id."""
+    view = record(event("a", 1, "lead.page_viewed"))
+    profile = record(event("a", 2, "lead.profile_updated", days_ago=2), topic=PROFILE, offset=1)
+    (alone,) = Store().run([view], scorer_for(model)).scores
+    (again,) = Store().run([view], scorer_for(model)).scores
+    (with_profile,) = Store().run([profile, view], scorer_for(model)).scores
+    assert again.id == alone.id and again.score == alone.score
+    assert with_profile.cause_event_id == alone.cause_event_id
+    assert with_profile.id != alone.id
 
 
 def test_order_within_event_time_does_not_matter(model: LeadScoringEnsemble) -> None:
