@@ -35,7 +35,6 @@ import json
 import os
 import platform
 import pstats
-import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
@@ -44,6 +43,8 @@ from typing import Any
 
 import numpy as np
 import orjson
+
+from bench_common import ensure_model
 
 from leadscore.models import ensemble as ensemble_module
 from leadscore.models.features import FEATURE_NAMES, LeadState
@@ -82,18 +83,6 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "loadavg_1m_at_start": round(load[0], 2),
     }
-
-
-def ensure_model(model_dir: Path) -> str:
-    """The champion's version in ``model_dir``, training a small model there first if none."""
-    registry = ModelRegistry(model_dir)
-    version = registry.champion() or registry.latest()
-    if version is None:
-        from leadscore.jobs import train_job
-
-        print(f"no model in {model_dir}: training one (1,500 leads, 2 folds, ~20 s)", file=sys.stderr)
-        version = train_job(Settings(model_dir=model_dir), leads=1500, cv_folds=2).version
-    return version
 
 
 def load_scorer(model_dir: Path, threshold: int) -> Scorer:
@@ -456,7 +445,7 @@ def _print_split(threshold: int, entry: dict[str, Any]) -> None:
     print(f"== threshold {threshold}: {n:,} records, {entry['rescored_rows']:,} lead rescores "
           f"({entry['rescored_rows'] / entry['batches']:.0f}/batch), {entry['explained_rows']:,} explained, "
           f"{entry['scores']:,} score events")
-    print(f"   process_batch, plain: " + ", ".join(f"{p:.0f}" for p in plain)
+    print("   process_batch, plain: " + ", ".join(f"{p:.0f}" for p in plain)
           + f" µs/event; best {min(plain):.0f} = {1e6 / min(plain):,.0f} events/s on one core")
     total = entry["total_us_per_event"]
     print(f"   split (instrumented, {total:.0f} µs/event):")

@@ -59,8 +59,10 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
 from leadscore.infra.embedded import embedded_services, free_port, spawn_child, stop_child
-from leadscore.models.registry import ModelRegistry
 from leadscore.models.simulation import SimConfig, Simulator
+from bench_common import ensure_model
+
+from leadscore.launch import settings_env
 from leadscore.settings import Settings
 from leadscore.streams.kafka import client_options, ensure_topics
 from leadscore.streams.producer import publish
@@ -228,17 +230,6 @@ class CpuMeter:
         return shares
 
 
-def ensure_model(model_dir: Path) -> str:
-    registry = ModelRegistry(model_dir)
-    version = registry.champion() or registry.latest()
-    if version is None:
-        from leadscore.jobs import train_job
-
-        print(f"no model in {model_dir}: training one (1,500 leads, 2 folds, ~20 s)", file=sys.stderr)
-        version = train_job(Settings(model_dir=model_dir), leads=1500, cv_folds=2).version
-    return version
-
-
 def worker_env(settings: Settings, batch_file: Path) -> dict[str, str]:
     """The environment that makes ``Settings()`` in the child equal ``settings``."""
     env = {
@@ -246,15 +237,7 @@ def worker_env(settings: Settings, batch_file: Path) -> dict[str, str]:
         for key, value in os.environ.items()
         if not key.startswith("LEADSCORE_") and key not in ("KAFKA_BOOTSTRAP", "REDIS_URL")
     }
-    for name in Settings.model_fields:
-        value = getattr(settings, name)
-        if value is None:
-            continue
-        if isinstance(value, tuple):
-            value = ",".join(str(part) for part in value)
-        env[f"LEADSCORE_{name.upper()}"] = str(value)
-    env["KAFKA_BOOTSTRAP"] = settings.kafka_bootstrap
-    env["REDIS_URL"] = settings.redis_url
+    env.update(settings_env(settings))
     env["PYTHONUNBUFFERED"] = "1"
     env["LEADSCORE_BENCH_BATCH_FILE"] = str(batch_file)
     return env
