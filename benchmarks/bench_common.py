@@ -1,12 +1,33 @@
-"""What both benchmark scripts share: the model they measure."""
+"""What both benchmark scripts share: the machine they report and the model they measure."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import platform
 import sys
 from pathlib import Path
+from typing import Any
 
 from leadscore.models.registry import ModelRegistry
 from leadscore.settings import Settings
+
+
+def machine() -> dict[str, Any]:
+    """Cores, CPU model and load: the context every figure needs."""
+    model = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (0.0, 0.0, 0.0)
+    return {
+        "cores": os.cpu_count(),
+        "cpu": model,
+        "python": platform.python_version(),
+        "loadavg_1m_at_start": round(load[0], 2),
+    }
 
 
 def ensure_model(model_dir: Path) -> str:

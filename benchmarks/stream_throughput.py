@@ -41,7 +41,6 @@ import contextlib
 import itertools
 import json
 import os
-import platform
 import secrets
 import statistics
 import subprocess
@@ -60,7 +59,7 @@ from aiokafka.structs import TopicPartition
 
 from leadscore.infra.embedded import embedded_services, free_port, spawn_child, stop_child
 from leadscore.models.simulation import SimConfig, Simulator
-from bench_common import ensure_model
+from bench_common import ensure_model, machine
 
 from leadscore.launch import settings_env
 from leadscore.settings import Settings
@@ -158,21 +157,6 @@ main()
 
 
 # --- machine, processes ---------------------------------------------------------------------------
-
-
-def machine() -> dict[str, Any]:
-    model = "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return {
-        "cores": os.cpu_count(),
-        "cpu": model,
-        "python": platform.python_version(),
-        "loadavg_1m_at_start": round(os.getloadavg()[0], 2),
-    }
 
 
 def cpu_seconds(pid: int | None) -> float | None:
