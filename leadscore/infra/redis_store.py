@@ -56,14 +56,21 @@ class ScoreStore:
     def history_key(self, lead_id: str) -> str:
         return f"{self.prefix}history:{lead_id}"
 
-    async def write_batch(self, scores: Sequence[LeadScored], counters: Mapping[str, int]) -> None:
-        """Write a batch's score events and counters in one round trip."""
+    async def write_batch(
+        self, scores: Sequence[LeadScored], bodies: Sequence[bytes], counters: Mapping[str, int]
+    ) -> None:
+        """Write a batch's score events and counters in one round trip.
+
+        Args:
+            scores: the batch's score events, in publish order (the last per lead wins).
+            bodies: each event as published (JSON bytes), so it is encoded once per batch.
+            counters: amounts to add to the ``stats`` hash.
+        """
         pipe = self.client.pipeline(transaction=False)
         if scores:
             latest: dict[str, bytes] = {}
             board: dict[str, float] = {}
-            for event in scores:
-                body = orjson.dumps(event.model_dump(mode="json"))
+            for event, body in zip(scores, bodies, strict=True):
                 latest[self.score_key(event.lead_id)] = body
                 board[event.lead_id] = event.probability * 100.0
                 if self.history_length:

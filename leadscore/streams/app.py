@@ -102,7 +102,7 @@ def create_app(settings: Settings, scorer: Scorer | None = None) -> faust.App:
         scorer: the scorer to start with; loaded from the registry when not given.
     """
     install_tansu_compat()
-    _set_fetch_max_wait(settings.fetch_max_wait_ms)
+    _install_fetch_max_wait()
     worker = WorkerState(scorer=scorer or load_scorer(settings))
     app = faust.App(
         settings.app_id,
@@ -182,7 +182,8 @@ def create_app(settings: Settings, scorer: Scorer | None = None) -> faust.App:
                 result.dead_letters.append(
                     (index, dead_letter(records[index], "scoring_error", reason, now))
                 )
-            await _write_out(app, settings, events, result, lead_to_state)
+            bodies = [orjson.dumps(score.model_dump(mode="json")) for score in result.scores]
+            await _write_out(app, settings, events, result, bodies, lead_to_state)
             counters = {
                 "events": len(records),
                 "applied": result.applied,
@@ -193,7 +194,7 @@ def create_app(settings: Settings, scorer: Scorer | None = None) -> faust.App:
             }
             # The batch's offsets are committed only after this loop body returns, so an
             # outage waits here (and the consumer with it) instead of losing the batch.
-            await _until_done(lambda: store.write_batch(result.scores, counters), "write scores to Redis")
+            await _until_done(lambda: store.write_batch(result.scores, bodies, counters), "write scores to Redis")
             log.debug(
                 "batch of %d: %d scores, %d dead letters in %.1f ms",
                 len(records),
@@ -221,6 +222,7 @@ def create_app(settings: Settings, scorer: Scorer | None = None) -> faust.App:
         worker.scorer = scorer
 
     app.leadscore_worker = worker  # type: ignore[attr-defined]
+    app.leadscore_fetch_max_wait_ms = settings.fetch_max_wait_ms  # type: ignore[attr-defined]
     return app
 
 
@@ -237,26 +239,23 @@ async def _until_done(attempt: Callable[[], Awaitable[None]], what: str) -> None
             delay = min(delay * 2, 10.0)
 
 
-_fetch_max_wait_ms = 1500
+def _install_fetch_max_wait() -> None:
+    """Let the worker's consumer wait ``app.leadscore_fetch_max_wait_ms`` per fetch.
 
-
-def _set_fetch_max_wait(ms: int) -> None:
-    """Make the worker's consumer wait at most ``ms`` per fetch (Faust hard-codes 1500).
-
-    Tansu holds an empty fetch for about half of this wait and does not answer early
-    when records arrive, so it is a floor under latency there (measured with a plain
-    consumer at 500 events/s, p50: 375 ms at 1500, 138 ms at 500, 33 ms at 100;
-    docs/performance.md). Apache Kafka answers as soon as records arrive.
+    Faust hard-codes 1500 ms. Tansu holds an empty fetch for about half of the wait and
+    does not answer early when records arrive, so it is a floor under latency there
+    (measured with a plain consumer at 500 events/s, p50: 375 ms at 1500, 138 ms at 500,
+    33 ms at 100; docs/performance.md). Apache Kafka answers as soon as records arrive.
     """
-    global _fetch_max_wait_ms
-    _fetch_max_wait_ms = ms
     create = AIOKafkaConsumerThread._create_worker_consumer
     if getattr(create, "_leadscore_patched", False):
         return
 
     def create_worker_consumer(self: AIOKafkaConsumerThread, transport: Any) -> Any:
         consumer = create(self, transport)
-        consumer._fetch_max_wait_ms = _fetch_max_wait_ms  # read when the consumer starts
+        wait_ms = getattr(self.app, "leadscore_fetch_max_wait_ms", None)
+        if wait_ms is not None:
+            consumer._fetch_max_wait_ms = wait_ms  # read when the consumer starts
         return consumer
 
     create_worker_consumer._leadscore_patched = True  # type: ignore[attr-defined]
@@ -279,6 +278,7 @@ async def _write_out(
     settings: Settings,
     events: list[faust.EventT],
     result: Any,
+    score_bodies: list[bytes],
     lead_to_state: faust.Table,
 ) -> None:
     """Publish a batch's outputs. Sends are queued; Faust flushes them before it commits offsets."""
@@ -302,11 +302,11 @@ async def _write_out(
         # batch that must be the lead's own event, not whichever came last.
         _current_event.set(weakref.ref(events[index]))
         lead_to_state[lead_id.encode()] = orjson.dumps(state.to_dict())
-    for score in result.scores:
+    for score, body in zip(result.scores, score_bodies, strict=True):
         await producer.send(
             settings.scores_topic,
             score.lead_id.encode(),
-            orjson.dumps(score.model_dump(mode="json")),
+            body,
             None,
             None,
             None,
