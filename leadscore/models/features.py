@@ -482,7 +482,7 @@ def describe(feature: str, value: float) -> str:
     words: dict[str, Any] = {"v": value}
     # Only what the template uses: ``10 ** value`` overflows for most other features.
     if "{size}" in template:
-        words["size"] = f"{10 ** min(value, 9.0):,.0f}" if value else "unknown"
+        words["size"] = f"{10 ** min(value, 9.0):,.0f}"
     if "{seniority}" in template:
         words["seniority"] = _SENIORITY_NAMES.get(int(value), "unknown") if value else "unknown"
     if "{yesno}" in template:
