@@ -1,4 +1,4 @@
-"""The CLI's jobs: train a model, publish or write simulated traffic, tail a topic.
+"""The CLI's jobs: train a model, list/promote/roll back models, simulated traffic, tail a topic.
 
 Each job takes :class:`~leadscore.settings.Settings` and plain arguments, so the CLI,
 the demo and tests call the same code.
@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import signal
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +22,10 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from leadscore.models.dataset import build_training_set
-from leadscore.models.registry import Manifest, ModelRegistry
+from leadscore.models.registry import Manifest, ModelNotFoundError, ModelRegistry, RegistryError
 from leadscore.models.simulation import SimConfig, Simulator, read_jsonl, write_labeled_files
 from leadscore.models.training import train_model
+from leadscore.schemas.models import ChampionChangeType, ChampionChanged, champion_changed
 from leadscore.settings import Settings
 
 #: Days of simulated history to train on: enough that most snapshots have a full
@@ -219,3 +223,190 @@ async def tail_job(
     finally:
         await consumer.stop()
     return printed
+
+
+# --- the model registry: list, show, promote, roll back ----------------------------------------
+
+#: How many of the newest versions an error message suggests.
+_SUGGESTED_VERSIONS = 5
+
+
+class ModelCommandError(RuntimeError):
+    """A ``leadscore models`` command cannot do what was asked; nothing was changed."""
+
+
+@dataclass(frozen=True)
+class ModelRow:
+    """One line of ``leadscore models list``; metrics are ``None`` where the manifest has none."""
+
+    version: str
+    created_at: datetime | None
+    n_rows: int | None
+    roc_auc: float | None
+    accuracy: float | None
+    champion: bool
+    problem: str | None = None  # why the manifest could not be read
+
+
+@dataclass(frozen=True)
+class ChampionChange:
+    """What ``promote``/``rollback`` did: the pointer moved; the announcement may have failed."""
+
+    event: ChampionChanged
+    announce_error: str | None  # None: published on the model-events topic
+
+    @property
+    def changed(self) -> bool:
+        return self.event.version != self.event.previous
+
+
+def list_models(settings: Settings, *, segment: str | None = None) -> list[ModelRow]:
+    """Every version in the registry, oldest first, marking the champion of ``segment``.
+
+    An unreadable manifest gives a row with ``problem`` set instead of failing the list.
+    """
+    registry = ModelRegistry(settings.model_dir)
+    champion = registry.champion(segment=segment)
+    rows = []
+    for version in registry.list():
+        try:
+            manifest = registry.manifest(version)
+        except (RegistryError, OSError) as exc:
+            rows.append(ModelRow(version, None, None, None, None, version == champion, str(exc)))
+            continue
+        metrics = getattr(manifest, "metrics", None)
+        rows.append(
+            ModelRow(
+                version=version,
+                created_at=getattr(manifest, "created_at", None),
+                n_rows=getattr(manifest, "n_rows", None),
+                roc_auc=find_metric(metrics, "roc_auc"),
+                accuracy=find_metric(metrics, "accuracy"),
+                champion=version == champion,
+            )
+        )
+    return rows
+
+
+def find_metric(metrics: Any, name: str) -> float | None:
+    """A manifest metric wherever the layout puts it, or ``None``.
+
+    Looks at the top level, then under ``cv``, ``holdout``, ``test`` and
+    ``validation``, then one level into any other mapping. A mapping value with a
+    ``mean`` counts as that mean.
+
+    Examples:
+        >>> find_metric({"cv": {"roc_auc": 0.81}}, "roc_auc")
+        0.81
+        >>> find_metric({"roc_auc": {"mean": 0.7, "std": 0.1}}, "roc_auc")
+        0.7
+        >>> find_metric({"cv": {"brier": 0.1}}, "roc_auc") is None
+        True
+    """
+    if not isinstance(metrics, Mapping):
+        return None
+    preferred = ("cv", "holdout", "test", "validation")
+    places = [metrics, *(metrics[k] for k in preferred if k in metrics)]
+    places += [v for k, v in metrics.items() if k not in preferred]
+    for place in places:
+        if not isinstance(place, Mapping) or name not in place:
+            continue
+        value = place[name]
+        if isinstance(value, Mapping):
+            value = value.get("mean")
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            return float(value)
+    return None
+
+
+def show_model(settings: Settings, version: str, *, full: bool = False) -> dict[str, Any]:
+    """The manifest of ``version`` as JSON values; without the reference sample unless ``full``.
+
+    Raises:
+        ModelCommandError: no such version (the message lists the newest ones).
+    """
+    registry = ModelRegistry(settings.model_dir)
+    try:
+        manifest = registry.manifest(version)
+    except ModelNotFoundError as exc:
+        raise ModelCommandError(_with_newest(registry, str(exc))) from exc
+    data = manifest.model_dump(mode="json")
+    if not full:
+        data.pop("reference_sample", None)
+    return data
+
+
+def promote_job(
+    settings: Settings, version: str, *, segment: str | None = None, reason: str | None = None
+) -> ChampionChange:
+    """Make ``version`` the champion of ``segment``, then announce it on the model-events topic.
+
+    The registry pointer is changed first: it is the source of truth, and a worker
+    that misses the announcement still finds the new champion at its next poll.
+    Promoting the current champion changes nothing and announces it again.
+
+    Raises:
+        ModelCommandError: no such version, or it cannot be loaded (nothing changed).
+        ValueError: ``segment`` is not a valid segment name.
+    """
+    registry = ModelRegistry(settings.model_dir)
+    try:
+        registry.load(version)  # refuse here what every worker would refuse
+    except ModelNotFoundError as exc:
+        raise ModelCommandError(_with_newest(registry, str(exc))) from exc
+    except RegistryError as exc:
+        raise ModelCommandError(
+            f"model {version} cannot be used, so it was not promoted: {exc}"
+        ) from exc
+    previous = registry.champion(segment=segment)
+    registry.promote(version, segment=segment)
+    return _announce(settings, "model.promoted", version, previous, segment, reason)
+
+
+def rollback_job(
+    settings: Settings, *, segment: str | None = None, reason: str | None = None
+) -> ChampionChange:
+    """Restore the previous champion of ``segment``, then announce it on the model-events topic.
+
+    Raises:
+        ModelCommandError: there is no previous champion (nothing changed).
+        ValueError: ``segment`` is not a valid segment name.
+    """
+    registry = ModelRegistry(settings.model_dir)
+    previous = registry.champion(segment=segment)
+    try:
+        version = registry.rollback(segment=segment)
+    except RegistryError as exc:
+        raise ModelCommandError(
+            f"{exc}: nothing was ever promoted over the current champion ({previous}). "
+            + _with_newest(registry, "To use another version, promote it")
+        ) from exc
+    return _announce(settings, "model.rolled_back", version, previous, segment, reason)
+
+
+def _announce(
+    settings: Settings,
+    type: ChampionChangeType,
+    version: str,
+    previous: str | None,
+    segment: str | None,
+    reason: str | None,
+) -> ChampionChange:
+    from leadscore.streams.model_events import ModelEventPublishError, publish_model_event
+
+    event = champion_changed(
+        type, version=version, previous=previous, segment=segment, reason=reason
+    )
+    try:
+        asyncio.run(publish_model_event(settings, event))
+    except ModelEventPublishError as exc:
+        return ChampionChange(event, str(exc))
+    return ChampionChange(event, None)
+
+
+def _with_newest(registry: ModelRegistry, message: str) -> str:
+    versions = registry.list()
+    if not versions:
+        return f"{message}. The registry {registry.root} is empty: train with `leadscore train`."
+    newest = ", ".join(reversed(versions[-_SUGGESTED_VERSIONS:]))
+    return f"{message}. Newest versions: {newest} (all: `leadscore models list`)."
