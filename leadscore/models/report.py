@@ -154,7 +154,7 @@ def fold_summary(per_fold: Sequence[Mapping[str, float | None]]) -> dict[str, An
     """Mean and standard deviation (ddof=0) of each scalar metric over CV folds.
 
     A fold's ``None`` or NaN (e.g. ROC-AUC of a one-class fold) is left out of that metric;
-    a metric missing from every fold's values is ``None``.
+    a metric with no finite value in any fold is ``None``.
 
     Args:
         per_fold: one dict per fold, e.g. :func:`evaluate` results. The metrics summarized
@@ -331,7 +331,7 @@ def _lift_by_decile(y: np.ndarray, p: np.ndarray) -> list[dict[str, Any]]:
     chunks = np.array_split(np.arange(n), N_BINS)  # sizes differ by at most one
     positives = np.array([y_shared[idx].sum() for idx in chunks])
     cumulative = np.cumsum(positives)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for decile, (idx, pos, cum) in enumerate(zip(chunks, positives, cumulative), start=1):
         rate = float(pos / len(idx)) if len(idx) else None
         rows.append(
@@ -357,19 +357,20 @@ def _calibration(y: np.ndarray, p: np.ndarray) -> dict[str, Any]:
     count = np.bincount(bin_of, minlength=N_BINS)
     sum_p = np.bincount(bin_of, weights=p, minlength=N_BINS)
     sum_y = np.bincount(bin_of, weights=y, minlength=N_BINS)
-    bins, ece = [], 0.0
+    bins: list[dict[str, Any]] = []
+    ece = 0.0
     for i in range(N_BINS):
-        mean_p = sum_p[i] / count[i] if count[i] else None
-        observed = sum_y[i] / count[i] if count[i] else None
+        mean_p = observed = None
         if count[i]:
+            mean_p, observed = float(sum_p[i] / count[i]), float(sum_y[i] / count[i])
             ece += count[i] / len(y) * abs(observed - mean_p)
         bins.append(
             {
                 "lower": float(edges[i]),
                 "upper": float(edges[i + 1]),
                 "count": int(count[i]),
-                "mean_predicted": None if mean_p is None else float(mean_p),
-                "observed_rate": None if observed is None else float(observed),
+                "mean_predicted": mean_p,
+                "observed_rate": observed,
             }
         )
     return {"binning": "uniform", "bins": bins, "ece": float(ece)}
@@ -443,7 +444,7 @@ def _render_models(models: Sequence[Mapping[str, Any]], chosen: str, console: Co
     for header, _, _ in _MODEL_COLUMNS:
         table.add_column(header, justify="right")
     table.add_column("fit s", justify="right")
-    best = {}
+    best: dict[str, float] = {}
     for _, key, higher in _MODEL_COLUMNS:
         values = [m["cv"].get(key) for m in models]
         finite = [v for v in values if v is not None and math.isfinite(v)]

@@ -394,3 +394,25 @@ def test_check_report_names_the_problem() -> None:
         check_report({"data": {}, "chosen": {}})
     with pytest.raises(ReportError, match="empty"):
         check_report({"data": {}, "models": [], "chosen": {}})
+
+
+def test_fewer_rows_than_deciles() -> None:
+    m = evaluate(np.array([1, 0, 1, 0]), np.array([0.9, 0.8, 0.4, 0.1]))
+    lift = m["lift_by_decile"]
+    assert [r["rows"] for r in lift] == [1, 1, 1, 1, 0, 0, 0, 0, 0, 0]
+    assert [r["positives"] for r in lift[:4]] == [1.0, 0.0, 1.0, 0.0]
+    assert lift[4]["rate"] is None and lift[4]["lift"] is None and lift[4]["min_score"] is None
+    assert lift[-1]["cumulative_capture"] == 1.0
+    assert_plain_json(m)
+
+
+def test_render_minimal_report() -> None:
+    """Only the contract's minimum: no oof, time split, columns, importances or warnings."""
+    report = {
+        "data": {"source": "leads.csv", "rows": 10, "positives": 4},
+        "models": [{"name": "logreg", "cv": dict.fromkeys(REQUIRED_CV_METRICS, 0.5)}],
+        "chosen": {"name": "logreg", "reason": "the only one", "threshold": 0.5},
+    }
+    text = rendered(report)
+    assert "logreg" in text and "time-ordered check: not run" in text
+    assert "the only one" in text
