@@ -158,7 +158,9 @@ class RulesConfig:
     company_size_points: tuple[tuple[int, float], ...] = _DEFAULT_COMPANY_SIZE
     seniority_points: Mapping[str, float] = field(default_factory=lambda: dict(_DEFAULT_SENIORITY))
     industry_points: Mapping[str, float] = field(default_factory=lambda: dict(_DEFAULT_INDUSTRY))
-    lead_source_points: Mapping[str, float] = field(default_factory=lambda: dict(_DEFAULT_LEAD_SOURCE))
+    lead_source_points: Mapping[str, float] = field(
+        default_factory=lambda: dict(_DEFAULT_LEAD_SOURCE)
+    )
     contact_completeness_points: float = 6.0
     engagement_points: Mapping[str, SignalPoints] = field(
         default_factory=lambda: dict(_DEFAULT_ENGAGEMENT)
@@ -168,7 +170,8 @@ class RulesConfig:
 
     def __post_init__(self) -> None:
         # Own copies: a caller changing its dict later must not change this table.
-        for name in ("seniority_points", "industry_points", "lead_source_points", "engagement_points"):
+        tables = ("seniority_points", "industry_points", "lead_source_points", "engagement_points")
+        for name in tables:
             object.__setattr__(self, name, dict(getattr(self, name)))
         _validate(self)
 
@@ -225,7 +228,8 @@ class RulesConfig:
             kw["company_size_points"] = _bands(data["company_size_points"], "company_size_points",
                                                "min_employees")
         if "inactivity_points" in data:
-            kw["inactivity_points"] = _bands(data["inactivity_points"], "inactivity_points", "min_days")
+            kw["inactivity_points"] = _bands(data["inactivity_points"], "inactivity_points",
+                                             "min_days")
         return cls(**kw)
 
     def to_dict(self) -> dict[str, Any]:
@@ -315,7 +319,8 @@ class RulesModel:
         self._size_log10 = np.array([math.log10(m) for m, _ in c.company_size_points])
         self._size_points = np.array([p for _, p in c.company_size_points])
         # seniority_rank 0..6 -> points (0 and anything unexpected: "unknown").
-        rank_points = np.full(max(SENIORITY_RANK.values()) + 1, c.seniority_points.get("unknown", 0.0))
+        unknown = c.seniority_points.get("unknown", 0.0)
+        rank_points = np.full(max(SENIORITY_RANK.values()) + 1, unknown)
         for name, rank in SENIORITY_RANK.items():
             rank_points[rank] = c.seniority_points.get(name, 0.0)
         self._rank_points = rank_points
@@ -371,7 +376,8 @@ class RulesModel:
         # --- time: decay of the earned points plus inactivity, as one reason ---------------
         days = np.maximum(X[:, self._recency_col], 0.0)
         decay = 0.5 ** (days / c.activity_half_life_days)
-        penalty = self._inactive_points[np.searchsorted(self._inactive_days, days, side="right") - 1]
+        band = np.searchsorted(self._inactive_days, days, side="right") - 1
+        penalty = self._inactive_points[band]
         # Never below -earned: engagement stays >= 0 (the floor scales the time reason).
         points[:, self._recency_col] = np.maximum(-(1.0 - decay) * earned + penalty, -earned)
 
@@ -385,7 +391,7 @@ class RulesModel:
         return np.column_stack([1.0 - p, p])
 
     def explain(self, X: Any) -> tuple[float, np.ndarray]:
-        """``(base, contributions)`` in probability units, as :class:`~leadscore.models.scoring.Scorer` expects.
+        """``(base, contributions)`` in probability units, what ``scoring.Scorer`` expects.
 
         ``base + contributions.sum(axis=1) == predict_proba(X)[:, 1]``.
         """
@@ -470,7 +476,9 @@ def _validate(c: RulesConfig) -> None:
     _check_keys(c.engagement_points, "engagement_points", SIGNAL_FEATURES)
     for key, s in c.engagement_points.items():
         if not isinstance(s, SignalPoints):
-            raise RulesConfigError(f"engagement_points.{key} must be a SignalPoints, got {_kind(s)}")
+            raise RulesConfigError(
+                f"engagement_points.{key} must be a SignalPoints, got {_kind(s)}"
+            )
         for part in ("points_per_unit", "max_points"):
             if _number(getattr(s, part), f"engagement_points.{key}.{part}") < 0:
                 raise RulesConfigError(
@@ -498,12 +506,16 @@ def _validate(c: RulesConfig) -> None:
 def _check_keys(table: Mapping[str, Any], name: str, allowed: tuple[str, ...]) -> None:
     unknown = sorted(set(table) - set(allowed))
     if unknown:
-        raise RulesConfigError(f"{name}: unknown key(s) {unknown}; expected some of {list(allowed)}")
+        raise RulesConfigError(
+            f"{name}: unknown key(s) {unknown}; expected some of {list(allowed)}"
+        )
 
 
 def _check_bands(bands: Any, name: str, key: str, allow_empty: bool = False) -> None:
     if not isinstance(bands, tuple) or (not bands and not allow_empty):
-        raise RulesConfigError(f"{name} must be a non-empty tuple of ({key}, points), got {bands!r}")
+        raise RulesConfigError(
+            f"{name} must be a non-empty tuple of ({key}, points), got {bands!r}"
+        )
     for i, band in enumerate(bands):
         if not isinstance(band, tuple) or len(band) != 2:
             raise RulesConfigError(f"{name}[{i}] must be a ({key}, points) pair, got {band!r}")

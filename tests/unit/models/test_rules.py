@@ -59,8 +59,10 @@ def assert_additive(model: RulesModel, x: np.ndarray) -> None:
     assert ((p >= 0) & (p <= 1)).all()
     np.testing.assert_allclose(base + points.sum(axis=1), 100 * p, rtol=0, atol=1e-9)
     parts = model.components(x)
-    np.testing.assert_allclose(base + parts["fit"] + parts["engagement"], 100 * p, rtol=0, atol=1e-9)
-    assert (parts["fit"] >= -1e-9).all() and (parts["fit"] <= model.config.fit_max_points + 1e-9).all()
+    total = base + parts["fit"] + parts["engagement"]
+    np.testing.assert_allclose(total, 100 * p, rtol=0, atol=1e-9)
+    assert (parts["fit"] >= -1e-9).all()
+    assert (parts["fit"] <= model.config.fit_max_points + 1e-9).all()
     assert (parts["engagement"] >= -1e-9).all()
     assert (parts["engagement"] <= model.config.engagement_max_points + 1e-9).all()
     np.testing.assert_allclose(model.predict_proba(x).sum(axis=1), 1.0, atol=1e-12)
@@ -332,8 +334,10 @@ def test_version_changes_with_the_table() -> None:
          "engagement_points.meetings.max_points must be >= 0"),
         ('{"engagement_points": {"recency_days": {"points_per_unit": 5, "max_points": 5}}}',
          r"engagement_points: unknown key\(s\) \['recency_days'\]"),
-        ('{"company_size_points": [{"min_employees": 10, "points": 3}]}', "must start at min_employees 1"),
-        ('{"company_size_points": [{"min_employees": 1, "points": 0}, {"min_employees": 1, "points": 2}]}',
+        ('{"company_size_points": [{"min_employees": 10, "points": 3}]}',
+         "must start at min_employees 1"),
+        ('{"company_size_points": [{"min_employees": 1, "points": 0},'
+         ' {"min_employees": 1, "points": 2}]}',
          "strictly increasing"),
         ('{"inactivity_points": [{"min_days": 30, "points": -10}, {"min_days": 90, "points": -5}]}',
          "never rise"),
@@ -356,3 +360,43 @@ def test_a_missing_file_names_itself(tmp_path: Path) -> None:
 def test_tables_built_in_code_are_validated_too() -> None:
     with pytest.raises(RulesConfigError, match="seniority_points: unknown key"):
         RulesConfig(seniority_points={"intern": 1.0})
+
+
+# --- docs/rules.md stays true ----------------------------------------------------------------
+
+DOC = Path(__file__).resolve().parents[3] / "docs" / "rules.md"
+
+
+def _num(value: float) -> str:
+    return f"{value:g}"
+
+
+def test_the_docs_list_the_default_table() -> None:
+    text = DOC.read_text(encoding="utf-8")
+    c = RulesConfig()
+    rows = [f"| {m} | {_num(p)} |" for m, p in c.company_size_points]
+    rows += [f"| {_num(d)} | {_num(p)} |" for d, p in c.inactivity_points]
+    for table in (c.seniority_points, c.industry_points, c.lead_source_points):
+        rows += [f"| `{k}` | {_num(v)} |" for k, v in table.items()]
+    rows += [f"| `{k}` | {_num(s.points_per_unit)} | {_num(s.max_points)} |"
+             for k, s in c.engagement_points.items()]
+    missing = [r for r in rows if r not in text]
+    assert not missing, f"docs/rules.md is out of date with the default table: {missing}"
+    assert f"**{_num(c.contact_completeness_points)}** points" in text
+    assert f"capped at {_num(c.fit_max_points)}" in text
+    assert f"capped at {_num(c.engagement_max_points)}" in text
+
+
+def test_the_worked_example_in_the_docs() -> None:
+    x = row(company_size_log10=np.log10(500), seniority_rank=5, industry="software",
+            lead_source="website", contact_completeness=4 / 6, demo_requests=1,
+            high_intent_page_views=3, page_views=10, email_clicks=2, recency_days=20)
+    model = RulesModel()
+    parts = model.components(x[None])
+    assert parts["fit"][0] == pytest.approx(38.0)
+    assert round(parts["engagement"][0], 2) == 32.13
+    assert round(model.score_and_explain(x[None])[2][0, COL["recency_days"]], 2) == -18.87
+    x[COL["recency_days"]] = 45
+    assert round(model.components(x[None])["engagement"][0], 2) == 13.03
+    text = DOC.read_text(encoding="utf-8")
+    assert "**70.13 → 70 (grade B)**" in text and "= 13.03" in text
