@@ -12,7 +12,6 @@ import ssl
 import time
 import weakref
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -29,6 +28,7 @@ from leadscore.models.registry import ModelRegistry, RegistryError
 from leadscore.models.scoring import Scorer, ScoringPolicy
 from leadscore.schemas.decode import EventKind
 from leadscore.settings import Settings
+from leadscore.streams.model_events import ModelFollower, follow_model_events
 from leadscore.streams.processing import InputRecord, Limits, apply_records, dead_letter, score_batch
 from leadscore.streams.tansu_compat import install_tansu_compat
 
@@ -39,18 +39,20 @@ class NoModelError(RuntimeError):
     """The worker has no trained model to score with."""
 
 
-def load_scorer(settings: Settings) -> Scorer:
-    """The champion model from the registry, ready to score.
+def load_scorer(settings: Settings, version: str | None = None) -> Scorer:
+    """A model from the registry, ready to score: ``version``, or the champion.
 
     Raises:
-        NoModelError: when the registry holds no model yet.
+        NoModelError: when the registry holds no model yet, or the model cannot be used.
     """
     registry = ModelRegistry(settings.model_dir)
     try:
-        loaded = registry.load_champion()  # falls back to the newest version
+        # The champion falls back to the newest version when none was promoted.
+        loaded = registry.load_champion() if version is None else registry.load(version)
     except RegistryError as exc:
+        which = "the champion model" if version is None else f"model {version}"
         raise NoModelError(
-            f"the champion model in {settings.model_dir} cannot be used: {exc}. Promote "
+            f"{which} in {settings.model_dir} cannot be used: {exc}. Promote "
             "another version (or train a new one) and start the worker again."
         ) from exc
     if loaded is None:
@@ -68,14 +70,6 @@ def load_scorer(settings: Settings) -> Scorer:
     # here, not on the first batch.
     scorer.explain(np.zeros((1, len(FEATURE_NAMES))))
     return scorer
-
-
-@dataclass
-class WorkerState:
-    """Mutable worker-wide state: the current scorer (swapped on promotion)."""
-
-    scorer: Scorer
-    refused_version: str | None = None  # a champion that failed to load; not retried
 
 
 def broker_credentials(settings: Settings) -> Any:
@@ -103,7 +97,13 @@ def create_app(settings: Settings, scorer: Scorer | None = None) -> faust.App:
     """
     install_tansu_compat()
     _install_fetch_max_wait()
-    worker = WorkerState(scorer=scorer or load_scorer(settings))
+    # The scorer the agent uses; swapped between micro-batches on a models.events.v1
+    # message, or by the registry poll (leadscore.streams.model_events).
+    models = ModelFollower(
+        ModelRegistry(settings.model_dir),
+        lambda version: load_scorer(settings, version),
+        scorer or load_scorer(settings),
+    )
     app = faust.App(
         settings.app_id,
         broker=[f"kafka://{server}" for server in settings.kafka_bootstrap.split(",")],
@@ -175,7 +175,7 @@ def create_app(settings: Settings, scorer: Scorer | None = None) -> faust.App:
                 now=now,
                 partitions_of_topic=partitions_of_topic,
             )
-            scorer = worker.scorer
+            scorer = models.scorer  # one model for the whole batch, even if a swap lands now
             await loop.run_in_executor(executor, score_batch, batch, scorer, now)
             result = batch.result
             for index, reason in result.scoring_failures:
@@ -203,25 +203,17 @@ def create_app(settings: Settings, scorer: Scorer | None = None) -> faust.App:
                 (time.perf_counter() - started) * 1000,
             )
 
-    @app.timer(interval=settings.model_poll_s)
-    async def follow_champion() -> None:
-        """Swap to a newly promoted champion without a restart (loaded off the event loop)."""
-        registry = ModelRegistry(settings.model_dir)
-        loop = asyncio.get_running_loop()
-        try:
-            version = await loop.run_in_executor(None, registry.champion)
-            if version is None or version in (worker.scorer.version, worker.refused_version):
-                return
-            scorer = await loop.run_in_executor(None, load_scorer, settings)
-        except Exception as exc:  # a broken artifact must not stop scoring with the old one
-            worker.refused_version = version
-            log.error("model %s could not be loaded (%r); still scoring with %s",
-                      version, exc, worker.scorer.version)
-            return
-        log.info("model %s replaces %s", scorer.version, worker.scorer.version)
-        worker.scorer = scorer
+    @app.task
+    async def follow_model_events_topic() -> None:
+        """Swap models as soon as models.events.v1 announces a change (each worker reads all)."""
+        await follow_model_events(settings, models)
 
-    app.leadscore_worker = worker  # type: ignore[attr-defined]
+    @app.timer(interval=settings.model_poll_s)
+    async def poll_champion() -> None:
+        """The safety net: catch a champion change whose event never arrived."""
+        await models.sync("registry poll")
+
+    app.leadscore_models = models  # type: ignore[attr-defined]
     app.leadscore_fetch_max_wait_ms = settings.fetch_max_wait_ms  # type: ignore[attr-defined]
     return app
 

@@ -223,10 +223,8 @@ async def _listen(
         )
         for tp in tps:
             consumer.seek(tp, max(listed[tp], fetched[TP(tp.topic, tp.partition)]))
-        log.info(
-            "listening for model events on %s from offset(s) %s",
-            topic, ",".join(str(await consumer.position(tp)) for tp in tps),
-        )  # fmt: skip
+        positions = [await consumer.position(tp) for tp in tps]
+        log.info("listening for model events on %s from offset(s) %s", topic, positions)
         on_positioned()
         await follower.sync("start of the model-event listener")
         async for record in consumer:
