@@ -112,9 +112,14 @@ EXIT_NOT_ANNOUNCED = 3
 
 @models_app.command("list")
 def models_list(
-    segment: Optional[str] = typer.Option(None, help="mark this segment's champion (default segment if not given)"),
+    segment: Optional[str] = typer.Option(
+        None, help="mark this segment's champion (if not given: the default segment)"
+    ),
 ) -> None:
-    """List the model versions, oldest first, with metrics from their manifests; * marks the champion."""
+    """List the model versions, oldest first, with metrics from their manifests; * marks the champion.
+
+    ROC-AUC and accuracy come from the manifest's metrics (- when it has none).
+    """
     from leadscore.jobs import list_models
     from leadscore.models.registry import RegistryError
 
@@ -130,7 +135,8 @@ def models_list(
     if not rows:
         typer.echo(f"no models in {settings.model_dir}: train one with `leadscore train`", err=True)
         return
-    typer.echo(f"  {'VERSION':<24} {'CREATED (UTC)':<19} {'ROWS':>9} {'ROC-AUC':>8} {'ACCURACY':>8}")
+    header = ("VERSION", "CREATED (UTC)", "ROWS", "ROC-AUC", "ACCURACY")
+    typer.echo("  {:<24} {:<19} {:>9} {:>8} {:>8}".format(*header))
     for row in rows:
         mark = "*" if row.champion else " "
         if row.problem is not None:
@@ -165,7 +171,9 @@ def models_show(
 @models_app.command("promote")
 def models_promote(
     version: str = typer.Argument(..., help="a version from `leadscore models list`"),
-    segment: Optional[str] = typer.Option(None, help="the segment to promote it in (default segment if not given)"),
+    segment: Optional[str] = typer.Option(
+        None, help="the segment to promote it in (if not given: the default segment)"
+    ),
     reason: Optional[str] = typer.Option(None, help="why, for the record (sent with the event)"),
 ) -> None:
     """Make VERSION the champion and tell running workers to switch to it.
@@ -196,7 +204,9 @@ def models_promote(
 
 @models_app.command("rollback")
 def models_rollback(
-    segment: Optional[str] = typer.Option(None, help="the segment to roll back (default segment if not given)"),
+    segment: Optional[str] = typer.Option(
+        None, help="the segment to roll back (if not given: the default segment)"
+    ),
     reason: Optional[str] = typer.Option(None, help="why, for the record (sent with the event)"),
 ) -> None:
     """Make the previous champion the champion again and tell running workers to switch.
@@ -217,7 +227,9 @@ def models_rollback(
         typer.secho(str(exc), fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from exc
     event = change.event
-    typer.echo(f"rolled back{_of(segment)}: {event.version} is the champion again (was {event.previous})")
+    typer.echo(
+        f"rolled back{_of(segment)}: {event.version} is the champion again (was {event.previous})"
+    )
     # Running rollback again would go back one more version: re-announce with promote.
     _report_announcement(settings, change, retry=f"leadscore models promote {event.version}"
                          + (f" --segment {segment}" if segment else ""))
