@@ -804,8 +804,9 @@ def _read_text_table(p: Path) -> pd.DataFrame:
         )  # fmt: skip
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise TableError(
-            f"cannot parse {str(p)!r} as a table separated by {sep!r}: {exc}; check that every "
-            "row has as many fields as the header and quotes are balanced"
+            f"cannot parse {str(p)!r} as a table separated by {sep!r}: {str(exc).strip()}; "
+            "check that every "
+            "row has as many fields as the header and that quotes are balanced"
         ) from exc
 
 
