@@ -164,6 +164,14 @@ def _parse_number(v: Any, number_format: str = "plain") -> float:
     return _parse_text_number(s, number_format)
 
 
+def _looks_numeric(s: str) -> bool:
+    return bool(_PLAIN.fullmatch(s) or _COMMA_GROUPED.fullmatch(s) or _DECIMAL_COMMA.fullmatch(s))
+
+
+def _value_parser(kind: str, number_format: str) -> Callable[[Any], float]:
+    return _parse_bool if kind == "boolean" else partial(_parse_number, number_format=number_format)
+
+
 def _parse_bool(v: Any) -> float:
     """A cell as 1.0 / 0.0; NaN when missing or not a yes/no-like value."""
     s = _normalize(v)
@@ -210,7 +218,9 @@ def _floats(values: np.ndarray, fn: Callable[[Any], float]) -> np.ndarray:
     return _apply(values.astype(object, copy=False), fn).astype(np.float64)
 
 
-def _column_array(data: pd.DataFrame | Sequence[Mapping[str, Any]], name: str, n: int) -> np.ndarray:
+def _column_array(
+    data: pd.DataFrame | Sequence[Mapping[str, Any]], name: str, n: int
+) -> np.ndarray:
     if isinstance(data, pd.DataFrame):
         if name not in data.columns:
             return np.full(n, None, dtype=object)
@@ -288,7 +298,8 @@ def _looks_like_dates(distinct: Sequence[str], counts: Sequence[int] | None = No
     matching = sum(w for s, w in zip(distinct, weights) if _DATE.fullmatch(s))
     if matching < DATE_SHARE * sum(weights):
         return False
-    parsed = pd.to_datetime(pd.Series(list(distinct)), errors="coerce", format="mixed")
+    sample = pd.Series(list(distinct[:1000]))  # "mixed" parses one value at a time: ~50 us each
+    parsed = pd.to_datetime(sample, errors="coerce", format="mixed")
     return bool(parsed.notna().mean() >= DATE_SHARE)
 
 
@@ -334,10 +345,7 @@ def _infer_column(
                 kind = "categorical"
                 if leading is not None and fmt is not None:
                     why_not_numeric = f"leading zeros ({leading!r}): codes, not numbers"
-                numberish = sum(
-                    int(c) for s, c in counts.items()
-                    if _PLAIN.fullmatch(s) or _COMMA_GROUPED.fullmatch(s) or _DECIMAL_COMMA.fullmatch(s)
-                )  # fmt: skip
+                numberish = sum(int(c) for s, c in counts.items() if _looks_numeric(s))
                 if numberish < 0.5 * len(present):  # plainly text: no need to say why
                     why_not_numeric = ""
     elif kind == "numeric" and not numeric_dtype:
@@ -350,7 +358,7 @@ def _infer_column(
             max_levels=max_levels, min_level_count=min_level_count, note=why_not_numeric,
         )  # fmt: skip
 
-    parse = _parse_bool if kind == "boolean" else partial(_parse_number, number_format=number_format)
+    parse = _value_parser(kind, number_format)
     x = _floats(values, parse)
     ok = ~np.isnan(x)
     missing_share = float(1.0 - ok.mean()) if n else 1.0
@@ -369,7 +377,7 @@ def _infer_column(
             reason="id-like: a different whole number in every row; "
             "force it numeric if it is a real quantity",
         )
-    unparsed = sum(v is not None and v not in _SOFT_MISSING for v in norm[~ok]) if kind == "numeric" else 0
+    unparsed = sum(v is not None and v not in _SOFT_MISSING for v in norm[~ok])
     if force == "numeric" and unparsed:
         notes.append(f"forced numeric: {unparsed} non-numeric values count as missing")
     if number_format != "plain":
@@ -510,8 +518,11 @@ class FeaturePipeline:
         self.feature_names: tuple[str, ...] = tuple(names)
         self.source_column: tuple[str, ...] = tuple(sources)
         self.input_columns: tuple[str, ...] = tuple(c.name for c in self._columns if c.used)
-        self._used = [(c, off, idx) for c, off, idx in zip(self._columns, self._offsets,
-                                                           self._level_index) if c.used]  # fmt: skip
+        self._used = [
+            (c, off, idx)
+            for c, off, idx in zip(self._columns, self._offsets, self._level_index)
+            if c.used
+        ]
 
     @property
     def n_features(self) -> int:
@@ -657,17 +668,18 @@ class FeaturePipeline:
                 hit = j >= 0
                 out[rows[hit], off + j[hit]] = 1.0
                 continue
-            parse = (
-                _parse_bool
-                if col.kind == "boolean"
-                else partial(_parse_number, number_format=col.number_format)
-            )
-            x = _floats(values, parse)
+            x = _floats(values, _value_parser(col.kind, col.number_format))
             missing = np.isnan(x)
             out[:, off] = np.where(missing, col.fill, x)
             if col.indicator:
                 out[:, off + 1] = missing
         return out
+
+    def absent_columns(self, columns: Sequence[str]) -> list[str]:
+        """The used input columns not among ``columns``: a batch file without them scores
+        every row as if the value were missing, so callers should warn (or refuse)."""
+        present = set(columns)
+        return [c for c in self.input_columns if c not in present]
 
     # -- explaining ---------------------------------------------------------------------------
 
@@ -753,7 +765,8 @@ def load_table(path: str | Path) -> pd.DataFrame:
     """
     p = Path(path)
     if not p.is_file():
-        raise TableError(f"no such file: {str(p)!r}" + (" (it is a directory)" if p.is_dir() else ""))
+        what = " (it is a directory)" if p.is_dir() else ""
+        raise TableError(f"no such file: {str(p)!r}{what}")
     name = p.name.casefold()
     if name.endswith(_PARQUET_SUFFIXES):
         try:
@@ -846,7 +859,9 @@ def parse_target(
     """
     columns = [str(c) for c in df.columns]
     if target not in df.columns:
-        raise TableError(f"target column {target!r} not found; " + _close_names_hint(target, columns))
+        raise TableError(
+            f"target column {target!r} not found; " + _close_names_hint(target, columns)
+        )
     raw = df[target].to_numpy(dtype=object)
     norm = _apply(raw, _normalize)
     missing = int(sum(v is None for v in norm))
@@ -921,13 +936,8 @@ def single_column_auc(
     for name in columns if columns is not None else list(df.columns):
         values = _column_array(df, name, n)
         spec = _infer_column(name, values, force=None, max_levels=1, min_level_count=n + 1)
-        if spec.kind in ("numeric", "boolean") and spec.reason.find("id-like") < 0:
-            parse = (
-                _parse_bool
-                if spec.kind == "boolean"
-                else partial(_parse_number, number_format=spec.number_format)
-            )
-            x = _floats(values, parse)
+        if spec.kind in ("numeric", "boolean") and "id-like" not in spec.reason:
+            x = _floats(values, _value_parser(spec.kind, spec.number_format))
             auc = _rank_auc(np.where(np.isnan(x), -np.inf, x), y)
             result[name] = max(auc, 1.0 - auc)
         else:
@@ -944,7 +954,9 @@ def _rank_auc(score: np.ndarray, y: np.ndarray) -> float:
     return float((ranks[y == 1].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
 
 
-def _target_encoding_auc(norm: np.ndarray, y: np.ndarray, fold: np.ndarray, smooth: float = 10.0) -> float:
+def _target_encoding_auc(
+    norm: np.ndarray, y: np.ndarray, fold: np.ndarray, smooth: float = 10.0
+) -> float:
     codes, _ = pd.factorize(norm)  # None -> -1: missing is its own value
     codes = np.where(codes < 0, codes.max() + 1, codes)
     k = int(codes.max()) + 1

@@ -310,7 +310,9 @@ def mixed_frame() -> pd.DataFrame:
     return pd.DataFrame(
         {
             "age": rng.integers(18, 80, n).astype(str),
-            "score": np.where(rng.uniform(size=n) < 0.1, "", rng.normal(size=n).round(3).astype(str)),
+            "score": np.where(
+                rng.uniform(size=n) < 0.1, "", rng.normal(size=n).round(3).astype(str)
+            ),
             "job": rng.choice(["admin.", "tech", "sales", "", "unknown", "rare"], n,
                               p=[0.3, 0.3, 0.2, 0.1, 0.08, 0.02]),
             "optin": rng.choice(["yes", "no", ""], n),
@@ -334,6 +336,11 @@ def test_transform_one_equals_transform_with_unseen_values_and_missing_keys() ->
     assert np.array_equal(X[1], X[5])  # junk that is not a number / not a known level
     assert X.shape == (6, len(p.feature_names))
     assert np.array_equal(p.transform(pd.DataFrame(records)), X)
+
+
+def test_absent_columns_of_a_batch_file() -> None:
+    p = FeaturePipeline.fit(mixed_frame(), min_level_count=10)
+    assert p.absent_columns(["age", "job", "other"]) == ["score", "optin"]
 
 
 def test_source_column_groups_features() -> None:
@@ -396,7 +403,7 @@ def test_single_column_auc_finds_leaks_not_ids() -> None:
     assert abs(auc["noise"] - 0.5) < 0.05 and abs(auc["lead_id"] - 0.5) < 0.05
 
 
-# --- the real public files -------------------------------------------------------------------------
+# --- the real public files ---------------------------------------------------------------
 
 
 @pytest.mark.slow  # ~1-3 s each: every row of 12k-45k, one record at a time
