@@ -36,6 +36,7 @@ import pandas as pd
 from scipy.stats import rankdata
 
 __all__ = [
+    "LEAK_AUC_WARNING",
     "FeaturePipeline",
     "TableError",
     "detect_time_column",
@@ -51,6 +52,10 @@ _FORMAT_NAME: Final = "leadscore.tabular.FeaturePipeline"
 #: Refuse to train on fewer rows, or fewer rows of the rarer class (5-fold CV needs both).
 MIN_ROWS: Final = 50
 MIN_MINORITY: Final = 10
+#: single_column_auc at or above this: "predicts the label almost on its own" (a likely leak).
+#: On the public files it flags exactly the documented leaks: bank `duration` (0.81, 0.82) and
+#: shoppers `PageValues` (0.86); the next column is bank-additional `nr.employed` at 0.75.
+LEAK_AUC_WARNING: Final = 0.8
 #: A column at least this empty is dropped.
 MOSTLY_MISSING_SHARE: Final = 0.95
 #: Integer columns with at most this many distinct values get a "maybe codes" note.
@@ -738,6 +743,8 @@ class FeaturePipeline:
                 f"not a saved feature pipeline of version {PIPELINE_FORMAT_VERSION}: got format "
                 f"{d.get('format')!r} version {d.get('version')!r}; retrain the model"
             )
+        if not isinstance(d.get("columns"), list):
+            raise TableError("saved feature pipeline has no 'columns' list; retrain the model")
         known = {f.name for f in fields(_Column)}
         specs = []
         for c in d["columns"]:
