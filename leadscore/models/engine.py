@@ -70,6 +70,10 @@ DEFAULT_SHAP_TABLE_BUDGET_BYTES = 64 * 2**20
 MAX_TABLE_PATH_FEATURES = 16
 #: Below this many rows per thread, extra threads cost more than they save.
 _MIN_ROWS_PER_THREAD = 64
+#: SHAP rows per block: each leaf's table is read once per block (256 * 50 * 8 B = 100 KiB of X).
+_BLOCK_ROWS = 256
+#: Fewer rows than this are explained one at a time, without the tables.
+_MIN_BLOCK_ROWS = 8
 
 _NODE_ARRAYS = ("feature", "threshold", "left", "right", "missing_left", "value", "cover", "roots")
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -185,7 +189,8 @@ class ShapPlan:
     ent_coef: np.ndarray = field(repr=False)
     table_start: np.ndarray = field(repr=False)
     tables: np.ndarray = field(repr=False)
-    weights: np.ndarray = field(repr=False)
+    gl_t: np.ndarray = field(repr=False)
+    gl_w: np.ndarray = field(repr=False)
 
 
 def prepare_shap(ens: TreeEnsemble) -> ShapPlan:
@@ -542,9 +547,15 @@ def shap_values(ens: TreeEnsemble, X: Any, *, n_threads: int = 1) -> tuple[float
     phi = np.zeros(X.shape)
 
     def run(r0: int, r1: int) -> None:
-        _shap_kernel(X, r0, r1, plan.n_table_leaves, plan.leaf_value, plan.leaf_start,
-                     plan.ent_feature, plan.ent_lo, plan.ent_hi, plan.ent_nan_ok, plan.ent_z,
-                     plan.ent_coef, plan.table_start, plan.tables, plan.weights, phi)
+        if r1 - r0 < _MIN_BLOCK_ROWS:
+            _shap_row_kernel(X, r0, r1, plan.leaf_value, plan.leaf_start, plan.ent_feature,
+                             plan.ent_lo, plan.ent_hi, plan.ent_nan_ok, plan.ent_z, plan.gl_t,
+                             plan.gl_w, phi)
+        else:
+            _shap_block_kernel(X, r0, r1, _BLOCK_ROWS, plan.n_table_leaves, plan.leaf_value,
+                               plan.leaf_start, plan.ent_feature, plan.ent_lo, plan.ent_hi,
+                               plan.ent_nan_ok, plan.ent_z, plan.ent_coef, plan.table_start,
+                               plan.tables, plan.gl_t, plan.gl_w, phi)
 
     _run_rows(run, X.shape[0], n_threads)
     return plan.expected_value, phi
@@ -581,6 +592,17 @@ def _shapley_weights(max_d: int) -> np.ndarray:
         for s in range(d):
             W[d, s] = 1.0 / (d * math.comb(d - 1, s))
     return W
+
+
+def _gauss_legendre(max_nodes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row ``n``: the ``n`` Gauss-Legendre nodes and weights on [0, 1], zero-padded."""
+    t = np.full((max_nodes + 1, max_nodes), 0.5)
+    w = np.zeros((max_nodes + 1, max_nodes))
+    for n in range(1, max_nodes + 1):
+        x, wx = np.polynomial.legendre.leggauss(n)
+        t[n, :n] = (x + 1.0) / 2.0
+        w[n, :n] = wx / 2.0
+    return t, w
 
 
 def _build_plan(ens: TreeEnsemble) -> ShapPlan:
@@ -620,8 +642,9 @@ def _build_plan(ens: TreeEnsemble) -> ShapPlan:
     table_start = np.concatenate([[0], np.cumsum(cost[leaf_order[:n_table]] // 8)]).astype(np.int64)
     tables = np.empty(int(table_start[-1]))
     ent_coef = np.zeros(ent_z.shape[0])
-    weights = _shapley_weights(max(max_d, 1))
-    _fill_tables(n_table, leaf_value, leaf_start, ent_z, table_start, weights, tables, ent_coef)
+    _fill_tables(n_table, leaf_value, leaf_start, ent_z, table_start, _shapley_weights(max(max_d, 1)),
+                 tables, ent_coef)
+    gl_t, gl_w = _gauss_legendre(max(4, (max_d + 1) // 2))
     return ShapPlan(
         expected_value=float(ens.offset + expected),
         n_leaves=int(n_leaves),
@@ -638,7 +661,8 @@ def _build_plan(ens: TreeEnsemble) -> ShapPlan:
         ent_coef=ent_coef,
         table_start=table_start,
         tables=tables,
-        weights=weights,
+        gl_t=gl_t,
+        gl_w=gl_w,
     )
 
 
@@ -824,71 +848,136 @@ def _predict_kernel(X, r0, r1, feature, threshold, left, right, missing_left, va
 
 
 @numba.njit(cache=True, nogil=True)
-def _shap_kernel(X, r0, r1, n_table, leaf_value, leaf_start, ent_feature, ent_lo, ent_hi,  # type: ignore[no-untyped-def]
-                 ent_nan_ok, ent_z, ent_coef, table_start, tables, weights, phi):
-    """Path-dependent TreeSHAP of rows ``[r0, r1)``, added into ``phi``."""
+def _agreement(xt, nb, s, d, ent_feature, ent_lo, ent_hi, ent_nan_ok, pattern):  # type: ignore[no-untyped-def]
+    """Bit j of ``pattern[r]`` = row r agrees with the leaf's path on its feature j."""
+    pattern[:nb] = 0
+    for j in range(d):
+        xs = xt[ent_feature[s + j]]
+        lo = ent_lo[s + j]
+        hi = ent_hi[s + j]
+        nan_ok = ent_nan_ok[s + j]
+        bit = np.int64(1) << j
+        for r in range(nb):  # branch-free: vectorizes over the block's rows
+            xv = xs[r]
+            ok = ((xv <= hi) & ~(xv <= lo)) | ((xv != xv) & nan_ok)  # NaN lo = no bound
+            pattern[r] |= ok * bit
+
+
+@numba.njit(cache=True, nogil=True)
+def _shap_block_kernel(X, r0, r1, block, n_table, leaf_value, leaf_start, ent_feature, ent_lo,  # type: ignore[no-untyped-def]
+                       ent_hi, ent_nan_ok, ent_z, ent_coef, table_start, tables, gl_t, gl_w, phi):
+    """Path-dependent TreeSHAP of rows ``[r0, r1)``, added into ``phi``; for batches.
+
+    Rows go in blocks of ``block``, transposed (feature-major) so the loops over a block's
+    rows are branch-free and vectorize, and each leaf's table is read once per block.
+    Table leaves: ``phi_j += (1 - z_j) / z_j * K(A - {j})`` or ``-K(A)``. Direct leaves:
+    Gauss-Legendre quadrature of ``v (o_j - z_j) * integral over t in [0, 1] of
+    prod_{i != j} (t o_i + (1 - t) z_i)``, exact with ceil(d / 2) nodes (the integrand has
+    degree d - 1); the products leaving out ``j`` come from prefix and suffix products.
+    """
+    n_features = X.shape[1]
     n_leaves = leaf_value.shape[0]
-    max_d = weights.shape[0] - 1
-    agree = np.zeros(max_d + 1, np.bool_)
-    e = np.zeros(max_d + 2)
-    for r in range(r0, r1):
-        x = X[r]
-        out = phi[r]
+    max_d = 2 * gl_t.shape[1]
+    xt = np.empty((n_features, block))
+    pt = np.empty((n_features, block))
+    pattern = np.empty(block, np.int64)
+    suf = np.empty((max_d + 1, block))
+    pre = np.empty(block)
+    for b0 in range(r0, r1, block):
+        nb = min(block, r1 - b0)
+        for r in range(nb):
+            for f in range(n_features):
+                xt[f, r] = X[b0 + r, f]
+        pt[:, :nb] = 0.0
         for leaf in range(n_table):
             s = leaf_start[leaf]
             d = leaf_start[leaf + 1] - s
-            A = 0
-            for j in range(d):
-                xv = x[ent_feature[s + j]]
-                if xv != xv:
-                    ok = ent_nan_ok[s + j]
-                else:
-                    ok = xv <= ent_hi[s + j] and not (xv <= ent_lo[s + j])
-                if ok:
-                    A |= 1 << j
+            _agreement(xt, nb, s, d, ent_feature, ent_lo, ent_hi, ent_nan_ok, pattern)
             t0 = table_start[leaf]
-            k_a = tables[t0 + A]
             for j in range(d):
-                if (A >> j) & 1:
-                    out[ent_feature[s + j]] += ent_coef[s + j] * tables[t0 + (A ^ (1 << j))]
-                else:
-                    out[ent_feature[s + j]] -= k_a
+                ps = pt[ent_feature[s + j]]
+                c = ent_coef[s + j]
+                bit = np.int64(1) << j
+                for r in range(nb):
+                    a = pattern[r]
+                    k = tables[t0 + (a & ~bit)]  # K(A - {j}) when j in A, else K(A)
+                    ps[r] += c * k if a & bit else -k
         for leaf in range(n_table, n_leaves):
             s = leaf_start[leaf]
             d = leaf_start[leaf + 1] - s
-            a = 0
-            z_out = 1.0  # product of z over the features the row disagrees with
-            e[0] = 1.0
+            _agreement(xt, nb, s, d, ent_feature, ent_lo, ent_hi, ent_nan_ok, pattern)
+            nq = (d + 1) // 2
+            for k in range(nq):
+                t = gl_t[nq, k]
+                u = 1.0 - t
+                suf[d, :nb] = 1.0
+                for j in range(d - 1, -1, -1):
+                    f0 = u * ent_z[s + j]  # the factor of feature j: t o_j + (1 - t) z_j
+                    f1 = t + f0
+                    bit = np.int64(1) << j
+                    for r in range(nb):
+                        suf[j, r] = suf[j + 1, r] * (f1 if pattern[r] & bit else f0)
+                pre[:nb] = gl_w[nq, k] * leaf_value[leaf]
+                for j in range(d):
+                    z = ent_z[s + j]
+                    f0 = u * z
+                    f1 = t + f0
+                    c1 = 1.0 - z
+                    bit = np.int64(1) << j
+                    ps = pt[ent_feature[s + j]]
+                    sj = suf[j + 1]
+                    for r in range(nb):
+                        o = pattern[r] & bit
+                        ps[r] += (c1 if o else -z) * pre[r] * sj[r]
+                        pre[r] *= f1 if o else f0
+        for r in range(nb):
+            for f in range(n_features):
+                phi[b0 + r, f] += pt[f, r]
+
+
+@numba.njit(cache=True, nogil=True)
+def _shap_row_kernel(X, r0, r1, leaf_value, leaf_start, ent_feature, ent_lo, ent_hi,  # type: ignore[no-untyped-def]
+                     ent_nan_ok, ent_z, gl_t, gl_w, phi):
+    """Path-dependent TreeSHAP of rows ``[r0, r1)`` one at a time, every leaf by quadrature.
+
+    For one or a few rows: the tables would be read a few entries per leaf (cache misses),
+    so all leaves use the quadrature of :func:`_shap_block_kernel`, its nodes in lanes.
+    """
+    n_leaves = leaf_value.shape[0]
+    lanes = gl_t.shape[1]  # >= 4: short leaves run 4 lanes, padded with zero weights
+    max_d = 2 * lanes
+    o = np.zeros(max_d, np.bool_)
+    suf = np.empty((max_d + 1, lanes))
+    pre = np.empty(lanes)
+    tk = np.empty(lanes)
+    uk = np.empty(lanes)
+    for r in range(r0, r1):
+        x = X[r]
+        out = phi[r]
+        for leaf in range(n_leaves):
+            s = leaf_start[leaf]
+            d = leaf_start[leaf + 1] - s
             for j in range(d):
                 xv = x[ent_feature[s + j]]
-                if xv != xv:
-                    ok = ent_nan_ok[s + j]
-                else:
-                    ok = xv <= ent_hi[s + j] and not (xv <= ent_lo[s + j])
-                agree[j] = ok
+                o[j] = ((xv <= ent_hi[s + j]) & ~(xv <= ent_lo[s + j])) | ((xv != xv) & ent_nan_ok[s + j])
+            nq = (d + 1) // 2
+            nl = 4 if nq <= 4 else nq
+            v = leaf_value[leaf]
+            for k in range(nl):
+                tk[k] = gl_t[nq, k]
+                uk[k] = 1.0 - tk[k]
+                pre[k] = gl_w[nq, k] * v  # 0 beyond nq
+                suf[d, k] = 1.0
+            for j in range(d - 1, -1, -1):
                 z = ent_z[s + j]
-                if ok:  # e_m(z_A) gains z
-                    e[a + 1] = z * e[a]
-                    for m in range(a, 0, -1):
-                        e[m] += z * e[m - 1]
-                    a += 1
-                else:
-                    z_out *= z
-            v = leaf_value[leaf] * z_out
-            if a < d:
-                k_a = 0.0
-                for m in range(a + 1):
-                    k_a += weights[d, a - m] * e[m]
-                k_a *= v
+                oj = o[j]
+                for k in range(nl):
+                    suf[j, k] = suf[j + 1, k] * ((tk[k] + uk[k] * z) if oj else uk[k] * z)
             for j in range(d):
-                if not agree[j]:
-                    out[ent_feature[s + j]] -= k_a
-                    continue
-                # e_m of the agreed z without z_j (forward deletion, stable for z <= 1)
                 z = ent_z[s + j]
-                prev = 1.0
-                total = weights[d, a - 1]
-                for m in range(1, a):
-                    prev = e[m] - z * prev
-                    total += weights[d, a - 1 - m] * prev
-                out[ent_feature[s + j]] += v * (1.0 - z) * total
+                oj = o[j]
+                acc = 0.0
+                for k in range(nl):
+                    acc += pre[k] * suf[j + 1, k]
+                    pre[k] *= (tk[k] + uk[k] * z) if oj else uk[k] * z
+                out[ent_feature[s + j]] += ((1.0 - z) if oj else -z) * acc

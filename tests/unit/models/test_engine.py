@@ -261,6 +261,9 @@ def test_forest_shap_equals_shap(rf_nan, data_nan, budget):
     ref_base, ref_phi = forest_shap_reference(rf_nan, rows, PRIOR, 2.0)
     assert abs(base - ref_base) < TOL
     np.testing.assert_allclose(phi, ref_phi, rtol=0, atol=TOL)
+    # a few rows at a time take the row kernel (no tables), a batch the block kernel
+    one_by_one = np.vstack([engine.shap_values(ens, rows[i : i + 1])[1] for i in range(40)])
+    np.testing.assert_allclose(one_by_one, ref_phi[:40], rtol=0, atol=TOL)
     plan = ens.shap_plan
     if budget == 0:
         assert plan.n_table_leaves == 0
@@ -292,6 +295,7 @@ def test_hist_gradient_boosting_shap_equals_shap(hgb_nan, data_nan, budget):
     ref = explainer.shap_values(rows, check_additivity=False)
     assert abs(base - float(np.ravel(explainer.expected_value)[0])) < TOL
     np.testing.assert_allclose(phi, ref, rtol=0, atol=TOL)
+    np.testing.assert_allclose(engine.shap_values(ens, rows[:5])[1], ref[:5], rtol=0, atol=TOL)
 
 
 def single_leaf_tree(value: float, cover: float, n_features: int) -> engine.TreeEnsemble:
@@ -323,7 +327,9 @@ def test_repeated_features_stumps_and_single_leaf_trees_equal_shap(budget):
     rows = np.vstack([X[:200], X0[:50]])
     base, phi = engine.shap_values(ens, rows)
     explainer = shap.TreeExplainer(shap_dict(ens), feature_perturbation="tree_path_dependent")
-    np.testing.assert_allclose(phi, explainer.shap_values(rows, check_additivity=False), rtol=0, atol=TOL)
+    ref = explainer.shap_values(rows, check_additivity=False)
+    np.testing.assert_allclose(phi, ref, rtol=0, atol=TOL)
+    np.testing.assert_allclose(engine.shap_values(ens, rows[:3])[1], ref[:3], rtol=0, atol=TOL)
     assert abs(base - float(np.ravel(explainer.expected_value)[0])) < TOL
     np.testing.assert_allclose(base + phi.sum(1), engine.predict(ens, rows), rtol=0, atol=TOL)
 
