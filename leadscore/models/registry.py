@@ -4,14 +4,26 @@ Layout under ``root``::
 
     root/
       20261126T231500Z-ab12cd/   one version: written in a hidden temp dir, then renamed
-        model.skops              the fitted model (skops: loading runs no pickled code)
-        manifest.json            what it is, how it was trained, a drift reference sample
+        model.npz                the compiled model's arrays (read with allow_pickle=False)
+        model.json               its feature names, offset, tree layout and description
+        pipeline.json            table models: how a table row becomes the feature vector
+        report.json              the full training report, when one was given
+        manifest.json            what it is, how it was trained, a drift reference sample,
+                                 and the sha256 of every other file
       champion.json              the champion pointer and its history (per segment:
       champion.<segment>.json    one file each)
 
 A version directory appears in one ``rename``, so a reader never sees half a model.
-Loading refuses any type outside :data:`TRUSTED_TYPES` and any model built for another
+Loading runs no code from the files and needs no scikit-learn; it refuses a file whose
+checksum differs from the manifest's, and a ``lead_events`` model built for another
 feature definition, saying exactly what differs.
+
+Two kinds of model:
+
+- ``"lead_events"``: scores the stream's lead state; its features are
+  :data:`~leadscore.models.features.FEATURE_NAMES` (spec ``FEATURE_SPEC_VERSION``).
+- ``"table"``: scores rows of a CRM table through its saved
+  :class:`~leadscore.models.tabular.FeaturePipeline`.
 """
 
 from __future__ import annotations
@@ -20,88 +32,57 @@ import builtins
 import fcntl
 import hashlib
 import json
+import logging
 import math
 import os
 import re
 import secrets
 import shutil
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _dist_version
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
-import skops.io as sio
 from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
 
-from leadscore.models.ensemble import LeadScoringEnsemble
+from leadscore.models.compiled import ARRAYS_FILE, META_FILE, CompiledModel
 from leadscore.models.features import FEATURE_NAMES, FEATURE_SPEC_VERSION
+from leadscore.models.tabular import FeaturePipeline, TableError
 
 __all__ = [
     "FeatureMismatchError",
+    "KINDS",
     "LoadedModel",
     "Manifest",
+    "ModelKind",
     "ModelNotFoundError",
     "ModelRegistry",
+    "OutdatedModelError",
     "RegistryError",
-    "TRUSTED_TYPES",
     "TrainingWindow",
     "UntrustedModelError",
 ]
 
-MODEL_FILE = "model.skops"
+log = logging.getLogger(__name__)
+
+ModelKind = Literal["lead_events", "table"]
+KINDS: tuple[str, ...] = ("lead_events", "table")
+
+PIPELINE_FILE = "pipeline.json"
+REPORT_FILE = "report.json"
 MANIFEST_FILE = "manifest.json"
+#: The model file of the layout before compiled models (a skops archive); never loaded.
+OLD_MODEL_FILE = "model.skops"
 #: Most rows a manifest's reference sample may hold (it is read by every drift check).
 MAX_REFERENCE_ROWS = 5_000
 _VERSION_RE = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{6}$")
 _SEGMENT_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-
-#: Every type a model file may contain. Anything else is refused before it is built.
-#: These are exactly the types our ensemble is made of (checked by a test); a new
-#: scikit-learn that adds an internal type makes *saving* fail first, at training time.
-TRUSTED_TYPES: frozenset[str] = frozenset(
-    {
-        # ours
-        "leadscore.models.ensemble.LeadScoringEnsemble",
-        "leadscore.models.ensemble.signed_log1p",
-        # scikit-learn members and their parts
-        "sklearn.ensemble._forest.RandomForestClassifier",
-        "sklearn.ensemble._gb.GradientBoostingClassifier",
-        "sklearn.tree._classes.DecisionTreeClassifier",
-        "sklearn.tree._classes.DecisionTreeRegressor",
-        "sklearn.tree._tree.Tree",
-        "sklearn.dummy.DummyClassifier",
-        "sklearn._loss.loss.HalfBinomialLoss",
-        "sklearn._loss._loss.CyHalfBinomialLoss",
-        "sklearn._loss.link.LogitLink",
-        "sklearn._loss.link.Interval",
-        "sklearn.linear_model._logistic.LogisticRegression",
-        "sklearn.pipeline.Pipeline",
-        "sklearn.preprocessing._data.StandardScaler",
-        "sklearn.preprocessing._function_transformer.FunctionTransformer",
-        # numpy and plain containers (no scipy type is needed)
-        "numpy.ndarray",
-        "numpy.dtype",
-        "numpy.float64",
-        "numpy.float32",
-        "numpy.int64",
-        "numpy.int32",
-        "numpy.bool_",
-        "numpy.random.mtrand.RandomState",
-        "builtins.dict",
-        "builtins.list",
-        "builtins.tuple",
-        "builtins.str",
-        "builtins.int",
-        "builtins.float",
-        "builtins.bool",
-        "builtins.NoneType",
-    }
-)
 
 
 # --- errors ------------------------------------------------------------------------------------
@@ -116,11 +97,15 @@ class ModelNotFoundError(RegistryError, LookupError):
 
 
 class UntrustedModelError(RegistryError, ValueError):
-    """A model file holds types outside the allow-list, or is not a readable skops file."""
+    """A file of a version differs from its manifest (changed, truncated, missing, unlisted)."""
 
 
 class FeatureMismatchError(RegistryError, ValueError):
     """The model was trained on another feature definition than the running code's."""
+
+
+class OutdatedModelError(RegistryError, ValueError):
+    """The version was written by an older leadscore in a layout this one does not read."""
 
 
 # --- manifest ----------------------------------------------------------------------------------
@@ -136,22 +121,33 @@ class TrainingWindow(BaseModel):
 
 
 class Manifest(BaseModel):
-    """Everything known about one model version, stored as ``manifest.json`` beside it."""
+    """Everything known about one model version, stored as ``manifest.json`` beside it.
+
+    Manifests of the older skops layout still validate (``kind`` defaults to
+    ``"lead_events"``, ``files`` to empty; ``model_class``/``model_sha256`` are ignored), so
+    listing and showing them works; :meth:`ModelRegistry.load` refuses them.
+    """
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     version: str
     created_at: AwareDatetime
-    model_class: str
-    feature_spec_version: int
+    kind: ModelKind = "lead_events"
+    variant: str | None = None
+    #: ``FEATURE_SPEC_VERSION`` of a ``lead_events`` model; ``None`` for a table model.
+    feature_spec_version: int | None
     feature_names: list[str]
+    #: The table model's :meth:`FeaturePipeline.to_dict` (same content as ``pipeline.json``).
+    pipeline: dict[str, Any] | None = None
+    source: str = ""
     training_window: TrainingWindow | None
     n_rows: int
     class_balance: dict[str, float]
     metrics: dict[str, Any]
     params: dict[str, Any]
     reference_sample: list[list[float]]
-    model_sha256: str
+    #: sha256 (hex) of every file of the version except the manifest, by file name.
+    files: dict[str, str] = {}
     library_versions: dict[str, str]
 
     def reference_matrix(self) -> np.ndarray:
@@ -163,10 +159,11 @@ class Manifest(BaseModel):
 
 @dataclass(frozen=True)
 class LoadedModel:
-    """A model ready to score, with its version and manifest."""
+    """A model ready to score, with its version, its pipeline (table models) and manifest."""
 
     version: str
-    model: LeadScoringEnsemble
+    model: CompiledModel
+    pipeline: FeaturePipeline | None
     manifest: Manifest
 
 
@@ -191,42 +188,88 @@ class ModelRegistry:
 
     def save(
         self,
-        model: LeadScoringEnsemble,
+        model: CompiledModel,
         *,
+        kind: str,
+        pipeline: FeaturePipeline | None,
+        report: Mapping[str, Any] | None,
         metrics: Mapping[str, Any],
         training_window: tuple[datetime, datetime] | None,
         n_rows: int,
         class_balance: Mapping[str, float],
         params: Mapping[str, Any] | None,
         reference_sample: np.ndarray,
+        source: str = "",
     ) -> Manifest:
         """Write a new version atomically and return its manifest.
 
         Args:
-            model: a fitted model over the current :data:`FEATURE_NAMES`.
-            metrics: evaluation results (e.g. from :func:`train_model`); must be JSON-able
-                after numpy scalars are turned into numbers.
+            model: the compiled model (e.g. ``train(...).model``).
+            kind: ``"lead_events"`` (``model.feature_names`` must be :data:`FEATURE_NAMES`)
+                or ``"table"`` (``pipeline`` required, with the model's feature names).
+            pipeline: turns a table row into the model's feature vector; ``None`` for a
+                ``lead_events`` model (the stream builds its vectors itself).
+            report: the full training report (``train(...).report``), saved as
+                ``report.json``; NaN and infinities become ``null``.
+            metrics: evaluation results for the manifest (shown by ``leadscore models``);
+                JSON-able after numpy scalars are turned into numbers.
             training_window: event-time (start, end) of the training data, timezone-aware.
             n_rows: training rows.
             class_balance: e.g. ``{"negative": 900, "positive": 100, "positive_rate": 0.1}``.
-            params: hyperparameters; ``None`` stores ``model.get_params()``.
-            reference_sample: feature vectors, shape (rows <= MAX_REFERENCE_ROWS, n_features),
-                the reference distribution for drift detection.
+            params: hyperparameters (``None``: none recorded).
+            reference_sample: feature vectors, shape (rows <= MAX_REFERENCE_ROWS,
+                model.n_features), finite: the reference distribution for drift detection.
+            source: where the training data came from (a file name, ``"simulation"``).
 
         Raises:
-            ValueError: the model or the sample does not match the feature definition, or the
-                model holds a type that :meth:`load` would refuse.
+            TypeError: ``model`` is not a :class:`CompiledModel`, or ``pipeline`` is not a
+                :class:`FeaturePipeline`.
+            ValueError: an unknown kind, feature names that differ between the model, the
+                pipeline and (``lead_events``) the running code, a bad reference sample or
+                training window.
         """
-        n_features = getattr(model, "n_features_in_", None)
-        if n_features != len(FEATURE_NAMES):
-            raise ValueError(
-                f"model must be fitted on the {len(FEATURE_NAMES)} features of FEATURE_NAMES "
-                f"(spec v{FEATURE_SPEC_VERSION}); it has n_features_in_={n_features}"
+        if not isinstance(model, CompiledModel):
+            raise TypeError(
+                f"model must be a CompiledModel (e.g. train(...).model or "
+                f"ensemble.compile(FEATURE_NAMES)), got {type(model).__name__}"
             )
+        if pipeline is not None and not isinstance(pipeline, FeaturePipeline):
+            raise TypeError(
+                f"pipeline must be a FeaturePipeline or None, got {type(pipeline).__name__}"
+            )
+        names = tuple(model.feature_names)
+        if kind == "lead_events":
+            difference = _name_difference(names, FEATURE_NAMES, "the model", "FEATURE_NAMES")
+            if difference:
+                raise ValueError(
+                    f"a lead_events model must use the stream's features (FEATURE_NAMES, spec "
+                    f"v{FEATURE_SPEC_VERSION}): {difference}. Compile it with "
+                    "ensemble.compile(FEATURE_NAMES), or save a model over a table as kind='table'"
+                )
+        elif kind == "table":
+            if pipeline is None:
+                raise ValueError(
+                    "a table model needs its FeaturePipeline (pipeline=...): without it no "
+                    "one can turn a table row into the model's input"
+                )
+        else:
+            raise ValueError(f"kind must be one of {list(KINDS)}, got {kind!r}")
+        pipeline_dict: dict[str, Any] | None = None
+        if pipeline is not None:
+            difference = _name_difference(
+                names, pipeline.feature_names, "the model", "the pipeline"
+            )
+            if difference:
+                raise ValueError(
+                    f"the pipeline does not produce the model's features: {difference}. Save "
+                    "the pipeline the model was trained with"
+                )
+            pipeline_dict = _pipeline_dict(pipeline)
         sample = np.asarray(reference_sample, dtype=np.float64)
-        if sample.ndim != 2 or sample.shape[1] != len(FEATURE_NAMES):
+        if sample.ndim != 2 or sample.shape[1] != len(names):
             raise ValueError(
-                f"reference_sample must have shape (rows, {len(FEATURE_NAMES)}), got {sample.shape}"
+                f"reference_sample must have shape (rows, {len(names)}) (one column per model "
+                f"feature), got {sample.shape}"
             )
         if len(sample) > MAX_REFERENCE_ROWS:
             raise ValueError(
@@ -237,6 +280,11 @@ class ModelRegistry:
             raise ValueError("reference_sample contains NaN or infinite values")
         if training_window is not None and any(t.tzinfo is None for t in training_window):
             raise ValueError("training_window datetimes must be timezone-aware (UTC)")
+        report_json = _jsonable(dict(report)) if report is not None else None
+        variant = model.info.get("variant")
+        if variant is None and report_json is not None:
+            chosen = report_json.get("chosen")
+            variant = chosen.get("name") if isinstance(chosen, Mapping) else None
 
         created_at = datetime.now(timezone.utc)
         for _ in range(10):
@@ -246,15 +294,24 @@ class ModelRegistry:
         tmp = self.root / f".tmp-{version}-{secrets.token_hex(4)}"
         tmp.mkdir()
         try:
-            model_path = tmp / MODEL_FILE
-            sio.dump(model, model_path)
-            _check_types(model_path)  # never write what load would refuse
+            written = [Path(p) for p in model.to_files(tmp)]
+            if pipeline_dict is not None:
+                _write_text(tmp / PIPELINE_FILE, json.dumps(pipeline_dict, indent=2))
+                written.append(tmp / PIPELINE_FILE)
+            if report_json is not None:
+                _write_text(tmp / REPORT_FILE, json.dumps(report_json, indent=2, allow_nan=False))
+                written.append(tmp / REPORT_FILE)
+            for path in written:
+                _fsync(path)
             manifest = Manifest(
                 version=version,
                 created_at=created_at,
-                model_class=f"{type(model).__module__}.{type(model).__qualname__}",
-                feature_spec_version=FEATURE_SPEC_VERSION,
-                feature_names=list(FEATURE_NAMES),
+                kind=kind,  # type: ignore[arg-type]  # checked above
+                variant=str(variant) if variant is not None else None,
+                feature_spec_version=FEATURE_SPEC_VERSION if kind == "lead_events" else None,
+                feature_names=list(names),
+                pipeline=pipeline_dict,
+                source=str(source),
                 training_window=(
                     TrainingWindow(start=training_window[0], end=training_window[1])
                     if training_window is not None
@@ -263,13 +320,13 @@ class ModelRegistry:
                 n_rows=int(n_rows),
                 class_balance=_jsonable(dict(class_balance)),
                 metrics=_jsonable(dict(metrics)),
-                params=_jsonable(dict(params) if params is not None else model.get_params()),
+                params=_jsonable(dict(params)) if params is not None else {},
                 reference_sample=sample.tolist(),
-                model_sha256=_sha256(model_path),
+                files={path.name: _sha256(path) for path in sorted(written)},
                 library_versions=_library_versions(),
             )
             _write_text(tmp / MANIFEST_FILE, manifest.model_dump_json(indent=2))
-            _fsync(model_path)
+            _fsync(tmp)
             os.rename(tmp, self.root / version)  # atomic: the version appears whole
             _fsync(self.root)
         except BaseException:
@@ -279,8 +336,12 @@ class ModelRegistry:
 
     # --- reading versions -------------------------------------------------------------------
 
-    def list(self) -> list[str]:
-        """All versions, oldest first (by creation time)."""
+    def list(self) -> builtins.list[str]:
+        """All versions, oldest first (by creation time).
+
+        A version made in the same second as another whose manifest cannot be read is
+        skipped (and logged): its creation time, needed to order it, is unknown.
+        """
         names = sorted(
             path.name
             for path in self.root.iterdir()
@@ -293,9 +354,16 @@ class ModelRegistry:
             per_second.setdefault(name.split("-", 1)[0], []).append(name)
         ordered: builtins.list[str] = []
         for group in per_second.values():
-            if len(group) > 1:
-                group.sort(key=lambda name: (self.manifest(name).created_at, name))
-            ordered.extend(group)
+            if len(group) == 1:
+                ordered.extend(group)
+                continue
+            keyed = []
+            for name in group:
+                try:
+                    keyed.append((self.manifest(name).created_at, name))
+                except (RegistryError, OSError) as exc:
+                    log.warning("skipping model version %s: unreadable manifest (%s)", name, exc)
+            ordered.extend(name for _, name in sorted(keyed))
         return ordered
 
     def latest(self) -> str | None:
@@ -312,38 +380,77 @@ class ModelRegistry:
             raise RegistryError(f"{path}: not a valid manifest: {exc}") from exc
 
     def load(self, version: str, *, check_features: bool = True) -> LoadedModel:
-        """Load ``version`` safely.
+        """Load ``version`` safely: no code from its files runs.
 
         Args:
             version: a version from :meth:`list`.
-            check_features: refuse a model built for another feature definition (leave on
-                except to inspect old models).
+            check_features: refuse a ``lead_events`` model built for another feature
+                definition than the running code's (leave on except to inspect old models).
 
         Raises:
             ModelNotFoundError: no such version.
+            OutdatedModelError: written by an older leadscore (the skops layout); retrain.
+            UntrustedModelError: a file differs from the checksum in the manifest, is
+                missing, or the files disagree with each other or the manifest.
             FeatureMismatchError: its feature spec differs from the running code's.
-            UntrustedModelError: its file holds a type outside :data:`TRUSTED_TYPES`, or it
-                does not match the checksum in its manifest.
+            RegistryError: a file is unreadable although its checksum matches.
         """
         manifest = self.manifest(version)
-        if check_features:
+        directory = self._version_dir(version)
+        if not manifest.files and (directory / OLD_MODEL_FILE).exists():
+            raise OutdatedModelError(
+                f"model {version} in {self.root} was trained by an older leadscore (a "
+                f"{OLD_MODEL_FILE} file, no {ARRAYS_FILE}), which this version cannot load; "
+                "retrain it with `leadscore train` and promote the new version"
+            )
+        self._verify_files(directory, manifest)
+        if manifest.kind == "lead_events" and check_features:
             _check_features(manifest)
-        model_path = self._version_dir(version) / MODEL_FILE
-        if _sha256(model_path) != manifest.model_sha256:
+        try:
+            model = CompiledModel.from_files(directory)
+        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:
+            raise RegistryError(
+                f"{directory}: cannot read the model files ({type(exc).__name__}: {exc}); "
+                "retrain it"
+            ) from exc
+        difference = _name_difference(
+            model.feature_names, manifest.feature_names, ARRAYS_FILE, MANIFEST_FILE
+        )
+        if difference:
             raise UntrustedModelError(
-                f"{model_path}: checksum does not match its manifest; the file was changed "
-                "or truncated after saving"
+                f"{directory}: the model disagrees with its manifest: {difference}"
             )
-        trusted = _check_types(model_path)
-        model = sio.load(model_path, trusted=trusted)
-        if not isinstance(model, LeadScoringEnsemble):
+        pipeline = self._load_pipeline(directory, manifest)
+        if manifest.kind == "table" and pipeline is None:
             raise UntrustedModelError(
-                f"{model_path}: expected a LeadScoringEnsemble, got {type(model).__name__}"
+                f"{directory}: a table model without {PIPELINE_FILE} in its manifest's files"
             )
-        return LoadedModel(version=version, model=model, manifest=manifest)
+        if pipeline is not None:
+            difference = _name_difference(
+                model.feature_names, pipeline.feature_names, "the model", PIPELINE_FILE
+            )
+            if difference:
+                raise UntrustedModelError(
+                    f"{directory}: the pipeline does not produce the model's features: {difference}"
+                )
+        return LoadedModel(version=version, model=model, pipeline=pipeline, manifest=manifest)
+
+    def report(self, version: str) -> dict[str, Any] | None:
+        """The full training report of ``version``, or ``None`` if it was saved without one.
+
+        Raises:
+            ModelNotFoundError: no such version.
+            UntrustedModelError: ``report.json`` differs from its checksum in the manifest.
+        """
+        manifest = self.manifest(version)
+        if REPORT_FILE not in manifest.files:
+            return None
+        path = self._version_dir(version) / REPORT_FILE
+        _verify_file(path, manifest.files[REPORT_FILE])
+        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        return data
 
     # --- champion ---------------------------------------------------------------------------
-
     def champion(self, *, segment: str | None = None) -> str | None:
         """The champion version of ``segment`` (default segment if None).
 
@@ -455,30 +562,58 @@ class ModelRegistry:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+    def _verify_files(self, directory: Path, manifest: Manifest) -> None:
+        """Refuse the version unless every file the manifest lists has its checksum."""
+        for required in (ARRAYS_FILE, META_FILE):
+            if required not in manifest.files:
+                raise UntrustedModelError(
+                    f"{directory / MANIFEST_FILE}: lists no checksum for {required}; the "
+                    "manifest was changed after saving"
+                )
+        for name, digest in manifest.files.items():
+            if name != Path(name).name or name in ("", ".", "..", MANIFEST_FILE):
+                raise UntrustedModelError(
+                    f"{directory / MANIFEST_FILE}: lists {name!r}, which is not a file of "
+                    "the version; the manifest was changed after saving"
+                )
+            _verify_file(directory / name, digest)
+
+    def _load_pipeline(self, directory: Path, manifest: Manifest) -> FeaturePipeline | None:
+        if PIPELINE_FILE not in manifest.files:
+            if manifest.pipeline is not None:
+                raise UntrustedModelError(
+                    f"{directory}: the manifest holds a pipeline but lists no {PIPELINE_FILE}"
+                )
+            return None
+        path = directory / PIPELINE_FILE
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise RegistryError(f"{path}: not readable JSON ({exc}); retrain the model") from exc
+        if manifest.pipeline is not None and data != manifest.pipeline:
+            raise UntrustedModelError(
+                f"{path}: differs from the pipeline recorded in {MANIFEST_FILE}"
+            )
+        try:
+            return FeaturePipeline.from_dict(data)
+        except (TableError, TypeError, AttributeError) as exc:
+            raise RegistryError(f"{path}: not a usable feature pipeline: {exc}") from exc
+
+
 # --- module helpers ------------------------------------------------------------------------------
 
 
 def _check_features(manifest: Manifest) -> None:
+    """Refuse a ``lead_events`` manifest whose features are not the running code's."""
     problems = []
     if manifest.feature_spec_version != FEATURE_SPEC_VERSION:
         problems.append(
             f"feature_spec_version: model {manifest.feature_spec_version}, "
             f"code {FEATURE_SPEC_VERSION}"
         )
-    theirs, ours = list(manifest.feature_names), list(FEATURE_NAMES)
-    if theirs != ours:
-        missing = [n for n in ours if n not in theirs]
-        extra = [n for n in theirs if n not in ours]
-        if missing:
-            problems.append(f"features the model lacks: {missing}")
-        if extra:
-            problems.append(f"features the code no longer has: {extra}")
-        if not missing and not extra:
-            first = next(i for i, (a, b) in enumerate(zip(theirs, ours, strict=True)) if a != b)
-            problems.append(
-                f"same features in another order (first difference at column {first}: "
-                f"model {theirs[first]!r}, code {ours[first]!r})"
-            )
+    difference = _name_difference(manifest.feature_names, FEATURE_NAMES, "the model", "the code")
+    if difference:
+        problems.append(difference)
     if problems:
         raise FeatureMismatchError(
             f"model {manifest.version} was built for another feature definition: "
@@ -487,40 +622,60 @@ def _check_features(manifest: Manifest) -> None:
         )
 
 
-def _check_types(model_path: Path) -> list[str]:
-    """Refuse ``model_path`` unless every type in it is in :data:`TRUSTED_TYPES`.
+def _name_difference(
+    first: Sequence[str], second: Sequence[str], first_label: str, second_label: str
+) -> str:
+    """What differs between two lists of feature names, in words; ``""`` when equal.
 
-    Two independent checks: every type named anywhere in the file's schema, and every
-    type skops itself would not trust by default. Returns the latter, to pass to
-    ``skops.io.load(trusted=...)``.
+    Examples:
+        >>> _name_difference(["a", "b"], ["b", "a"], "model", "code")
+        "same features in another order (first difference at column 0: model 'a', code 'b')"
+        >>> _name_difference(["a", "b"], ["a", "c"], "model", "code")
+        "features only in model: ['b']; features only in code: ['c']"
     """
-    try:
-        with zipfile.ZipFile(model_path) as archive:
-            schema = json.loads(archive.read("schema.json"))
-        untrusted_by_skops = sio.get_untrusted_types(file=model_path)
-    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, OSError) as exc:
-        raise UntrustedModelError(f"{model_path}: not a readable skops file: {exc}") from exc
-    named = set(_types_in_schema(schema)) | set(untrusted_by_skops)
-    refused = sorted(named - TRUSTED_TYPES)
-    if refused:
-        raise UntrustedModelError(
-            f"{model_path}: refusing to load types outside the allow-list: {refused}. "
-            "If a new scikit-learn version needs them, review them and add them to "
-            "leadscore.models.registry.TRUSTED_TYPES."
+    first, second = [str(n) for n in first], [str(n) for n in second]
+    if first == second:
+        return ""
+    only_first = [n for n in first if n not in second]
+    only_second = [n for n in second if n not in first]
+    problems = []
+    if only_first:
+        problems.append(f"features only in {first_label}: {only_first}")
+    if only_second:
+        problems.append(f"features only in {second_label}: {only_second}")
+    if problems:
+        return "; ".join(problems)
+    if len(first) != len(second):
+        return (
+            f"the same names but {len(first)} columns in {first_label} and {len(second)} in "
+            f"{second_label} (a name repeats)"
         )
-    return list(untrusted_by_skops)
+    col = next(i for i, (a, b) in enumerate(zip(first, second, strict=True)) if a != b)
+    return (
+        f"same features in another order (first difference at column {col}: "
+        f"{first_label} {first[col]!r}, {second_label} {second[col]!r})"
+    )
 
 
-def _types_in_schema(node: Any) -> Iterator[str]:
-    """Every ``module.class`` named by a node of a skops schema, recursively."""
-    if isinstance(node, dict):
-        if isinstance(node.get("__module__"), str) and isinstance(node.get("__class__"), str):
-            yield f"{node['__module__']}.{node['__class__']}"
-        for value in node.values():
-            yield from _types_in_schema(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _types_in_schema(value)
+def _verify_file(path: Path, expected_sha256: str) -> None:
+    if not path.is_file():
+        raise UntrustedModelError(f"{path}: listed in the manifest but missing")
+    if _sha256(path) != expected_sha256:
+        raise UntrustedModelError(
+            f"{path}: checksum does not match its manifest; the file was changed or truncated "
+            "after saving"
+        )
+
+
+def _pipeline_dict(pipeline: FeaturePipeline) -> dict[str, Any]:
+    """The pipeline as plain JSON values, checked to rebuild the same pipeline."""
+    try:
+        data: dict[str, Any] = json.loads(json.dumps(pipeline.to_dict(), allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"the pipeline does not serialize to plain JSON: {exc}") from exc
+    if FeaturePipeline.from_dict(data).feature_names != pipeline.feature_names:
+        raise ValueError("the pipeline does not rebuild with the same features from its JSON")
+    return data
 
 
 def _jsonable(value: Any) -> Any:
@@ -551,8 +706,14 @@ def _sha256(path: Path) -> str:
 
 
 def _library_versions() -> dict[str, str]:
-    """Versions of the libraries the artifact depends on (for reading old manifests)."""
-    return {name: _dist_version(name) for name in ("numpy", "scikit-learn", "shap", "skops")}
+    """Versions of what wrote the artifact (for reading old manifests)."""
+    versions = {}
+    for name in ("leadscore", "numpy"):
+        try:
+            versions[name] = _dist_version(name)
+        except PackageNotFoundError:
+            versions[name] = "unknown"
+    return versions
 
 
 def _now_iso() -> str:
