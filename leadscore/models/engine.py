@@ -948,6 +948,7 @@ def _shap_row_kernel(X, r0, r1, leaf_value, leaf_start, ent_feature, ent_lo, ent
     max_d = 2 * lanes
     o = np.zeros(max_d, np.bool_)
     suf = np.empty((max_d + 1, lanes))
+    fac = np.empty((max_d, 4))
     pre = np.empty(lanes)
     tk = np.empty(lanes)
     uk = np.empty(lanes)
@@ -961,23 +962,48 @@ def _shap_row_kernel(X, r0, r1, leaf_value, leaf_start, ent_feature, ent_lo, ent
                 xv = x[ent_feature[s + j]]
                 o[j] = ((xv <= ent_hi[s + j]) & ~(xv <= ent_lo[s + j])) | ((xv != xv) & ent_nan_ok[s + j])
             nq = (d + 1) // 2
-            nl = 4 if nq <= 4 else nq
             v = leaf_value[leaf]
-            for k in range(nl):
+            if nq <= 4:  # up to 8 path features: four lanes in registers (zero-weight padding)
+                t0, t1, t2, t3 = gl_t[nq, 0], gl_t[nq, 1], gl_t[nq, 2], gl_t[nq, 3]
+                for j in range(d):
+                    z = ent_z[s + j]
+                    a = (1.0 if o[j] else 0.0) - z
+                    fac[j, 0] = z + t0 * a  # t o_j + (1 - t) z_j
+                    fac[j, 1] = z + t1 * a
+                    fac[j, 2] = z + t2 * a
+                    fac[j, 3] = z + t3 * a
+                s0 = s1 = s2 = s3 = 1.0
+                for j in range(d - 1, -1, -1):
+                    suf[j, 0], suf[j, 1], suf[j, 2], suf[j, 3] = s0, s1, s2, s3
+                    s0 *= fac[j, 0]
+                    s1 *= fac[j, 1]
+                    s2 *= fac[j, 2]
+                    s3 *= fac[j, 3]
+                p0, p1, p2, p3 = gl_w[nq, 0] * v, gl_w[nq, 1] * v, gl_w[nq, 2] * v, gl_w[nq, 3] * v
+                for j in range(d):
+                    acc = p0 * suf[j, 0] + p1 * suf[j, 1] + p2 * suf[j, 2] + p3 * suf[j, 3]
+                    p0 *= fac[j, 0]
+                    p1 *= fac[j, 1]
+                    p2 *= fac[j, 2]
+                    p3 *= fac[j, 3]
+                    z = ent_z[s + j]
+                    out[ent_feature[s + j]] += ((1.0 - z) if o[j] else -z) * acc
+                continue
+            for k in range(nq):
                 tk[k] = gl_t[nq, k]
                 uk[k] = 1.0 - tk[k]
-                pre[k] = gl_w[nq, k] * v  # 0 beyond nq
+                pre[k] = gl_w[nq, k] * v
                 suf[d, k] = 1.0
             for j in range(d - 1, -1, -1):
                 z = ent_z[s + j]
                 oj = o[j]
-                for k in range(nl):
+                for k in range(nq):
                     suf[j, k] = suf[j + 1, k] * ((tk[k] + uk[k] * z) if oj else uk[k] * z)
             for j in range(d):
                 z = ent_z[s + j]
                 oj = o[j]
                 acc = 0.0
-                for k in range(nl):
+                for k in range(nq):
                     acc += pre[k] * suf[j + 1, k]
                     pre[k] *= (tk[k] + uk[k] * z) if oj else uk[k] * z
                 out[ent_feature[s + j]] += ((1.0 - z) if oj else -z) * acc

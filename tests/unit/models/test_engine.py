@@ -401,3 +401,19 @@ def test_bad_input_is_refused(gb, data):
     with pytest.raises(ValueError, match="n_threads"):
         engine.predict(ens, np.zeros((2, 6)), n_threads=0)
     assert replace(ens, shap_table_budget_bytes=0).shap_plan.n_table_leaves == 0
+
+
+@pytest.mark.parametrize("budget", BUDGETS[:2])
+def test_paths_with_more_than_eight_features_equal_shap(budget):
+    """Past 8 features a leaf needs more than the row kernel's 4 fixed quadrature lanes."""
+    X, y = make_data(n=1500, n_features=20, seed=5)
+    X[:, 5:] += np.random.default_rng(5).normal(size=(len(X), 15))
+    rf = RandomForestClassifier(3, max_depth=18, max_features=None, random_state=0).fit(X, y)
+    ens = engine.compile_forest(rf, prior=PRIOR, shap_table_budget_bytes=budget)
+    assert ens.shap_plan.max_path_features > 10
+    rows = X[:60]
+    ref_base, ref = forest_shap_reference(rf, rows, PRIOR, 1.0)
+    base, phi = engine.shap_values(ens, rows)
+    assert abs(base - ref_base) < TOL
+    np.testing.assert_allclose(phi, ref, rtol=0, atol=TOL)
+    np.testing.assert_allclose(engine.shap_values(ens, rows[:4])[1], ref[:4], rtol=0, atol=TOL)
