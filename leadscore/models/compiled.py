@@ -187,6 +187,15 @@ class CompiledModel:
         base_points, points = to_points(z0, z, phi)
         return p, base_points, points
 
+    # --- pickling -----------------------------------------------------------------------
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # engine.TreeEnsemble holds a threading.Lock (guarding its lazy SHAP plan), which
+        # cannot be pickled; pickle the tree arrays instead, so a model can come back from
+        # a process pool (training.train runs in one).
+        trees = engine.to_arrays(self.trees) if self.trees is not None else None
+        return _unpickle, (self.feature_names, trees, self.linear, self.offset, self.info)
+
     # --- saving -------------------------------------------------------------------------
 
     def to_files(self, directory: Path) -> list[Path]:
@@ -264,6 +273,22 @@ def to_points(z0: float, z: np.ndarray, phi: np.ndarray) -> tuple[np.ndarray, np
     mid = sigmoid(z0 + 0.5 * dz)
     factor = np.where(small, mid * (1.0 - mid), (p - p0) / np.where(small, 1.0, dz))
     return np.full(len(z), 100.0 * p0), phi * (100.0 * factor)[:, None]
+
+
+def _unpickle(
+    feature_names: tuple[str, ...],
+    trees: tuple[dict[str, np.ndarray], dict[str, Any]] | None,
+    linear: LinearPart | None,
+    offset: float,
+    info: dict[str, Any],
+) -> CompiledModel:
+    return CompiledModel(
+        feature_names=feature_names,
+        trees=engine.from_arrays(*trees) if trees is not None else None,
+        linear=linear,
+        offset=offset,
+        info=info,
+    )
 
 
 def _dataclass_arrays(obj: Any) -> dict[str, Any]:  # pragma: no cover - debugging aid
