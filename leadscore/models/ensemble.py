@@ -295,6 +295,7 @@ class LeadScoringEnsemble(ClassifierMixin, BaseEstimator):
 
     def decision_function(self, X: Any) -> np.ndarray:
         """The calibrated blended log-odds ``z(x)``, shape (n,)."""
+        check_is_fitted(self)  # before reading weights_: NotFittedError, not AttributeError
         a, b = self.calibration or (1.0, 0.0)
         return b + a * (self.weights_ @ self.member_log_odds(X))
 
@@ -305,7 +306,8 @@ class LeadScoringEnsemble(ClassifierMixin, BaseEstimator):
 
     def predict(self, X: Any) -> np.ndarray:
         """The more probable class (threshold 0.5)."""
-        return self.classes_[(self.decision_function(X) >= 0.0).astype(int)]
+        z = self.decision_function(X)  # first: it raises NotFittedError before classes_ is read
+        return self.classes_[(z >= 0.0).astype(int)]
 
     def compile(self, feature_names: tuple[str, ...] | None = None) -> CompiledModel:
         """This ensemble as arrays for fast scoring and exact explanations."""
