@@ -35,8 +35,8 @@ def ensure_model(model_dir: Path) -> str:
     registry = ModelRegistry(model_dir)
     version = registry.champion() or registry.latest()
     if version is None:
-        from leadscore.jobs import train_job
+        from leadscore.training_jobs import train_job
 
         print(f"no model in {model_dir}: training one (1,500 leads, 2 folds, ~20 s)", file=sys.stderr)
-        version = train_job(Settings(model_dir=model_dir), leads=1500, cv_folds=2).version
+        version = train_job(Settings(model_dir=model_dir), leads=1500, folds=2, search="none", compare=("ensemble",)).version
     return version

@@ -68,31 +68,105 @@ def worker(
 
 @app.command()
 def train(
-    leads: int = typer.Option(4000, help="simulated leads to train on (when --events is not given)"),
-    events: Optional[Path] = typer.Option(
-        None, help="train on a JSON-lines event log (one CloudEvent per line) instead of simulated leads"
+    data: Optional[Path] = typer.Option(
+        None, help="train on a CRM export (CSV, TSV or Parquet) with a target column"
     ),
-    horizon_days: float = typer.Option(30.0, help="a snapshot is positive if the lead converts within this"),
-    seed: int = typer.Option(0, help="random seed (simulation, snapshots, models)"),
-    cv_folds: int = typer.Option(5, help="cross-validation folds for the reported metrics"),
+    target: Optional[str] = typer.Option(None, help="with --data: the label column"),
+    positive: Optional[str] = typer.Option(
+        None, help="with --data: the target value meaning converted (when not yes/true/1)"
+    ),
+    id_column: Optional[str] = typer.Option(None, help="with --data: the lead id column (never a feature)"),
+    drop: list[str] = typer.Option(
+        [], help="with --data: a column to leave out, e.g. one only known after the outcome (repeatable)"
+    ),
+    categorical: list[str] = typer.Option(
+        [], help="with --data: treat this column as categories even if it holds numbers (repeatable)"
+    ),
+    time_column: Optional[str] = typer.Option(
+        None, help="with --data: a date column; validation becomes time-ordered (auto-detected)"
+    ),
+    rows_in_time_order: bool = typer.Option(
+        False, help="with --data: rows are in time order; validate on later rows"
+    ),
+    events: Optional[Path] = typer.Option(
+        None, help="train on a JSON-lines log of lead events (one CloudEvent per line)"
+    ),
+    leads: int = typer.Option(4000, help="simulated leads to train on (without --data or --events)"),
+    horizon_days: float = typer.Option(30.0, help="events: a snapshot is positive if the lead converts within this"),
+    folds: int = typer.Option(5, help="cross-validation folds"),
+    search: str = typer.Option("quick", help="hyperparameter search per member: quick or none"),
+    variant: Optional[str] = typer.Option(
+        None, help="auto (default: LEADSCORE_MODEL_VARIANT), ensemble, ensemble_hgb, ensemble_fitted, "
+        "random_forest, gradient_boosting or logistic_regression"
+    ),
+    report: Optional[Path] = typer.Option(None, help="also write the comparison report as JSON here"),
+    seed: int = typer.Option(0, help="random seed (simulation, folds, models)"),
     promote: bool = typer.Option(True, help="make the new model the champion"),
 ) -> None:
-    """Train the 40/40/20 ensemble on a point-in-time training set and save it to the registry.
+    """Train and compare models on the same folds, print the report, save the chosen one.
 
-    Without --events, a simulated population of leads is generated (see docs/simulator.md).
-    The model is saved under LEADSCORE_MODEL_DIR with a manifest of its metrics.
+    From a CRM table: leadscore train --data leads.csv --target converted [--report r.json].
+    Every column's treatment is printed; a column that alone predicts the target is flagged.
+    Table models are promoted in the registry segment 'table' (batch scoring: leadscore score).
+
+    From lead events: --events FILE, or (neither given) simulated leads (docs/simulator.md);
+    these models score the stream and are promoted in the default segment.
     """
-    from leadscore.jobs import train_job
+    from leadscore.training_jobs import TableSpec, train_job
 
     settings = _settings()
-    if events is not None and not events.is_file():
-        typer.secho(f"--events {events}: no such file", fg=typer.colors.RED, err=True)
+    for name, path in (("--data", data), ("--events", events)):
+        if path is not None and not path.is_file():
+            typer.secho(f"{name} {path}: no such file", fg=typer.colors.RED, err=True)
+            raise typer.Exit(2)
+    if data is not None and events is not None:
+        typer.secho("give --data or --events, not both", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2)
+    if data is not None and not target:
+        typer.secho("--data needs --target COLUMN (the label column)", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2)
+    table = None
+    if data is not None and target:
+        table = TableSpec(
+            path=data, target=target, positive=positive, id_column=id_column, drop=tuple(drop),
+            time_column=time_column, rows_in_time_order=rows_in_time_order,
+            categorical=tuple(categorical),
+        )
+    try:
+        train_job(
+            settings, table=table, events=events, leads=leads, horizon_days=horizon_days,
+            seed=seed, folds=folds, search=search, variant=variant, report_path=report,
+            promote=promote,
+        )
+    except ValueError as exc:  # TableError, InsufficientDataError, an invalid event, a bad option
+        typer.secho(f"cannot train: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from exc
+
+
+@app.command()
+def score(
+    data: Path = typer.Argument(..., help="CSV, TSV or Parquet file of leads to score"),
+    out: Path = typer.Option(..., "--out", help="where to write the scored CSV"),
+    model: Optional[str] = typer.Option(
+        None, help="model version (default: the champion of the 'table' segment)"
+    ),
+    id_column: Optional[str] = typer.Option(None, help="copy this column into the output"),
+    reasons: int = typer.Option(3, help="reasons per row (0: none, faster)"),
+) -> None:
+    """Batch-score a file with a model trained by `leadscore train --data`.
+
+    Writes score, grade, probability and the top reasons of every row, in the input order.
+    """
+    from leadscore.training_jobs import score_file_job
+
+    settings = _settings()
+    if not data.is_file():
+        typer.secho(f"{data}: no such file", fg=typer.colors.RED, err=True)
         raise typer.Exit(2)
     try:
-        train_job(settings, leads=leads, events=events, horizon_days=horizon_days, seed=seed,
-                  cv_folds=cv_folds, promote=promote)
-    except ValueError as exc:  # InsufficientDataError, or an invalid record in --events
-        typer.secho(f"cannot train: {exc}", fg=typer.colors.RED, err=True)
+        score_file_job(settings, data, out, version=model, id_column=id_column, reasons=reasons)
+    except ValueError as exc:
+        typer.secho(f"cannot score: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(1) from exc
 
 

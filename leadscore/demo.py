@@ -98,10 +98,10 @@ def _ensure_model(settings: Settings, console: Console) -> None:
     if version is not None:
         console.print(f"[green]✓[/] model {version} from {settings.model_dir}")
         return
-    from leadscore.jobs import train_job
+    from leadscore.training_jobs import train_job
 
     console.print(f"no model in {settings.model_dir} yet: training a first one (about a minute)")
-    result = train_job(settings, leads=2500, cv_folds=3, console=console)
+    result = train_job(settings, leads=2500, folds=3, search="none", compare=("ensemble", "logistic_regression"), console=console)
     console.print(f"[green]✓[/] model {result.version} trained")
 
 

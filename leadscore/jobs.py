@@ -1,4 +1,6 @@
-"""The CLI's jobs: train a model, list/promote/roll back models, simulated traffic, tail a topic.
+"""The CLI's jobs: list/promote/roll back models, simulated traffic, tail a topic.
+
+Training and file scoring live in :mod:`leadscore.training_jobs`.
 
 Each job takes :class:`~leadscore.settings.Settings` and plain arguments, so the CLI,
 the demo and tests call the same code.
@@ -19,108 +21,11 @@ from typing import Any
 
 import orjson
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from leadscore.models.dataset import build_training_set
-from leadscore.models.registry import Manifest, ModelNotFoundError, ModelRegistry, RegistryError
-from leadscore.models.simulation import SimConfig, Simulator, read_jsonl, write_labeled_files
-from leadscore.models.training import train_model
+from leadscore.models.registry import ModelNotFoundError, ModelRegistry, RegistryError
+from leadscore.models.simulation import SimConfig, Simulator, write_labeled_files
 from leadscore.schemas.models import ChampionChangeType, ChampionChanged, champion_changed
 from leadscore.settings import Settings
-
-#: Days of simulated history to train on: enough that most snapshots have a full
-#: conversion horizon after them.
-TRAIN_SPAN_DAYS = 120.0
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    """What :func:`train_job` produced."""
-
-    version: str
-    manifest: Manifest
-    metrics: dict[str, Any]
-    promoted: bool
-
-
-def train_job(
-    settings: Settings,
-    *,
-    leads: int = 4000,
-    events: Path | None = None,
-    horizon_days: float = 30.0,
-    seed: int = 0,
-    cv_folds: int = 5,
-    promote: bool = True,
-    console: Console | None = None,
-) -> TrainResult:
-    """Build a point-in-time training set, cross-validate and fit the ensemble, save it.
-
-    Args:
-        settings: where the registry lives (``model_dir``).
-        leads: simulated leads, when ``events`` is not given.
-        events: a JSON-lines file of CloudEvents (e.g. from ``leadscore simulate --out``
-            or an export of the input topics) to train on instead.
-        horizon_days: a snapshot is labeled positive if the lead converts within this.
-        seed: seeds the simulation, the snapshots, the folds and the models.
-        cv_folds: folds of the lead-grouped stratified cross-validation.
-        promote: make the new version the champion.
-        console: where to print (default: stderr).
-
-    Raises:
-        InsufficientDataError: the data hold too few conversions to train on.
-        ValueError: a record of ``events`` is not a valid lead event.
-    """
-    console = console or Console(stderr=True)
-    if events is not None:
-        console.print(f"reading events from [bold]{events}[/]")
-        source: Any = read_jsonl(events)
-    else:
-        console.print(f"simulating {leads:,} leads over {TRAIN_SPAN_DAYS:.0f} days (seed {seed})")
-        source = Simulator(SimConfig(n_leads=leads, span_days=TRAIN_SPAN_DAYS, seed=seed)).events()
-    training_set = build_training_set(source, horizon_days=horizon_days, seed=seed)
-    balance = training_set.class_balance
-    console.print(
-        f"training set: {len(training_set):,} point-in-time snapshots of "
-        f"{len(set(training_set.lead_ids)):,} leads from {training_set.n_events:,} events; "
-        f"positive rate {balance['positive_rate']:.1%}"
-    )
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
-        task = bar.add_task("training", total=None)
-
-        def progress(stage: str, done: int, total: int) -> None:
-            bar.update(task, description=stage, completed=done, total=total)
-
-        model, metrics = train_model(training_set, seed=seed, cv_folds=cv_folds, progress=progress)
-
-    registry = ModelRegistry(settings.model_dir)
-    manifest = registry.save(
-        model,
-        metrics=metrics,
-        training_window=training_set.training_window,
-        n_rows=len(training_set),
-        class_balance=balance,
-        params=metrics.get("params"),
-        reference_sample=training_set.reference_sample(seed=seed),
-    )
-    if promote:
-        registry.promote(manifest.version)
-    cv = metrics["cv"]
-    console.print(
-        f"model [bold]{manifest.version}[/] saved to {settings.model_dir}"
-        f"{' and promoted to champion' if promote else ''}\n"
-        f"cross-validated ({cv_folds} folds, grouped by lead): ROC-AUC {cv['roc_auc']:.3f}, "
-        f"PR-AUC {cv['pr_auc']:.3f}, accuracy {cv['accuracy']:.3f} "
-        f"(always-negative baseline {1 - balance['positive_rate']:.3f}), Brier {cv['brier']:.3f}"
-    )
-    return TrainResult(manifest.version, manifest, metrics, promote)
 
 
 def simulate_job(

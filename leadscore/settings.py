@@ -74,6 +74,22 @@ class Settings(BaseSettings):
         (80, 60, 40), description="lowest score of grades A, B, C (below the last: D)"
     )
     top_reasons: int = Field(5, ge=0, le=50)
+    model_variant: str = Field(
+        "auto",
+        pattern=r"^(auto|ensemble|ensemble_hgb|ensemble_fitted|random_forest|gradient_boosting|logistic_regression)$",
+        description="which candidate `leadscore train` deploys: auto keeps the 40/40/20 ensemble "
+        "unless another variant beats it by more than the cross-validation noise",
+    )
+    min_training_labels: int = Field(
+        100,
+        ge=0,
+        description="conversions the champion must have been trained on before it replaces the "
+        "rules prior (cold start); 0 always uses the trained model",
+    )
+    rules_file: Path | None = Field(
+        None, description="JSON file overriding the rules prior's points (docs/rules.md)"
+    )
+    top_changes: int = Field(3, ge=0, le=50, description="moved contributions listed per score")
     model_poll_s: float = Field(10.0, gt=0, description="how often a worker checks for a new champion")
     history_length: int = Field(100, ge=0, description="score changes kept per lead in Redis")
 

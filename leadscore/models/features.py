@@ -187,6 +187,9 @@ class LeadState:
     # The last published score event (JSON-ready): a replay of its cause re-publishes it
     # exactly, whatever happened to the state or the model since.
     last_score_event: dict[str, Any] | None = None
+    # Every non-negligible contribution (points) of the last published score: the next
+    # score says what moved since.
+    last_points: dict[str, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__slots__}  # type: ignore[attr-defined]

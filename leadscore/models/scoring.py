@@ -6,21 +6,29 @@ gets the same score whichever way it is asked.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
-from leadscore.models.features import FEATURE_NAMES, describe
-from leadscore.schemas.scores import Reason
+from leadscore.models.features import FEATURE_FAMILY, FEATURE_NAMES, describe
+from leadscore.schemas.scores import Reason, ReasonChange, ScoreComponents
+
+#: Families that say who the lead is; the others say what the lead did.
+FIT_FAMILIES = frozenset({"demographic", "quality"})
+#: Points below this are left out of a lead's remembered contributions.
+_MIN_REMEMBERED_POINTS = 0.005
 
 
-class ExplainableModel(Protocol):
-    """What the scorer needs of a model."""
+class ScoringModel(Protocol):
+    """What the scorer needs of a model (the compiled ML model and the rules prior)."""
 
-    def predict_proba(self, x: np.ndarray) -> np.ndarray: ...
+    feature_names: tuple[str, ...]
 
-    def explain(self, x: np.ndarray) -> tuple[float, np.ndarray]: ...
+    def predict_proba(self, x: Any) -> np.ndarray: ...
+
+    def score_and_explain(self, x: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,11 +40,13 @@ class ScoringPolicy:
         change_threshold: publish when the score moves at least this many points
             (0: publish every rescore).
         top_reasons: how many reasons to attach to a score.
+        top_changes: how many moved contributions to attach to a score.
     """
 
     grade_thresholds: tuple[int, int, int] = (80, 60, 40)
     change_threshold: int = 3
     top_reasons: int = 5
+    top_changes: int = 3
 
     def grade(self, score: int) -> str:
         """The grade of a 0–100 score.
@@ -75,53 +85,124 @@ def to_score(probability: float) -> int:
 class Explanation:
     """Why a lead has its score, in score points.
 
-    ``base_score + sum(c.contribution for all features) == 100 * probability``;
-    ``reasons`` holds the largest ones only.
+    ``base_score + sum(points.values()) == 100 * probability``; ``reasons`` holds the
+    largest ones only, ``points`` every non-negligible one (for the next score's changes).
     """
 
     base_score: float
     reasons: list[Reason]
+    points: dict[str, float]
+    components: ScoreComponents | None
+
+    def changes_since(
+        self, previous: Mapping[str, float] | None, describe_now: Callable[[str], str], k: int
+    ) -> list[ReasonChange]:
+        """The ``k`` contributions that moved most since ``previous`` (a former ``points``)."""
+        if previous is None or k == 0:
+            return []
+        names = set(previous) | set(self.points)
+        moved = sorted(
+            ((self.points.get(n, 0.0) - previous.get(n, 0.0), n) for n in names),
+            key=lambda item: (-abs(item[0]), item[1]),
+        )
+        return [
+            ReasonChange(
+                feature=name,
+                label=describe_now(name),
+                contribution=round(self.points.get(name, 0.0), 3),
+                previous_contribution=round(previous.get(name, 0.0), 3),
+                delta=round(delta, 3),
+            )
+            for delta, name in moved[:k]
+            if abs(delta) >= _MIN_REMEMBERED_POINTS
+        ]
 
 
 class Scorer:
     """A loaded model with its version and the scoring policy.
 
     Args:
-        model: a fitted model with ``predict_proba`` and ``explain``.
-        version: the model's registry version, stamped on every score.
+        model: a model with ``predict_proba`` and ``score_and_explain``.
+        version: the version stamped on every score.
         policy: grades, publishing threshold, number of reasons.
+        describe: ``(feature, value) -> words``; the stream's features by default.
+        families: feature -> factor family, for the fit/engagement split (``None``: no split).
+        champion: the registry version this scorer stands for (the rules prior stands in
+            for a champion trained on too few labels); defaults to ``version``.
     """
 
-    def __init__(self, model: ExplainableModel, version: str, policy: ScoringPolicy) -> None:
+    def __init__(
+        self,
+        model: ScoringModel,
+        version: str,
+        policy: ScoringPolicy,
+        *,
+        describe: Callable[[str, float], str] = describe,
+        families: Mapping[str, str] | None = FEATURE_FAMILY,
+        champion: str | None = None,
+    ) -> None:
         self.model = model
         self.version = version
         self.policy = policy
+        self.describe = describe
+        self.champion = champion if champion is not None else version
+        self.feature_names = tuple(getattr(model, "feature_names", FEATURE_NAMES))
+        self._families: list[str] | None = None
+        if families is not None and all(n in families for n in self.feature_names):
+            self._families = [families[n] for n in self.feature_names]
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
         """Conversion probabilities of a ``(n, n_features)`` matrix, one vectorized call."""
         return np.asarray(self.model.predict_proba(x))[:, 1]
 
     def explain(self, x: np.ndarray) -> list[Explanation]:
-        """Top reasons for each row of ``x`` (one vectorized explanation call)."""
+        """Reasons for each row of ``x`` (one vectorized explanation call)."""
         if len(x) == 0:
             return []
-        base, contributions = self.model.explain(x)
-        return [self._reasons(row, contrib, base) for row, contrib in zip(x, contributions)]
+        _, base, points = self.model.score_and_explain(x)
+        return [self._explanation(row, pts, float(b)) for row, pts, b in zip(x, points, base)]
 
-    def _reasons(self, row: np.ndarray, contributions: np.ndarray, base: float) -> Explanation:
-        k = self.policy.top_reasons
-        if k == 0:
-            return Explanation(base_score=100.0 * base, reasons=[])
-        # argpartition then sort the k: O(n_features), not a full sort per lead.
-        top = np.argpartition(-np.abs(contributions), min(k, len(contributions) - 1))[:k]
-        top = top[np.argsort(-np.abs(contributions[top]))]
-        reasons = [
-            Reason(
-                feature=FEATURE_NAMES[i],
-                label=describe(FEATURE_NAMES[i], float(row[i])),
-                value=float(row[i]),
-                contribution=round(100.0 * float(contributions[i]), 3),
-            )
-            for i in top
-        ]
-        return Explanation(base_score=round(100.0 * base, 3), reasons=reasons)
+    def _explanation(self, row: np.ndarray, points: np.ndarray, base: float) -> Explanation:
+        k = min(self.policy.top_reasons, len(points))
+        reasons: list[Reason] = []
+        if k > 0:
+            # argpartition then sort the k: O(n_features), not a full sort per lead.
+            top = np.argpartition(-np.abs(points), k - 1)[:k]
+            top = top[np.argsort(-np.abs(points[top]), kind="stable")]
+            reasons = [
+                Reason(
+                    feature=self.feature_names[i],
+                    label=self.describe(self.feature_names[i], float(row[i])),
+                    value=float(row[i]),
+                    contribution=round(float(points[i]), 3),
+                )
+                for i in top
+            ]
+        remembered = {
+            self.feature_names[i]: round(float(points[i]), 3)
+            for i in np.flatnonzero(np.abs(points) >= _MIN_REMEMBERED_POINTS)
+        }
+        return Explanation(
+            base_score=round(base, 3),
+            reasons=reasons,
+            points=remembered,
+            components=self._components(points),
+        )
+
+    def _components(self, points: np.ndarray) -> ScoreComponents | None:
+        if self._families is None:
+            return None
+        families: dict[str, float] = {}
+        for family, value in zip(self._families, points):
+            families[family] = families.get(family, 0.0) + float(value)
+        fit = sum(v for f, v in families.items() if f in FIT_FAMILIES)
+        engagement = sum(v for f, v in families.items() if f not in FIT_FAMILIES)
+        return ScoreComponents(
+            fit=round(fit, 3),
+            engagement=round(engagement, 3),
+            families={f: round(v, 3) for f, v in sorted(families.items())},
+        )
+
+    def word(self, feature: str, row: np.ndarray) -> str:
+        """``feature`` of ``row`` in words."""
+        return self.describe(feature, float(row[self.feature_names.index(feature)]))

@@ -40,6 +40,7 @@ import numpy as np
 from scipy.optimize import minimize
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+from threadpoolctl import threadpool_limits
 
 from leadscore.models.compiled import CompiledModel
 from leadscore.models.ensemble import (
@@ -196,7 +197,6 @@ def _fit_pool(
         if config.select_features
         else np.arange(X.shape[1])
     )
-    prior = float(y[inner].mean())
     search_rows = inner
     if len(inner) > _MAX_SEARCH_ROWS:
         search_rows = np.sort(np.random.default_rng(seed).choice(inner, _MAX_SEARCH_ROWS, replace=False))
@@ -432,6 +432,13 @@ def train(data: TrainingData, config: TrainConfig = TrainConfig(), progress: Pro
         ValueError: a bad configuration or matrix.
     """
     _check(data, config)
+    # OpenMP pools (HistGradientBoosting, LightGBM, BLAS) spin-wait when they oversubscribe
+    # the cores: one 1.6k-row HistGradientBoosting fit took 97 s beside other busy processes.
+    with threadpool_limits(limits=max(config.n_jobs, 1)):
+        return _train(data, config, progress)
+
+
+def _train(data: TrainingData, config: TrainConfig, progress: Progress | None) -> TrainResult:
     X, y = np.asarray(data.X, dtype=np.float64), np.asarray(data.y, dtype=np.int64)
     scheme, folds = _outer_folds(data, config.folds, config.seed)
     variants = [n for n in config.compare if n in VARIANTS]

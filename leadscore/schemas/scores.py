@@ -24,6 +24,33 @@ class Reason(BaseModel):
     )
 
 
+class ReasonChange(BaseModel):
+    """How one feature's contribution moved since the lead's previous published score."""
+
+    model_config = ConfigDict(frozen=True)
+
+    feature: str
+    label: str = Field(description="the feature now, in words")
+    contribution: float = Field(description="points now")
+    previous_contribution: float = Field(description="points in the previous published score")
+    delta: float = Field(description="contribution - previous_contribution")
+
+
+class ScoreComponents(BaseModel):
+    """The score's points split by factor family; ``fit`` and ``engagement`` sum them.
+
+    ``fit`` is who the lead is (demographic and data-quality families); ``engagement``
+    is what the lead did (behavioral, engagement, content, temporal, interaction).
+    ``base score + fit + engagement = 100 x probability``.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    fit: float
+    engagement: float
+    families: dict[str, float] = Field(description="points per factor family")
+
+
 class LeadScored(BaseModel):
     """A lead's score moved (or its grade changed): published on ``leads.scores.v1``.
 
@@ -44,6 +71,14 @@ class LeadScored(BaseModel):
     model_version: str
     base_score: float = Field(description="the model's average score, before any reason")
     reasons: list[Reason] = Field(description="top reasons, largest |contribution| first")
+    changes: list[ReasonChange] = Field(
+        default_factory=list,
+        description="the contributions that moved most since the previous published score, "
+        "largest |delta| first (empty for a lead's first score)",
+    )
+    components: ScoreComponents | None = Field(
+        default=None, description="points per factor family, and fit vs engagement"
+    )
     cause_event_id: str = Field(description="id of the input event that triggered this score")
     event_time: AwareDatetime = Field(description="event time of the causing event")
     scored_at: AwareDatetime = Field(description="wall-clock time the score was computed")

@@ -25,6 +25,7 @@ from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from leadscore.infra.redis_store import ScoreStore, connect
 from leadscore.models.features import FEATURE_NAMES
 from leadscore.models.registry import ModelRegistry, RegistryError
+from leadscore.models.rules import RulesConfig, RulesModel
 from leadscore.models.scoring import Scorer, ScoringPolicy
 from leadscore.schemas.decode import EventKind
 from leadscore.settings import Settings
@@ -40,34 +41,56 @@ class NoModelError(RuntimeError):
 
 
 def load_scorer(settings: Settings, version: str | None = None) -> Scorer:
-    """A model from the registry, ready to score: ``version``, or the champion.
+    """The scorer for ``version`` (default: the champion), or the rules prior.
+
+    Cold start: while the registry holds no model, or the model was trained on fewer than
+    ``LEADSCORE_MIN_TRAINING_LABELS`` conversions, leads are scored by the transparent
+    rules prior (:mod:`leadscore.models.rules`); the scorer then stands in for that
+    champion, so the worker does not reload it on every poll.
 
     Raises:
-        NoModelError: when the registry holds no model yet, or the model cannot be used.
+        NoModelError: the model cannot be used (broken, another feature definition, or a
+            model over a CRM table rather than lead events).
     """
-    registry = ModelRegistry(settings.model_dir)
-    try:
-        # The champion falls back to the newest version when none was promoted.
-        loaded = registry.load_champion() if version is None else registry.load(version)
-    except RegistryError as exc:
-        which = "the champion model" if version is None else f"model {version}"
-        raise NoModelError(
-            f"{which} in {settings.model_dir} cannot be used: {exc}. Promote "
-            "another version (or train a new one) and start the worker again."
-        ) from exc
-    if loaded is None:
-        raise NoModelError(
-            f"no model in {settings.model_dir}: train one first with `leadscore train` "
-            "(or set LEADSCORE_MODEL_DIR to a registry that has one)"
-        )
     policy = ScoringPolicy(
         grade_thresholds=settings.grade_thresholds,
         change_threshold=settings.score_change_threshold,
         top_reasons=settings.top_reasons,
+        top_changes=settings.top_changes,
     )
+    registry = ModelRegistry(settings.model_dir)
+    if version is None:
+        version = registry.champion()
+    loaded = None
+    if version is not None:
+        try:
+            loaded = registry.load(version)
+        except RegistryError as exc:
+            raise NoModelError(
+                f"model {version} in {settings.model_dir} cannot be used: {exc}. Promote "
+                "another version (or train a new one) and start the worker again."
+            ) from exc
+        if loaded.manifest.kind != "lead_events":
+            raise NoModelError(
+                f"model {version} was trained on a table ({loaded.manifest.source}), not on lead "
+                "events: the worker cannot build its features. Promote a lead-event model in the "
+                "default segment (table models belong to the 'table' segment)."
+            )
+    positives = int(loaded.manifest.class_balance.get("positive", 0)) if loaded else 0
+    if loaded is None or positives < settings.min_training_labels:
+        rules = RulesModel(RulesConfig.from_file(settings.rules_file) if settings.rules_file else None)
+        if loaded is None:
+            log.warning("no model in %s yet: scoring with the rules prior %s", settings.model_dir,
+                        rules.version)
+        else:
+            log.warning(
+                "model %s was trained on %d conversions (< LEADSCORE_MIN_TRAINING_LABELS=%d): "
+                "scoring with the rules prior %s", loaded.version, positives,
+                settings.min_training_labels, rules.version,
+            )  # fmt: skip
+        return Scorer(rules, rules.version, policy, champion=version)
     scorer = Scorer(loaded.model, loaded.version, policy)
-    # Warm up: the first SHAP call builds the tree explainers (hundreds of ms); pay it
-    # here, not on the first batch.
+    # Warm up here, not on the first batch: numba kernels and SHAP tables are built lazily.
     scorer.explain(np.zeros((1, len(FEATURE_NAMES))))
     return scorer
 

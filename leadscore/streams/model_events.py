@@ -114,7 +114,7 @@ class ModelFollower:
         """
         loop = asyncio.get_running_loop()
         async with self._lock:
-            current = self.scorer.version
+            current = self.scorer.champion  # what the scorer stands for (rules: cold start)
             try:
                 version = await loop.run_in_executor(
                     None, lambda: self.registry.champion(segment=self.segment)
@@ -158,10 +158,10 @@ class ModelFollower:
             log.debug("model event %s is about segment %s, not ours", event.id, event.key)
             return False
         changed = await self.sync(f"{event.type} event {event.id}", retry_refused=True)
-        if self.scorer.version != event.version:
+        if self.scorer.champion != event.version:
             log.info(
                 "model event %s names %s, but the champion is %s: the registry decides",
-                event.id, event.version, self.scorer.version,
+                event.id, event.version, self.scorer.champion,
             )  # fmt: skip
         return changed
 

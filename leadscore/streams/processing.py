@@ -250,13 +250,22 @@ def _score(leads: list[_LeadWork], result: BatchResult, scorer: Scorer, now: dat
                 model_version=scorer.version,
                 base_score=explanation.base_score,
                 reasons=explanation.reasons,
+                changes=explanation.changes_since(
+                    lead.state.last_points,
+                    lambda name, row=x[i]: scorer.word(name, row),
+                    policy.top_changes,
+                ),
+                components=explanation.components,
                 cause_event_id=lead.cause_id,
                 event_time=lead.cause_time or now,
                 scored_at=now,
             )
         )
-    for (i, score, grade, previous, previous_grade), event in zip(publish, events):
+    for (i, score, grade, previous, previous_grade), event, explanation in zip(
+        publish, events, explanations
+    ):
         state = leads[i].state
+        state.last_points = explanation.points
         state.prev_score, state.prev_grade = previous, previous_grade
         state.score, state.grade = score, grade
         state.score_cause_id = leads[i].cause_id

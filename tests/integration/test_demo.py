@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from leadscore.jobs import train_job
+from leadscore.training_jobs import train_job
 from leadscore.settings import Settings
 
 pytestmark = pytest.mark.timeout(240)
@@ -38,7 +38,7 @@ def _wait_for(predicate, timeout_s: float, what: str, output: Path) -> None:  # 
 
 def test_demo_runs_the_loop_and_ctrl_c_stops_every_process(tmp_path: Path) -> None:
     models = tmp_path / "models"
-    train_job(Settings(model_dir=models), leads=600, cv_folds=2, seed=1)
+    train_job(Settings(model_dir=models), leads=600, folds=2, search="none", compare=("ensemble",), seed=1)
     env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP", "REDIS_URL")}
     env |= {"LEADSCORE_MODEL_DIR": str(models), "COLUMNS": "160", "PYTHONUNBUFFERED": "1"}
     output = tmp_path / "demo.out"

@@ -33,7 +33,8 @@ from worker_harness import (
 )
 
 from leadscore.infra.redis_store import ScoreStore
-from leadscore.jobs import promote_job, rollback_job, train_job
+from leadscore.jobs import promote_job, rollback_job
+from leadscore.training_jobs import train_job
 from leadscore.models.registry import ModelRegistry
 from leadscore.models.simulation import SimConfig, Simulator
 from leadscore.schemas.models import champion_changed
@@ -53,7 +54,7 @@ RATE_PER_S = 120.0
 def first_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """A registry holding one small promoted model (~10 s): (directory, version)."""
     model_dir = tmp_path_factory.mktemp("swap-models")
-    result = train_job(Settings(model_dir=model_dir), leads=800, cv_folds=2, seed=0)
+    result = train_job(Settings(model_dir=model_dir), leads=800, folds=2, search="none", compare=("ensemble",), seed=0)
     return model_dir, result.version
 
 
@@ -184,7 +185,7 @@ async def test_a_promotion_event_swaps_the_model_without_losing_events(
         # A second model, trained while events stream in (in a thread: the loop keeps publishing).
         started = time.monotonic()
         trained = await asyncio.to_thread(
-            train_job, Settings(model_dir=model_dir), leads=800, cv_folds=2, seed=1, promote=False
+            train_job, Settings(model_dir=model_dir), leads=800, folds=2, search="none", compare=("ensemble",), seed=1, promote=False
         )
         v2 = trained.version
         timings["train_s"] = time.monotonic() - started

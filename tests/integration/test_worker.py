@@ -47,7 +47,7 @@ from worker_harness import (
 )
 
 from leadscore.infra.redis_store import ScoreStore
-from leadscore.jobs import train_job
+from leadscore.training_jobs import train_job
 from leadscore.models.features import LeadState, apply_event, to_vector
 from leadscore.models.scoring import Scorer, to_score
 from leadscore.models.simulation import SimConfig, Simulator
@@ -68,7 +68,7 @@ Event = dict[str, Any]
 def trained_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """A small model, trained once per session (~10 s): (registry directory, version)."""
     model_dir = tmp_path_factory.mktemp("models")
-    result = train_job(Settings(model_dir=model_dir), leads=800, cv_folds=2, seed=0)
+    result = train_job(Settings(model_dir=model_dir), leads=800, folds=2, search="none", compare=("ensemble",), seed=0)
     return model_dir, result.version
 
 

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from leadscore.cli import app
 from leadscore.models.ensemble import LeadScoringEnsemble
-from leadscore.models.features import N_FEATURES
+from leadscore.models.features import FEATURE_NAMES, N_FEATURES
 from leadscore.models.registry import ModelRegistry
 
 runner = CliRunner()
@@ -53,7 +53,7 @@ def test_simulate_to_a_file_then_train_on_it(tmp_path: Path, monkeypatch: pytest
     with open(truth) as f:
         assert len(list(csv.DictReader(f))) == 700
 
-    result = runner.invoke(app, ["train", "--events", str(events), "--cv-folds", "2", "--seed", "4"])
+    result = runner.invoke(app, ["train", "--events", str(events), "--folds", "2", "--search", "none", "--seed", "4"])
     assert result.exit_code == 0, result.output
     registry = ModelRegistry(models)
     (version,) = registry.list()
@@ -104,7 +104,16 @@ def three_versions(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list
         X = rng.poisson(1.5, size=(200, N_FEATURES)).astype(float)
         y = (X[:, 0] + rng.normal(size=200) > 2).astype(int)
         registry.save(
-            LeadScoringEnsemble(random_state=seed).fit(X, y),
+            LeadScoringEnsemble(
+                rf_params={"n_estimators": 5, "max_depth": 3},
+                gb_params={"n_estimators": 10},
+                random_state=seed,
+            )
+            .fit(X, y)
+            .compile(FEATURE_NAMES),
+            kind="lead_events",
+            pipeline=None,
+            report=None,
             metrics=metrics,
             training_window=None,
             n_rows=len(X),
@@ -218,7 +227,7 @@ def test_a_model_workers_would_refuse_is_not_promoted(
     models_dir: Path, three_versions: tuple[Path, list[str]]
 ) -> None:
     v1 = three_versions[1][0]
-    with open(models_dir / v1 / "model.skops", "ab") as model_file:
+    with open(models_dir / v1 / "model.npz", "ab") as model_file:
         model_file.write(b"tampered")
     result = runner.invoke(app, ["models", "promote", v1])
     assert result.exit_code == 1, result.output

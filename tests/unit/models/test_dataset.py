@@ -11,7 +11,7 @@ import pytest
 
 from leadscore.models.dataset import TrainingSet, build_training_set
 from leadscore.models.features import FEATURE_NAMES, LeadState, apply_event, to_vector
-from leadscore.models.training import train_model
+from leadscore.models.training import TrainConfig, TrainingData, train
 from leadscore.schemas.events import lead_event_adapter
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -266,12 +266,8 @@ def test_seeded_and_independent_of_other_leads(log) -> None:  # type: ignore[no-
 def test_training_on_a_synthetic_log_learns_something(log) -> None:  # type: ignore[no-untyped-def]
     ts = build_training_set(log, seed=0)
     assert isinstance(ts, TrainingSet)
-    model, metrics = train_model(
-        ts,
-        seed=0,
-        cv_folds=3,
-        time_folds=0,
-        params=dict(rf_n_estimators=15, gb_n_estimators=20, rf_min_samples_leaf=5),
-    )
-    assert metrics["cv"]["roc_auc"] > 0.65
-    assert model.predict_proba(ts.X[:3]).shape == (3, 2)
+    data = TrainingData(X=ts.X, y=ts.y, feature_names=ts.feature_names, groups=ts.lead_ids)
+    result = train(data, TrainConfig(folds=3, search="none", compare=("ensemble",)))
+    (ensemble,) = result.report["models"]
+    assert ensemble["cv"]["roc_auc"] > 0.65
+    assert result.model.predict_proba(ts.X[:3]).shape == (3, 2)

@@ -10,6 +10,7 @@ import numpy as np
 import orjson
 import pytest
 
+from leadscore.models.compiled import CompiledModel
 from leadscore.models.dataset import build_training_set
 from leadscore.models.ensemble import LeadScoringEnsemble
 from leadscore.models.features import FEATURE_NAMES, LeadState, to_vector
@@ -25,13 +26,15 @@ KINDS = {ACTIVITY: EventKind.ACTIVITY, PROFILE: EventKind.PROFILE, OUTCOME: Even
 
 
 @pytest.fixture(scope="module")
-def model() -> LeadScoringEnsemble:
+def model() -> CompiledModel:
     events = simulate(SimConfig(n_leads=400, span_days=90, seed=3, start=NOW - timedelta(days=91)))
     ts = build_training_set(events, horizon_days=30, seed=0)
-    return LeadScoringEnsemble(rf_n_estimators=15, gb_n_estimators=20, random_state=0).fit(ts.X, ts.y)
+    return LeadScoringEnsemble(
+        rf_params={"n_estimators": 15}, gb_params={"n_estimators": 20}, random_state=0
+    ).fit(ts.X, ts.y).compile(FEATURE_NAMES)
 
 
-def scorer_for(model: LeadScoringEnsemble, change_threshold: int = 0) -> Scorer:
+def scorer_for(model: CompiledModel, change_threshold: int = 0) -> Scorer:
     policy = ScoringPolicy(grade_thresholds=(80, 60, 40), change_threshold=change_threshold, top_reasons=3)
     return Scorer(model, "v-test", policy)
 
@@ -77,7 +80,7 @@ def record(body: dict[str, Any] | bytes | None, *, topic: str = ACTIVITY, offset
     return InputRecord(topic=topic, partition=0, offset=offset, key=key, value=value)  # type: ignore[arg-type]
 
 
-def test_scores_a_batch_with_one_event_per_changed_lead(model: LeadScoringEnsemble) -> None:
+def test_scores_a_batch_with_one_event_per_changed_lead(model: CompiledModel) -> None:
     store = Store()
     records = [
         record(event("a", 1, "lead.profile_updated", days_ago=3), topic=PROFILE, offset=0),
@@ -104,7 +107,7 @@ def test_scores_a_batch_with_one_event_per_changed_lead(model: LeadScoringEnsemb
     assert by_lead["a"].probability == pytest.approx(model.predict_proba(x)[0, 1], abs=1e-6)
 
 
-def test_explanation_adds_up_to_the_score(model: LeadScoringEnsemble) -> None:
+def test_explanation_adds_up_to_the_score(model: CompiledModel) -> None:
     policy = ScoringPolicy(grade_thresholds=(80, 60, 40), change_threshold=0, top_reasons=len(FEATURE_NAMES))
     result = Store().run([record(event("a", 1, "lead.demo_requested"))], Scorer(model, "v", policy))
     (score,) = result.scores
@@ -112,7 +115,27 @@ def test_explanation_adds_up_to_the_score(model: LeadScoringEnsemble) -> None:
     assert total == pytest.approx(score.probability * 100, abs=0.05)
 
 
-def test_repeated_event_ids_change_nothing(model: LeadScoringEnsemble) -> None:
+def test_second_score_says_what_changed_and_splits_fit_from_engagement(model: CompiledModel) -> None:
+    store = Store()
+    scorer = scorer_for(model)
+    first = store.run([record(event("a", 1, "lead.profile_updated"), topic=PROFILE, offset=0)], scorer).scores[0]
+    assert first.changes == []
+    second = store.run([record(event("a", 2, "lead.demo_requested"), offset=1)], scorer).scores[0]
+
+    assert second.changes, "a demo request moves some contribution"
+    deltas = [abs(c.delta) for c in second.changes]
+    assert deltas == sorted(deltas, reverse=True)
+    for change in second.changes:
+        assert change.delta == pytest.approx(change.contribution - change.previous_contribution, abs=2e-3)
+    parts = second.components
+    assert parts is not None
+    assert parts.fit + parts.engagement == pytest.approx(sum(parts.families.values()), abs=1e-2)
+    assert second.base_score + parts.fit + parts.engagement == pytest.approx(
+        100 * second.probability, abs=0.05
+    )
+
+
+def test_repeated_event_ids_change_nothing(model: CompiledModel) -> None:
     store = Store()
     first = [record(event("a", 1), offset=0), record(event("a", 2, "lead.demo_requested"), offset=1)]
     store.run(first, scorer_for(model))
@@ -125,7 +148,7 @@ def test_repeated_event_ids_change_nothing(model: LeadScoringEnsemble) -> None:
     assert store.states["a"] == before
 
 
-def test_repeat_of_the_cause_re_emits_the_same_score_event(model: LeadScoringEnsemble) -> None:
+def test_repeat_of_the_cause_re_emits_the_same_score_event(model: CompiledModel) -> None:
     """After a crash between publish and commit, the replayed cause publishes the same event,
     exactly, even if the state moved on (below the threshold) or the model changed since."""
     store = Store()
@@ -140,7 +163,7 @@ def test_repeat_of_the_cause_re_emits_the_same_score_event(model: LeadScoringEns
     assert store.run([record(event("a", 2), offset=10)], other_model).scores == []
 
 
-def test_same_id_means_same_content(model: LeadScoringEnsemble) -> None:
+def test_same_id_means_same_content(model: CompiledModel) -> None:
     """A replay that scores the same cause on a different state must not reuse the id."""
     view = record(event("a", 1, "lead.page_viewed"))
     profile = record(event("a", 2, "lead.profile_updated", days_ago=2), topic=PROFILE, offset=1)
@@ -152,7 +175,7 @@ def test_same_id_means_same_content(model: LeadScoringEnsemble) -> None:
     assert with_profile.id != alone.id
 
 
-def test_order_within_event_time_does_not_matter(model: LeadScoringEnsemble) -> None:
+def test_order_within_event_time_does_not_matter(model: CompiledModel) -> None:
     events = [event("a", i, "lead.page_viewed", days_ago=10 - i) for i in range(6)]
     forward, backward = Store(), Store()
     forward.run([record(e, offset=i) for i, e in enumerate(events)], scorer_for(model))
@@ -162,7 +185,7 @@ def test_order_within_event_time_does_not_matter(model: LeadScoringEnsemble) -> 
     assert f.score == b.score
 
 
-def test_threshold_holds_back_small_moves(model: LeadScoringEnsemble) -> None:
+def test_threshold_holds_back_small_moves(model: CompiledModel) -> None:
     store = Store()
     store.run([record(event("a", 1, "lead.demo_requested"))], scorer_for(model, change_threshold=100))
     result = store.run([record(event("a", 2), offset=1)], scorer_for(model, change_threshold=100))
@@ -171,14 +194,14 @@ def test_threshold_holds_back_small_moves(model: LeadScoringEnsemble) -> None:
     assert result.scores == [] or moved_grade
 
 
-def test_outcomes_update_state_but_do_not_rescore(model: LeadScoringEnsemble) -> None:
+def test_outcomes_update_state_but_do_not_rescore(model: CompiledModel) -> None:
     store = Store()
     store.run([record(event("a", 1, "lead.demo_requested"))], scorer_for(model))
     result = store.run([record(event("a", 2, "lead.converted", days_ago=0.5), topic=OUTCOME, offset=1)], scorer_for(model))
     assert result.applied == 1 and result.scores == []
 
 
-def test_bad_records_become_dead_letters_and_the_rest_is_scored(model: LeadScoringEnsemble) -> None:
+def test_bad_records_become_dead_letters_and_the_rest_is_scored(model: CompiledModel) -> None:
     bad = [
         (b"not json", "not_json"),
         (b"", "empty"),
@@ -202,14 +225,14 @@ def test_bad_records_become_dead_letters_and_the_rest_is_scored(model: LeadScori
     assert [s.lead_id for s in result.scores] == ["good"]
 
 
-def test_wrong_or_missing_key_is_rerouted_not_applied(model: LeadScoringEnsemble) -> None:
+def test_wrong_or_missing_key_is_rerouted_not_applied(model: CompiledModel) -> None:
     records = [record(event("a", 1), key=None), record(event("a", 2), key=b"someone-else", offset=1)]
     result = Store().run(records, scorer_for(model))
     assert result.reroutes == [(0, "a", None), (1, "a", None)]
     assert result.applied == 0 and result.scores == [] and not result.states
 
 
-def test_records_on_another_partition_than_the_leads_are_rerouted_there(model: LeadScoringEnsemble) -> None:
+def test_records_on_another_partition_than_the_leads_are_rerouted_there(model: CompiledModel) -> None:
     """A client with another partitioner (librdkafka's CRC32) must not split a lead's state."""
     home = home_partition(b"a", 8)
     stray = InputRecord(ACTIVITY, (home + 1) % 8, 0, b"a", orjson.dumps(event("a", 1)))
@@ -222,7 +245,7 @@ def test_records_on_another_partition_than_the_leads_are_rerouted_there(model: L
     assert result.applied == 1
 
 
-def test_a_lead_that_cannot_be_scored_does_not_stop_the_others(model: LeadScoringEnsemble) -> None:
+def test_a_lead_that_cannot_be_scored_does_not_stop_the_others(model: CompiledModel) -> None:
     class Fussy:
         """A model that fails on any row with a demo request (feature index of demo_requests)."""
 
@@ -233,8 +256,8 @@ def test_a_lead_that_cannot_be_scored_does_not_stop_the_others(model: LeadScorin
                 raise FloatingPointError("model blew up")
             return model.predict_proba(x)
 
-        def explain(self, x: np.ndarray) -> tuple[float, np.ndarray]:
-            return model.explain(x)
+        def score_and_explain(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            return model.score_and_explain(x)
 
     policy = ScoringPolicy(grade_thresholds=(80, 60, 40), change_threshold=0, top_reasons=3)
     store = Store()

@@ -1,0 +1,346 @@
+"""`leadscore train` and `leadscore score`: train from lead events or a CRM table, score a file.
+
+Each job takes :class:`~leadscore.settings.Settings` and plain arguments, so the CLI, the
+demo and tests call the same code. Training runs in this process (it is a CLI job, not
+the worker); the worker and the API only ever load what it saved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from leadscore.models.dataset import build_training_set
+from leadscore.models.registry import Manifest, ModelRegistry
+from leadscore.models.report import render, write_json
+from leadscore.models.simulation import SimConfig, Simulator, read_jsonl
+from leadscore.models.tabular import (
+    LEAK_AUC_WARNING,
+    FeaturePipeline,
+    TableError,
+    detect_time_column,
+    load_table,
+    parse_target,
+    single_column_auc,
+)
+from leadscore.models.training import TrainConfig, TrainingData, train
+from leadscore.settings import Settings
+
+__all__ = ["TABLE_SEGMENT", "TableSpec", "TrainOutcome", "score_file_job", "train_job"]
+
+#: Days of simulated history to train on: enough that most snapshots have a full
+#: conversion horizon after them.
+TRAIN_SPAN_DAYS = 120.0
+#: The registry segment table models are promoted in (the worker follows the default one,
+#: which holds models over the stream's lead-event features).
+TABLE_SEGMENT = "table"
+#: Rows of the drift reference sample saved with a model.
+REFERENCE_ROWS = 500
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """How to read a CRM table for training.
+
+    Attributes:
+        path: CSV/TSV (optionally gzipped) or Parquet file.
+        target: the label column.
+        positive: the label value meaning "converted" when it cannot be inferred.
+        id_column: a column identifying the lead (never a feature; rows of one id stay in
+            one fold).
+        drop: columns to leave out (e.g. ones only known after the outcome).
+        time_column: a date column: time-ordered validation; auto-detected when ``None``.
+        rows_in_time_order: the file's rows are in time order (no date column needed).
+        categorical: columns to treat as categories even if they look numeric.
+    """
+
+    path: Path
+    target: str
+    positive: str | None = None
+    id_column: str | None = None
+    drop: tuple[str, ...] = ()
+    time_column: str | None = None
+    rows_in_time_order: bool = False
+    categorical: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TrainOutcome:
+    """What :func:`train_job` produced."""
+
+    version: str
+    manifest: Manifest
+    report: dict[str, Any]
+    promoted: bool
+
+
+def train_job(
+    settings: Settings,
+    *,
+    table: TableSpec | None = None,
+    events: Path | None = None,
+    leads: int = 4000,
+    horizon_days: float = 30.0,
+    seed: int = 0,
+    folds: int = 5,
+    search: str = "quick",
+    variant: str | None = None,
+    compare: Sequence[str] | None = None,
+    report_path: Path | None = None,
+    promote: bool = True,
+    console: Console | None = None,
+) -> TrainOutcome:
+    """Train, compare and save a model; print the report.
+
+    Args:
+        settings: the registry (``model_dir``) and the default variant (``model_variant``).
+        table: train on a CRM table; otherwise on lead events (``events``, or simulated).
+        events: a JSON-lines file of lead CloudEvents to build the point-in-time set from.
+        leads: simulated leads when neither ``table`` nor ``events`` is given.
+        horizon_days: an event snapshot is positive if the lead converts within this.
+        seed: seeds everything random.
+        folds: outer cross-validation folds.
+        search: ``"quick"`` hyperparameter search per member, or ``"none"``.
+        variant: ``"auto"`` or a variant name; ``None`` takes ``settings.model_variant``.
+        compare: the candidates to compare (default: every variant and baseline).
+        report_path: also write the report as JSON here.
+        promote: make the new model the champion (table models: of segment ``table``).
+
+    Raises:
+        TableError: the table cannot be used (the message says why).
+        InsufficientDataError: too few labels for honest validation.
+        ValueError: an invalid event record, or a bad option.
+    """
+    console = console or Console(stderr=True)
+    if table is not None:
+        data, pipeline, columns, warnings, window = _table_data(table, console)
+        kind, segment = "table", TABLE_SEGMENT
+    else:
+        data, window = _event_data(events, leads, horizon_days, seed, console)
+        pipeline, columns, warnings = None, [], []
+        kind, segment = "lead_events", None
+    config = TrainConfig(
+        folds=folds,
+        search=search,
+        variant=variant or settings.model_variant,
+        seed=seed,
+        **({"compare": tuple(compare)} if compare else {}),
+    )
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("training", total=None)
+
+        def progress(stage: str, done: int, total: int) -> None:
+            bar.update(task, description=stage, completed=done, total=total)
+
+        result = train(data, config, progress=progress)
+
+    report = result.report
+    report["columns"] = columns
+    report["warnings"] = warnings + report.get("warnings", [])
+    render(report, console)
+    y = np.asarray(data.y)
+    rng = np.random.default_rng(seed)
+    sample = data.X[np.sort(rng.choice(len(y), min(REFERENCE_ROWS, len(y)), replace=False))]
+    chosen = next(m for m in report["models"] if m["name"] == result.variant)
+    registry = ModelRegistry(settings.model_dir)
+    manifest = registry.save(
+        result.model,
+        kind=kind,
+        pipeline=pipeline,
+        report=report,
+        metrics={"variant": result.variant, "cv": chosen["cv"], "cv_scheme": report["data"]["cv"]},
+        training_window=window,
+        n_rows=len(y),
+        class_balance={
+            "negative": float(len(y) - y.sum()),
+            "positive": float(y.sum()),
+            "positive_rate": float(y.mean()),
+        },
+        params=result.params,
+        reference_sample=sample,
+        source=data.source,
+    )
+    if report_path is not None:
+        write_json(report, report_path)
+        console.print(f"report written to [bold]{report_path}[/]")
+    if promote:
+        registry.promote(manifest.version, segment=segment)
+    where = f" (segment {segment!r})" if segment else ""
+    console.print(
+        f"model [bold]{manifest.version}[/] ({result.variant}) saved to {settings.model_dir}"
+        + (f" and promoted to champion{where}" if promote else "")
+    )
+    return TrainOutcome(manifest.version, manifest, report, promote)
+
+
+def _event_data(
+    events: Path | None, leads: int, horizon_days: float, seed: int, console: Console
+) -> tuple[TrainingData, tuple[datetime, datetime] | None]:
+    if events is not None:
+        console.print(f"reading events from [bold]{events}[/]")
+        source: Any = read_jsonl(events)
+        name = str(events)
+    else:
+        console.print(f"simulating {leads:,} leads over {TRAIN_SPAN_DAYS:.0f} days (seed {seed})")
+        source = Simulator(SimConfig(n_leads=leads, span_days=TRAIN_SPAN_DAYS, seed=seed)).events()
+        name = f"simulated: {leads} leads, seed {seed}"
+    ts = build_training_set(source, horizon_days=horizon_days, seed=seed)
+    console.print(
+        f"training set: {len(ts):,} point-in-time snapshots of {len(set(ts.lead_ids)):,} leads "
+        f"from {ts.n_events:,} events; positive rate {ts.class_balance['positive_rate']:.1%}"
+    )
+    data = TrainingData(
+        X=ts.X,
+        y=ts.y,
+        feature_names=tuple(ts.feature_names),
+        groups=ts.lead_ids,
+        source=name,
+    )
+    return data, ts.training_window
+
+
+def _table_data(
+    spec: TableSpec, console: Console
+) -> tuple[TrainingData, FeaturePipeline, list[dict[str, Any]], list[str], tuple[datetime, datetime] | None]:
+    df = load_table(spec.path)
+    console.print(f"read [bold]{spec.path}[/]: {len(df):,} rows x {len(df.columns)} columns")
+    y, positive = parse_target(df, spec.target, positive=spec.positive)
+    named = [c for c in (spec.id_column, spec.time_column, *spec.drop) if c]
+    missing = [c for c in named if c not in df.columns]
+    if missing:
+        raise TableError(
+            f"{spec.path}: no column named {', '.join(map(repr, missing))}; the file has "
+            f"{', '.join(map(str, df.columns))}"
+        )
+    time_column = spec.time_column or (None if spec.rows_in_time_order else detect_time_column(df))
+    times = None
+    window = None
+    if time_column is not None:
+        parsed = pd.to_datetime(df[time_column], errors="coerce", utc=True, format="mixed")
+        if parsed.isna().any():
+            raise TableError(
+                f"time column {time_column!r}: {int(parsed.isna().sum())} of {len(df)} values are "
+                "not dates; fix them, or name another column with --time-column"
+            )
+        times = (parsed.astype("int64") // 10**9).to_numpy(dtype=np.float64)
+        window = (parsed.min().to_pydatetime(), parsed.max().to_pydatetime())
+        console.print(f"time column {time_column!r}: validation is time-ordered")
+    elif spec.rows_in_time_order:
+        times = np.arange(len(df), dtype=np.float64)
+        console.print("rows are in time order: validation is time-ordered")
+    exclude = [spec.target, *named, *([time_column] if time_column else [])]
+    pipeline = FeaturePipeline.fit(df, y=y, exclude=exclude, categorical=spec.categorical)
+    X = pipeline.transform(df)
+    warnings: list[str] = []
+    aucs = single_column_auc(df, y, list(pipeline.input_columns))
+    for column, auc in sorted(aucs.items(), key=lambda kv: -kv[1]):
+        if auc >= LEAK_AUC_WARNING:
+            warnings.append(
+                f"column {column!r} alone predicts {spec.target!r} with ROC-AUC {auc:.3f}: if it is "
+                f"only known after the outcome, the model will not work live; leave it out with "
+                f"--drop {column}"
+            )
+    groups = None
+    if spec.id_column is not None:
+        groups = df[spec.id_column].astype(str).to_numpy()
+        if len(np.unique(groups)) == len(groups):
+            groups = None  # one row per id: grouping changes nothing
+    console.print(
+        f"target {spec.target!r}: positive = {positive!r}, {int(y.sum()):,} of {len(y):,} rows "
+        f"({y.mean():.1%}); {pipeline.n_features} features from {len(pipeline.input_columns)} columns"
+    )
+    data = TrainingData(
+        X=X,
+        y=y.astype(np.int64),
+        feature_names=pipeline.feature_names,
+        groups=groups,
+        times=times,
+        source=str(spec.path),
+    )
+    return data, pipeline, pipeline.columns_report(), warnings, window
+
+
+def score_file_job(
+    settings: Settings,
+    path: Path,
+    out: Path,
+    *,
+    version: str | None = None,
+    id_column: str | None = None,
+    reasons: int = 3,
+    console: Console | None = None,
+) -> int:
+    """Score every row of a CRM table with a table model; write a CSV. Returns rows scored.
+
+    The output has the id column (when given), ``score``, ``grade``, ``probability`` and
+    ``reason_1..k`` (words with their points), in the input's row order.
+    """
+    from leadscore.models.scoring import Scorer, ScoringPolicy
+
+    console = console or Console(stderr=True)
+    registry = ModelRegistry(settings.model_dir)
+    version = version or registry.champion(segment=TABLE_SEGMENT)
+    if version is None:
+        raise TableError(
+            f"no table model in {settings.model_dir}: train one with "
+            "`leadscore train --data FILE --target COLUMN`"
+        )
+    loaded = registry.load(version)
+    if loaded.pipeline is None:
+        raise TableError(
+            f"model {version} scores lead events, not table rows; pass --model with a version "
+            "trained by `leadscore train --data`"
+        )
+    df = load_table(path)
+    absent = loaded.pipeline.absent_columns(list(df.columns))
+    if absent:
+        console.print(
+            f"[yellow]warning:[/] {path} lacks {len(absent)} column(s) the model was trained on "
+            f"({', '.join(absent[:8])}{'…' if len(absent) > 8 else ''}); they are scored as missing"
+        )
+    X = loaded.pipeline.transform(df)
+    policy = ScoringPolicy(
+        grade_thresholds=settings.grade_thresholds, change_threshold=0, top_reasons=reasons
+    )
+    scorer = Scorer(loaded.model, version, policy, describe=loaded.pipeline.describe, families=None)
+    probability = scorer.probabilities(X)
+    scores = np.floor(np.clip(probability, 0.0, 1.0) * 100 + 0.5).astype(int)
+    result = pd.DataFrame(
+        {
+            **({id_column: df[id_column].to_numpy()} if id_column else {}),
+            "score": scores,
+            "grade": [policy.grade(int(s)) for s in scores],
+            "probability": np.round(probability, 6),
+        }
+    )
+    if reasons:
+        words: list[list[str]] = [[] for _ in range(reasons)]
+        for start in range(0, len(X), 4096):
+            for explanation in scorer.explain(X[start : start + 4096]):
+                for k in range(reasons):
+                    r = explanation.reasons[k] if k < len(explanation.reasons) else None
+                    words[k].append(f"{r.contribution:+.1f}: {r.label}" if r else "")
+        for k in range(reasons):
+            result[f"reason_{k + 1}"] = words[k]
+    result.to_csv(out, index=False)
+    console.print(
+        f"scored {len(result):,} rows of {path} with model {version}; wrote [bold]{out}[/] "
+        f"({datetime.now(timezone.utc):%H:%M:%S} UTC)"
+    )
+    return len(result)
+
