@@ -455,6 +455,25 @@ def to_vector(state: LeadState, out: np.ndarray | None = None) -> np.ndarray:
     return v
 
 
+NUMERIC_FEATURES: Final[tuple[str, ...]] = tuple(n for n, _, _ in _NUMERIC_FEATURES)
+#: The categorical inputs of the stream's vector and their vocabularies (one-hot, in order).
+CATEGORICAL_FEATURES: Final[dict[str, tuple[str, ...]]] = {prefix: vocab for prefix, vocab, _ in _ONE_HOT}
+
+
+def state_record(state: LeadState) -> dict[str, Any]:
+    """The lead's features as one named record: numbers by name, categories normalized.
+
+    ``FeaturePipeline.fixed(NUMERIC_FEATURES, CATEGORICAL_FEATURES).transform_one`` of this
+    record equals :func:`to_vector` of the state (a test holds them together): the stream's
+    vector is the same kind of pipeline as a CRM table's, with a vocabulary fixed in code.
+    """
+    v = to_vector(state)
+    record: dict[str, Any] = {name: float(v[i]) for i, name in enumerate(NUMERIC_FEATURES)}
+    record["industry"] = normalize_category(state.profile.get("industry"), INDUSTRIES, _INDUSTRY_ALIASES)
+    record["lead_source"] = normalize_category(state.profile.get("lead_source"), LEAD_SOURCES, _SOURCE_ALIASES)
+    return record
+
+
 def to_matrix(states: list[LeadState]) -> np.ndarray:
     """Stack the vectors of ``states`` into one ``(len(states), N_FEATURES)`` matrix."""
     x = np.zeros((len(states), N_FEATURES))

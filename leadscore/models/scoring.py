@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import EllipsisType
 from typing import Any, Protocol
 
 import numpy as np
@@ -128,7 +129,7 @@ class Scorer:
         describe: ``(feature, value) -> words``; the stream's features by default.
         families: feature -> factor family, for the fit/engagement split (``None``: no split).
         champion: the registry version this scorer stands for (the rules prior stands in
-            for a champion trained on too few labels); defaults to ``version``.
+            for a champion trained on too few labels, or for none); defaults to ``version``.
     """
 
     def __init__(
@@ -139,13 +140,13 @@ class Scorer:
         *,
         describe: Callable[[str, float], str] = describe,
         families: Mapping[str, str] | None = FEATURE_FAMILY,
-        champion: str | None = None,
+        champion: str | None | EllipsisType = ...,
     ) -> None:
         self.model = model
         self.version = version
         self.policy = policy
         self.describe = describe
-        self.champion = champion if champion is not None else version
+        self.champion: str | None = version if champion is ... else champion
         self.feature_names = tuple(getattr(model, "feature_names", FEATURE_NAMES))
         self._families: list[str] | None = None
         if families is not None and all(n in families for n in self.feature_names):

@@ -205,3 +205,23 @@ def test_an_outcome_never_changes_the_feature_vector() -> None:
     assert np.array_equal(to_vector(first), to_vector(without))
     assert np.array_equal(to_vector(last), to_vector(without))
     assert first.outcome == last.outcome == "converted"
+
+
+def test_the_stream_vector_is_the_fixed_table_pipeline_of_the_state_record() -> None:
+    """One feature pipeline: a lead scored as a record (API, batch) gets the stream's vector."""
+    from datetime import timedelta as td
+
+    from leadscore.models.simulation import SimConfig, simulate
+    from leadscore.models.tabular import FeaturePipeline
+
+    pipeline = FeaturePipeline.fixed(f.NUMERIC_FEATURES, f.CATEGORICAL_FEATURES)
+    assert pipeline.feature_names == FEATURE_NAMES
+    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    states: dict[str, LeadState] = {}
+    for event in simulate(SimConfig(n_leads=150, span_days=30, seed=9, start=start - td(days=31))):
+        parsed = lead_event_adapter.validate_python(event)
+        state = states.setdefault(parsed.subject, LeadState(lead_id=parsed.subject))
+        apply_event(state, parsed)
+    assert len(states) > 100
+    for state in states.values():
+        np.testing.assert_array_equal(pipeline.transform_one(f.state_record(state)), to_vector(state))
