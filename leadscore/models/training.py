@@ -270,8 +270,13 @@ def _select_features(X: np.ndarray, y: np.ndarray, seed: int) -> np.ndarray:
     if gain.sum() <= 0:
         return np.arange(X.shape[1])
     keep = np.flatnonzero(gain / gain.sum() >= _MIN_GAIN_SHARE)
-    if len(keep) < min(_MIN_FEATURES, X.shape[1]):
-        keep = np.sort(np.argsort(-gain)[: min(_MIN_FEATURES, X.shape[1])])
+    if len(keep) < _MIN_FEATURES:
+        # Pad with the next-best columns that vary at all (a constant column can say nothing).
+        varying = np.flatnonzero(X.min(axis=0) < X.max(axis=0))
+        ranked = [j for j in np.argsort(-gain, kind="stable") if j in set(varying)]
+        keep = np.sort(np.asarray(ranked[: max(_MIN_FEATURES, len(keep))], dtype=np.int64))
+        if len(keep) == 0:
+            keep = np.arange(X.shape[1])
     return keep
 
 
@@ -400,6 +405,12 @@ def _check(data: TrainingData, config: TrainConfig) -> None:
         raise ValueError(f"X must be (n, n_features) with one label per row; got {X.shape} and {y.shape}")
     if not np.isfinite(X).all():
         raise ValueError("X has NaN or infinite values; the feature pipeline must fill them")
+    for name, values in (("times", data.times), ("groups", data.groups)):
+        if values is not None and len(values) != len(y):
+            raise ValueError(f"{name} has {len(values)} entries for {len(y)} rows; give one per row")
+    if data.times is not None and not np.isfinite(np.asarray(data.times, dtype=np.float64)).all():
+        bad = int((~np.isfinite(np.asarray(data.times, dtype=np.float64))).sum())
+        raise ValueError(f"times has {bad} missing or infinite values; every row needs a time")
     classes = np.unique(y)
     if len(classes) != 2 or set(classes.tolist()) != {0, 1}:
         raise InsufficientDataError(

@@ -70,7 +70,11 @@ def load_scorer(settings: Settings, version: str | None = None) -> Scorer:
                 f"model {version} in {settings.model_dir} cannot be used: {exc}. Promote "
                 "another version (or train a new one) and start the worker again."
             ) from exc
-        if loaded.manifest.kind != "lead_events":
+        if loaded.manifest.kind != "lead_events" and not registry.champion_history():
+            # Nothing was ever promoted for the stream: the registry's fallback (its newest
+            # version) is a table model, which is not ours to use. Cold start.
+            loaded, version = None, None
+        elif loaded.manifest.kind != "lead_events":
             raise NoModelError(
                 f"model {version} was trained on a table ({loaded.manifest.source}), not on lead "
                 "events: the worker cannot build its features. Promote a lead-event model in the "

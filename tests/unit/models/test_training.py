@@ -239,11 +239,6 @@ def _outer_folds_checked(data: TrainingData) -> None:
     _outer_folds(data, FAST.folds, FAST.seed)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="training._check validates X and y but not times: a NaN time sorts last, its fold's "
-    "first time is NaN, so that fold is silently dropped and its rows are never evaluated",
-)
 def test_nan_in_times_is_refused() -> None:
     data = make_data(n=600)
     times = np.arange(600, dtype=np.float64) * DAY_S
@@ -253,11 +248,6 @@ def test_nan_in_times_is_refused() -> None:
         _outer_folds_checked(timed)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="training._check does not compare len(times) with len(y): shorter times leave the "
-    "last rows out of every fold without a word",
-)
 def test_times_of_the_wrong_length_are_refused() -> None:
     data = make_data(n=600)
     times = np.arange(500, dtype=np.float64) * DAY_S

@@ -67,4 +67,27 @@ def test_a_broken_rules_file_is_refused_at_load(tmp_path: Path) -> None:
     rules.write_text("{not json")
     with pytest.raises(ValueError, match="rules"):
         load_scorer(Settings(model_dir=tmp_path / "m", rules_file=rules))
-    _ = NoModelError  # the other refusal; a table model is covered by the CLI tests
+
+
+def test_a_registry_holding_only_a_table_model_is_a_cold_start(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from leadscore.models.tabular import FeaturePipeline
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"visits": rng.poisson(3, 200).astype(str), "plan": rng.choice(["a", "b"], 200)})
+    y = (rng.random(200) < 0.3).astype(int)
+    pipeline = FeaturePipeline.fit(df, y=y)
+    X = pipeline.transform(df)
+    model = LeadScoringEnsemble(rf_params={"n_estimators": 3}, gb_params={"n_estimators": 5}).fit(X, y)
+    registry = ModelRegistry(tmp_path / "models")
+    version = registry.save(
+        model.compile(pipeline.feature_names), kind="table", pipeline=pipeline, report=None,
+        metrics={}, training_window=None, n_rows=200, class_balance={"positive": 500.0},
+        params=None, reference_sample=X[:5],
+    ).version  # fmt: skip
+    registry.promote(version, segment="table")
+    assert load_scorer(Settings(model_dir=registry.root, min_training_labels=0)).version.startswith("rules-v")
+    registry.promote(version)  # promoted for the stream by mistake: refused, with the reason
+    with pytest.raises(NoModelError, match="trained on a table"):
+        load_scorer(Settings(model_dir=registry.root, min_training_labels=0))
