@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from leadscore.models.registry import ModelRegistry
+from leadscore.models.registry import ModelRegistry, RegistryError
 from leadscore.settings import Settings
 
 
@@ -31,12 +31,21 @@ def machine() -> dict[str, Any]:
 
 
 def ensure_model(model_dir: Path) -> str:
-    """The champion's version in ``model_dir``, training a small model there first if none."""
+    """The champion's version in ``model_dir``, training a small model there first if none.
+
+    A champion this leadscore cannot load (e.g. saved by an older version) is replaced.
+    """
     registry = ModelRegistry(model_dir)
     version = registry.champion() or registry.latest()
-    if version is None:
-        from leadscore.training_jobs import train_job
+    if version is not None:
+        try:
+            registry.load(version)
+            return version
+        except RegistryError as exc:
+            print(f"model {version} cannot be loaded ({exc}); training a new one", file=sys.stderr)
+    from leadscore.training_jobs import train_job
 
-        print(f"no model in {model_dir}: training one (1,500 leads, 2 folds, ~20 s)", file=sys.stderr)
-        version = train_job(Settings(model_dir=model_dir), leads=1500, folds=2, search="none", compare=("ensemble",)).version
-    return version
+    print(f"no usable model in {model_dir}: training one (1,500 leads, 2 folds, ~20 s)", file=sys.stderr)
+    return train_job(
+        Settings(model_dir=model_dir), leads=1500, folds=2, search="none", compare=("ensemble",)
+    ).version

@@ -45,7 +45,7 @@ import orjson
 
 from bench_common import ensure_model, machine
 
-from leadscore.models import ensemble as ensemble_module
+from leadscore.models import engine
 from leadscore.models.features import FEATURE_NAMES, LeadState
 from leadscore.models.registry import ModelRegistry
 from leadscore.models.scoring import Scorer, ScoringPolicy
@@ -213,39 +213,24 @@ def instrumented(scorer: Scorer, watch: Stopwatch) -> Iterator[None]:
     patch(processing, "to_matrix", "to_matrix", rows=lambda states: len(states))
     patch(scorer, "probabilities", "predict_proba", rows=lambda x: len(x))
     patch(scorer, "explain", "explain (all)", rows=lambda x: len(x))
-    patch(ensemble_module, "_chunked_shap", "explain: TreeSHAP", rows=lambda e, x: len(x))
-    # Member probabilities inside explain only (predict_proba calls _member_p1 too).
-    original_member_p1 = model._member_p1
-    timed_member_p1 = watch.wrap("explain: member probs again", original_member_p1)
-    inside_explain = [False]
-
-    def member_p1(x: np.ndarray) -> np.ndarray:
-        return timed_member_p1(x) if inside_explain[0] else original_member_p1(x)
-
-    original_model_explain = model.explain
-
-    def flagged_explain(x: np.ndarray) -> Any:
-        inside_explain[0] = True
-        try:
-            return original_model_explain(x)
-        finally:
-            inside_explain[0] = False
-
-    patches.append((model, "_member_p1", original_member_p1))
-    model._member_p1 = member_p1
-    patches.append((model, "explain", original_model_explain))
-    model.explain = watch.wrap("explain: model.explain", flagged_explain, rows=lambda x: len(x))
+    patch(engine, "shap_values", "explain: TreeSHAP", rows=lambda e, x, **kw: len(x))
+    patches.append((model, "score_and_explain", model.score_and_explain))
+    object.__setattr__(
+        model,
+        "score_and_explain",
+        watch.wrap("explain: model.score_and_explain", model.score_and_explain, rows=lambda x: len(x)),
+    )
     patch(processing, "LeadScored", "score events (LeadScored)")
     patch(processing, "score_event_id", "score events (id)")
     try:
         yield
     finally:
         for owner, name, original in reversed(patches):
-            if isinstance(owner, type) or owner is processing or owner is ensemble_module:
+            if isinstance(owner, type) or owner is processing or owner is engine:
                 setattr(owner, name, original)
             else:  # an instance attribute we added over a class method: remove it
                 with contextlib.suppress(AttributeError):
-                    delattr(owner, name)
+                    object.__delattr__(owner, name)
 
 
 def split(batches: list[list[InputRecord]], scorer: Scorer) -> dict[str, Any]:
@@ -273,21 +258,17 @@ def split(batches: list[list[InputRecord]], scorer: Scorer) -> dict[str, Any]:
         Table.load_state = original_load_state  # type: ignore[method-assign]
     n = counts["records"]
     s = watch.seconds
-    # The member probabilities (_member_p1) are also called by predict_proba: keep only the
-    # calls made inside explain, i.e. subtract the predict_proba calls' share.
-    member_in_explain = s["explain: member probs again"]
     explain_all = s["explain (all)"]
-    model_explain = s["explain: model.explain"]
+    model_explain = s["explain: model.score_and_explain"]
     treeshap = s["explain: TreeSHAP"]
     stages = {
         "decode (pydantic validate_json)": s["decode"],
         "state load (orjson.loads + from_dict)": orjson_loads[0] + s["state load (from_dict)"],
         "feature apply (apply_event)": s["feature apply"],
         "to_matrix": s["to_matrix"],
-        "predict_proba (3 members)": s["predict_proba"],
+        "predict_proba (compiled trees + linear)": s["predict_proba"],
         "explain: TreeSHAP forest+boosting": treeshap,
-        "explain: member probs again": member_in_explain,
-        "explain: LR, validation, glue": max(model_explain - treeshap - member_in_explain, 0.0),
+        "explain: linear part, points, glue": max(model_explain - treeshap, 0.0),
         "explain: reasons (Reason objects)": max(explain_all - model_explain, 0.0),
         "score events (LeadScored + id)": s["score events (LeadScored)"] + s["score events (id)"],
     }
@@ -324,7 +305,7 @@ def model_calls(scorer: Scorer, x_pool: np.ndarray, repeat: int) -> list[dict[st
     for n in (1, 16, 64, 256):
         x = x_pool[:n] if len(x_pool) >= n else np.resize(x_pool, (n, x_pool.shape[1]))
         predict = _best_of(lambda: scorer.probabilities(x), repeat)
-        explain = _best_of(lambda: scorer.model.explain(x), max(1, repeat // (1 + n // 64)))
+        explain = _best_of(lambda: scorer.model.score_and_explain(x), max(1, repeat // (1 + n // 64)))
         rows.append({
             "rows": n,
             "predict_ms_per_call": 1e3 * predict,

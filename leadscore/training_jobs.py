@@ -334,7 +334,7 @@ def score_file_job(
             for explanation in scorer.explain(X[start : start + 4096]):
                 for k in range(reasons):
                     r = explanation.reasons[k] if k < len(explanation.reasons) else None
-                    words[k].append(f"{r.contribution:+.1f}: {r.label}" if r else "")
+                    words[k].append(f"{r['contribution']:+.1f}: {r['label']}" if r else "")
         for k in range(reasons):
             result[f"reason_{k + 1}"] = words[k]
     result.to_csv(out, index=False)

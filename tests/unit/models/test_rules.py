@@ -242,8 +242,8 @@ def test_scores_stream_vectors_and_plugs_into_the_scorer() -> None:
     assert p[0] > p[1] > 0
     scorer = Scorer(model, model.version, ScoringPolicy(top_reasons=3))
     explanation = scorer.explain(x)[0]
-    assert explanation.reasons[0].feature == "demo_requests"
-    assert explanation.reasons[0].contribution == 25.0
+    assert explanation.reasons[0]["feature"] == "demo_requests"
+    assert explanation.reasons[0]["contribution"] == 25.0
 
 
 def test_columns_are_found_by_name_not_position() -> None:
