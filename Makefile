@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DEMO_ARGS ?=
 
-.PHONY: install demo test test-unit test-integration bench clean
+.PHONY: install demo test test-unit test-integration bench bench-model clean
 
 # A virtual environment under the project with leadscore and its test tools.
 $(STAMP): pyproject.toml
@@ -31,8 +31,15 @@ test-unit: install
 test-integration: install
 	$(BIN)/python -m pytest -q tests/integration
 
+## Worker throughput on the embedded broker (see docs/performance.md). For the model engine
+## alone (training, one lead, batches, size, memory) beside scikit-learn, run `make bench-model`.
 bench: install
 	$(BIN)/python benchmarks/stream_throughput.py
+
+## The model engine's figures beside scikit-learn/shap, same run; BENCH_MODEL_ARGS=--quick for ~2-3 minutes.
+BENCH_MODEL_ARGS ?=
+bench-model: install
+	$(BIN)/python benchmarks/model_engine.py $(BENCH_MODEL_ARGS)
 
 clean:
 	rm -rf $(VENV) artifacts .pytest_cache
