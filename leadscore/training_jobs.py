@@ -22,15 +22,14 @@ from leadscore.models.dataset import build_training_set
 from leadscore.models.registry import Manifest, ModelRegistry
 from leadscore.models.report import render, write_json
 from leadscore.models.simulation import SimConfig, Simulator, read_jsonl
-from leadscore.models.tabular import (
+from leadscore.models.tables import (
     LEAK_AUC_WARNING,
-    FeaturePipeline,
-    TableError,
     detect_time_column,
     load_table,
     parse_target,
     single_column_auc,
 )
+from leadscore.models.tabular import FeaturePipeline, TableError
 from leadscore.models.training import TrainConfig, TrainingData, train
 from leadscore.settings import Settings
 
