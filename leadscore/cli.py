@@ -82,6 +82,9 @@ def train(
     categorical: list[str] = typer.Option(
         [], help="with --data: treat this column as categories even if it holds numbers (repeatable)"
     ),
+    numeric: list[str] = typer.Option(
+        [], help="with --data: treat this column as numbers, e.g. '1,155' read as 1155 (repeatable)"
+    ),
     time_column: Optional[str] = typer.Option(
         None, help="with --data: a date column; validation becomes time-ordered (auto-detected)"
     ),
@@ -130,7 +133,7 @@ def train(
         table = TableSpec(
             path=data, target=target, positive=positive, id_column=id_column, drop=tuple(drop),
             time_column=time_column, rows_in_time_order=rows_in_time_order,
-            categorical=tuple(categorical),
+            categorical=tuple(categorical), numeric=tuple(numeric),
         )
     try:
         train_job(
@@ -209,8 +212,8 @@ def models_list(
     if not rows:
         typer.echo(f"no models in {settings.model_dir}: train one with `leadscore train`", err=True)
         return
-    header = ("VERSION", "CREATED (UTC)", "ROWS", "ROC-AUC", "ACCURACY")
-    typer.echo("  {:<24} {:<19} {:>9} {:>8} {:>8}".format(*header))
+    header = ("VERSION", "CREATED (UTC)", "KIND", "VARIANT", "ROWS", "ROC-AUC", "ACCURACY")
+    typer.echo("  {:<24} {:<19} {:<11} {:<19} {:>9} {:>8} {:>8}".format(*header))
     for row in rows:
         mark = "*" if row.champion else " "
         if row.problem is not None:
@@ -220,7 +223,11 @@ def models_list(
         n_rows = f"{row.n_rows:,}" if row.n_rows is not None else "-"
         auc = f"{row.roc_auc:.3f}" if row.roc_auc is not None else "-"
         accuracy = f"{row.accuracy:.3f}" if row.accuracy is not None else "-"
-        typer.echo(f"{mark} {row.version:<24} {created:<19} {n_rows:>9} {auc:>8} {accuracy:>8}")
+        kind, variant = row.kind or "-", row.variant or "-"
+        typer.echo(
+            f"{mark} {row.version:<24} {created:<19} {kind:<11} {variant:<19} {n_rows:>9} {auc:>8} "
+            f"{accuracy:>8}"
+        )
     typer.echo(f"* champion of the {'segment ' + segment if segment else 'default segment'}")
 
 

@@ -151,6 +151,8 @@ class ModelRow:
     accuracy: float | None
     champion: bool
     problem: str | None = None  # why the manifest could not be read
+    kind: str | None = None  # lead_events or table
+    variant: str | None = None
 
 
 @dataclass(frozen=True)
@@ -171,7 +173,9 @@ def list_models(settings: Settings, *, segment: str | None = None) -> list[Model
     An unreadable manifest gives a row with ``problem`` set instead of failing the list.
     """
     registry = ModelRegistry(settings.model_dir)
-    champion = registry.champion(segment=segment)
+    # Only a promoted version is a champion here: the registry's fallback (its newest
+    # version) may be a table model that no worker would use.
+    champion = registry.champion(segment=segment) if registry.champion_history(segment=segment) else None
     rows = []
     for version in registry.list():
         try:
@@ -188,6 +192,8 @@ def list_models(settings: Settings, *, segment: str | None = None) -> list[Model
                 roc_auc=find_metric(metrics, "roc_auc"),
                 accuracy=find_metric(metrics, "accuracy"),
                 champion=version == champion,
+                kind=getattr(manifest, "kind", None),
+                variant=getattr(manifest, "variant", None),
             )
         )
     return rows
@@ -263,6 +269,18 @@ def promote_job(
         raise ModelCommandError(
             f"model {version} cannot be used, so it was not promoted: {exc}"
         ) from exc
+    kind = registry.manifest(version).kind
+    if kind == "table" and segment is None:
+        raise ModelCommandError(
+            f"model {version} was trained on a table (leadscore train --data): workers cannot build "
+            "its features from lead events, so it cannot be the stream's champion. Promote it in "
+            "the table segment: leadscore models promote --segment table " + version
+        )
+    if kind != "table" and segment == "table":
+        raise ModelCommandError(
+            f"model {version} scores lead events; the table segment holds models for CRM tables "
+            "(leadscore score). Promote it without --segment."
+        )
     previous = registry.champion(segment=segment)
     registry.promote(version, segment=segment)
     return _announce(settings, "model.promoted", version, previous, segment, reason)

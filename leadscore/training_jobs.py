@@ -59,6 +59,7 @@ class TableSpec:
         time_column: a date column: time-ordered validation; auto-detected when ``None``.
         rows_in_time_order: the file's rows are in time order (no date column needed).
         categorical: columns to treat as categories even if they look numeric.
+        numeric: columns to treat as numbers even if inference says otherwise.
     """
 
     path: Path
@@ -69,6 +70,7 @@ class TableSpec:
     time_column: str | None = None
     rows_in_time_order: bool = False
     categorical: tuple[str, ...] = ()
+    numeric: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -165,11 +167,7 @@ def train_job(
         metrics={"variant": result.variant, "cv": chosen["cv"], "cv_scheme": report["data"]["cv"]},
         training_window=window,
         n_rows=len(y),
-        class_balance={
-            "negative": float(len(y) - y.sum()),
-            "positive": float(y.sum()),
-            "positive_rate": float(y.mean()),
-        },
+        class_balance=_class_balance(data),
         params=result.params,
         reference_sample=sample,
         source=data.source,
@@ -185,6 +183,19 @@ def train_job(
         + (f" and promoted to champion{where}" if promote else "")
     )
     return TrainOutcome(manifest.version, manifest, report, promote)
+
+
+def _class_balance(data: TrainingData) -> dict[str, float]:
+    """Rows of each class; with groups (leads), also how many distinct groups converted."""
+    y = np.asarray(data.y)
+    balance = {
+        "negative": float(len(y) - y.sum()),
+        "positive": float(y.sum()),
+        "positive_rate": float(y.mean()),
+    }
+    if data.groups is not None:
+        balance["converted_leads"] = float(len(np.unique(np.asarray(data.groups)[y == 1])))
+    return balance
 
 
 def _event_data(
@@ -226,7 +237,10 @@ def _table_data(
             f"{spec.path}: no column named {', '.join(map(repr, missing))}; the file has "
             f"{', '.join(map(str, df.columns))}"
         )
-    time_column = spec.time_column or (None if spec.rows_in_time_order else detect_time_column(df))
+    candidates = df.drop(columns=[spec.target, *named])
+    time_column = spec.time_column or (
+        None if spec.rows_in_time_order else detect_time_column(candidates)
+    )
     times = None
     window = None
     if time_column is not None:
@@ -243,7 +257,9 @@ def _table_data(
         times = np.arange(len(df), dtype=np.float64)
         console.print("rows are in time order: validation is time-ordered")
     exclude = [spec.target, *named, *([time_column] if time_column else [])]
-    pipeline = FeaturePipeline.fit(df, y=y, exclude=exclude, categorical=spec.categorical)
+    pipeline = FeaturePipeline.fit(
+        df, y=y, exclude=exclude, categorical=spec.categorical, numeric=spec.numeric
+    )
     X = pipeline.transform(df)
     warnings: list[str] = []
     aucs = single_column_auc(df, y, list(pipeline.input_columns))

@@ -80,7 +80,10 @@ def load_scorer(settings: Settings, version: str | None = None) -> Scorer:
                 "events: the worker cannot build its features. Promote a lead-event model in the "
                 "default segment (table models belong to the 'table' segment)."
             )
-    positives = int(loaded.manifest.class_balance.get("positive", 0)) if loaded else 0
+    # Conversions: distinct converted leads when the manifest has them (a converted lead
+    # gives several positive snapshots), else positive rows (a table: one row per lead).
+    balance = loaded.manifest.class_balance if loaded else {}
+    positives = int(balance.get("converted_leads", balance.get("positive", 0)))
     if loaded is None or positives < settings.min_training_labels:
         rules = RulesModel(RulesConfig.from_file(settings.rules_file) if settings.rules_file else None)
         if loaded is None:

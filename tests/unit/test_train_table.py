@@ -128,3 +128,34 @@ def test_score_without_a_table_model_says_how_to_get_one(tmp_path: Path, models:
     result = runner.invoke(app, ["score", str(data), "--out", str(tmp_path / "o.csv")])
     assert result.exit_code == 1
     assert "leadscore train --data" in result.output
+
+
+def test_a_table_model_is_kept_out_of_the_streams_segment(tmp_path: Path, models: Path) -> None:
+    data = tmp_path / "export.csv"
+    write_crm_export(data, rows=300)
+    assert runner.invoke(app, ["train", "--data", str(data), "--target", "Converted", *FAST]).exit_code == 0
+    registry = ModelRegistry(models)
+    (version,) = registry.list()
+
+    listed = runner.invoke(app, ["models", "list"])
+    assert listed.exit_code == 0 and "table" in listed.output
+    assert f"* {version}" not in listed.output  # the default segment has no champion yet
+
+    result = runner.invoke(app, ["models", "promote", version])
+    assert result.exit_code == 1
+    assert "--segment table" in result.output
+    assert registry.champion_history() == []
+
+
+def test_numeric_forces_a_column_with_thousands_separators(tmp_path: Path, models: Path) -> None:
+    data, report = tmp_path / "export.csv", tmp_path / "r.json"
+    write_crm_export(data, rows=300)
+    rows = list(csv.reader(data.open()))
+    rows[0].append("Deal Size")
+    rows[1:] = [[*r, f"{1000 + 37 * i:,}"] for i, r in enumerate(rows[1:])]
+    with data.open("w", newline="") as f:
+        csv.writer(f).writerows(rows)
+    args = ["train", "--data", str(data), "--target", "Converted", "--report", str(report), *FAST]
+    assert runner.invoke(app, [*args, "--numeric", "Deal Size"]).exit_code == 0
+    columns = {c["name"]: c for c in json.loads(report.read_text())["columns"]}
+    assert columns["Deal Size"]["kind"] == "numeric"
