@@ -32,9 +32,9 @@ from leadscore.models.report import (
     choose_threshold,
     evaluate,
     fold_summary,
-    render,
     write_json,
 )
+from leadscore.models.report_render import render
 
 
 def scores(n: int = 1003, seed: int = 0, skill: float = 1.5) -> tuple[np.ndarray, np.ndarray]:
