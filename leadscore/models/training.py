@@ -520,7 +520,12 @@ def _train(data: TrainingData, config: TrainConfig, progress: Progress | None) -
                 "description": VARIANTS[name][2] if name in VARIANTS else BASELINES[name],
                 "deployable": name in VARIANTS,
                 "cv": fold_summary(per_fold[name]),
-                "time_split": None,
+                # the cross-validation is the time-ordered check when rows have times
+                "time_split": (
+                    {"scheme": scheme, "folds": len(folds), "skipped": [], **fold_summary(per_fold[name])}
+                    if data.times is not None
+                    else None
+                ),
                 "oof": evaluate(y_all, np.concatenate(oof[name])),
                 "fit_seconds": fit_seconds.get(name, fit_seconds.get("members", 0.0)),
             }
