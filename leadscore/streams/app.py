@@ -25,7 +25,8 @@ from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from leadscore.infra.redis_store import ScoreStore, connect
 from leadscore.models.features import FEATURE_NAMES
 from leadscore.models.registry import ModelRegistry, RegistryError
-from leadscore.models.rules import RulesConfig, RulesModel
+from leadscore.models.rules import RulesModel
+from leadscore.models.rules_config import RulesConfig
 from leadscore.models.scoring import Scorer, ScoringPolicy
 from leadscore.schemas.decode import EventKind
 from leadscore.settings import Settings
