@@ -21,6 +21,8 @@ are in :mod:`leadscore.models.engine_kernels`.
 
 from __future__ import annotations
 
+import itertools
+
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -529,8 +531,9 @@ def warmup() -> None:
         offset=0.0,
         n_features=2,
     )
-    X = np.array([[0.0, 1.0], [1.0, np.nan]])
-    for budget in (DEFAULT_SHAP_TABLE_BUDGET_BYTES, 0):
+    # 2 rows take the one-row kernels, 16 the block kernel (8 rows or more): warm both.
+    two = np.array([[0.0, 1.0], [1.0, np.nan]])
+    for budget, X in itertools.product((DEFAULT_SHAP_TABLE_BUDGET_BYTES, 0), (two, np.tile(two, (8, 1)))):
         ens = concat([(stump, 1.0)], shap_table_budget_bytes=budget)
         predict(ens, X)
         shap_values(ens, X)

@@ -98,8 +98,10 @@ def load_scorer(settings: Settings, version: str | None = None) -> Scorer:
             )  # fmt: skip
         return Scorer(rules, rules.version, policy, champion=version)
     scorer = Scorer(loaded.model, loaded.version, policy)
-    # Warm up here, not on the first batch: numba kernels and SHAP tables are built lazily.
-    scorer.explain(np.zeros((1, len(FEATURE_NAMES))))
+    # Warm up here, not on the first batch: numba kernels and SHAP tables are built lazily
+    # (1 row takes the one-row kernels, 16 the block kernel).
+    for rows in (1, 16):
+        scorer.explain(np.zeros((rows, len(FEATURE_NAMES))))
     return scorer
 
 
