@@ -100,7 +100,7 @@ def train(
     search: str = typer.Option("quick", help="hyperparameter search per member: quick or none"),
     variant: Optional[str] = typer.Option(
         None, help="auto (default: LEADSCORE_MODEL_VARIANT), ensemble, ensemble_hgb, ensemble_fitted, "
-        "random_forest, gradient_boosting or logistic_regression"
+        "random_forest, gradient_boosting, hist_gradient_boosting or logistic_regression"
     ),
     report: Optional[Path] = typer.Option(None, help="also write the comparison report as JSON here"),
     seed: int = typer.Option(0, help="random seed (simulation, folds, models)"),

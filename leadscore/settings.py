@@ -76,7 +76,7 @@ class Settings(BaseSettings):
     top_reasons: int = Field(5, ge=0, le=50)
     model_variant: str = Field(
         "auto",
-        pattern=r"^(auto|ensemble|ensemble_hgb|ensemble_fitted|random_forest|gradient_boosting|logistic_regression)$",
+        pattern=r"^(auto|ensemble|ensemble_hgb|ensemble_fitted|random_forest|gradient_boosting|hist_gradient_boosting|logistic_regression)$",
         description="which candidate `leadscore train` deploys: auto keeps the 40/40/20 ensemble "
         "unless another variant beats it by more than the cross-validation noise",
     )

@@ -84,6 +84,11 @@ VARIANTS: dict[str, tuple[tuple[str, str, str], tuple[float, float, float] | str
     ),
     "random_forest": (("rf", "gb", "lr"), (1.0, 0.0, 0.0), "depth-capped RandomForest alone"),
     "gradient_boosting": (("rf", "gb", "lr"), (0.0, 1.0, 0.0), "tuned GradientBoosting alone"),
+    "hist_gradient_boosting": (
+        ("rf", "hgb", "lr"),
+        (0.0, 1.0, 0.0),
+        "tuned HistGradientBoosting alone",
+    ),
     "logistic_regression": (("rf", "gb", "lr"), (0.0, 0.0, 1.0), "LogisticRegression alone"),
 }
 #: Stock models with default parameters, for comparison only (not deployable).
@@ -106,8 +111,14 @@ SEARCH_SPACE: dict[str, list[dict[str, Any]]] = {
         {"max_depth": 3, "learning_rate": 0.1},
         {"max_depth": 2, "learning_rate": 0.1},
         {"max_depth": 4, "learning_rate": 0.05},
+        # leaf-wise like LightGBM: up to 31 leaves grown best first
+        {"max_depth": None, "max_leaf_nodes": 31, "min_samples_leaf": 20, "learning_rate": 0.1},
     ],
-    "hgb": [{}],
+    "hgb": [
+        {},
+        {"learning_rate": 0.05, "max_iter": 600},
+        {"max_leaf_nodes": 15, "l2_regularization": 1.0},
+    ],
     "lr": [{"C": 1.0}, {"C": 0.05}, {"C": 0.005}],
 }
 SEARCHES = ("none", "quick")
