@@ -1,8 +1,10 @@
 """The model engine's numbers, each beside the naive scikit-learn baseline measured in the same run.
 
 Run: ``.venv/bin/python benchmarks/model_engine.py`` (100,000 training rows; one run of
-``train()``'s full comparison, which dominates the time) or ``--quick`` (20,000 rows, ``train()``
-with 2 folds and no search, fewer calls: a smoke run of a few minutes). ``--json PATH`` also writes the results.
+``train()``'s full comparison, which dominates the time: well over 15 minutes on 2 cores;
+``--train-folds 0`` skips it, ~10 minutes) or ``--quick`` (20,000 rows, no ``train()``, fewer
+calls: about 2 minutes). ``--json PATH`` also writes the results. Results are in
+``docs/performance.md`` ("Model engine").
 
 What is measured, on a synthetic lead table (``make_classification``: 36 numeric columns,
 three categorical columns one-hot encoded into 13 binary features, one yes/no column; 50
