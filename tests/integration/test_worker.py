@@ -75,7 +75,9 @@ def trained_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 @pytest.fixture(scope="session")
 def reference_scorer(trained_model: tuple[Path, str]) -> Scorer:
     """The same model in this process, to score leads offline."""
-    return load_scorer(Settings(model_dir=trained_model[0], score_change_threshold=0))
+    return load_scorer(
+        Settings(model_dir=trained_model[0], score_change_threshold=0, min_training_labels=0)
+    )
 
 
 @pytest.fixture

@@ -56,6 +56,9 @@ def worker_settings(
         "model_events_topic": f"{prefix}models.events.v1",
         "score_change_threshold": 0,  # publish every rescore
         "topic_partitions": 4,
+        # the test models are trained on a few hundred simulated leads: use them, not the
+        # cold-start rules prior (tests/unit/streams/test_cold_start.py covers that)
+        "min_training_labels": 0,
     }
     values.update(overrides)
     return Settings(**values)
