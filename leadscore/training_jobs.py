@@ -7,6 +7,8 @@ the worker); the worker and the API only ever load what it saved.
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -333,7 +335,9 @@ def score_file_job(
     policy = ScoringPolicy(
         grade_thresholds=settings.grade_thresholds, change_threshold=0, top_reasons=reasons
     )
-    scorer = Scorer(loaded.model, version, policy, describe=loaded.pipeline.describe, families=None)
+    # A file is a big batch: let the engine use every core (the stream worker keeps one).
+    model = dataclasses.replace(loaded.model, n_threads=os.cpu_count() or 1)
+    scorer = Scorer(model, version, policy, describe=loaded.pipeline.describe, families=None)
     probability = scorer.probabilities(X)
     scores = np.floor(np.clip(probability, 0.0, 1.0) * 100 + 0.5).astype(int)
     result = pd.DataFrame(

@@ -28,7 +28,7 @@ executes no code from the file and needs no scikit-learn.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,8 @@ META_FILE = "model.json"
 # Below this distance in log-odds between a row and the base value, the secant factor
 # (p - p0) / (z - z0) is replaced by the tangent at the midpoint.
 _SECANT_MIN_DZ = 1e-9
+# Below this many rows per thread, splitting a call costs more than it saves.
+_MIN_ROWS_PER_THREAD = 512
 
 
 @dataclass(frozen=True, eq=False)
@@ -80,6 +82,9 @@ class CompiledModel:
     linear: LinearPart | None
     offset: float
     info: dict[str, Any] = field(default_factory=dict)
+    #: Threads the engine may use for a call of at least ``_MIN_ROWS_PER_THREAD * 2`` rows
+    #: (batch scoring of files). The stream keeps 1: it runs beside the event loop.
+    n_threads: int = 1
 
     # --- building -------------------------------------------------------------------------
 
@@ -151,7 +156,7 @@ class CompiledModel:
         X = self._check(X)
         z = np.full(X.shape[0], self.offset)
         if self.trees is not None:
-            z += engine.predict(self.trees, X)
+            z += engine.predict(self.trees, X, n_threads=self._threads(len(X)))
         if self.linear is not None:
             z += self.linear.value(X)
         return z
@@ -167,7 +172,7 @@ class CompiledModel:
         base = self.offset
         phi = np.zeros(X.shape)
         if self.trees is not None:
-            tree_base, tree_phi = engine.shap_values(self.trees, X)
+            tree_base, tree_phi = engine.shap_values(self.trees, X, n_threads=self._threads(len(X)))
             base += tree_base
             phi += tree_phi
         if self.linear is not None:
@@ -187,6 +192,9 @@ class CompiledModel:
         base_points, points = to_points(z0, z, phi)
         return p, base_points, points
 
+    def _threads(self, rows: int) -> int:
+        return max(1, min(self.n_threads, rows // _MIN_ROWS_PER_THREAD))
+
     # --- pickling -----------------------------------------------------------------------
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
@@ -194,7 +202,7 @@ class CompiledModel:
         # cannot be pickled; pickle the tree arrays instead, so a model can come back from
         # a process pool (training.train runs in one).
         trees = engine.to_arrays(self.trees) if self.trees is not None else None
-        return _unpickle, (self.feature_names, trees, self.linear, self.offset, self.info)
+        return _unpickle, (self.feature_names, trees, self.linear, self.offset, self.info, self.n_threads)
 
     # --- saving -------------------------------------------------------------------------
 
@@ -281,6 +289,7 @@ def _unpickle(
     linear: LinearPart | None,
     offset: float,
     info: dict[str, Any],
+    n_threads: int = 1,
 ) -> CompiledModel:
     return CompiledModel(
         feature_names=feature_names,
@@ -288,8 +297,5 @@ def _unpickle(
         linear=linear,
         offset=offset,
         info=info,
+        n_threads=n_threads,
     )
-
-
-def _dataclass_arrays(obj: Any) -> dict[str, Any]:  # pragma: no cover - debugging aid
-    return {f.name: getattr(obj, f.name) for f in fields(obj)}

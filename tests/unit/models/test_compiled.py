@@ -331,3 +331,14 @@ def test_feature_names_must_match_the_width() -> None:
     model, _ = fitted("gb_only")
     with pytest.raises(ValueError, match="3 feature names for a model fitted on 8 features"):
         model.compile(("a", "b", "c"))
+
+
+def test_two_threads_give_the_same_scores_and_points() -> None:
+    import dataclasses
+
+    _, compiled = fitted("gb_default_weights")
+    X = np.tile(holdout_rows(), (max(1, 2_000 // len(holdout_rows()) + 1), 1))[:2_000]
+    one = compiled.score_and_explain(X)
+    two = dataclasses.replace(compiled, n_threads=2).score_and_explain(X)
+    for a, b in zip(one, two):
+        np.testing.assert_array_equal(a, b)
