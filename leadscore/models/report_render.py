@@ -106,7 +106,8 @@ def _render_models(models: Sequence[Mapping[str, Any]], chosen: str, console: Co
             if key in best and cv.get(key) == best[key]:
                 mean = f"[bold]{mean}[/]"
             cells.append(f"{mean}\n[dim]±{_fmt(std.get(key))}[/]")
-        cells.append(_fmt(model.get("fit_seconds"), 1))
+        shared = "[dim]†[/]" if model.get("fit_shared") else ""
+        cells.append(_fmt(model.get("fit_seconds"), 1) + shared)
         table.add_row(*cells)
     console.print(table)
     legend = Table.grid(padding=(0, 1))
@@ -116,6 +117,8 @@ def _render_models(models: Sequence[Mapping[str, Any]], chosen: str, console: Co
         if model.get("description"):
             legend.add_row(f"  {escape(model['name'])}:", escape(str(model["description"])))
     legend.add_row("  *", "chosen; bold: best in column (majority accuracy is the baseline)")
+    if any(m.get("fit_shared") for m in models):
+        legend.add_row("  †", "one set of member fits per fold, shared by these variants: their total time")
     console.print(legend)
 
 

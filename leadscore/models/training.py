@@ -538,7 +538,9 @@ def _train(data: TrainingData, config: TrainConfig, progress: Progress | None) -
                     else None
                 ),
                 "oof": evaluate(y_all, np.concatenate(oof[name])),
+                # the variants share one set of member fits per fold: their time, all folds
                 "fit_seconds": fit_seconds.get(name, fit_seconds.get("members", 0.0)),
+                "fit_shared": name in VARIANTS,
             }
             for name in (*variants, *baselines)
         ],
