@@ -37,7 +37,7 @@ from rich.table import Table
 from leadscore.infra.embedded import embedded_services
 from leadscore.infra.redis_store import ScoreStore, connect
 from leadscore.launch import WorkerStartError, start_worker, stop_worker
-from leadscore.models.registry import ModelRegistry
+from leadscore.models.registry import ModelRegistry, RegistryError
 from leadscore.models.simulation import SimConfig, Simulator
 from leadscore.settings import Settings
 
@@ -96,11 +96,15 @@ def _ensure_model(settings: Settings, console: Console) -> None:
     registry = ModelRegistry(settings.model_dir)
     version = registry.champion()
     if version is not None:
-        console.print(f"[green]✓[/] model {version} from {settings.model_dir}")
-        return
+        try:
+            registry.load(version)
+            console.print(f"[green]✓[/] model {version} from {settings.model_dir}")
+            return
+        except RegistryError as exc:  # e.g. saved by an older leadscore
+            console.print(f"model {version} cannot be used ({exc}); training a new one")
     from leadscore.training_jobs import train_job
 
-    console.print(f"no model in {settings.model_dir} yet: training a first one (about a minute)")
+    console.print(f"no usable model in {settings.model_dir}: training a first one (about a minute)")
     result = train_job(settings, leads=2500, folds=3, search="none", compare=("ensemble", "logistic_regression"), console=console)
     console.print(f"[green]✓[/] model {result.version} trained")
 
