@@ -102,6 +102,10 @@ def train(
         None, help="auto (default: LEADSCORE_MODEL_VARIANT), ensemble, ensemble_hgb, ensemble_fitted, "
         "random_forest, gradient_boosting, hist_gradient_boosting or logistic_regression"
     ),
+    compare: Optional[str] = typer.Option(
+        None, help="comma-separated candidates to compare (default: all variants and baselines), "
+        "e.g. ensemble,lgbm_default; fewer is faster"
+    ),
     report: Optional[Path] = typer.Option(None, help="also write the comparison report as JSON here"),
     seed: int = typer.Option(0, help="random seed (simulation, folds, models)"),
     promote: bool = typer.Option(True, help="make the new model the champion"),
@@ -140,6 +144,7 @@ def train(
             settings, table=table, events=events, leads=leads, horizon_days=horizon_days,
             seed=seed, folds=folds, search=search, variant=variant, report_path=report,
             promote=promote,
+            compare=[c.strip() for c in compare.split(",") if c.strip()] if compare else None,
         )
     except ValueError as exc:  # TableError, InsufficientDataError, an invalid event, a bad option
         typer.secho(f"cannot train: {exc}", fg=typer.colors.RED, err=True)

@@ -159,3 +159,14 @@ def test_numeric_forces_a_column_with_thousands_separators(tmp_path: Path, model
     assert runner.invoke(app, [*args, "--numeric", "Deal Size"]).exit_code == 0
     columns = {c["name"]: c for c in json.loads(report.read_text())["columns"]}
     assert columns["Deal Size"]["kind"] == "numeric"
+
+
+def test_compare_limits_the_candidates_and_a_bad_name_is_refused(tmp_path: Path, models: Path) -> None:
+    data, report = tmp_path / "export.csv", tmp_path / "r.json"
+    write_crm_export(data, rows=300)
+    args = ["train", "--data", str(data), "--target", "Converted", "--report", str(report), *FAST]
+    result = runner.invoke(app, [*args, "--compare", "ensemble, lgbm_default"])
+    assert result.exit_code == 0, result.output
+    assert [m["name"] for m in json.loads(report.read_text())["models"]] == ["ensemble", "lgbm_default"]
+    bad = runner.invoke(app, [*args, "--compare", "ensemble,xgboost"])
+    assert bad.exit_code == 1 and "xgboost" in bad.output
