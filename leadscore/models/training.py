@@ -100,19 +100,22 @@ DEFAULT_VARIANT = "ensemble"
 #: Smallest ROC-AUC gain over the default that can make another variant the choice.
 AUC_MARGIN = 0.003
 
-#: Candidates of the quick search, per member kind (the first is the default).
+#: Candidates of the quick search, per member kind (the first is the default), cheapest to
+#: explain first. Depth is capped at 8 for every tree: exact TreeSHAP costs O(leaves x depth)
+#: per row, and one search that picked a depth-10 forest and unbounded leaf-wise boosting
+#: (100k rows) explained 2,300 rows/s where the default does 7,000-11,000.
 SEARCH_SPACE: dict[str, list[dict[str, Any]]] = {
     "rf": [
         {"max_depth": 8, "min_samples_leaf": 20},
         {"max_depth": 6, "min_samples_leaf": 50},
-        {"max_depth": 10, "min_samples_leaf": 10, "max_features": 0.3},
+        {"max_depth": 8, "min_samples_leaf": 10, "max_features": 0.3},
     ],
     "gb": [
         {"max_depth": 3, "learning_rate": 0.1},
         {"max_depth": 2, "learning_rate": 0.1},
         {"max_depth": 4, "learning_rate": 0.05},
-        # leaf-wise like LightGBM: up to 31 leaves grown best first
-        {"max_depth": None, "max_leaf_nodes": 31, "min_samples_leaf": 20, "learning_rate": 0.1},
+        # leaf-wise like LightGBM: up to 31 leaves grown best first, paths of at most 6
+        {"max_depth": 6, "max_leaf_nodes": 31, "min_samples_leaf": 20, "learning_rate": 0.1},
     ],
     "hgb": [
         {},
@@ -122,6 +125,8 @@ SEARCH_SPACE: dict[str, list[dict[str, Any]]] = {
     "lr": [{"C": 1.0}, {"C": 0.05}, {"C": 0.005}],
 }
 SEARCHES = ("none", "quick")
+#: Held-out ROC-AUC differences this small are noise: the cheaper candidate is kept.
+_SEARCH_TIE_AUC = 0.001
 _HOLDOUT_SHARE = 0.2
 _MIN_GAIN_SHARE = 0.001
 _MIN_FEATURES = 5
@@ -224,7 +229,8 @@ def _fit_pool(
             member = make_member(kind, cand, seed=seed, n_jobs=config.n_jobs).fit(Xi, yi)
             z = member_log_odds(kind, member, Xh, prior=float(yi.mean()))
             auc = _auc(yh, z)
-            if best is None or auc > best[0] + 1e-12:
+            # A later (costlier) candidate must win by more than _SEARCH_TIE_AUC.
+            if best is None or auc > best[0] + _SEARCH_TIE_AUC:
                 best = (auc, cand, z)
         if best is None:  # pragma: no cover - every kind has at least one candidate
             raise RuntimeError(f"no search candidate for {kind}")
