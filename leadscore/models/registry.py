@@ -33,7 +33,6 @@ import fcntl
 import hashlib
 import json
 import logging
-import math
 import os
 import re
 import secrets
@@ -53,6 +52,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
 
 from leadscore.models.compiled import ARRAYS_FILE, META_FILE, CompiledModel
 from leadscore.models.features import FEATURE_NAMES, FEATURE_SPEC_VERSION
+from leadscore.models.report import jsonable
 from leadscore.models.tabular import FeaturePipeline, TableError
 
 __all__ = [
@@ -280,7 +280,7 @@ class ModelRegistry:
             raise ValueError("reference_sample contains NaN or infinite values")
         if training_window is not None and any(t.tzinfo is None for t in training_window):
             raise ValueError("training_window datetimes must be timezone-aware (UTC)")
-        report_json = _jsonable(dict(report)) if report is not None else None
+        report_json = jsonable(dict(report)) if report is not None else None
         variant = model.info.get("variant")
         if variant is None and report_json is not None:
             chosen = report_json.get("chosen")
@@ -318,9 +318,9 @@ class ModelRegistry:
                     else None
                 ),
                 n_rows=int(n_rows),
-                class_balance=_jsonable(dict(class_balance)),
-                metrics=_jsonable(dict(metrics)),
-                params=_jsonable(dict(params)) if params is not None else {},
+                class_balance=jsonable(dict(class_balance)),
+                metrics=jsonable(dict(metrics)),
+                params=jsonable(dict(params)) if params is not None else {},
                 reference_sample=sample.tolist(),
                 files={path.name: _sha256(path) for path in sorted(written)},
                 library_versions=_library_versions(),
@@ -676,25 +676,6 @@ def _pipeline_dict(pipeline: FeaturePipeline) -> dict[str, Any]:
     if FeaturePipeline.from_dict(data).feature_names != pipeline.feature_names:
         raise ValueError("the pipeline does not rebuild with the same features from its JSON")
     return data
-
-
-def _jsonable(value: Any) -> Any:
-    """Plain JSON values: numpy scalars/arrays to numbers/lists, NaN/inf to None."""
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    return repr(value)
 
 
 def _sha256(path: Path) -> str:

@@ -34,6 +34,7 @@ import math
 import os
 import secrets
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,7 @@ __all__ = [
     "choose_threshold",
     "evaluate",
     "fold_summary",
+    "jsonable",
     "write_json",
 ]
 
@@ -256,7 +258,7 @@ def write_json(report: Mapping[str, Any], path: Path) -> None:
     check_report(report)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(_jsonable(report), indent=2, allow_nan=False) + "\n"
+    text = json.dumps(jsonable(report), indent=2, allow_nan=False) + "\n"
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
         with open(tmp, "w", encoding="utf-8") as handle:
@@ -347,18 +349,21 @@ def _nan_if_none(value: float | None) -> float:
     return float("nan") if value is None else float(value)
 
 
-def _jsonable(value: Any) -> Any:
-    """Plain JSON values: numpy scalars and arrays to numbers and lists, NaN and inf to None."""
+def jsonable(value: Any) -> Any:
+    """Plain JSON values: numpy scalars/arrays to numbers/lists, NaN/inf to None, datetimes
+    to ISO 8601, anything else to its ``repr`` (the report and the registry's manifests)."""
     if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
+        return jsonable(value.tolist())
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
         return None
+    if isinstance(value, datetime):
+        return value.isoformat()
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
-    return str(value)
+    return repr(value)
