@@ -13,8 +13,6 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -25,6 +23,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 from worker_harness import (
     WorkerProcess,
+    running_worker,
     create_topics,
     table_states,
     wait_all_committed,
@@ -57,15 +56,6 @@ def first_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     result = train_job(Settings(model_dir=model_dir), leads=800, folds=2, search="none", compare=("ensemble",), seed=0)
     return model_dir, result.version
 
-
-@asynccontextmanager
-async def running_worker(settings: Settings, log_path: Path) -> AsyncIterator[WorkerProcess]:
-    worker = WorkerProcess(settings, log_path)
-    try:
-        await worker.wait_ready()
-        yield worker
-    finally:
-        worker.stop()
 
 
 class ScoreWatcher:

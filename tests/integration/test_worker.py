@@ -22,8 +22,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import re
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,7 @@ from worker_harness import (
     commit_lag,
     create_topics,
     read_to_end,
+    running_worker,
     send_records,
     table_states,
     wait_all_committed,
@@ -97,16 +97,6 @@ def make_settings(
 
     return make
 
-
-@asynccontextmanager
-async def running_worker(settings: Settings, log_path: Path) -> AsyncIterator[WorkerProcess]:
-    """A worker child that is ready; stopped on the way out whatever happens."""
-    worker = WorkerProcess(settings, log_path)
-    try:
-        await worker.wait_ready()
-        yield worker
-    finally:
-        worker.stop()
 
 
 #: Simulated event times start here: the same events on every run, all in the past.

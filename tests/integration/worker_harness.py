@@ -12,7 +12,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -141,6 +142,17 @@ class WorkerProcess:
             except subprocess.TimeoutExpired:
                 self.kill()
         self.process.wait(timeout=30)
+
+
+@asynccontextmanager
+async def running_worker(settings: Settings, log_path: Path) -> AsyncIterator[WorkerProcess]:
+    """A worker child that is ready; stopped on the way out whatever happens."""
+    worker = WorkerProcess(settings, log_path)
+    try:
+        await worker.wait_ready()
+        yield worker
+    finally:
+        worker.stop()
 
 
 async def wait_until(
