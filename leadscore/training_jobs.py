@@ -308,7 +308,7 @@ def score_file_job(
     The output has the id column (when given), ``score``, ``grade``, ``probability`` and
     ``reason_1..k`` (words with their points), in the input's row order.
     """
-    from leadscore.models.scoring import Scorer, ScoringPolicy
+    from leadscore.models.scoring import Scorer, ScoringPolicy, to_score
 
     console = console or Console(stderr=True)
     registry = ModelRegistry(settings.model_dir)
@@ -338,25 +338,31 @@ def score_file_job(
     # A file is a big batch: let the engine use every core (the stream worker keeps one).
     model = dataclasses.replace(loaded.model, n_threads=os.cpu_count() or 1)
     scorer = Scorer(model, version, policy, describe=loaded.pipeline.describe, families=None)
-    probability = scorer.probabilities(X)
-    scores = np.floor(np.clip(probability, 0.0, 1.0) * 100 + 0.5).astype(int)
+    words: list[list[str]] = [[] for _ in range(reasons)]
+    if reasons:
+        # The explanation gives the probability too: one engine pass per chunk, not two.
+        parts = []
+        for start in range(0, len(X), 4096):
+            explanations = scorer.explain(X[start : start + 4096])
+            parts.append(np.array([e.probability for e in explanations]))
+            for explanation in explanations:
+                for k in range(reasons):
+                    r = explanation.reasons[k] if k < len(explanation.reasons) else None
+                    words[k].append(f"{r['contribution']:+.1f}: {r['label']}" if r else "")
+        probability = np.concatenate(parts) if parts else np.zeros(0)
+    else:
+        probability = scorer.probabilities(X)
+    scores = [to_score(float(p)) for p in probability]
     result = pd.DataFrame(
         {
             **({id_column: df[id_column].to_numpy()} if id_column else {}),
             "score": scores,
-            "grade": [policy.grade(int(s)) for s in scores],
+            "grade": [policy.grade(s) for s in scores],
             "probability": np.round(probability, 6),
         }
     )
-    if reasons:
-        words: list[list[str]] = [[] for _ in range(reasons)]
-        for start in range(0, len(X), 4096):
-            for explanation in scorer.explain(X[start : start + 4096]):
-                for k in range(reasons):
-                    r = explanation.reasons[k] if k < len(explanation.reasons) else None
-                    words[k].append(f"{r['contribution']:+.1f}: {r['label']}" if r else "")
-        for k in range(reasons):
-            result[f"reason_{k + 1}"] = words[k]
+    for k in range(reasons):
+        result[f"reason_{k + 1}"] = words[k]
     result.to_csv(out, index=False)
     console.print(
         f"scored {len(result):,} rows of {path} with model {version}; wrote [bold]{out}[/] "

@@ -92,6 +92,7 @@ class Explanation:
     """
 
     base_score: float
+    probability: float
     reasons: list[dict[str, Any]]  # the fields of Reason
     points: dict[str, float]
     components: dict[str, Any] | None  # the fields of ScoreComponents
@@ -150,6 +151,7 @@ class Scorer:
         self.champion: str | None = version if champion is ... else champion
         self.feature_names = tuple(getattr(model, "feature_names", FEATURE_NAMES))
         self._names = np.array(self.feature_names, dtype=object)
+        self._index = {name: i for i, name in enumerate(self.feature_names)}
         # Family membership as a (n_families, n_features) 0/1 matrix: one product per batch.
         self._families: tuple[str, ...] | None = None
         self._family_matrix: np.ndarray | None = None
@@ -175,7 +177,7 @@ class Scorer:
         """
         if len(x) == 0:
             return []
-        _, base, points = self.model.score_and_explain(x)
+        probability, base, points = self.model.score_and_explain(x)
         n, width = points.shape
         k = min(self.policy.top_reasons, width)
         top = np.zeros((n, 0), dtype=np.int64)
@@ -217,6 +219,7 @@ class Scorer:
             explanations.append(
                 Explanation(
                     base_score=round(float(base[i]), 3),
+                    probability=float(probability[i]),
                     reasons=reasons,
                     points=remembered,
                     components=components,
@@ -226,4 +229,4 @@ class Scorer:
 
     def word(self, feature: str, row: np.ndarray) -> str:
         """``feature`` of ``row`` in words."""
-        return self.describe(feature, float(row[self.feature_names.index(feature)]))
+        return self.describe(feature, float(row[self._index[feature]]))
