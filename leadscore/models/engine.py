@@ -49,6 +49,7 @@ __all__ = [
     "compile_hist_gradient_boosting",
     "concat",
     "from_arrays",
+    "leaf_log_odds",
     "predict",
     "prepare_shap",
     "remap_features",
@@ -59,6 +60,8 @@ __all__ = [
 
 #: Memory allowed for the Fast TreeSHAP v2 tables of one ensemble (8 bytes * 2**d per leaf).
 DEFAULT_SHAP_TABLE_BUDGET_BYTES = 64 * 2**20
+# Leaf probabilities are clipped this far from 0 and 1 before the logit.
+_LEAF_EPS = 1e-12
 #: Below this many rows per thread, extra threads cost more than they save.
 _MIN_ROWS_PER_THREAD = 64
 #: SHAP rows per block: each leaf's table is read once per block (256 * 50 * 8 B = 100 KiB of X).
@@ -156,6 +159,23 @@ def prepare_shap(ens: TreeEnsemble) -> ShapPlan:
 # --- building from scikit-learn ----------------------------------------------------------
 
 
+def leaf_log_odds(frac1: np.ndarray, n: np.ndarray, *, prior: float, smoothing: float) -> np.ndarray:
+    """A forest leaf's log-odds: ``logit((frac1 * n + smoothing * prior) / (n + smoothing))``.
+
+    ``frac1`` is the leaf's class-1 fraction over its training weight ``n``; the
+    probability is clipped to [1e-12, 1 - 1e-12] before the logit. The one definition of
+    the forest member's leaves, for :func:`compile_forest` and the scikit-learn reference
+    (:func:`leadscore.models.ensemble.forest_log_odds`).
+
+    Examples:
+        >>> q = leaf_log_odds(np.array([1.0]), np.array([3.0]), prior=0.5, smoothing=1.0)
+        >>> round(float(q[0]), 6)  # logit(3.5 / 4) = log(7)
+        1.94591
+    """
+    q = np.clip((frac1 * n + smoothing * prior) / (n + smoothing), _LEAF_EPS, 1.0 - _LEAF_EPS)
+    return np.log(q) - np.log1p(-q)
+
+
 def compile_forest(
     rf: Any,
     *,
@@ -191,8 +211,7 @@ def compile_forest(
         t = est.tree_
         n = t.weighted_n_node_samples.astype(np.float64)
         frac1 = t.value[:, 0, 1].astype(np.float64)  # sklearn >= 1.4 stores class fractions
-        q = (frac1 * n + smoothing * prior) / (n + smoothing)
-        trees.append(_from_sklearn_tree(t, np.log(q / (1.0 - q)) / n_trees))
+        trees.append(_from_sklearn_tree(t, leaf_log_odds(frac1, n, prior=prior, smoothing=smoothing) / n_trees))
     return _stack(trees, offset=0.0, n_features=int(rf.n_features_in_), budget=shap_table_budget_bytes)
 
 

@@ -45,6 +45,8 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from leadscore.models.engine import leaf_log_odds
+
 if TYPE_CHECKING:
     from leadscore.models.compiled import CompiledModel
 
@@ -134,7 +136,7 @@ def forest_log_odds(rf: RandomForestClassifier, X: np.ndarray, *, prior: float, 
         leaf = tree.apply(X32, check_input=False)
         frac1 = tree.predict_proba(X32, check_input=False)[:, 1]
         n = tree.tree_.weighted_n_node_samples[leaf]
-        total += logit((frac1 * n + smoothing * prior) / (n + smoothing))
+        total += leaf_log_odds(frac1, n, prior=prior, smoothing=smoothing)
     return total / len(rf.estimators_)
 
 
