@@ -313,3 +313,17 @@ def test_groups_never_straddle_train_and_test() -> None:
         inner, holdout = _inner_split(grouped, train_idx, seed=0)
         assert not set(groups[inner]) & set(groups[holdout])
         assert len(inner) + len(holdout) == len(train_idx)
+
+
+def test_the_variant_setting_accepts_exactly_the_deployable_variants() -> None:
+    """settings.py cannot import training (it would load scikit-learn): keep its pattern in step."""
+    from pydantic import ValidationError
+
+    from leadscore.models.training import VARIANTS
+    from leadscore.settings import Settings
+
+    for name in ("auto", *VARIANTS):
+        assert Settings(model_variant=name).model_variant == name
+    for name in ("hgb_default", "lgbm_default", "nope"):
+        with pytest.raises(ValidationError):
+            Settings(model_variant=name)
