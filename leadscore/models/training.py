@@ -520,6 +520,7 @@ def _train(data: TrainingData, config: TrainConfig, progress: Progress | None) -
         progress("done", total, total)
 
     y_all = np.concatenate(oof_y)
+    summaries = {name: fold_summary(per_fold[name]) for name in (*variants, *baselines)}
     report = {
         "data": {
             "source": data.source,
@@ -536,10 +537,10 @@ def _train(data: TrainingData, config: TrainConfig, progress: Progress | None) -
                 "name": name,
                 "description": VARIANTS[name][2] if name in VARIANTS else BASELINES[name],
                 "deployable": name in VARIANTS,
-                "cv": fold_summary(per_fold[name]),
+                "cv": summaries[name],
                 # the cross-validation is the time-ordered check when rows have times
                 "time_split": (
-                    {"scheme": scheme, "folds": len(folds), "skipped": [], **fold_summary(per_fold[name])}
+                    {"scheme": scheme, "folds": len(folds), "skipped": [], **summaries[name]}
                     if data.times is not None
                     else None
                 ),
