@@ -93,6 +93,23 @@ class Settings(BaseSettings):
     model_poll_s: float = Field(10.0, gt=0, description="how often a worker checks for a new champion")
     history_length: int = Field(100, ge=0, description="score changes kept per lead in Redis")
 
+    # --- api -----------------------------------------------------------------------------------
+    api_host: str = Field("127.0.0.1", description="address `leadscore api` listens on")
+    api_port: int = Field(8000, ge=1, le=65535)
+    api_workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes")
+    api_cache_ttl_s: float = Field(
+        5.0, ge=0, description="how long the API caches a lead's latest score (score events "
+        "for the lead invalidate it sooner)",
+    )
+    api_key_cache_s: float = Field(
+        5.0, ge=0, description="how long a verified API key is trusted before Redis is asked "
+        "again: the longest a revoked key keeps working on one API process",
+    )
+    api_max_batch: int = Field(1000, ge=1, le=100_000, description="leads per POST /v1/score/batch")
+    api_max_upload_bytes: int = Field(200 * 1024 * 1024, ge=1024, description="largest batch file")
+    api_jobs_dir: Path = Path("artifacts/jobs")
+    audit_max_entries: int = Field(100_000, ge=100, description="audit log entries kept in Redis")
+
     @field_validator("grade_thresholds", mode="before")
     @classmethod
     def _parse_thresholds(cls, value: object) -> object:

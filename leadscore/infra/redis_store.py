@@ -6,6 +6,8 @@ Keys (``P`` is the configured prefix, ``leadscore:`` by default):
 - ``P leaderboard``        sorted set: lead id -> probability x 100
 - ``P history:<lead_id>``  list of published score events, newest first, capped
 - ``P stats``              hash of counters: events, scores, dead_letters, duplicates, ...
+- ``P state:<lead_id>``    the lead's feature state as of its last event (JSON; what
+  ``POST /v1/score`` with only a lead id scores, and the dashboard shows)
 """
 
 from __future__ import annotations
@@ -34,6 +36,16 @@ def connect(url: str, *, retries: int = 5) -> aioredis.Redis:
     )
 
 
+#: State fields left out of the Redis copy: the dedupe ids are big and only the worker needs
+#: them (the changelogged table keeps the whole state).
+_PRIVATE_STATE_FIELDS = ("seen_ids",)
+
+
+def public_state(state: Mapping[str, Any]) -> bytes:
+    """A lead state (``LeadState.to_dict()``) as the JSON kept in Redis."""
+    return orjson.dumps({k: v for k, v in state.items() if k not in _PRIVATE_STATE_FIELDS})
+
+
 class ScoreStore:
     """Reads and writes scores in Redis, one pipeline per batch.
 
@@ -56,17 +68,27 @@ class ScoreStore:
     def history_key(self, lead_id: str) -> str:
         return f"{self.prefix}history:{lead_id}"
 
+    def state_key(self, lead_id: str) -> str:
+        return f"{self.prefix}state:{lead_id}"
+
     async def write_batch(
-        self, scores: Sequence[LeadScored], bodies: Sequence[bytes], counters: Mapping[str, int]
+        self,
+        scores: Sequence[LeadScored],
+        bodies: Sequence[bytes],
+        counters: Mapping[str, int],
+        states: Mapping[str, bytes] | None = None,
     ) -> None:
-        """Write a batch's score events and counters in one round trip.
+        """Write a batch's score events, lead states and counters in one round trip.
 
         Args:
             scores: the batch's score events, in publish order (the last per lead wins).
             bodies: each event as published (JSON bytes), so it is encoded once per batch.
             counters: amounts to add to the ``stats`` hash.
+            states: lead id -> the lead's state as JSON (see :func:`public_state`).
         """
         pipe = self.client.pipeline(transaction=False)
+        if states:
+            pipe.mset({self.state_key(lead_id): body for lead_id, body in states.items()})
         if scores:
             latest: dict[str, bytes] = {}
             board: dict[str, float] = {}
@@ -82,6 +104,18 @@ class ScoreStore:
             if amount:
                 pipe.hincrby(self.stats_key, name, amount)
         await pipe.execute()
+
+    async def state(self, lead_id: str) -> dict[str, Any] | None:
+        """The lead's feature state as the worker last stored it, or ``None``."""
+        raw = await self.client.get(self.state_key(lead_id))
+        return orjson.loads(raw) if raw is not None else None
+
+    async def latest_many(self, lead_ids: Sequence[str]) -> list[dict[str, Any] | None]:
+        """The latest score event of each lead (``None`` where there is none), one MGET."""
+        if not lead_ids:
+            return []
+        rows = await self.client.mget([self.score_key(lead_id) for lead_id in lead_ids])
+        return [orjson.loads(row) if row is not None else None for row in rows]
 
     async def latest(self, lead_id: str) -> dict[str, Any] | None:
         raw = await self.client.get(self.score_key(lead_id))

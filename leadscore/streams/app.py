@@ -17,16 +17,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
-import numpy as np
 import orjson
 from faust.streams import _current_event
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
-from leadscore.infra.redis_store import ScoreStore, connect
-from leadscore.models.features import FEATURE_NAMES
-from leadscore.models.registry import ModelRegistry, RegistryError
-from leadscore.models.rules import RulesModel
-from leadscore.models.rules_config import RulesConfig
+from leadscore.infra.redis_store import ScoreStore, connect, public_state
+from leadscore.models.champion import NoModelError, load_champion
+from leadscore.models.registry import ModelRegistry
 from leadscore.models.scoring import Scorer, ScoringPolicy
 from leadscore.schemas.decode import EventKind
 from leadscore.settings import Settings
@@ -37,72 +34,31 @@ from leadscore.streams.tansu_compat import install_tansu_compat
 log = logging.getLogger(__name__)
 
 
-class NoModelError(RuntimeError):
-    """The worker has no trained model to score with."""
-
-
-def load_scorer(settings: Settings, version: str | None = None) -> Scorer:
-    """The scorer for ``version`` (default: the champion), or the rules prior.
-
-    Cold start: while the registry holds no model, or the model was trained on fewer than
-    ``LEADSCORE_MIN_TRAINING_LABELS`` conversions, leads are scored by the transparent
-    rules prior (:mod:`leadscore.models.rules`); the scorer then stands in for that
-    champion, so the worker does not reload it on every poll.
-
-    Raises:
-        NoModelError: the model cannot be used (broken, another feature definition, or a
-            model over a CRM table rather than lead events).
-    """
-    policy = ScoringPolicy(
+def scoring_policy(settings: Settings) -> ScoringPolicy:
+    """The grades, publishing threshold and reason counts the settings ask for."""
+    return ScoringPolicy(
         grade_thresholds=settings.grade_thresholds,
         change_threshold=settings.score_change_threshold,
         top_reasons=settings.top_reasons,
         top_changes=settings.top_changes,
     )
-    registry = ModelRegistry(settings.model_dir)
-    if version is None:
-        version = registry.champion()
-    loaded = None
-    if version is not None:
-        try:
-            loaded = registry.load(version)
-        except RegistryError as exc:
-            raise NoModelError(
-                f"model {version} in {settings.model_dir} cannot be used: {exc}. Promote "
-                "another version (or train a new one) and start the worker again."
-            ) from exc
-        if loaded.manifest.kind != "lead_events" and not registry.champion_history():
-            # Nothing was ever promoted for the stream: the registry's fallback (its newest
-            # version) is a table model, which is not ours to use. Cold start.
-            loaded, version = None, None
-        elif loaded.manifest.kind != "lead_events":
-            raise NoModelError(
-                f"model {version} was trained on a table ({loaded.manifest.source}), not on lead "
-                "events: the worker cannot build its features. Promote a lead-event model in the "
-                "default segment (table models belong to the 'table' segment)."
-            )
-    # Conversions: distinct converted leads when the manifest has them (a converted lead
-    # gives several positive snapshots), else positive rows (a table: one row per lead).
-    balance = loaded.manifest.class_balance if loaded else {}
-    positives = int(balance.get("converted_leads", balance.get("positive", 0)))
-    if loaded is None or positives < settings.min_training_labels:
-        rules = RulesModel(RulesConfig.from_file(settings.rules_file) if settings.rules_file else None)
-        if loaded is None:
-            log.warning("no model in %s yet: scoring with the rules prior %s", settings.model_dir,
-                        rules.version)
-        else:
-            log.warning(
-                "model %s was trained on %d conversions (< LEADSCORE_MIN_TRAINING_LABELS=%d): "
-                "scoring with the rules prior %s", loaded.version, positives,
-                settings.min_training_labels, rules.version,
-            )  # fmt: skip
-        return Scorer(rules, rules.version, policy, champion=version)
-    scorer = Scorer(loaded.model, loaded.version, policy)
-    # Warm up here, not on the first batch: numba kernels and SHAP tables are built lazily
-    # (1 row takes the one-row kernels, 16 the block kernel).
-    for rows in (1, 16):
-        scorer.explain(np.zeros((rows, len(FEATURE_NAMES))))
-    return scorer
+
+
+def load_scorer(settings: Settings, version: str | None = None) -> Scorer:
+    """The scorer for ``version`` (default: the champion), or the rules prior (cold start).
+
+    See :func:`leadscore.models.champion.load_champion`.
+
+    Raises:
+        NoModelError: the model cannot be used.
+    """
+    return load_champion(
+        settings.model_dir,
+        scoring_policy(settings),
+        min_training_labels=settings.min_training_labels,
+        rules_file=settings.rules_file,
+        version=version,
+    )
 
 
 def broker_credentials(settings: Settings) -> Any:
@@ -227,7 +183,10 @@ def create_app(settings: Settings, scorer: Scorer | None = None) -> faust.App:
             }
             # The batch's offsets are committed only after this loop body returns, so an
             # outage waits here (and the consumer with it) instead of losing the batch.
-            await _until_done(lambda: store.write_batch(result.scores, bodies, counters), "write scores to Redis")
+            states = {lead_id: public_state(state.to_dict()) for lead_id, (state, _) in result.states.items()}
+            await _until_done(
+                lambda: store.write_batch(result.scores, bodies, counters, states), "write scores to Redis"
+            )
             log.debug(
                 "batch of %d: %d scores, %d dead letters in %.1f ms",
                 len(records),

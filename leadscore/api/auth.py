@@ -1,0 +1,116 @@
+"""API-key authentication, scopes and the audit trail of admin calls.
+
+A key goes in ``Authorization: Bearer <key>`` or ``X-API-Key: <key>`` (WebSocket
+clients, which cannot set headers from a browser, may pass ``?api_key=``). Scopes:
+``read`` (scores, history, metrics), ``score`` (score leads; implies read), ``admin``
+(models, experiments, webhooks, audit; implies both).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import Request
+
+from leadscore.api.errors import ApiError
+from leadscore.infra.access import ApiKey, AuditLog, KeyStore
+
+
+class KeyVerifier:
+    """Verifies keys against Redis, trusting a verified key for ``cache_s`` seconds.
+
+    The cache bounds how long a revoked key keeps working on one API process (documented
+    as ``LEADSCORE_API_KEY_CACHE_S``); it keeps a Redis round trip off most requests.
+    """
+
+    def __init__(self, keys: KeyStore, cache_s: float) -> None:
+        self.keys = keys
+        self.cache_s = cache_s
+        self._cache: dict[str, tuple[float, ApiKey | None]] = {}
+
+    async def verify(self, key: str) -> ApiKey | None:
+        now = time.monotonic()
+        hit = self._cache.get(key)
+        if hit is not None and now - hit[0] < self.cache_s:
+            return hit[1]
+        record = await self.keys.verify(key)
+        if len(self._cache) > 10_000:  # unknown keys from a scanner must not grow it forever
+            self._cache.clear()
+        self._cache[key] = (now, record)
+        return record
+
+
+def presented_key(request: Any) -> str | None:
+    """The key a request (or WebSocket) carries, if any."""
+    headers = request.headers
+    auth = headers.get("authorization")
+    if auth:
+        scheme, _, value = auth.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+    key = headers.get("x-api-key")
+    if key:
+        return key.strip()
+    return request.query_params.get("api_key") or None
+
+
+async def authenticate(request: Any, scope: str) -> ApiKey:
+    """The caller's key if it allows ``scope``; raises 401/403 otherwise (admin: audited)."""
+    ctx = request.app.state.ctx
+    key = presented_key(request)
+    record = await ctx.verifier.verify(key) if key else None
+    if record is None:
+        if scope == "admin":
+            await _audit(ctx.audit, request, None, 401, "denied: no valid key")
+        raise ApiError(
+            401,
+            "unauthenticated",
+            "this endpoint needs an API key in 'Authorization: Bearer <key>' or 'X-API-Key'"
+            if key is None
+            else "the API key is unknown or revoked; create one with `leadscore keys create`",
+        )
+    if not record.allows(scope):
+        if scope == "admin":
+            await _audit(ctx.audit, request, record, 403, f"denied: key has scopes {list(record.scopes)}")
+        raise ApiError(
+            403,
+            "forbidden",
+            f"the key {record.name!r} ({record.id}) has scopes {', '.join(record.scopes)}; "
+            f"this endpoint needs '{scope}'",
+        )
+    if scope == "admin":
+        request.state.audit_key = record  # the middleware writes the entry with the outcome
+    return record
+
+
+def require_scope(scope: str) -> Callable[[Request], Awaitable[ApiKey]]:
+    """A FastAPI dependency: ``Depends(require_scope("admin"))`` gives the caller's key."""
+
+    async def dependency(request: Request) -> ApiKey:
+        return await authenticate(request, scope)
+
+    dependency.__name__ = f"require_{scope}"
+    return dependency
+
+
+async def _audit(audit: AuditLog, request: Any, key: ApiKey | None, status: int, outcome: str) -> None:
+    await audit.write(
+        {
+            "key_id": key.id if key else None,
+            "key_name": key.name if key else None,
+            "method": request.scope.get("method", "WS"),
+            "path": request.url.path,
+            "status": status,
+            "outcome": outcome,
+            "client": request.client.host if request.client else None,
+        }
+    )
+
+
+async def audit_admin_call(request: Request, status: int) -> None:
+    """Write the audit entry of an admin call that passed authentication."""
+    key = getattr(request.state, "audit_key", None)
+    if key is not None:
+        await _audit(request.app.state.ctx.audit, request, key, status, "ok" if status < 400 else "failed")

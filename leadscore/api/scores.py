@@ -1,0 +1,367 @@
+"""Scoring and reading scores: ``/v1/score``, ``/v1/leads/...``, ``/v1/metrics/performance``.
+
+``POST /v1/score`` builds the lead's state with the stream's own code
+(:func:`leadscore.models.features.apply_event` over validated events) and scores it with
+the same :class:`~leadscore.models.scoring.Scorer`, so a lead gets the stream's score.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import ValidationError
+
+from leadscore.api.auth import require_scope
+from leadscore.api.errors import ApiError
+from leadscore.infra.access import ApiKey
+from leadscore.jobs import find_metric
+from leadscore.models.features import LeadState, apply_event, to_matrix
+from leadscore.models.registry import ModelRegistry, RegistryError
+from leadscore.models.scoring import Scorer, to_score
+from leadscore.schemas.api import (
+    BatchScoreError,
+    BatchScoreRequest,
+    BatchScoreResponse,
+    Leaderboard,
+    LeaderboardEntry,
+    ScoreHistory,
+    ScoreRequest,
+    ScoreResponse,
+)
+from leadscore.schemas.events import lead_event_adapter
+
+router = APIRouter()
+
+#: Rows scored inline on the event loop; bigger batches go to a thread (the engine
+#: releases the GIL), so one big request never stalls the others.
+_INLINE_ROWS = 8
+
+_NOT_FOUND = {404: {"description": "the lead is unknown"}}
+_AUTH = {401: {"description": "no valid API key"}, 403: {"description": "the key lacks the scope"}}
+
+
+class _LeadError(Exception):
+    def __init__(self, code: str, message: str, status: int = 422) -> None:
+        super().__init__(message)
+        self.code, self.message, self.status = code, message, status
+
+
+def build_state(request: ScoreRequest) -> LeadState:
+    """The lead's state from a request body, built as the worker builds it from events.
+
+    Raises:
+        _LeadError: an activity is not a valid event of its type (the message names it).
+    """
+    state = LeadState(request.lead_id)
+    events: list[Any] = []
+    latest = None
+    for i, activity in enumerate(request.activities):
+        raw = {
+            "specversion": "1.0",
+            "id": activity.id or f"api-{i}",
+            "source": "leadscore-api",
+            "subject": request.lead_id,
+            "type": activity.type,
+            "time": activity.time,
+            "data": activity.data,
+        }
+        try:
+            event = lead_event_adapter.validate_python(raw)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"activities[{i}].{'.'.join(str(p) for p in e['loc'][1:]) or 'data'}: {e['msg']}"
+                for e in exc.errors()[:3]
+            )
+            raise _LeadError("invalid_activity", f"activity {i} ({activity.type}) is not valid: {problems}") from exc
+        events.append(event)
+        latest = event.time if latest is None or event.time > latest else latest
+    if request.profile is not None:
+        events.append(
+            lead_event_adapter.validate_python(
+                {
+                    "specversion": "1.0",
+                    "id": "api-profile",
+                    "source": "leadscore-api",
+                    "subject": request.lead_id,
+                    "type": "lead.profile_updated",
+                    "time": request.profile_time or latest or datetime.now(timezone.utc),
+                    "data": request.profile,
+                }
+            )
+        )
+    events.sort(key=lambda e: e.time)  # event time, as the worker's state ends up
+    for event in events:
+        apply_event(state, event, dedupe_window=max(256, len(events)))
+    return state
+
+
+async def _states(ctx: Any, requests: list[ScoreRequest]) -> list[tuple[LeadState, str] | _LeadError]:
+    """Each request's state: from its body, or stored by the worker (one MGET for all)."""
+    out: list[tuple[LeadState, str] | _LeadError] = []
+    stored_ids = [r.lead_id for r in requests if r.profile is None and not r.activities]
+    stored: dict[str, dict[str, Any] | None] = {}
+    if stored_ids:
+        keys = [ctx.store.state_key(lead_id) for lead_id in stored_ids]
+        rows = await ctx.redis.mget(keys)
+        stored = {lead_id: orjson.loads(row) if row else None for lead_id, row in zip(stored_ids, rows)}
+    for request in requests:
+        if request.profile is None and not request.activities:
+            data = stored.get(request.lead_id)
+            if data is None:
+                out.append(_LeadError(
+                    "unknown_lead",
+                    f"lead {request.lead_id!r} has no state yet: send its 'profile' and "
+                    "'activities' in the body, or publish its events to the input topics first",
+                    404,
+                ))  # fmt: skip
+                continue
+            out.append((LeadState.from_dict({"seen_ids": [], **data}), "stored_state"))
+            continue
+        try:
+            out.append((build_state(request), "request"))
+        except _LeadError as exc:
+            out.append(exc)
+    return out
+
+
+def _score_states(scorer: Scorer, states: list[tuple[LeadState, str]], now: datetime) -> list[ScoreResponse]:
+    """One model call for all states; the same numbers the worker would publish."""
+    if not states:
+        return []
+    x = to_matrix([state for state, _ in states])
+    explanations = scorer.explain(x)
+    policy = scorer.policy
+    out = []
+    for row, (state, source), explanation in zip(x, states, explanations):
+        score = to_score(explanation.probability)
+        out.append(
+            ScoreResponse(
+                lead_id=state.lead_id,
+                score=score,
+                probability=round(explanation.probability, 6),
+                grade=policy.grade(score),  # type: ignore[arg-type]
+                model_version=scorer.version,
+                base_score=explanation.base_score,
+                reasons=explanation.reasons,  # type: ignore[arg-type]
+                changes=explanation.changes_since(
+                    state.last_points, lambda name, row=row: scorer.word(name, row), policy.top_changes
+                ),
+                components=explanation.components,  # type: ignore[arg-type]
+                previous_score=state.score,
+                scored_from=source,  # type: ignore[arg-type]
+                scored_at=now,
+            )
+        )
+    return out
+
+
+@router.post(
+    "/v1/score",
+    response_model=ScoreResponse,
+    tags=["scoring"],
+    summary="Score one lead now, with its explanation",
+    responses={**_AUTH, **_NOT_FOUND, 422: {"description": "the body is not valid"}},
+)
+async def score_one(
+    body: ScoreRequest, request: Request, key: ApiKey = Depends(require_scope("score"))
+) -> ScoreResponse:
+    """Score a lead from its profile and activities, or (body with only ``lead_id``) from
+    the state the worker keeps for it. Nothing is published or stored: the stream stays the
+    one writer of scores."""
+    ctx = request.app.state.ctx
+    (state,) = await _states(ctx, [body])
+    if isinstance(state, _LeadError):
+        raise ApiError(state.status, state.code, state.message)
+    scorer = ctx.models.scorer
+    (response,) = _score_states(scorer, [state], datetime.now(timezone.utc))
+    return response
+
+
+@router.post(
+    "/v1/score/batch",
+    response_model=BatchScoreResponse,
+    tags=["scoring"],
+    summary="Score many leads in one call",
+    responses={**_AUTH, 413: {"description": "more leads than LEADSCORE_API_MAX_BATCH"}},
+)
+async def score_batch(
+    body: BatchScoreRequest, request: Request, key: ApiKey = Depends(require_scope("score"))
+) -> BatchScoreResponse:
+    """Score up to ``LEADSCORE_API_MAX_BATCH`` leads with one model call. A lead that cannot
+    be scored (unknown id, invalid activity) is listed in ``errors``; the others are scored.
+    For files, use ``POST /v1/score/batch/file``."""
+    ctx = request.app.state.ctx
+    limit = ctx.settings.api_max_batch
+    if len(body.leads) > limit:
+        raise ApiError(
+            413, "batch_too_large",
+            f"{len(body.leads)} leads in one batch; at most {limit} (LEADSCORE_API_MAX_BATCH). "
+            "Split it, or upload a file to POST /v1/score/batch/file",
+        )  # fmt: skip
+    states = await _states(ctx, body.leads)
+    good = [(i, s) for i, s in enumerate(states) if not isinstance(s, _LeadError)]
+    errors = [
+        BatchScoreError(index=i, lead_id=body.leads[i].lead_id, code=s.code, message=s.message)
+        for i, s in enumerate(states)
+        if isinstance(s, _LeadError)
+    ]
+    scorer = ctx.models.scorer
+    now = datetime.now(timezone.utc)
+    rows = [s for _, s in good]
+    if len(rows) <= _INLINE_ROWS:
+        results = _score_states(scorer, rows, now)  # type: ignore[arg-type]
+    else:
+        loop = asyncio.get_running_loop()
+        results = await loop.run_in_executor(None, _score_states, scorer, rows, now)
+    return BatchScoreResponse(model_version=scorer.version, results=results, errors=errors)
+
+
+@router.get(
+    "/v1/leads/top",
+    response_model=Leaderboard,
+    tags=["leads"],
+    summary="The leaderboard: leads by score, best first, paginated",
+    responses=_AUTH,
+)
+async def top_leads(
+    request: Request,
+    limit: int = Query(50, ge=1, le=1000),
+    offset: int = Query(0, ge=0, le=10_000_000),
+    key: ApiKey = Depends(require_scope("read")),
+) -> Leaderboard:
+    ctx = request.app.state.ctx
+    rows, total = await asyncio.gather(ctx.store.top(limit, offset), ctx.store.count())
+    events = await ctx.store.latest_many([lead_id for lead_id, _ in rows])
+    leads = []
+    for rank, ((lead_id, points), event) in enumerate(zip(rows, events), start=offset + 1):
+        event = event or {}
+        leads.append(
+            LeaderboardEntry(
+                rank=rank,
+                lead_id=lead_id,
+                score=event.get("score", to_score(points / 100.0)),
+                probability=round(points / 100.0, 6),
+                grade=event.get("grade"),
+                model_version=event.get("model_version"),
+                scored_at=event.get("scored_at"),
+            )
+        )
+    return Leaderboard(total=total, offset=offset, limit=limit, leads=leads)
+
+
+@router.get(
+    "/v1/leads/{lead_id}/score",
+    tags=["leads"],
+    summary="A lead's latest published score, with its reasons",
+    responses={**_AUTH, **_NOT_FOUND, 200: {"description": "the latest score event (leads.scores.v1)"}},
+)
+async def latest_score(
+    lead_id: str, request: Request, key: ApiKey = Depends(require_scope("read"))
+) -> dict[str, Any]:
+    ctx = request.app.state.ctx
+    event = await ctx.cache.latest(lead_id)
+    if event is None:
+        raise ApiError(404, "unknown_lead", f"lead {lead_id!r} has no published score yet")
+    return event
+
+
+@router.get(
+    "/v1/leads/{lead_id}/history",
+    response_model=ScoreHistory,
+    tags=["leads"],
+    summary="A lead's published scores over time, newest first, with their reasons",
+    responses={**_AUTH, **_NOT_FOUND},
+)
+async def score_history(
+    lead_id: str,
+    request: Request,
+    limit: int = Query(100, ge=1, le=1000),
+    key: ApiKey = Depends(require_scope("read")),
+) -> ScoreHistory:
+    ctx = request.app.state.ctx
+    scores = await ctx.store.history(lead_id, limit)
+    if not scores and await ctx.store.latest(lead_id) is None:
+        raise ApiError(404, "unknown_lead", f"lead {lead_id!r} has no published score yet")
+    return ScoreHistory(lead_id=lead_id, scores=scores)
+
+
+@router.get(
+    "/v1/leads/{lead_id}",
+    tags=["leads"],
+    summary="A lead's latest score and the state it was scored from (profile, activity counts)",
+    responses={**_AUTH, **_NOT_FOUND},
+)
+async def lead_detail(
+    lead_id: str, request: Request, key: ApiKey = Depends(require_scope("read"))
+) -> dict[str, Any]:
+    ctx = request.app.state.ctx
+    score, state = await asyncio.gather(ctx.cache.latest(lead_id), ctx.store.state(lead_id))
+    if score is None and state is None:
+        raise ApiError(404, "unknown_lead", f"lead {lead_id!r} is unknown")
+    if state is not None:
+        state.pop("last_score_event", None)
+        state.pop("last_points", None)
+    return {"lead_id": lead_id, "score": score, "state": state}
+
+
+@router.get(
+    "/v1/metrics/performance",
+    tags=["metrics"],
+    summary="Model quality (cross-validated) and system throughput and latency",
+    responses=_AUTH,
+)
+async def performance(request: Request, key: ApiKey = Depends(require_scope("read"))) -> dict[str, Any]:
+    ctx = request.app.state.ctx
+    scorer: Scorer = ctx.models.scorer
+    loop = asyncio.get_running_loop()
+    model = await loop.run_in_executor(None, _model_summary, ctx.settings.model_dir, scorer)
+    stats = await ctx.throughput.sample()
+    rates = ctx.throughput.rates()
+    return {
+        "model": model,
+        "stream": {
+            "totals": stats,
+            "rates_per_s": rates,
+            "rate_window_s": round(ctx.throughput.window_s, 1),
+            "leads_scored": await ctx.store.count(),
+        },
+        "api": {
+            "uptime_s": round(time.time() - ctx.started_at, 1),
+            "latency": ctx.metrics.latency_summary(),
+            "score_cache": {"entries": len(ctx.cache), "hits": ctx.cache.hits, "misses": ctx.cache.misses},
+        },
+        "feed": ctx.feed.stats() if ctx.feed is not None else {},
+    }
+
+
+def _model_summary(model_dir: Any, scorer: Scorer) -> dict[str, Any]:
+    summary: dict[str, Any] = {"version": scorer.version, "champion": scorer.champion}
+    if scorer.champion is None:
+        summary["note"] = "no trained model yet: scoring with the rules prior"
+        return summary
+    try:
+        manifest = ModelRegistry(model_dir).manifest(scorer.champion)
+    except (RegistryError, OSError) as exc:
+        summary["note"] = f"manifest unreadable: {exc}"
+        return summary
+    metrics = manifest.metrics or {}
+    summary.update(
+        variant=manifest.variant,
+        created_at=manifest.created_at,
+        n_rows=manifest.n_rows,
+        class_balance=manifest.class_balance,
+        cv_scheme=metrics.get("cv_scheme"),
+        metrics={
+            name: find_metric(metrics, name)
+            for name in ("accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "brier", "log_loss")
+        },
+    )
+    if scorer.version != scorer.champion:
+        summary["note"] = f"the champion was trained on too few conversions; scoring with {scorer.version}"
+    return summary
+
