@@ -391,6 +391,137 @@ def topics() -> None:
 
 
 @app.command()
+def api(
+    host: Optional[str] = typer.Option(None, help="address to listen on (default: LEADSCORE_API_HOST)"),
+    port: Optional[int] = typer.Option(None, help="port (default: LEADSCORE_API_PORT, 8000)"),
+    workers: Optional[int] = typer.Option(None, help="processes (default: LEADSCORE_API_WORKERS, 1)"),
+    loglevel: str = typer.Option("info", help="debug, info, warning or error"),
+) -> None:
+    """Run the REST API, the WebSocket feed (/v1/stream) and /metrics.
+
+    Reads scores from Redis and the score topic; every call but /healthz and /readyz needs
+    an API key (leadscore keys create). OpenAPI docs at /docs. Stateless: run as many as
+    needed, sharing Redis, the broker and LEADSCORE_MODEL_DIR.
+    """
+    import uvicorn
+
+    settings = _settings()
+    uvicorn.run(
+        "leadscore.api.main:app",
+        factory=True,
+        host=host or settings.api_host,
+        port=port or settings.api_port,
+        workers=workers or settings.api_workers,
+        log_level=loglevel,
+        proxy_headers=True,
+    )
+
+
+keys_app = typer.Typer(help="API keys: create (shown once), list, revoke.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("create")
+def keys_create(
+    name: str = typer.Option(..., help="who uses it, e.g. 'crm-sync' or 'dashboard'"),
+    scope: list[str] = typer.Option(
+        ["read"], help="read, score (includes read) or admin (includes both); repeatable"
+    ),
+) -> None:
+    """Create an API key. The key is printed once; only its hash is stored."""
+    from leadscore.infra.access import AccessError, KeyStore
+
+    settings = _settings()
+
+    async def create() -> tuple[str, object]:
+        client = _redis(settings)
+        try:
+            return await KeyStore(client, settings.redis_prefix).create(name, scope)
+        finally:
+            await client.aclose()
+
+    try:
+        key, record = asyncio.run(create())
+    except AccessError as exc:
+        typer.secho(str(exc), fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(key)
+    typer.secho(
+        f"key {record.id} ({', '.join(record.scopes)}) for {record.name!r}: store it now, it is not shown again",  # type: ignore[attr-defined]
+        err=True,
+    )
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """Every key's id, name, scopes and whether it is revoked (never the keys themselves)."""
+    from leadscore.infra.access import KeyStore
+
+    settings = _settings()
+
+    async def read() -> list:
+        client = _redis(settings)
+        try:
+            return await KeyStore(client, settings.redis_prefix).list()
+        finally:
+            await client.aclose()
+
+    rows = asyncio.run(read())
+    if not rows:
+        typer.echo("no API keys yet: leadscore keys create --name NAME --scope read")
+    for key in rows:
+        state = f"revoked {key.revoked_at}" if key.revoked_at else "active"
+        typer.echo(f"{key.id}  {key.name:<24} {','.join(key.scopes):<16} created {key.created_at}  {state}")
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str = typer.Argument(..., help="the key's id (leadscore keys list)")) -> None:
+    """Revoke a key: refused everywhere within LEADSCORE_API_KEY_CACHE_S seconds."""
+    from leadscore.infra.access import AccessError, KeyStore
+
+    settings = _settings()
+
+    async def revoke() -> object:
+        client = _redis(settings)
+        try:
+            return await KeyStore(client, settings.redis_prefix).revoke(key_id)
+        finally:
+            await client.aclose()
+
+    try:
+        record = asyncio.run(revoke())
+    except AccessError as exc:
+        typer.secho(str(exc), fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"revoked {key_id} ({record.name})")  # type: ignore[attr-defined]
+
+
+@app.command()
+def audit(limit: int = typer.Option(50, help="entries to show, newest first")) -> None:
+    """The audit log of admin API calls: who, what, when, outcome."""
+    from leadscore.infra.access import AuditLog
+
+    settings = _settings()
+
+    async def read() -> list:
+        client = _redis(settings)
+        try:
+            return await AuditLog(client, settings.redis_prefix).read(limit)
+        finally:
+            await client.aclose()
+
+    for entry in asyncio.run(read()):
+        who = entry.get("key_name") or "(no valid key)"
+        typer.echo(f"{entry['at']}  {who:<20} {entry['method']:<6} {entry['path']:<40} {entry['status']}  {entry['outcome']}")
+
+
+def _redis(settings: Settings) -> "object":
+    from leadscore.infra.redis_store import connect
+
+    return connect(settings.redis_url, retries=2)
+
+
+@app.command()
 def demo(
     duration: Optional[float] = typer.Option(None, help="seconds to run (default: until Ctrl-C)"),
     rate: float = typer.Option(300.0, help="simulated events per second"),

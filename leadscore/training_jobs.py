@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -101,6 +101,7 @@ def train_job(
     report_path: Path | None = None,
     promote: bool = True,
     console: Console | None = None,
+    on_progress: Callable[[str, int, int], None] | None = None,
 ) -> TrainOutcome:
     """Train, compare and save a model; print the report.
 
@@ -117,6 +118,7 @@ def train_job(
         compare: the candidates to compare (default: every variant and baseline).
         report_path: also write the report as JSON here.
         promote: make the new model the champion (table models: of segment ``table``).
+        on_progress: also told ``(stage, done, total)`` as training goes (API jobs).
 
     Raises:
         TableError: the table cannot be used (the message says why).
@@ -150,6 +152,8 @@ def train_job(
 
         def progress(stage: str, done: int, total: int) -> None:
             bar.update(task, description=stage, completed=done, total=total)
+            if on_progress is not None:
+                on_progress(stage, done, total)
 
         result = train(data, config, progress=progress)
 
@@ -302,6 +306,7 @@ def score_file_job(
     id_column: str | None = None,
     reasons: int = 3,
     console: Console | None = None,
+    on_progress: Callable[[str, int, int], None] | None = None,
 ) -> int:
     """Score every row of a CRM table with a table model; write a CSV. Returns rows scored.
 
@@ -344,6 +349,8 @@ def score_file_job(
         parts = []
         for start in range(0, len(X), 4096):
             explanations = scorer.explain(X[start : start + 4096])
+            if on_progress is not None:
+                on_progress("scoring", min(start + 4096, len(X)), len(X))
             parts.append(np.array([e.probability for e in explanations]))
             for explanation in explanations:
                 for k in range(reasons):

@@ -24,7 +24,10 @@ from leadscore.api.auth import KeyVerifier, audit_admin_call
 from leadscore.api.cache import ScoreCache
 from leadscore.api.errors import error_body, install_error_handlers
 from leadscore.api.observability import ApiMetrics, ThroughputSampler, prometheus_text
+from leadscore.api.jobs import JobRunner
 from leadscore.infra.access import AuditLog, KeyStore
+from leadscore.infra.experiment_store import ExperimentStore
+from leadscore.infra.job_store import JobStore
 from leadscore.infra.redis_store import ScoreStore, connect
 from leadscore.models.registry import ModelRegistry
 from leadscore.settings import Settings
@@ -50,6 +53,8 @@ class ApiContext:
     cache: ScoreCache
     metrics: ApiMetrics
     throughput: ThroughputSampler
+    jobs: JobRunner
+    experiments: ExperimentStore
     feed: Any = None  # leadscore.api.stream.ScoreFeed
     started_at: float = field(default_factory=time.time)
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
@@ -86,6 +91,8 @@ def create_app(settings: Settings, *, follow_models: bool = True) -> FastAPI:
             cache=ScoreCache(store, settings.api_cache_ttl_s),
             metrics=ApiMetrics(),
             throughput=ThroughputSampler(store),
+            jobs=JobRunner(settings, JobStore(client, settings.redis_prefix)),
+            experiments=ExperimentStore(client, settings.redis_prefix),
         )
         app.state.ctx = ctx
         ctx.feed = stream.ScoreFeed(settings)
@@ -104,6 +111,7 @@ def create_app(settings: Settings, *, follow_models: bool = True) -> FastAPI:
             for task in ctx.tasks:
                 with suppress(asyncio.CancelledError, Exception):
                     await task
+            await ctx.jobs.stop()
             await ctx.feed.stop()
             await client.aclose()
 

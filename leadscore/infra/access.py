@@ -22,6 +22,7 @@ from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
 
 #: What each scope allows. ``admin`` implies the other two, ``score`` implies ``read``.
 SCOPES: tuple[str, ...] = ("read", "score", "admin")
@@ -187,8 +188,13 @@ class AuditLog:
 
     async def read(self, limit: int = 100, before: str | None = None) -> list[dict[str, Any]]:
         """The newest ``limit`` entries (before the entry id ``before``), newest first."""
+        if before is not None and before.strip("-0") == "":
+            return []  # nothing is older than 0-0
         end = f"({before}" if before else "+"
-        rows = await self.client.xrevrange(self.key, max=end, min="-", count=limit)
+        try:
+            rows = await self.client.xrevrange(self.key, max=end, min="-", count=limit)
+        except ResponseError as exc:  # e.g. an id beyond 64 bits
+            raise AccessError(f"{before!r} is not an audit entry id (like 1764237600000-0)") from exc
         out = []
         for entry_id, fields in rows:
             data = orjson.loads(fields[b"entry"] if b"entry" in fields else fields["entry"])
