@@ -109,6 +109,22 @@ class Settings(BaseSettings):
     api_max_upload_bytes: int = Field(200 * 1024 * 1024, ge=1024, description="largest batch file")
     api_jobs_dir: Path = Path("artifacts/jobs")
     audit_max_entries: int = Field(100_000, ge=100, description="audit log entries kept in Redis")
+    ws_queue_size: int = Field(
+        1000, ge=1, le=1_000_000, description="score events queued per WebSocket connection; "
+        "when full the oldest is dropped and the client gets a 'dropped' message",
+    )
+    ws_max_clients: int = Field(
+        10_000, ge=1, le=1_000_000, description="WebSocket connections per API process; more "
+        "are refused with close code 1013",
+    )
+    ws_replay_size: int = Field(
+        10_000, ge=0, le=10_000_000, description="recent score events each API process keeps "
+        "in memory to resume reconnecting clients; older positions are read back from the topic",
+    )
+    ws_resume_max_events: int = Field(
+        100_000, ge=0, description="most score events one resume reads back from the topic; "
+        "a position further back is 'too old'",
+    )
 
     @field_validator("grade_thresholds", mode="before")
     @classmethod
