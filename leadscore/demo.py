@@ -6,6 +6,8 @@ What runs:
   ``REDIS_URL`` when those are set);
 - a first model, trained here when the registry is empty;
 - the worker, as a child process (``python -m leadscore worker``), logging to a file;
+- the API (``python -m leadscore api``) on ``LEADSCORE_API_PORT`` (8000; a free port if
+  taken), with an admin key made for the demo and printed;
 - the simulator, publishing live traffic from this process;
 - a console view refreshed every second: events/s and scores/s (from the worker's
   counters in Redis), dead letters, the top leads and the newest score changes.
@@ -34,9 +36,9 @@ from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
 
-from leadscore.infra.embedded import embedded_services
+from leadscore.infra.embedded import embedded_services, stop_child
 from leadscore.infra.redis_store import ScoreStore, connect
-from leadscore.launch import WorkerStartError, start_worker, stop_worker
+from leadscore.launch import ApiStartError, WorkerStartError, start_api, start_worker, stop_worker
 from leadscore.models.registry import ModelRegistry, RegistryError
 from leadscore.models.simulation import SimConfig, Simulator
 from leadscore.settings import Settings
@@ -86,10 +88,10 @@ def run_demo(
         from leadscore.streams.kafka import ensure_topics
 
         asyncio.run(ensure_topics(settings))
-        with _worker(settings, console) as worker_log:
-            _print_where_to_look(settings, worker_log, console)
+        with _worker(settings, console) as worker_log, _api(settings, console) as (settings, api_key):
+            _print_where_to_look(settings, worker_log, console, api_key)
             asyncio.run(_run_traffic_and_view(settings, duration, rate, leads, console))
-    console.print("stopped: worker, simulator" + (" and embedded servers" if services.kafka or services.redis else ""))
+    console.print("stopped: worker, API, simulator" + (" and embedded servers" if services.kafka or services.redis else ""))
 
 
 def _ensure_model(settings: Settings, console: Console) -> None:
@@ -126,10 +128,62 @@ def _worker(settings: Settings, console: Console) -> Iterator[Path]:
         stop_worker(child)
 
 
-def _print_where_to_look(settings: Settings, worker_log: Path, console: Console) -> None:
+@contextlib.contextmanager
+def _api(settings: Settings, console: Console) -> Iterator[tuple[Settings, str]]:
+    """Start ``leadscore api`` (on a free port if the configured one is taken) with a demo key."""
+    from leadscore.infra.access import KeyStore
+    from leadscore.infra.embedded import free_port
+
+    if not _port_free(settings.api_host, settings.api_port):
+        port = free_port(settings.api_host)
+        console.print(f"port {settings.api_port} is taken: the API listens on {port}")
+        settings = settings.model_copy(update={"api_port": port})
+    log_path = (DEMO_DIR / "api.log").resolve()
+    log_path.write_bytes(b"")
+    try:
+        child = start_api(settings, log_path)
+    except ApiStartError as exc:
+        raise DemoError(str(exc)) from exc
+
+    async def make_key() -> str:
+        client = connect(settings.redis_url)
+        try:
+            key, _ = await KeyStore(client, settings.redis_prefix).create("demo", ["admin"])
+            return key
+        finally:
+            await client.aclose()
+
+    try:
+        key = asyncio.run(make_key())
+        console.print(f"[green]✓[/] API at http://{settings.api_host}:{settings.api_port} (pid {child.pid})")
+        yield settings, key
+    finally:
+        stop_child(child, grace_s=10.0)
+
+
+def _port_free(host: str, port: int) -> bool:
+    import socket
+
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _print_where_to_look(settings: Settings, worker_log: Path, console: Console, api_key: str) -> None:
     command = Path(sys.argv[0]).name if Path(sys.argv[0]).name == "leadscore" else "leadscore"
+    base = f"http://{settings.api_host}:{settings.api_port}"
+    lead = "$(curl -s -H \"X-API-Key: $KEY\" " + base + "/v1/leads/top?limit=1 | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"leads\"][0][\"lead_id\"])')"
     lines = [
         "[bold]where to look[/] (in another terminal, while the demo runs):",
+        f"  API docs:   {base}/docs      (demo admin key below; make your own: {command} keys create)",
+        f"  export KEY={api_key}",
+        f"  curl -s -H \"X-API-Key: $KEY\" '{base}/v1/leads/top?limit=5'",
+        f"  curl -s -H \"X-API-Key: $KEY\" {base}/v1/leads/{lead}/score",
+        f"  live feed:  ws://{settings.api_host}:{settings.api_port}/v1/stream?api_key=$KEY",
+        f"  metrics:    {base}/metrics   and   {base}/v1/metrics/performance",
         f"  export KAFKA_BOOTSTRAP={settings.kafka_bootstrap} REDIS_URL={settings.redis_url}",
         f"  {command} tail                                   # score events, as JSON lines",
         f"  {command} tail --topic {settings.dead_letter_topic}   # refused input, with reasons",
@@ -139,7 +193,7 @@ def _print_where_to_look(settings: Settings, worker_log: Path, console: Console)
             f"  redis-cli -u $REDIS_URL ZREVRANGE {settings.redis_prefix}leaderboard 0 9 WITHSCORES"
         )
     lines += [
-        f"  worker log: {worker_log}",
+        f"  worker log: {worker_log}   API log: {(DEMO_DIR / 'api.log').resolve()}",
         f"  models:     {settings.model_dir}",
     ]
     console.print("\n".join(lines), highlight=False)

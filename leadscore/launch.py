@@ -127,6 +127,44 @@ def running_worker(
         stop_worker(child)
 
 
+class ApiStartError(RuntimeError):
+    """``leadscore api`` exited or did not become ready; the message holds its log's tail."""
+
+
+def start_api(
+    settings: Settings, log_path: Path, *, cwd: Path | None = None, ready_timeout_s: float = 60.0
+) -> subprocess.Popen[bytes]:
+    """Start ``leadscore api`` on ``settings.api_host:api_port`` and wait for ``/readyz``.
+
+    Raises:
+        ApiStartError: it exited, or was not ready within ``ready_timeout_s``.
+    """
+    import urllib.error
+    import urllib.request
+
+    env = {**os.environ, **settings_env(settings), "PYTHONUNBUFFERED": "1"}
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    child = spawn_child(
+        [sys.executable, "-m", "leadscore", "api", "--loglevel", "warning"], log_path, env, cwd or Path.cwd()
+    )
+    url = f"http://{settings.api_host}:{settings.api_port}/readyz"
+    deadline = time.monotonic() + ready_timeout_s
+    while time.monotonic() < deadline:
+        if child.poll() is not None:
+            raise ApiStartError(
+                f"the API exited with code {child.returncode}; its log ({log_path}) ends:\n" + log_tail(log_path)
+            )
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return child
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.3)
+    stop_child(child, grace_s=5.0)
+    raise ApiStartError(f"the API was not ready at {url} after {ready_timeout_s:.0f} s; its log ends:\n" + log_tail(log_path))
+
+
 def log_tail(path: Path, lines: int = 40) -> str:
     """The last ``lines`` lines of a log file (empty if it does not exist)."""
     if not path.exists():

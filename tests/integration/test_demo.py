@@ -60,7 +60,7 @@ def test_demo_runs_the_loop_and_ctrl_c_stops_every_process(tmp_path: Path) -> No
     assert demo.returncode == 0, text[-4000:]
 
     pids = [int(p) for p in re.findall(r"\(pid (\d+)", text)]
-    assert len(pids) == 3, f"expected tansu, redis-server and worker pids in:\n{text[-4000:]}"
+    assert len(pids) == 4, f"expected tansu, redis-server, worker and API pids in:\n{text[-4000:]}"
     assert not [pid for pid in pids if _alive(pid)], "a child outlived the demo"
 
     processed = [int(n.replace(",", "")) for n in re.findall(r"processed\s+([\d,]+)", text)]
@@ -69,3 +69,5 @@ def test_demo_runs_the_loop_and_ctrl_c_stops_every_process(tmp_path: Path) -> No
     assert changes and changes[-1] > 0
     assert "top leads" in text and "stopped" in text
     assert (tmp_path / "artifacts" / "demo" / "worker.log").stat().st_size > 0
+    key = re.search(r"export KEY=(lsk_\S+)", text)
+    assert key and re.search(r"API at http://127\.0\.0\.1:\d+ \(pid", text), text[-4000:]
