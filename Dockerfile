@@ -31,4 +31,5 @@ USER leadscore
 WORKDIR /var/lib/leadscore
 ENV LEADSCORE_MODEL_DIR=/var/lib/leadscore/models
 
+EXPOSE 8000
 CMD ["leadscore", "worker"]
