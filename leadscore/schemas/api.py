@@ -39,6 +39,12 @@ class ActivityIn(BaseModel):
     )
 
 
+class ProfileIn(ProfileData):
+    """The lead's profile; unlike in events, an unknown field is an error (likely a typo)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
 class ScoreRequest(BaseModel):
     """A lead to score: its profile and activity, or only its id (its state as the worker keeps it)."""
 
@@ -62,7 +68,7 @@ class ScoreRequest(BaseModel):
     )
 
     lead_id: Identifier
-    profile: ProfileData | None = Field(None, description="who the lead is (all fields optional)")
+    profile: ProfileIn | None = Field(None, description="who the lead is (all fields optional)")
     profile_time: AwareDatetime | None = Field(
         None, description="when the profile was last updated (default: the latest activity, or now)"
     )
