@@ -704,6 +704,7 @@ class ScoreFeed:
         """Start consuming in the background."""
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="score-feed")
+            self._task.add_done_callback(_log_crash)
 
     async def stop(self) -> None:
         """Stop consuming and let every connection end."""
@@ -783,7 +784,7 @@ class ScoreFeed:
         finally:
             self.connected = False
             self._consumer = None
-            await consumer.stop()
+            await stop_consumer(consumer)
 
     async def _position(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
         """Assign every partition and seek: to the end the first time, else where we stopped."""
@@ -940,7 +941,30 @@ class ScoreFeed:
                         if await consumer.position(tps[p]) >= gaps[p][1]:
                             remaining.discard(p)
             finally:
-                await consumer.stop()
+                await stop_consumer(consumer)
+
+
+def _log_crash(task: asyncio.Task[None]) -> None:
+    """The feed's task ended other than by cancellation: a bug. /readyz shows it (not connected)."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("the score feed stopped for good", exc_info=task.exception())
+
+
+async def stop_consumer(consumer: AIOKafkaConsumer) -> None:
+    """``consumer.stop()``, keeping aiokafka's internal cancellations out of the caller.
+
+    After a lost connection, aiokafka 0.14's ``stop()`` can raise the ``CancelledError``
+    of its own fetch task (cancelled while it slept between retries) into the caller,
+    which would end the feed's reconnect loop as if the feed itself were cancelled. Only
+    a cancellation of the calling task is passed on.
+    """
+    try:
+        await consumer.stop()
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+        log.debug("aiokafka raised its fetch task's cancellation from stop(); ignored")
 
 
 async def topic_bounds(
