@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
 from pydantic import AliasChoices, Field, field_validator
@@ -125,6 +126,45 @@ class Settings(BaseSettings):
         100_000, ge=0, description="most score events one resume reads back from the topic; "
         "a position further back is 'too old'",
     )
+
+    # --- webhooks (docs/webhooks.md) -----------------------------------------------------------
+    webhook_dead_letter_topic: str = Field(
+        "webhooks.dead-letter.v1",
+        description="where the worker publishes deliveries that used up their attempts",
+    )
+    webhook_max_attempts: int = Field(
+        10, ge=1, le=50, description="HTTP attempts per delivery, the first included"
+    )
+    webhook_first_retry_s: float = Field(5.0, gt=0, description="wait before the first retry")
+    webhook_retry_horizon_s: float = Field(
+        86_400.0, gt=0, description="from the first attempt to the last: the exponential retry "
+        "delays are sized to add up to it",
+    )
+    webhook_timeout_s: float = Field(10.0, gt=0, le=300, description="longest one HTTP attempt may take")
+    webhook_concurrency: int = Field(32, ge=1, le=10_000, description="deliveries in flight per worker")
+    webhook_allow_private: bool = Field(
+        False, description="let webhooks go to private, loopback and link-local addresses"
+    )
+    webhook_allowed_networks: str | None = Field(
+        None, description="comma-separated networks webhooks may reach although not public"
+    )
+    webhook_log_ttl_s: float = Field(
+        604_800.0, gt=0, description="how long a delivered delivery stays in the delivery log"
+    )
+
+    @field_validator("webhook_allowed_networks")
+    @classmethod
+    def _check_networks(cls, value: str | None) -> str | None:
+        for part in (value or "").split(","):
+            if part.strip():
+                try:
+                    ipaddress.ip_network(part.strip(), strict=False)
+                except ValueError as exc:
+                    raise ValueError(
+                        "LEADSCORE_WEBHOOK_ALLOWED_NETWORKS must be networks like "
+                        f"'10.0.0.0/8,::1/128', got {part.strip()!r}"
+                    ) from exc
+        return value
 
     @field_validator("grade_thresholds", mode="before")
     @classmethod
