@@ -30,6 +30,7 @@ from leadscore.settings import Settings
 from leadscore.streams.model_events import ModelFollower, follow_model_events
 from leadscore.streams.processing import InputRecord, Limits, apply_records, dead_letter, score_batch
 from leadscore.streams.tansu_compat import install_tansu_compat
+from leadscore.streams.webhooks import ScoreRecord, WebhookWorker
 
 log = logging.getLogger(__name__)
 
@@ -204,6 +205,26 @@ def create_app(settings: Settings, scorer: Scorer | None = None) -> faust.App:
     async def poll_champion() -> None:
         """The safety net: catch a champion change whose event never arrived."""
         await models.sync("registry poll")
+
+    # --- webhooks: leads.scores.v1 -> per-subscription queues in Redis -> receivers -----------
+    # The logic is in leadscore.streams.webhooks (docs/webhooks.md); these agents only feed it.
+    webhooks = WebhookWorker(
+        settings, lambda topic, key, value: app.producer.send_and_wait(topic, key, value, None, None, None)
+    )
+    scores_topic = app.topic(
+        settings.scores_topic, key_type=bytes, value_type=bytes, partitions=settings.topic_partitions
+    )
+
+    @app.agent(scores_topic)
+    async def queue_webhooks(stream: faust.StreamT) -> None:
+        """Queue each score event for the subscriptions it passes; offsets commit once queued."""
+        async for events in stream.take_events(settings.batch_size, within=settings.batch_window_s):
+            await webhooks.queue([ScoreRecord.of(event) for event in events])
+
+    @app.task
+    async def deliver_webhooks() -> None:
+        """Send queued deliveries, signed, retried; dead-letter what runs out of attempts."""
+        await webhooks.deliver_forever()
 
     app.leadscore_models = models  # type: ignore[attr-defined]
     app.leadscore_fetch_max_wait_ms = settings.fetch_max_wait_ms  # type: ignore[attr-defined]
