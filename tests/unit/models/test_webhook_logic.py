@@ -1,4 +1,4 @@
-"""Webhook logic with no services: signing (checked by the stock verifier), filters, retries, URLs."""
+"""Webhook logic with no services (leadscore.models.webhooks): signing, filters, retries, URLs."""
 
 from __future__ import annotations
 
