@@ -28,6 +28,10 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from leadscore.schemas.webhooks import DeliveryRecord, DeliveryStatus, WebhookSubscription
 
@@ -116,6 +120,25 @@ redis.call('ZREM', KEYS[4], ARGV[2])
 redis.call('ZADD', KEYS[5], ARGV[4], ARGV[2])
 return 1
 """
+
+
+def connect(url: str, *, max_connections: int, retries: int = 5) -> aioredis.Redis:
+    """A client for the webhook loops: a bounded pool that waits for a free connection.
+
+    redis-py's default pool raises ``MaxConnectionsError`` past 100 connections; with many
+    deliveries in flight it is better that one waits a moment. Errors are retried a bounded
+    number of times, as in :func:`leadscore.infra.redis_store.connect`.
+    """
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url,
+        max_connections=max_connections,
+        timeout=30,
+        retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), retries),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        socket_connect_timeout=5,
+        socket_timeout=10,
+    )
+    return aioredis.Redis(connection_pool=pool)
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ import ipaddress
 import logging
 import random
 import socket
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -37,14 +38,12 @@ from typing import Any
 import faust
 import httpx
 import orjson
-import redis.asyncio as aioredis
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
-from leadscore.infra.redis_store import connect
-from leadscore.infra.webhook_store import QueuedDelivery, WebhookStore
+from leadscore.infra.webhook_store import QueuedDelivery, WebhookStore, connect
 from leadscore.models.webhooks import (
     AddressPolicy,
     IPAddress,
@@ -137,22 +136,74 @@ def address_policy(settings: Settings) -> AddressPolicy:
     )
 
 
-def http_client(policy: DeliveryPolicy) -> httpx.AsyncClient:
-    """The client deliveries go through: no redirects, no proxies from the environment.
+def http_client(
+    timeout_s: float, *, connections: int = 8, verify: ssl.SSLContext | bool = True
+) -> httpx.AsyncClient:
+    """A client for webhook requests: no redirects, no proxies from the environment.
 
     Redirects are not followed (a 3xx is a failed attempt): a receiver could otherwise
     send us to an address the URL check never saw. Environment proxies are ignored for
     the same reason: the request must go to the address that was checked.
+
+    Args:
+        timeout_s: per attempt.
+        connections: open connections it keeps (keep-alive), over all receivers.
+        verify: TLS verification, or a shared context (loading the CA store costs ~60 ms).
     """
     # httpx logs every request at INFO: at thousands of deliveries a second (or a receiver
     # down) that floods the worker's log. Every attempt is in the delivery log instead.
     logging.getLogger("httpx").setLevel(max(logging.getLogger("httpx").level, logging.WARNING))
     return httpx.AsyncClient(
-        timeout=httpx.Timeout(policy.timeout_s),
-        limits=httpx.Limits(max_connections=policy.concurrency, max_keepalive_connections=policy.concurrency),
+        timeout=httpx.Timeout(timeout_s),
+        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
         follow_redirects=False,
         trust_env=False,
+        verify=verify,
     )
+
+
+class ClientSlots:
+    """One small httpx client per delivery in flight, lent out and given back.
+
+    httpcore's connection pool does work proportional to its connections times its
+    waiting requests on every request, so one client shared by 32 concurrent deliveries
+    spends most of its CPU there: measured to a local receiver, 244 deliveries/s through
+    one client with 32 connections, 1,060/s through 32 clients of one connection each.
+    A slot runs one request at a time, so its pool stays tiny. Slots are reused last in,
+    first out: the one lent next is the one with the warmest keep-alive connections.
+
+    Args:
+        size: how many deliveries run at once (``webhook_concurrency``).
+        timeout_s: per attempt.
+    """
+
+    #: Connections one slot keeps open (to the last few receivers it talked to).
+    CONNECTIONS_PER_SLOT = 4
+
+    def __init__(self, size: int, timeout_s: float) -> None:
+        context = ssl.create_default_context()
+        self._all = [
+            http_client(timeout_s, connections=self.CONNECTIONS_PER_SLOT, verify=context) for _ in range(size)
+        ]
+        self._free = list(self._all)
+
+    def lend(self) -> httpx.AsyncClient:
+        """A free client; give it back with :meth:`give_back`.
+
+        Raises:
+            RuntimeError: more deliveries at once than slots (a bug in the caller).
+        """
+        if not self._free:
+            raise RuntimeError(f"all {len(self._all)} webhook client slots are lent out")
+        return self._free.pop()
+
+    def give_back(self, client: httpx.AsyncClient) -> None:
+        """Return a client lent by :meth:`lend`."""
+        self._free.append(client)
+
+    async def aclose(self) -> None:
+        """Close every client (their connections)."""
+        await asyncio.gather(*(client.aclose() for client in self._all))
 
 
 # --- the receiver's address ----------------------------------------------------------------------
@@ -280,7 +331,7 @@ async def fire_test_event(subscription: WebhookSubscription, settings: Settings)
     now = datetime.now(timezone.utc)
     webhook_id = "test_" + delivery_id(subscription.id, f"{time.time_ns()}")[4:]
     body = envelope_body(sample_event(webhook_id, now))
-    async with http_client(DeliveryPolicy.from_settings(settings)) as client:
+    async with http_client(settings.webhook_timeout_s, connections=1) as client:
         outcome = await post_signed(
             client, subscription.url, subscription.secret, webhook_id, body,
             address_policy(settings), settings.webhook_timeout_s,
@@ -412,7 +463,6 @@ class WebhookDeliverer:
         store: the webhook store.
         policy: retries, timeouts, concurrency and address rules.
         send: publishes a dead letter and returns once the broker acknowledged it.
-        client: the HTTP client (default: :func:`http_client`, closed by :meth:`run`).
         rng: the jitter's random source.
     """
 
@@ -422,13 +472,12 @@ class WebhookDeliverer:
         policy: DeliveryPolicy,
         send: SendRecord,
         *,
-        client: httpx.AsyncClient | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.store = store
         self.policy = policy
         self.send = send
-        self.client = client
+        self.clients: ClientSlots | None = None
         self.rng = rng or random.Random()
         self.delays = list(policy.delays)
         self._wake = asyncio.Event()
@@ -438,9 +487,8 @@ class WebhookDeliverer:
         self._wake.set()
 
     async def run(self) -> None:
-        """Deliver until cancelled; on the way out, hand claimed pairs back and close the client."""
-        own_client = self.client is None
-        self.client = self.client or http_client(self.policy)
+        """Deliver until cancelled; on the way out, hand claimed pairs back and close the clients."""
+        self.clients = ClientSlots(self.policy.concurrency, self.policy.timeout_s)
         inflight: dict[asyncio.Task[None], tuple[str, str]] = {}
         redis_backoff_s = 0.2
         log.info(
@@ -484,9 +532,8 @@ class WebhookDeliverer:
                 await asyncio.wait_for(self.store.release(list(inflight.values())), 2.0)
             except (RedisError, TimeoutError) as exc:  # the leases run out on their own
                 log.warning("could not hand back %d webhook leases (%r)", len(inflight), exc)
-            if own_client:
-                await self.client.aclose()
-                self.client = None
+            await self.clients.aclose()
+            self.clients = None
 
     async def drain(self, timeout_s: float) -> None:
         """Deliver until nothing is queued (or ``timeout_s`` passed): for benchmarks and tools."""
@@ -521,12 +568,16 @@ class WebhookDeliverer:
         if record.round_attempts >= self.policy.max_attempts:  # out of attempts, letter not out yet
             await self._dead_letter(sub, record)
             return
-        if self.client is None:
-            raise RuntimeError("WebhookDeliverer.deliver() runs inside run(), which opens the client")
-        outcome = await post_signed(
-            self.client, sub.url, sub.secret, record.webhook_id, record.body.encode(),
-            self.policy.addresses, self.policy.timeout_s,
-        )  # fmt: skip
+        if self.clients is None:
+            raise RuntimeError("WebhookDeliverer.deliver() runs inside run(), which opens the clients")
+        client = self.clients.lend()
+        try:
+            outcome = await post_signed(
+                client, sub.url, sub.secret, record.webhook_id, record.body.encode(),
+                self.policy.addresses, self.policy.timeout_s,
+            )  # fmt: skip
+        finally:
+            self.clients.give_back(client)
         number = (record.attempts[-1].number if record.attempts else 0) + 1
         record = record.model_copy(
             update={
@@ -615,7 +666,8 @@ class WebhookWorker:
     def store(self) -> WebhookStore:
         """The store, connected on first use (inside the worker's event loop)."""
         if self._store is None:
-            client: aioredis.Redis = connect(self.settings.redis_url)
+            # one connection per delivery in flight, plus the queuing agent's
+            client = connect(self.settings.redis_url, max_connections=self.policy.concurrency + 4)
             self._store = WebhookStore(client, self.settings.redis_prefix, self.settings.webhook_log_ttl_s)
             self._subscriptions = SubscriptionCache(self._store)
         return self._store
