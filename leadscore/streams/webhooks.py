@@ -298,7 +298,9 @@ async def post_signed(
         headers = signature_headers(secret, webhook_id, int(time.time()), body)
         headers |= {"host": target.host_header, "user-agent": USER_AGENT}
         extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
-        async with client.stream(
+        # httpx's timeout bounds each phase; this bounds the whole request, so a receiver
+        # that answers a byte at a time cannot hold an attempt past its lease.
+        async with asyncio.timeout(timeout_s), client.stream(
             "POST", target.pinned_url(address), content=body, headers=headers, extensions=extensions
         ) as response:
             status = response.status_code
@@ -313,8 +315,9 @@ async def post_signed(
             error = f"the receiver answered {status}" + (f": {said}" if said else "")
     except WebhookUrlError as exc:
         error = f"refused: {exc}"
-    except httpx.TimeoutException:
-        error = f"no answer within {timeout_s:g} s"
+    except (httpx.TimeoutException, TimeoutError):
+        what = "no answer" if status is None else f"the answer ({status}) did not finish"
+        error = f"{what} within {timeout_s:g} s"
     except httpx.HTTPError as exc:
         error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     return AttemptOutcome(

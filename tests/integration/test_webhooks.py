@@ -550,3 +550,16 @@ async def test_the_address_is_checked_again_at_delivery_time(receiver: Receiver)
         sent = await post_signed(client, local, generate_secret(), "sc_x", b"{}", allowed, 2.0)
     assert sent.ok and sent.status_code == 200
     assert receiver.requests()[0].headers["host"] == f"localhost:{receiver.port}"
+
+
+async def test_a_receiver_slower_than_the_timeout_fails_the_attempt(receiver: Receiver) -> None:
+    from leadscore.models.webhooks import AddressPolicy, generate_secret, parse_networks
+    from leadscore.streams.webhooks import post_signed
+
+    receiver.delay_s = 1.5
+    allowed = AddressPolicy(allowed_networks=parse_networks("127.0.0.0/8"))
+    async with httpx.AsyncClient() as client:
+        started = time.monotonic()
+        outcome = await post_signed(client, receiver.url, generate_secret(), "sc_slow", b"{}", allowed, 0.5)
+    assert not outcome.ok and outcome.error == "no answer within 0.5 s"
+    assert time.monotonic() - started < 1.4

@@ -49,6 +49,7 @@ class Receiver:
             probe.bind(("127.0.0.1", 0))
             self.port: int = probe.getsockname()[1]
         self.status = 200
+        self.delay_s = 0.0  # wait this long before answering
         self._requests: list[Request] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -71,6 +72,7 @@ class Receiver:
             def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
                 status = receiver.status
+                time.sleep(receiver.delay_s)
                 with receiver._lock:
                     receiver._requests.append(
                         Request({k.lower(): v for k, v in self.headers.items()}, body, status, self.path)
