@@ -414,6 +414,7 @@ def api(
         workers=workers or settings.api_workers,
         log_level=loglevel,
         proxy_headers=True,
+        ws_per_message_deflate=settings.ws_compression,
     )
 
 
