@@ -1,11 +1,13 @@
-"""Plain Kafka plumbing shared by the worker, the CLI jobs and the tests: clients and topics."""
+"""Plain Kafka plumbing shared by the worker, the API, the CLI jobs and the tests."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
@@ -31,6 +33,24 @@ def client_options(settings: Settings) -> dict[str, Any]:
         options["sasl_plain_username"] = settings.kafka_sasl_username
         options["sasl_plain_password"] = settings.kafka_sasl_password
     return options
+
+
+async def stop_consumer(consumer: AIOKafkaConsumer) -> None:
+    """``consumer.stop()``, keeping aiokafka's internal cancellations out of the caller.
+
+    After a lost connection, aiokafka 0.14's ``stop()`` can raise the ``CancelledError``
+    of its own fetch task (cancelled while it slept between retries) into the caller,
+    which would end a reconnect loop (the API's score feed, a worker's model-event
+    listener) as if its task itself were cancelled. Only a cancellation of the calling
+    task is passed on.
+    """
+    try:
+        await consumer.stop()
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+        log.debug("aiokafka raised its fetch task's cancellation from stop(); ignored")
 
 
 def topic_partitions(settings: Settings) -> dict[str, int]:

@@ -31,9 +31,10 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from worker_harness import read_to_end, running_worker, wait_all_committed, worker_settings
 
-from leadscore.api import stream as stream_module
+from leadscore.api import score_feed as score_feed_module
 from leadscore.api.app import create_app
-from leadscore.api.stream import ScoreFeed, decode_position, encode_position
+from leadscore.api.score_feed import ScoreFeed
+from leadscore.api.stream_events import decode_position, encode_position
 from leadscore.infra.access import KeyStore
 from leadscore.infra.embedded import EmbeddedKafka, free_port
 from leadscore.models.simulation import SimConfig, Simulator
@@ -428,7 +429,7 @@ async def test_the_api_and_its_clients_live_through_a_broker_restart(
     redis_url: str, name_prefix: str, tmp_path: Path, redis_client: aioredis.Redis,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(stream_module, "_PROBE_INTERVAL_S", 0.5)  # notice the loss sooner
+    monkeypatch.setattr(score_feed_module, "_PROBE_INTERVAL_S", 0.5)  # notice the loss sooner
     port = free_port()
     broker = EmbeddedKafka(port=port)
     broker.start()

@@ -9,18 +9,16 @@ import orjson
 import pytest
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
-from leadscore.api.stream import (
-    FanOut,
-    FeedClient,
-    FeedFullError,
+from leadscore.api.score_feed import ScoreFeed
+from leadscore.api.stream import StreamRequest
+from leadscore.api.stream_events import (
     ScoreEntry,
-    ScoreFeed,
-    StreamRequest,
     StreamRequestError,
     Subscription,
     decode_position,
     encode_position,
 )
+from leadscore.api.stream_hub import FanOut, FeedClient, FeedFullError
 from leadscore.settings import Settings
 
 

@@ -1,0 +1,363 @@
+"""The score feed: one group-less consumer of ``leads.scores.v1`` per API process.
+
+It reads every partition of the scores topic from its end (so every replica sees every
+event), decodes each record once, and hands it to the listeners (the score cache) and
+to the fan-out (:class:`~leadscore.api.stream_hub.FanOut`). It never awaits a socket,
+so a slow client only ever delays itself. When the broker stops answering it
+reconnects where it stopped; it also reads older events back from the topic for
+clients resuming from before the fan-out's ring.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaError
+from aiokafka.structs import ConsumerRecord, TopicPartition
+from faust.types import TP
+
+from leadscore.api.stream_events import decode_score, elementwise_max, encode_position
+from leadscore.api.stream_hub import FanOut
+from leadscore.settings import Settings
+from leadscore.streams.kafka import client_options, stop_consumer
+from leadscore.streams.tansu_compat import TansuCompatError, fetch_end_offsets
+
+log = logging.getLogger(__name__)
+
+#: Budget to connect and position the feed's consumer, and for one end-offset probe.
+_CONNECT_TIMEOUT_S = 30.0
+_PROBE_TIMEOUT_S = 10.0
+#: How often the feed checks the broker answers (and measures its lag), in seconds.
+_PROBE_INTERVAL_S = 5.0
+_MAX_BACKOFF_S = 30.0
+#: Records per poll of the feed's consumer.
+_POLL_MAX_RECORDS = 500
+_POLL_TIMEOUT_MS = 200
+#: Topic read-backs (resumes older than the ring) running at once per process, and how
+#: long one may go without the broker returning anything before it is given up.
+_CATCHUP_CONCURRENCY = 8
+_CATCHUP_STALL_S = 15.0
+
+
+class FeedTopicMissingError(RuntimeError):
+    """The scores topic does not exist (yet), or the feed is not connected."""
+
+
+class ResumeTooOldError(RuntimeError):
+    """The events after a resume position are no longer on the broker."""
+
+
+# --- the consumer ------------------------------------------------------------------------------
+
+
+class ScoreFeed:
+    """Consumes ``leads.scores.v1`` from its end and hands every event to listeners and clients.
+
+    :meth:`start` returns at once; the consumer connects in the background, and
+    reconnects with growing pauses (up to 30 s) whenever the broker stops answering,
+    resuming where it stopped, so connected clients miss nothing. :attr:`connected` says
+    whether it is connected and positioned (``/readyz``).
+
+    Args:
+        settings: configuration (topic, broker, ``ws_*`` limits).
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.topic = settings.scores_topic
+        self.listeners: list[Callable[[dict[str, Any]], None]] = []
+        self.hub = FanOut(
+            settings.ws_queue_size,
+            settings.ws_replay_size,
+            settings.ws_max_clients,
+            settings.ws_resume_max_events,
+        )
+        self.connected = False
+        self.positioned = asyncio.Event()  # set once, at the first positioning
+        self.reconnects = 0
+        self.undecodable = 0
+        self.listener_errors = 0
+        self.lag = 0
+        self.delivered = 0
+        self._ends: tuple[int, ...] = ()
+        self._consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._catchups = asyncio.Semaphore(_CATCHUP_CONCURRENCY)
+        self._chunk = max(1, min(256, settings.ws_queue_size // 2))
+
+    def add_listener(self, listener: Callable[[dict[str, Any]], None]) -> None:
+        """Call ``listener(event)`` with every score event (synchronously; it must not block)."""
+        self.listeners.append(listener)
+
+    async def start(self) -> None:
+        """Start consuming in the background."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="score-feed")
+            self._task.add_done_callback(_log_crash)
+
+    async def stop(self) -> None:
+        """Stop consuming and let every connection end."""
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+        for client in list(self.hub.clients):
+            self.hub.detach(client)
+
+    def stats(self) -> dict[str, int]:
+        """Numbers for the Prometheus gauges and ``/v1/metrics/performance``."""
+        return {
+            "connected": int(self.connected),
+            "reconnects": self.reconnects,
+            "lag": self.lag,
+            "undecodable": self.undecodable,
+            "listener_errors": self.listener_errors,
+            **self.hub.stats(),
+            "delivered": self.delivered,
+        }
+
+    # consuming ---------------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        delay_s = 1.0
+
+        def reset_backoff() -> None:
+            nonlocal delay_s
+            delay_s = 1.0
+
+        while True:
+            try:
+                await self._consume(on_positioned=reset_backoff)
+            except (KafkaError, OSError, TansuCompatError, TimeoutError, FeedTopicMissingError) as exc:
+                self.reconnects += 1
+                log.warning(
+                    "score feed on %s lost the broker (%r); reconnecting in %.0f s, where it stopped",
+                    self.topic, exc, delay_s,
+                )  # fmt: skip
+                await asyncio.sleep(delay_s)
+                delay_s = min(delay_s * 2, _MAX_BACKOFF_S)
+
+    def _consumer_for(self, client_id: str) -> AIOKafkaConsumer:
+        return AIOKafkaConsumer(
+            **client_options(self.settings),
+            group_id=None,  # every API process reads every partition
+            enable_auto_commit=False,
+            auto_offset_reset="none",  # out of range: _position decides, not aiokafka
+            fetch_max_wait_ms=self.settings.fetch_max_wait_ms,
+            client_id=client_id,
+        )
+
+    async def _consume(self, on_positioned: Callable[[], None]) -> None:
+        consumer = self._consumer_for("leadscore-api-feed")
+        try:
+            async with asyncio.timeout(_CONNECT_TIMEOUT_S):
+                await consumer.start()
+                tps = await self._position(consumer)
+            self._consumer = consumer
+            self.connected = True
+            self.positioned.set()
+            on_positioned()
+            next_probe = time.monotonic() + _PROBE_INTERVAL_S
+            while True:
+                batch = await consumer.getmany(
+                    *tps, timeout_ms=_POLL_TIMEOUT_MS, max_records=_POLL_MAX_RECORDS
+                )
+                if batch:
+                    await self._handle(batch)
+                if time.monotonic() >= next_probe:
+                    await self._probe(consumer)
+                    next_probe = time.monotonic() + _PROBE_INTERVAL_S
+        finally:
+            self.connected = False
+            self._consumer = None
+            await stop_consumer(consumer)
+
+    async def _position(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
+        """Assign every partition and seek: to the end the first time, else where we stopped."""
+        await consumer.topics()  # refreshes metadata for every topic
+        partitions = consumer.partitions_for_topic(self.topic)
+        if not partitions:
+            raise FeedTopicMissingError(
+                f"topic {self.topic} does not exist; `leadscore topics` (or the worker) creates it"
+            )
+        tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        begin, end = await topic_bounds(consumer, tps)
+        hub = self.hub
+        if hub.partitions != len(tps):
+            if hub.positioned:
+                log.warning("%s now has %d partitions (had %d): the feed starts at its end",
+                            self.topic, len(tps), hub.partitions)
+            hub.reset(end)
+        else:
+            start = list(hub.vector())
+            for p in range(len(tps)):
+                if start[p] > end[p]:
+                    log.warning("%s:%d ends at %d, before the feed's position %d: the topic was "
+                                "recreated? The feed starts at its end", self.topic, p, end[p], start[p])
+                    start[p] = end[p]
+                elif start[p] < begin[p]:
+                    log.warning("%s:%d starts at %d, after the feed's position %d: events were "
+                                "deleted before they were read", self.topic, p, begin[p], start[p])
+                    start[p] = begin[p]
+            if tuple(start) != hub.vector():
+                hub.reset(start)
+        for tp in tps:
+            consumer.seek(tp, hub.vector()[tp.partition])
+        self._ends = tuple(end)
+        self.lag = sum(e - n for e, n in zip(end, hub.vector()))
+        log.info("score feed reading %s from %s", self.topic, encode_position(hub.vector()))
+        return tps
+
+    async def _handle(self, batch: Mapping[TopicPartition, list[ConsumerRecord]]) -> None:
+        """Decode each record once, give it to the listeners and the fan-out.
+
+        Yields to the event loop every few records so senders of fast clients empty
+        their queues during a burst instead of overflowing.
+        """
+        hub = self.hub
+        done = 0
+        for tp, records in batch.items():
+            partition = tp.partition
+            for record in records:
+                event = decode_score(record.value)
+                if event is None:
+                    hub.skip(partition, record.offset)
+                    if record.value is not None:  # None: a tombstone (erasure), not ours to show
+                        self.undecodable += 1
+                        log.warning("score feed: record %s:%d@%d is not a score event; skipped",
+                                    tp.topic, partition, record.offset)
+                    continue
+                for listener in self.listeners:
+                    try:
+                        listener(event)
+                    except Exception:  # a listener's bug must not stop the feed for everyone
+                        self.listener_errors += 1
+                        log.exception("score feed listener %r failed on %s:%d@%d",
+                                      listener, tp.topic, partition, record.offset)
+                hub.publish(partition, record.offset, record.value, event)
+                done += 1
+                if done % self._chunk == 0:
+                    await asyncio.sleep(0)
+
+    async def _probe(self, consumer: AIOKafkaConsumer) -> None:
+        """Ask the broker for the end offsets: proves it answers, and measures the lag."""
+        vector = self.hub.vector()
+        async with asyncio.timeout(_PROBE_TIMEOUT_S):
+            ends = await fetch_end_offsets(
+                consumer, {TP(self.topic, p): o for p, o in enumerate(vector)}
+            )
+        self._ends = tuple(ends[TP(self.topic, p)] for p in range(len(vector)))
+        self.lag = sum(max(0, e - n) for e, n in zip(self._ends, self.hub.vector()))
+
+    # resumes -----------------------------------------------------------------------------------
+
+    async def end_offsets(self) -> tuple[int, ...]:
+        """The topic's end offsets now, asked through the feed's consumer.
+
+        Raises:
+            FeedTopicMissingError: the feed is not connected.
+            TimeoutError, KafkaError, TansuCompatError: the broker did not answer.
+        """
+        consumer = self._consumer
+        if consumer is None:
+            raise FeedTopicMissingError("the score feed is not connected to the broker")
+        vector = self.hub.vector()
+        async with asyncio.timeout(_PROBE_TIMEOUT_S):
+            ends = await fetch_end_offsets(
+                consumer, {TP(self.topic, p): o for p, o in enumerate(vector)}
+            )
+        self._ends = tuple(ends[TP(self.topic, p)] for p in range(len(vector)))
+        return self._ends
+
+    def known_end(self) -> tuple[int, ...]:
+        """The highest end offsets seen (by the last probe, or by reading)."""
+        vector = self.hub.vector()
+        if len(self._ends) != len(vector):
+            return vector
+        return elementwise_max(self._ends, vector)
+
+    async def read_back(
+        self, gaps: Mapping[int, tuple[int, int]]
+    ) -> AsyncIterator[tuple[int, ConsumerRecord]]:
+        """Records of each partition ``p`` from ``gaps[p][0]`` up to ``gaps[p][1]``, from the topic.
+
+        A short-lived consumer of its own; at most a few run at once per process.
+
+        Raises:
+            ResumeTooOldError: some start offset is no longer on the broker.
+            TimeoutError: the broker returned nothing for 15 s.
+            KafkaError: the broker failed.
+        """
+        async with self._catchups:
+            consumer = self._consumer_for("leadscore-api-resume")
+            try:
+                async with asyncio.timeout(_CONNECT_TIMEOUT_S):
+                    await consumer.start()
+                    tps = {p: TopicPartition(self.topic, p) for p in gaps}
+                    consumer.assign(list(tps.values()))
+                    begin = await consumer.beginning_offsets(list(tps.values()))
+                lost = {p: begin[tps[p]] for p, (start, _) in gaps.items() if start < begin[tps[p]]}
+                if lost:
+                    raise ResumeTooOldError(
+                        "events from the position on were deleted from the topic (retention): "
+                        + ", ".join(f"partition {p} now starts at {o}" for p, o in sorted(lost.items()))
+                    )
+                for p, (start, _) in gaps.items():
+                    consumer.seek(tps[p], start)
+                remaining = {p for p, (start, end) in gaps.items() if start < end}
+                stalled_at = time.monotonic()
+                while remaining:
+                    batch = await consumer.getmany(
+                        *(tps[p] for p in remaining), timeout_ms=500, max_records=_POLL_MAX_RECORDS
+                    )
+                    if batch:
+                        stalled_at = time.monotonic()
+                    elif time.monotonic() - stalled_at > _CATCHUP_STALL_S:
+                        raise TimeoutError(
+                            f"the broker returned nothing for {_CATCHUP_STALL_S:.0f} s while reading back"
+                        )
+                    for tp, records in batch.items():
+                        end = gaps[tp.partition][1]
+                        for record in records:
+                            if record.offset >= end:
+                                break
+                            yield tp.partition, record
+                    for p in list(remaining):
+                        if await consumer.position(tps[p]) >= gaps[p][1]:
+                            remaining.discard(p)
+            finally:
+                await stop_consumer(consumer)
+
+
+def _log_crash(task: asyncio.Task[None]) -> None:
+    """The feed's task ended other than by cancellation: a bug. /readyz shows it (not connected)."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("the score feed stopped for good", exc_info=task.exception())
+
+
+async def topic_bounds(
+    consumer: AIOKafkaConsumer, tps: Sequence[TopicPartition]
+) -> tuple[list[int], list[int]]:
+    """First and end offset of each partition (in partition order), the end from Fetch.
+
+    Tansu's ListOffsets ``latest`` answers short of the end; the Fetch high watermark is
+    right (and the same as ListOffsets on Apache Kafka). See ``tansu_compat``.
+    """
+    begin = await consumer.beginning_offsets(list(tps))
+    listed = await consumer.end_offsets(list(tps))
+    fetched = await fetch_end_offsets(consumer, {TP(tp.topic, tp.partition): listed[tp] for tp in tps})
+    ordered = sorted(tps, key=lambda tp: tp.partition)
+    return (
+        [begin[tp] for tp in ordered],
+        [max(listed[tp], fetched[TP(tp.topic, tp.partition)]) for tp in ordered],
+    )
+
