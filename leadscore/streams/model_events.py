@@ -23,7 +23,7 @@ from leadscore.models.registry import ModelRegistry, RegistryError
 from leadscore.models.scoring import Scorer
 from leadscore.schemas.models import CHAMPION_CHANGE_TYPES, ModelEvent
 from leadscore.settings import Settings
-from leadscore.streams.kafka import client_options
+from leadscore.streams.kafka import client_options, stop_consumer
 from leadscore.streams.tansu_compat import TansuCompatError, fetch_end_offsets
 
 log = logging.getLogger(__name__)
@@ -230,4 +230,4 @@ async def _listen(
         async for record in consumer:
             await follower.on_record(record)
     finally:
-        await consumer.stop()
+        await stop_consumer(consumer)  # aiokafka's own cancellation must not end the restart loop
