@@ -22,7 +22,7 @@ from faust.streams import _current_event
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
 from leadscore.infra.redis_store import ScoreStore, connect, public_state
-from leadscore.models.champion import NoModelError, load_champion
+from leadscore.models.champion import NoModelError, load_champion  # noqa: F401 (NoModelError: re-exported for the CLI)
 from leadscore.models.registry import ModelRegistry
 from leadscore.models.scoring import Scorer, ScoringPolicy
 from leadscore.schemas.decode import EventKind

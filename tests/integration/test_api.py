@@ -20,18 +20,16 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import httpx
-import orjson
 import pytest
-import redis.asyncio as aioredis
-from worker_harness import WorkerProcess, create_topics, wait_all_committed, worker_env, worker_settings
+from api_harness import drop_redis_keys, make_keys, running_api
+from worker_harness import WorkerProcess, create_topics, wait_all_committed, worker_settings
 
-from leadscore.infra.access import KeyStore
-from leadscore.infra.embedded import free_port, spawn_child
+from leadscore.infra.embedded import free_port
 from leadscore.models.simulation import SimConfig, Simulator
 from leadscore.settings import Settings
 from leadscore.streams.producer import publish
@@ -53,39 +51,6 @@ class Stack:
         return httpx.Client(base_url=self.url, headers=headers, timeout=30)
 
 
-def _wait_http(url: str, process: subprocess.Popen[bytes], log: Path, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"the API exited {process.returncode}:\n{log.read_text()[-3000:]}", pytrace=False)
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"the API was not ready in {timeout_s} s:\n{log.read_text()[-3000:]}", pytrace=False)
-
-
-async def _make_keys(settings: Settings) -> dict[str, str]:
-    client = aioredis.Redis.from_url(settings.redis_url)
-    try:
-        store = KeyStore(client, settings.redis_prefix)
-        return {scope: (await store.create(f"test-{scope}", [scope]))[0] for scope in ("read", "score", "admin")}
-    finally:
-        await client.aclose()
-
-
-async def _drop_keys(settings: Settings) -> None:
-    client = aioredis.Redis.from_url(settings.redis_url)
-    try:
-        keys = [k async for k in client.scan_iter(match=f"{settings.redis_prefix}*", count=1000)]
-        if keys:
-            await client.unlink(*keys)
-    finally:
-        await client.aclose()
-
-
 @pytest.fixture(scope="module")
 def stack(kafka_bootstrap: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     root = tmp_path_factory.mktemp("api")
@@ -105,31 +70,20 @@ def stack(kafka_bootstrap: str, redis_url: str, tmp_path_factory: pytest.TempPat
         Simulator(SimConfig(n_leads=40, span_days=20, seed=3, start=datetime(2025, 3, 1, tzinfo=timezone.utc))).events()
     )
     worker = WorkerProcess(settings, root / "worker.log")
-    api_log = root / "api.log"
-    api = spawn_child(
-        [sys.executable, "-m", "leadscore", "api", "--loglevel", "warning"], api_log, worker_env(settings), Path.cwd()
-    )
     try:
         asyncio.run(worker.wait_ready())
-        url = f"http://127.0.0.1:{port}"
-        _wait_http(url, api, api_log)
-        keys = asyncio.run(_make_keys(settings))
+        with running_api(settings, root / "api.log") as url:
+            keys = make_keys(settings)
 
-        async def feed() -> None:
-            await publish(events, settings)
-            await wait_all_committed(settings, workers=[worker])
+            async def feed() -> None:
+                await publish(events, settings)
+                await wait_all_committed(settings, workers=[worker])
 
-        asyncio.run(feed())
-        yield Stack(settings, url, keys, api_log, events)
+            asyncio.run(feed())
+            yield Stack(settings, url, keys, root / "api.log", events)
     finally:
-        if api.poll() is None:
-            api.terminate()
-            try:
-                api.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                api.kill()
         worker.stop()
-        asyncio.run(_drop_keys(settings))
+        drop_redis_keys(settings)
 
 
 def _strip_times(value: Any) -> Any:

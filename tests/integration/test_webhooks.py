@@ -9,8 +9,6 @@ short here (6 attempts over 6 s) so a dead letter takes seconds, not a day.
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -23,6 +21,7 @@ import httpx
 import orjson
 import pytest
 import redis.asyncio as aioredis
+from api_harness import drop_redis_keys, make_keys, running_api
 from webhook_receiver import Receiver, Request
 from worker_harness import (
     WorkerProcess,
@@ -30,12 +29,10 @@ from worker_harness import (
     create_topics,
     read_to_end,
     send_records,
-    worker_env,
     worker_settings,
 )
 
-from leadscore.infra.access import KeyStore
-from leadscore.infra.embedded import free_port, spawn_child
+from leadscore.infra.embedded import free_port
 from leadscore.settings import Settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
@@ -64,39 +61,6 @@ class Stack:
         return f"{self.worker.describe()}\n\nAPI log {self.api_log}:\n{self.api_log.read_text()[-3000:]}"
 
 
-def _wait_http(url: str, process: subprocess.Popen[bytes], log: Path, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"the API exited {process.returncode}:\n{log.read_text()[-3000:]}", pytrace=False)
-        try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"the API was not up in {timeout_s} s:\n{log.read_text()[-3000:]}", pytrace=False)
-
-
-async def _make_keys(settings: Settings) -> dict[str, str]:
-    client = aioredis.Redis.from_url(settings.redis_url)
-    try:
-        store = KeyStore(client, settings.redis_prefix)
-        return {scope: (await store.create(f"test-{scope}", [scope]))[0] for scope in ("read", "admin")}
-    finally:
-        await client.aclose()
-
-
-async def _drop_keys(settings: Settings) -> None:
-    client = aioredis.Redis.from_url(settings.redis_url)
-    try:
-        keys = [k async for k in client.scan_iter(match=f"{settings.redis_prefix}*", count=1000)]
-        if keys:
-            await client.unlink(*keys)
-    finally:
-        await client.aclose()
-
-
 @pytest.fixture(scope="module")
 def stack(kafka_bootstrap: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     root = tmp_path_factory.mktemp("webhooks")
@@ -116,24 +80,14 @@ def stack(kafka_bootstrap: str, redis_url: str, tmp_path_factory: pytest.TempPat
     asyncio.run(create_topics(settings))
     worker = WorkerProcess(settings, root / "worker.log")
     api_log = root / "api.log"
-    api = spawn_child(
-        [sys.executable, "-m", "leadscore", "api", "--loglevel", "info"], api_log, worker_env(settings), Path.cwd()
-    )
     try:
         asyncio.run(worker.wait_ready())
-        url = f"http://127.0.0.1:{port}"
-        _wait_http(url, api, api_log)
-        keys = asyncio.run(_make_keys(settings))
-        yield Stack(settings, url, keys, worker, api_log)
+        with running_api(settings, api_log, loglevel="info") as url:
+            keys = make_keys(settings, ("read", "admin"))
+            yield Stack(settings, url, keys, worker, api_log)
     finally:
-        if api.poll() is None:
-            api.terminate()
-            try:
-                api.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                api.kill()
         worker.stop()
-        asyncio.run(_drop_keys(settings))
+        drop_redis_keys(settings)
 
 
 @pytest.fixture
