@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DEMO_ARGS ?=
 
-.PHONY: install demo test test-unit test-integration bench bench-model clean
+.PHONY: install demo test test-unit test-integration bench bench-model bench-api clean
 
 # A virtual environment under the project with leadscore and its test tools.
 $(STAMP): pyproject.toml
@@ -40,6 +40,12 @@ bench: install
 BENCH_MODEL_ARGS ?=
 bench-model: install
 	$(BIN)/python benchmarks/model_engine.py $(BENCH_MODEL_ARGS)
+
+## POST /v1/score of `leadscore api` under wrk load beside the seed's sklearn endpoint, same run
+## (~15 min; needs wrk: apt-get install wrk). E.g. BENCH_API_ARGS="--workers 1,2 --rounds 1".
+BENCH_API_ARGS ?=
+bench-api: install
+	$(BIN)/python benchmarks/api_latency.py $(BENCH_API_ARGS)
 
 clean:
 	rm -rf $(VENV) artifacts .pytest_cache
