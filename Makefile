@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DEMO_ARGS ?=
 
-.PHONY: install demo test test-unit test-integration bench bench-model bench-api clean
+.PHONY: install demo test test-unit test-integration bench bench-model bench-api bench-webhooks clean
 
 # A virtual environment under the project with leadscore and its test tools.
 $(STAMP): pyproject.toml
@@ -46,6 +46,13 @@ bench-model: install
 BENCH_API_ARGS ?=
 bench-api: install
 	$(BIN)/python benchmarks/api_latency.py $(BENCH_API_ARGS)
+
+## Webhook delivery (queueing, then signed POSTs at concurrency 8/32/128 and for one lead) to a local
+## receiver process, beside plain httpx/aiohttp clients on it, same run; ~1.5 min, needs the Redis at
+## 127.0.0.1:6379 (or BENCH_WEBHOOKS_ARGS="--redis URL"). See docs/performance.md.
+BENCH_WEBHOOKS_ARGS ?=
+bench-webhooks: install
+	$(BIN)/python benchmarks/webhook_delivery.py $(BENCH_WEBHOOKS_ARGS)
 
 clean:
 	rm -rf $(VENV) artifacts .pytest_cache
