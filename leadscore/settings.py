@@ -31,6 +31,10 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("REDIS_URL", "LEADSCORE_REDIS_URL"),
     )
     redis_prefix: str = Field("leadscore:", description="prefix of every Redis key we write")
+    redis_max_connections: int = Field(
+        64, ge=1, le=10_000, description="Redis connections per process (API, worker); a command "
+        "waits up to 10 s for a free one",
+    )
     kafka_security_protocol: str = Field("PLAINTEXT", pattern=r"^(PLAINTEXT|SSL|SASL_PLAINTEXT|SASL_SSL)$")
     kafka_sasl_mechanism: str | None = Field(None, description="PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
     kafka_sasl_username: str | None = None

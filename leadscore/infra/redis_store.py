@@ -25,15 +25,25 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from leadscore.schemas.scores import LeadScored
 
 
-def connect(url: str, *, retries: int = 5) -> aioredis.Redis:
-    """An asyncio Redis client that retries a bounded number of times, then raises."""
-    return aioredis.Redis.from_url(
+def connect(
+    url: str, *, retries: int = 5, max_connections: int = 64, wait_s: float = 10.0
+) -> aioredis.Redis:
+    """An asyncio Redis client that retries a bounded number of times, then raises.
+
+    Its pool holds at most ``max_connections``; a command that finds them all busy waits
+    up to ``wait_s`` for one (redis-py's default pool fails at once past 100, which under a
+    burst of API requests turned into errors instead of a short wait).
+    """
+    pool = aioredis.BlockingConnectionPool.from_url(
         url,
+        max_connections=max_connections,
+        timeout=wait_s,
         retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), retries),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
         socket_connect_timeout=5,
         socket_timeout=10,
     )
+    return aioredis.Redis(connection_pool=pool)
 
 
 #: State fields left out of the Redis copy: the dedupe ids are big and only the worker needs

@@ -28,10 +28,8 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from leadscore.infra import redis_store
 
 from leadscore.schemas.webhooks import DeliveryRecord, DeliveryStatus, WebhookSubscription
 
@@ -129,16 +127,7 @@ def connect(url: str, *, max_connections: int, retries: int = 5) -> aioredis.Red
     deliveries in flight it is better that one waits a moment. Errors are retried a bounded
     number of times, as in :func:`leadscore.infra.redis_store.connect`.
     """
-    pool = aioredis.BlockingConnectionPool.from_url(
-        url,
-        max_connections=max_connections,
-        timeout=30,
-        retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), retries),
-        retry_on_error=[RedisConnectionError, RedisTimeoutError],
-        socket_connect_timeout=5,
-        socket_timeout=10,
-    )
-    return aioredis.Redis(connection_pool=pool)
+    return redis_store.connect(url, retries=retries, max_connections=max_connections, wait_s=30)
 
 
 @dataclass(frozen=True, slots=True)

@@ -148,7 +148,11 @@ def create_app(settings: Settings, scorer: Scorer | None = None) -> faust.App:
         loop = asyncio.get_running_loop()
         store = store_holder.setdefault(
             "store",
-            ScoreStore(connect(settings.redis_url), settings.redis_prefix, settings.history_length),
+            ScoreStore(
+                connect(settings.redis_url, max_connections=settings.redis_max_connections),
+                settings.redis_prefix,
+                settings.history_length,
+            ),
         )
         # Table writes queue in Faust's producer buffer; its default cap (100) makes every
         # batch stall and warn "producer buffer full". Let a few batches' worth queue.
