@@ -94,11 +94,10 @@ from leadscore.models.webhooks import envelope_body, generate_secret, sample_eve
 from leadscore.schemas.scores import LeadScored  # noqa: E402
 from leadscore.schemas.webhooks import WebhookSubscription  # noqa: E402
 from leadscore.settings import Settings  # noqa: E402
-from leadscore.streams.webhooks import (  # noqa: E402
-    DeliveryPolicy,
+from leadscore.streams.webhook_delivery import DeliveryPolicy, WebhookDeliverer  # noqa: E402
+from leadscore.streams.webhook_queue import (  # noqa: E402
     ScoreRecord,
     SubscriptionCache,
-    WebhookDeliverer,
     queue_score_events,
 )
 

@@ -34,7 +34,7 @@ from leadscore.schemas.webhooks import (
     WebhookUpdated,
     WebhookWithSecret,
 )
-from leadscore.streams.webhooks import address_policy, check_url, fire_test_event
+from leadscore.streams.webhook_http import address_policy, check_url, fire_test_event
 
 router = APIRouter(tags=["webhooks"])
 

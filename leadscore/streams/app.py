@@ -30,7 +30,8 @@ from leadscore.settings import Settings
 from leadscore.streams.model_events import ModelFollower, follow_model_events
 from leadscore.streams.processing import InputRecord, Limits, apply_records, dead_letter, score_batch
 from leadscore.streams.tansu_compat import install_tansu_compat
-from leadscore.streams.webhooks import ScoreRecord, WebhookWorker
+from leadscore.streams.webhook_queue import ScoreRecord
+from leadscore.streams.webhooks import WebhookWorker
 
 log = logging.getLogger(__name__)
 

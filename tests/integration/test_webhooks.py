@@ -492,7 +492,7 @@ async def test_the_address_is_checked_again_at_delivery_time(receiver: Receiver)
     """A subscription made while its name was public and now resolving to a private address
     (DNS rebinding) is refused at send time: the request never leaves."""
     from leadscore.models.webhooks import AddressPolicy, generate_secret, parse_networks
-    from leadscore.streams.webhooks import post_signed
+    from leadscore.streams.webhook_http import post_signed
 
     local = f"http://localhost:{receiver.port}/hooks/leadscore"  # resolves to loopback
     async with httpx.AsyncClient() as client:
@@ -508,7 +508,7 @@ async def test_the_address_is_checked_again_at_delivery_time(receiver: Receiver)
 
 async def test_a_receiver_slower_than_the_timeout_fails_the_attempt(receiver: Receiver) -> None:
     from leadscore.models.webhooks import AddressPolicy, generate_secret, parse_networks
-    from leadscore.streams.webhooks import post_signed
+    from leadscore.streams.webhook_http import post_signed
 
     receiver.delay_s = 1.5
     allowed = AddressPolicy(allowed_networks=parse_networks("127.0.0.0/8"))
