@@ -343,6 +343,25 @@ _NUMERIC_FEATURES: Final[tuple[tuple[str, str, str], ...]] = (
     ("contact_completeness", "quality", "contact details {v:.0%} complete"),
 )
 _ONE_HOT: Final = (("industry", INDUSTRIES, "demographic"), ("lead_source", LEAD_SOURCES, "quality"))
+#: The words for a count of exactly one, where the plural would read wrong ("1 demo request").
+_SINGULAR: Final[dict[str, str]] = {
+    "page_views": "1 page view",
+    "high_intent_page_views": "1 visit to pricing/demo/contact pages",
+    "page_minutes": "1 minute on the site",
+    "email_opens": "1 email open",
+    "email_clicks": "1 email click",
+    "calls": "1 call logged",
+    "call_minutes": "1 minute on calls",
+    "meetings": "1 meeting held",
+    "demo_requests": "1 demo request",
+    "form_submits": "1 form submitted",
+    "downloads": "1 content download",
+    "distinct_assets": "1 asset downloaded",
+    "tenure_days": "known for 1 day",
+    "activities": "1 activity in all",
+    "social_engagements": "1 social engagement",
+    "referrals": "1 referral made",
+}
 
 FEATURE_NAMES: Final[tuple[str, ...]] = tuple(n for n, _, _ in _NUMERIC_FEATURES) + tuple(
     f"{prefix}={value}" for prefix, vocab, _ in _ONE_HOT for value in vocab
@@ -486,8 +505,8 @@ def describe(feature: str, value: float) -> str:
     """Say what a feature value means, in words a salesperson understands.
 
     Examples:
-        >>> describe("demo_requests", 3.0)
-        '3 demo requests'
+        >>> describe("demo_requests", 3.0), describe("demo_requests", 1.0)
+        ('3 demo requests', '1 demo request')
         >>> describe("industry=software", 1.0)
         'industry: software'
         >>> describe("industry=software", 0.0)
@@ -501,6 +520,8 @@ def describe(feature: str, value: float) -> str:
     if feature == "company_size_log10" and not value:
         return "company size unknown"
     template = _TEMPLATES[feature]
+    if feature in _SINGULAR and round(value) == 1:
+        return _SINGULAR[feature]
     words: dict[str, Any] = {"v": value}
     # Only what the template uses: ``10 ** value`` overflows for most other features.
     if "{size}" in template:
