@@ -348,20 +348,33 @@ def simulate(
     seed: int = typer.Option(0, help="random seed"),
     out: Optional[Path] = typer.Option(None, help="write events to this JSON-lines file instead of Kafka"),
     truth: Optional[Path] = typer.Option(None, help="with --out: write each lead's hidden truth to this CSV"),
+    shift_at: Optional[str] = typer.Option(
+        None, help="switch to the shifted regime at this ISO time (with a zone), or this fraction "
+        "of the span (--out) or of --duration (live)"),
+    shift_open_factor: Optional[float] = typer.Option(
+        None, help="with --shift-at: email open factor after the shift (default 0.45)"),
 ) -> None:
     """Publish simulated lead activity to Kafka, or write a labeled event file.
 
     Each lead has a hidden intent that drives its activity; some convert. Events go to
     their topics keyed by lead id. With --out, events are written to a file (and the
-    truth per lead to --truth) and nothing is published.
+    truth per lead to --truth) and nothing is published. With --shift-at, the industry
+    mix, what converts and email opens change at that time (docs/simulator.md).
     """
-    from leadscore.jobs import simulate_job
+    from leadscore.jobs import ShiftOptionError, simulate_job
 
     if truth is not None and out is None:
         typer.secho("--truth needs --out (live traffic has no truth file)", fg=typer.colors.RED, err=True)
         raise typer.Exit(2)
-    simulate_job(_settings(), rate=rate, duration=duration, leads=leads, days=days, seed=seed,
-                 out=out, truth=truth)
+    if shift_open_factor is not None and shift_at is None:
+        typer.secho("--shift-open-factor needs --shift-at", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2)
+    try:
+        simulate_job(_settings(), rate=rate, duration=duration, leads=leads, days=days, seed=seed,
+                     out=out, truth=truth, shift_at=shift_at, shift_open_factor=shift_open_factor)
+    except ShiftOptionError as exc:
+        typer.secho(str(exc), fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from exc
 
 
 @app.command()

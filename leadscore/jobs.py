@@ -15,7 +15,7 @@ import signal
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +23,29 @@ import orjson
 from rich.console import Console
 
 from leadscore.models.registry import ModelNotFoundError, ModelRegistry, RegistryError
-from leadscore.models.simulation import SimConfig, Simulator, write_labeled_files
+from leadscore.models.simulation import UTC, Shift, SimConfig, Simulator, write_labeled_files
+from leadscore.models.simulation_shift import parse_shift_at, shift_regime
 from leadscore.schemas.models import ChampionChangeType, ChampionChanged, champion_changed
 from leadscore.settings import Settings
+
+
+class ShiftOptionError(ValueError):
+    """--shift-at / --shift-open-factor cannot be used as given."""
+
+
+def _shift_option(
+    shift_at: str | None, open_factor: float | None, *, start: datetime, span: timedelta | None
+) -> Shift | None:
+    """The --shift-at/--shift-open-factor options as a Shift (``span`` None: live, no --duration)."""
+    if shift_at is None:
+        return None
+    if span is None and shift_at.replace(".", "", 1).isdigit():
+        raise ShiftOptionError("--shift-at as a fraction needs --duration (live) or --out")
+    try:
+        at = parse_shift_at(shift_at, start=start, span=span or timedelta(0))
+        return Shift(at=at, regime=shift_regime(open_factor))
+    except ValueError as exc:
+        raise ShiftOptionError(str(exc)) from exc
 
 
 def simulate_job(
@@ -39,18 +59,34 @@ def simulate_job(
     out: Path | None = None,
     truth: Path | None = None,
     console: Console | None = None,
+    shift_at: str | None = None,
+    shift_open_factor: float | None = None,
 ) -> None:
     """Publish live simulated traffic to Kafka, or write a labeled event file.
 
     With ``out``, one run of ``leads`` leads over ``days`` days is written as JSON
     lines (and each lead's hidden truth to ``truth`` as CSV); nothing is published.
     Otherwise cohorts of ``leads`` leads are published at ``rate`` events/s until
-    ``duration`` seconds pass or Ctrl-C.
+    ``duration`` seconds pass or Ctrl-C. ``shift_at`` (ISO time or fraction of the
+    span, or of ``duration`` when live) switches to the shifted regime
+    (:func:`~leadscore.models.simulation_shift.shift_regime`).
+
+    Raises:
+        ShiftOptionError: ``shift_at`` is not a time, or a fraction with nothing to divide.
     """
     console = console or Console(stderr=True)
-    config = SimConfig(n_leads=leads, span_days=days, seed=seed)
+    now = datetime.now(UTC)
+    if out is not None:  # the file's span ends now
+        shift = _shift_option(shift_at, shift_open_factor, start=now - timedelta(days=days),
+                              span=timedelta(days=days))
+    else:  # live: wall-clock time from the start of publishing
+        shift = _shift_option(shift_at, shift_open_factor, start=now,
+                              span=None if duration is None else timedelta(seconds=duration))
+    config = SimConfig(n_leads=leads, span_days=days, seed=seed, shift=shift)
+    if shift is not None:
+        console.print(f"shift to the shifted regime at {shift.at.isoformat()}")
     if out is not None:
-        n_events, n_leads = write_labeled_files(config, out, truth)
+        n_events, n_leads = write_labeled_files(config, out, truth, now=now)
         console.print(f"wrote {n_events:,} events of {n_leads:,} leads to {out}"
                       + (f", truth to {truth}" if truth else ""))
         return
