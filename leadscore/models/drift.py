@@ -67,7 +67,10 @@ def _tie_start(sorted_ref: np.ndarray) -> np.ndarray:
 
 
 def ks_2samp_sorted(
-    sorted_ref: np.ndarray, window: np.ndarray, tie_start: np.ndarray | None = None
+    sorted_ref: np.ndarray,
+    window: np.ndarray,
+    tie_start: np.ndarray | None = None,
+    pvalue: Literal["kstwo", "kstwobign"] = "kstwo",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Two-sample KS statistic and asymptotic two-sided p-value per column.
 
@@ -81,6 +84,11 @@ def ks_2samp_sorted(
         sorted_ref: reference sample, shape (n_ref, k), each column sorted ascending.
         window: the window, shape (n, k); need not be sorted.
         tie_start: :func:`_tie_start` of ``sorted_ref`` (computed when not given).
+        pvalue: ``"kstwo"`` is scipy's 'asymp' p-value exactly (``kstwo.sf(D, round(en))``,
+            en = n*n_ref/(n+n_ref)); it runs a Python-level series per feature, ~0.1 ms each,
+            most of this function's cost at 50 features. ``"kstwobign"`` is Kolmogorov's limit
+            with Stephens' correction, ``kstwobign.sf(D * (sqrt(en) + 0.12 + 0.11/sqrt(en)))``:
+            one vectorized call, within ~0.005 of ``"kstwo"`` at en ~ 700.
 
     Returns:
         ``(statistic, pvalue)``, each of shape (k,).
@@ -110,8 +118,14 @@ def ks_2samp_sorted(
     # scipy's 'asymp' two-sided p-value: Kolmogorov's distribution at the effective size.
     m, s = max(n_ref, n), min(n_ref, n)
     en = float(m) * float(s) / (m + s)
-    p = np.clip(stats.kstwo.sf(d, np.round(en)), 0.0, 1.0)
-    return d, p
+    if pvalue == "kstwo":
+        p = stats.kstwo.sf(d, np.round(en))
+    elif pvalue == "kstwobign":
+        root = math.sqrt(en)
+        p = stats.kstwobign.sf(d * (root + 0.12 + 0.11 / root))
+    else:
+        raise DriftError(f"pvalue must be 'kstwo' or 'kstwobign'; got {pvalue!r}")
+    return d, np.clip(p, 0.0, 1.0)
 
 
 def chi2_psi(ref_counts: np.ndarray, win_counts: np.ndarray) -> tuple[float, float, float]:
@@ -283,6 +297,8 @@ class DriftConfig:
     psi_large_effect: float = 0.25
     #: Persistent features with a large effect needed for a high alert.
     high_min_features: int = 3
+    #: KS p-value: "kstwo" equals scipy's ks_2samp 'asymp'; "kstwobign" is ~3x cheaper per window.
+    ks_pvalue: Literal["kstwo", "kstwobign"] = "kstwo"
 
     def __post_init__(self) -> None:
         if not 1 <= self.persistence_k <= self.persistence_m:
@@ -420,7 +436,7 @@ class DriftDetector:
 
         names, tests, stat, pval, effect = [], [], [], [], []
         if ref.numeric_index.size:
-            d, p = ks_2samp_sorted(ref.sorted_numeric, x[:, ref.numeric_index], ref.tie_start)
+            d, p = ks_2samp_sorted(ref.sorted_numeric, x[:, ref.numeric_index], ref.tie_start, cfg.ks_pvalue)
             for j, col in enumerate(ref.numeric_index):
                 names.append(ref.feature_names[col])
                 tests.append("ks")
@@ -455,7 +471,7 @@ class DriftDetector:
         if ref.sorted_scores is not None and scores is not None:
             s = _checked(np.asarray(scores, dtype=np.float64).reshape(-1, 1), 1, "scores")
             if s.shape[0] >= cfg.min_window:
-                d, p = ks_2samp_sorted(ref.sorted_scores, s)
+                d, p = ks_2samp_sorted(ref.sorted_scores, s, pvalue=cfg.ks_pvalue)
                 score = self._judge(SCORE_FEATURE, "ks", float(d[0]), float(p[0]), float(p[0]), float(d[0]))
 
         level = self._level(features, score)
