@@ -260,7 +260,7 @@ async def _follow_scores(settings: Settings, view: _View, stop: asyncio.Event) -
     """Keep the newest score changes for the view (a group-less consumer from the end)."""
     from aiokafka import AIOKafkaConsumer
 
-    from leadscore.streams.kafka import client_options
+    from leadscore.streams.kafka import client_options, stop_consumer
 
     consumer = AIOKafkaConsumer(
         settings.scores_topic, **client_options(settings), group_id=None, auto_offset_reset="latest"
@@ -273,7 +273,7 @@ async def _follow_scores(settings: Settings, view: _View, stop: asyncio.Event) -
                 for record in records:
                     view.changes.appendleft(orjson.loads(record.value))
     finally:
-        await consumer.stop()
+        await stop_consumer(consumer)
 
 
 async def _refresh(view: _View, store: ScoreStore) -> None:

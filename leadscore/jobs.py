@@ -136,7 +136,7 @@ async def tail_job(
     """
     from aiokafka import AIOKafkaConsumer
 
-    from leadscore.streams.kafka import client_options
+    from leadscore.streams.kafka import client_options, stop_consumer
 
     consumer = AIOKafkaConsumer(
         topic,
@@ -162,7 +162,7 @@ async def tail_job(
             if limit is not None and printed >= limit:
                 break
     finally:
-        await consumer.stop()
+        await stop_consumer(consumer)
     return printed
 
 
