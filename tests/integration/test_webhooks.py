@@ -26,7 +26,9 @@ from webhook_receiver import Receiver, Request
 from worker_harness import (
     WorkerProcess,
     by_lead,
+    committed_offsets,
     create_topics,
+    end_offsets,
     read_to_end,
     send_records,
     worker_settings,
@@ -168,6 +170,23 @@ async def publish_rounds(
     return await eventually(
         "every score event on the topic", on_topic, lambda ids: all(len(v) == first_round + rounds for v in ids.values()), stack
     )
+
+
+async def scores_queued(stack: Stack) -> None:
+    """Wait until the worker's webhook agent has taken every score event on the topic.
+
+    The agent decides at queueing time whether a subscription gets an event (a paused one
+    does not), and commits its offset only after queueing: committed = end means decided.
+    """
+    settings = stack.settings
+
+    async def lag() -> int:
+        topics, n = [settings.scores_topic], settings.topic_partitions
+        ends = await end_offsets(settings.kafka_bootstrap, topics, n)
+        done = await committed_offsets(settings.kafka_bootstrap, settings.app_id, topics, n)
+        return sum(end - done[tp] for tp, end in ends.items())
+
+    await eventually("the webhook agent to take every score event", lag, lambda n: n == 0, stack)
 
 
 def first_seen(requests: list[Request], ok_only: bool = True) -> dict[str, list[str]]:
@@ -358,6 +377,7 @@ async def test_a_paused_subscription_gets_nothing_queued_and_resumes_with_new_ev
     async with stack.api() as api:
         created = await subscribe(api, receiver.url, [lead], enabled=False)
         await publish_rounds(stack, [lead], rounds=1, tag="paused")
+        await scores_queued(stack)  # the paused round was seen (and skipped) before resuming
         resumed = await api.patch(f"/v1/webhooks/{created['id']}", json={"enabled": True})
         assert resumed.status_code == 200 and resumed.json()["enabled"] is True
         assert resumed.json()["secret"] is None  # unchanged, so not shown
