@@ -11,11 +11,12 @@ from typing import Any
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import FileResponse
 
+from leadscore.api.auth import AUTH_ERRORS as _AUTH
 from leadscore.api.auth import require_scope
 from leadscore.api.errors import ApiError
 from leadscore.infra.access import AccessError, ApiKey
 from leadscore.jobs import ModelCommandError, list_models, promote_job, rollback_job, show_model
-from leadscore.models.registry import ModelRegistry
+from leadscore.models.registry import ModelRegistry, RegistryError
 from leadscore.schemas.api import (
     AuditEntry,
     Experiment,
@@ -28,7 +29,6 @@ from leadscore.schemas.api import (
 
 router = APIRouter()
 
-_AUTH = {401: {"description": "no valid API key"}, 403: {"description": "the key lacks the scope"}}
 _UPLOAD_SUFFIXES = (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz", ".parquet")
 
 
@@ -85,8 +85,7 @@ async def models_show(
     version: str, request: Request, key: ApiKey = Depends(require_scope("read"))
 ) -> dict[str, Any]:
     ctx = _ctx(request)
-    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,200}", version):
-        raise ApiError(404, "unknown_model", f"no model version {version!r}")
+    _check_version(version)
     try:
         manifest = await _in_thread(show_model, ctx.settings, version)
     except ModelCommandError as exc:
@@ -95,10 +94,16 @@ async def models_show(
     return {"manifest": manifest, "report": report}
 
 
+def _check_version(version: str) -> None:
+    """A 404 for what cannot be a version name, before it reaches a file path."""
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,200}", version):
+        raise ApiError(404, "unknown_model", f"no model version {version!r}")
+
+
 def _report(model_dir: Path, version: str) -> dict[str, Any] | None:
     try:
         return ModelRegistry(model_dir).report(version)
-    except Exception:  # an old version without a report: the manifest still answers
+    except (RegistryError, OSError, ValueError):  # a damaged report: the manifest still answers
         return None
 
 
@@ -129,8 +134,7 @@ async def models_promote(
 ) -> dict[str, Any]:
     ctx = _ctx(request)
     body = body or PromoteRequest()
-    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,200}", version):
-        raise ApiError(404, "unknown_model", f"no model version {version!r}")
+    _check_version(version)
     reason = body.reason or f"promoted through the API by {key.name}"
     try:
         change = await _in_thread(promote_job, ctx.settings, version, segment=body.segment, reason=reason)

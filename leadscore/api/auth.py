@@ -19,6 +19,13 @@ from leadscore.api.errors import ApiError
 from leadscore.infra.access import ApiKey, AuditLog, KeyStore
 
 
+#: The OpenAPI responses every protected route shares.
+AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "no valid API key"},
+    403: {"description": "the key lacks the scope"},
+}
+
+
 class KeyVerifier:
     """Verifies keys against Redis, trusting a verified key for ``cache_s`` seconds.
 
@@ -114,31 +121,23 @@ def require_scope(scope: str) -> Callable[[Request], Awaitable[ApiKey]]:
     return dependency
 
 
+def _entry(scope: Any, key: ApiKey | None, status: int, outcome: str) -> dict[str, Any]:
+    client = scope.get("client")
+    return {
+        "key_id": key.id if key else None,
+        "key_name": key.name if key else None,
+        "method": scope.get("method", "WS"),
+        "path": scope.get("path", ""),
+        "status": status,
+        "outcome": outcome,
+        "client": client[0] if client else None,
+    }
+
+
 async def _audit(audit: AuditLog, request: Any, key: ApiKey | None, status: int, outcome: str) -> None:
-    await audit.write(
-        {
-            "key_id": key.id if key else None,
-            "key_name": key.name if key else None,
-            "method": request.scope.get("method", "WS"),
-            "path": request.url.path,
-            "status": status,
-            "outcome": outcome,
-            "client": request.client.host if request.client else None,
-        }
-    )
+    await audit.write(_entry(request.scope, key, status, outcome))
 
 
 async def audit_admin_call_of(ctx: Any, scope: dict[str, Any], key: ApiKey, status: int) -> None:
     """Write the audit entry of an admin call that passed authentication (from the ASGI scope)."""
-    client = scope.get("client")
-    await ctx.audit.write(
-        {
-            "key_id": key.id,
-            "key_name": key.name,
-            "method": scope.get("method", "WS"),
-            "path": scope.get("path", ""),
-            "status": status,
-            "outcome": "ok" if status < 400 else "failed",
-            "client": client[0] if client else None,
-        }
-    )
+    await ctx.audit.write(_entry(scope, key, status, "ok" if status < 400 else "failed"))

@@ -12,10 +12,10 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import ValidationError
 
+from leadscore.api.auth import AUTH_ERRORS as _AUTH
 from leadscore.api.auth import require_scope
 from leadscore.api.errors import ApiError
 from leadscore.infra.access import ApiKey
@@ -42,7 +42,6 @@ router = APIRouter()
 _INLINE_ROWS = 8
 
 _NOT_FOUND = {404: {"description": "the lead is unknown"}}
-_AUTH = {401: {"description": "no valid API key"}, 403: {"description": "the key lacks the scope"}}
 
 
 class _LeadError(Exception):
@@ -104,11 +103,7 @@ async def _states(ctx: Any, requests: list[ScoreRequest]) -> list[tuple[LeadStat
     """Each request's state: from its body, or stored by the worker (one MGET for all)."""
     out: list[tuple[LeadState, str] | _LeadError] = []
     stored_ids = [r.lead_id for r in requests if r.profile is None and not r.activities]
-    stored: dict[str, dict[str, Any] | None] = {}
-    if stored_ids:
-        keys = [ctx.store.state_key(lead_id) for lead_id in stored_ids]
-        rows = await ctx.redis.mget(keys)
-        stored = {lead_id: orjson.loads(row) if row else None for lead_id, row in zip(stored_ids, rows)}
+    stored = dict(zip(stored_ids, await ctx.store.states_many(stored_ids)))
     for request in requests:
         if request.profile is None and not request.activities:
             data = stored.get(request.lead_id)

@@ -122,9 +122,16 @@ class ScoreStore:
 
     async def latest_many(self, lead_ids: Sequence[str]) -> list[dict[str, Any] | None]:
         """The latest score event of each lead (``None`` where there is none), one MGET."""
-        if not lead_ids:
+        return await self._get_many([self.score_key(lead_id) for lead_id in lead_ids])
+
+    async def states_many(self, lead_ids: Sequence[str]) -> list[dict[str, Any] | None]:
+        """The stored state of each lead (``None`` where there is none), one MGET."""
+        return await self._get_many([self.state_key(lead_id) for lead_id in lead_ids])
+
+    async def _get_many(self, keys: list[str]) -> list[dict[str, Any] | None]:
+        if not keys:
             return []
-        rows = await self.client.mget([self.score_key(lead_id) for lead_id in lead_ids])
+        rows = await self.client.mget(keys)
         return [orjson.loads(row) if row is not None else None for row in rows]
 
     async def latest(self, lead_id: str) -> dict[str, Any] | None:
