@@ -47,6 +47,11 @@ class Settings(BaseSettings):
     scores_topic: str = "leads.scores.v1"
     dead_letter_topic: str = "leads.dead-letter.v1"
     model_events_topic: str = "models.events.v1"
+    features_topic: str = Field("leads.features.v1", description="scored vectors, for the drift agent")
+    training_topic: str = Field(
+        "leads.training.v1", description="labelled point-in-time examples, one per lead's first outcome"
+    )
+    drift_topic: str = Field("models.drift.v1", description="drift reports, one per tested window")
     topic_partitions: int = Field(8, ge=1, description="partitions of every topic we create")
     topic_replication: int = Field(1, ge=1)
 
@@ -159,6 +164,84 @@ class Settings(BaseSettings):
     webhook_log_ttl_s: float = Field(
         604_800.0, gt=0, description="how long a delivered delivery stays in the delivery log"
     )
+
+    # --- closed loop: drift and retraining (docs/drift.md) -------------------------------------
+    feature_sample_rate: float = Field(
+        1.0, ge=0.0, le=1.0, description="share of rescored vectors published to the features "
+        "topic for the drift agent (0 turns drift detection off)",
+    )
+    drift_enabled: bool = Field(True, description="run the drift agent in `leadscore worker`")
+    drift_window_size: int = Field(
+        1000, ge=20, le=1_000_000, description="distinct leads per drift window (each lead's "
+        "latest vector in the window counts once)",
+    )
+    drift_baseline_windows: int = Field(
+        3, ge=1, le=1000, description="windows of a new champion's live traffic that form its "
+        "reference before windows are tested",
+    )
+    drift_alpha: float = Field(0.01, gt=0, lt=1, description="false discovery rate per window (BH)")
+    drift_ks_min_effect: float = Field(0.1, ge=0, le=1, description="smallest KS D that counts")
+    drift_psi_min_effect: float = Field(0.1, ge=0, description="smallest PSI that counts")
+    drift_persistence: Annotated[tuple[int, int], NoDecode] = Field(
+        (2, 3), description="a feature drifts persistently when it drifted in k of the last m windows: 'k,m'",
+    )
+    performance_window: int = Field(
+        500, ge=20, le=1_000_000, description="labelled outcomes in the sliding performance window",
+    )
+    performance_auc_drop: float = Field(
+        0.05, gt=0, le=1, description="ROC-AUC drop against the model's first performance window "
+        "that raises a medium performance alert (twice it: high)",
+    )
+    retrain_enabled: bool = Field(True, description="retrain automatically (drift, labels, schedule)")
+    retrain_on_drift: str = Field(
+        "high", pattern=r"^(off|low|medium|high)$",
+        description="drift alert level (or above) that triggers a retrain; off: never",
+    )
+    retrain_min_new_labels: int = Field(
+        2000, ge=0, description="labelled outcomes since the last retrain that trigger one (0: off)"
+    )
+    retrain_interval_s: float = Field(0.0, ge=0, description="retrain on a schedule every this many seconds (0: off)")
+    retrain_cooldown_s: float = Field(
+        3600.0, ge=0, description="least time between two automatic retrains (a persisting alert "
+        "does not retrain again before it)",
+    )
+    retrain_min_labels: int = Field(
+        300, ge=20, description="labelled outcomes needed to train a candidate at all"
+    )
+    retrain_max_examples: int = Field(
+        20_000, ge=100, description="the most recent labelled outcomes a retrain uses"
+    )
+    retrain_holdout_fraction: float = Field(
+        0.25, gt=0, lt=1, description="the most recent share of those, held out to compare the "
+        "candidate with the champion",
+    )
+    retrain_margin: float = Field(
+        0.005, ge=-1, le=1, description="ROC-AUC on the holdout by which the candidate must beat "
+        "the champion to be promoted",
+    )
+    retrain_folds: int = Field(3, ge=2, le=20, description="cross-validation folds of a retrain")
+    retrain_search: str = Field("quick", pattern=r"^(quick|none)$", description="hyperparameter search of a retrain")
+    retrain_timeout_s: float = Field(3600.0, gt=0, description="a retrain running longer is killed")
+
+    @field_validator("drift_persistence", mode="before")
+    @classmethod
+    def _parse_persistence(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                value = tuple(int(part) for part in value.split(","))
+            except ValueError as exc:
+                raise ValueError(
+                    f"LEADSCORE_DRIFT_PERSISTENCE must be 'k,m' like '2,3', got {value!r}"
+                ) from exc
+        return value
+
+    @field_validator("drift_persistence")
+    @classmethod
+    def _check_persistence(cls, value: tuple[int, int]) -> tuple[int, int]:
+        k, m = value
+        if not 1 <= k <= m <= 100:
+            raise ValueError(f"drift persistence needs 1 <= k <= m <= 100, got {value}")
+        return value
 
     @field_validator("webhook_allowed_networks")
     @classmethod

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timezone
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
@@ -103,3 +103,16 @@ def decode_model_event(raw: bytes) -> ModelEvent:
     if envelope.type in CHAMPION_CHANGE_TYPES:
         return ChampionChanged.model_validate_json(raw)
     return envelope
+
+
+class RetrainDecided(ModelEvent):
+    """An automatic or manual retrain ended: the candidate was promoted, rejected, or none was trained.
+
+    ``version`` is the candidate (the champion when no candidate was trained);
+    ``decision`` is the full record (trigger, holdout, both models' metrics, margin, reason),
+    the same as ``GET /v1/models/retraining`` lists.
+    """
+
+    type: Literal["model.retrain_decided"] = "model.retrain_decided"
+    outcome: Literal["promoted", "rejected", "skipped", "failed"]
+    decision: dict[str, Any]

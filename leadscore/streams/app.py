@@ -169,6 +169,7 @@ def create_app(settings: Settings, scorer: Scorer | None = None) -> faust.App:
                 limits=limits,
                 now=now,
                 partitions_of_topic=partitions_of_topic,
+                sample_rate=settings.feature_sample_rate,
             )
             scorer = models.scorer  # one model for the whole batch, even if a swap lands now
             await loop.run_in_executor(executor, score_batch, batch, scorer, now)
@@ -186,6 +187,8 @@ def create_app(settings: Settings, scorer: Scorer | None = None) -> faust.App:
                 "scores": len(result.scores),
                 "dead_letters": len(result.dead_letters),
                 "rerouted": len(result.reroutes),
+                "training_examples": len(result.examples),
+                "training_examples_skipped": result.examples_skipped,
             }
             # The batch's offsets are committed only after this loop body returns, so an
             # outage waits here (and the consumer with it) instead of losing the batch.
@@ -317,6 +320,25 @@ async def _write_out(
             settings.scores_topic,
             score.lead_id.encode(),
             body,
+            None,
+            None,
+            None,
+        )
+    # The closed loop's inputs (docs/drift.md): labelled examples and scored vectors.
+    for example in result.examples:
+        await producer.send(
+            settings.training_topic,
+            example.lead_id.encode(),
+            orjson.dumps(example.model_dump(mode="json")),
+            None,
+            None,
+            None,
+        )
+    for sample in result.samples:
+        await producer.send(
+            settings.features_topic,
+            sample.lead_id.encode(),
+            orjson.dumps(sample.model_dump(mode="json")),
             None,
             None,
             None,

@@ -59,9 +59,16 @@ def topic_partitions(settings: Settings) -> dict[str, int]:
     All lead-keyed topics share one count, so a lead's events, state and scores
     meet on the same partition number. Model events are few: one partition.
     """
-    lead_keyed = (*settings.input_topics, settings.scores_topic, settings.dead_letter_topic)
+    lead_keyed = (
+        *settings.input_topics,
+        settings.scores_topic,
+        settings.dead_letter_topic,
+        settings.features_topic,
+        settings.training_topic,
+    )
     layout = {name: settings.topic_partitions for name in lead_keyed}
     layout[settings.model_events_topic] = 1
+    layout[settings.drift_topic] = 1
     return layout
 
 
@@ -113,3 +120,49 @@ async def ensure_topics(settings: Settings) -> dict[str, int]:
             "table and the partition of each lead follow it)"
         )
     return found
+
+
+async def read_topic(settings: Settings, topic: str, *, timeout_s: float = 120.0) -> list[bytes]:
+    """Every record value of ``topic``, from the beginning to the end as of the call.
+
+    No consumer group (nothing is committed). The end is taken from Fetch responses as
+    well as ListOffsets, whose answer is short on Tansu (docs/BROKER_NOTES in the repo's
+    docs/operations.md); on Apache Kafka both agree.
+
+    Raises:
+        TimeoutError: the end was not reached within ``timeout_s``.
+    """
+    from aiokafka import TopicPartition
+
+    from leadscore.streams.tansu_compat import fetch_end_offsets
+
+    consumer = AIOKafkaConsumer(**client_options(settings), enable_auto_commit=False, group_id=None)
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(topic)
+        if partitions is None:
+            await consumer._client.force_metadata_update()
+            partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        if not tps:
+            return []
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        listed = await consumer.end_offsets(tps)
+        fetched = await fetch_end_offsets(consumer, listed)
+        ends = {tp: max(listed[tp], fetched[tp]) for tp in tps}
+        values: list[bytes] = []
+        async with asyncio.timeout(timeout_s):
+            remaining = {tp for tp in tps if ends[tp] > 0}
+            while remaining:
+                for tp in list(remaining):
+                    if await consumer.position(tp) >= ends[tp]:
+                        remaining.discard(tp)
+                if not remaining:
+                    break
+                batches = await consumer.getmany(*remaining, timeout_ms=500, max_records=10_000)
+                for tp, records in batches.items():
+                    values.extend(r.value for r in records if r.offset < ends[tp] and r.value is not None)
+        return values
+    finally:
+        await stop_consumer(consumer)

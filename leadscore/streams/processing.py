@@ -18,11 +18,12 @@ from typing import Any
 import numpy as np
 from aiokafka.partitioner import murmur2
 
-from leadscore.models.features import LeadState, apply_event, to_matrix
+from leadscore.models.features import FEATURE_SPEC_VERSION, LeadState, apply_event, to_matrix, to_vector
 from leadscore.models.scoring import Scorer, to_score
 from leadscore.schemas.decode import EventKind, decode_event
 from leadscore.schemas.errors import InvalidEventError
 from leadscore.schemas.events import OUTCOME_TYPES
+from leadscore.schemas.learning import FeatureSample, TrainingExample
 from leadscore.schemas.scores import DeadLetter, LeadScored
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,12 @@ class BatchResult:
         applied: events that changed state; duplicates: repeated event ids dropped.
         scoring_failures: (record index, reason) of the event behind each lead that could
             not be scored (its state is kept; the caller dead-letters the record).
+        examples: labelled examples for ``leads.training.v1``, one per lead's first outcome,
+            with the vector as it stood when the outcome was applied (see
+            :class:`~leadscore.schemas.learning.TrainingExample`).
+        examples_skipped: first outcomes with no example because events after the outcome
+            (in event time) had already reached the state: the vector would leak them.
+        samples: the scored vectors for ``leads.features.v1`` (the drift agent's input).
     """
 
     states: dict[str, tuple[LeadState, int]] = field(default_factory=dict)
@@ -75,6 +82,19 @@ class BatchResult:
     applied: int = 0
     duplicates: int = 0
     scoring_failures: list[tuple[int, str]] = field(default_factory=list)
+    examples: list[TrainingExample] = field(default_factory=list)
+    examples_skipped: int = 0
+    samples: list[FeatureSample] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Labelled:
+    """A first outcome and the lead's vector at that moment (scored later, with the batch)."""
+
+    lead_id: str
+    event: Any
+    vector: np.ndarray
+    feature_time: float | None
 
 
 @dataclass(slots=True)
@@ -130,6 +150,8 @@ class AppliedBatch:
 
     result: BatchResult
     work: dict[str, _LeadWork]
+    labelled: list[_Labelled] = field(default_factory=list)
+    sample_rate: float = 1.0
 
 
 def apply_records(
@@ -140,10 +162,16 @@ def apply_records(
     limits: Limits,
     now: datetime,
     partitions_of_topic: Mapping[str, int] | None = None,
+    sample_rate: float = 1.0,
 ) -> AppliedBatch:
-    """Decode the records and apply them to lead states (see :func:`process_batch`)."""
+    """Decode the records and apply them to lead states (see :func:`process_batch`).
+
+    ``sample_rate`` is the share of rescored vectors published on the features topic
+    (chosen by a hash of the causing event id, so a replay samples the same ones).
+    """
     result = BatchResult()
     work: dict[str, _LeadWork] = {}
+    labelled: list[_Labelled] = []
     for index, record in enumerate(records):
         try:
             event = decode_event(
@@ -169,7 +197,10 @@ def apply_records(
                 stored = load_state(lead_id)
                 state = LeadState.from_dict(stored) if stored is not None else LeadState(lead_id)
                 lead = work[lead_id] = _LeadWork(state=state, last_index=index)
+            first_outcome = event.type in OUTCOME_TYPES and lead.state.outcome_t is None
             applied = apply_event(lead.state, event, dedupe_window=limits.dedupe_window)
+            if applied and first_outcome:
+                labelled.append(_labelled(lead.state, event))
         except Exception as exc:  # a bug or a corrupt stored state: lose nothing, stop nothing
             log.exception("record %s[%d]@%d could not be applied", record.topic, record.partition, record.offset)
             result.dead_letters.append(
@@ -192,7 +223,12 @@ def apply_records(
             lead.cause_id, lead.cause_time = event.id, event.time
     for lead_id, lead in work.items():
         result.states[lead_id] = (lead.state, lead.last_index)
-    return AppliedBatch(result=result, work=work)
+    return AppliedBatch(result=result, work=work, labelled=labelled, sample_rate=sample_rate)
+
+
+def _labelled(state: LeadState, event: Any) -> _Labelled:
+    """Snapshot the vector now: later events of the same batch must not reach the example."""
+    return _Labelled(state.lead_id, event, to_vector(state), state.last_event_t)
 
 
 def score_batch(batch: AppliedBatch, scorer: Scorer, now: datetime) -> None:
@@ -201,28 +237,107 @@ def score_batch(batch: AppliedBatch, scorer: Scorer, now: datetime) -> None:
     This is the CPU-heavy half: the worker runs it in an executor, off the event loop.
     """
     work, result = batch.work, batch.result
+    if batch.labelled:
+        _label(batch.labelled, result, scorer, now)
     leads = [lead for lead in work.values() if lead.rescore]
     if not leads:
         return
     try:
-        _score(leads, result, scorer, now)
+        _score(leads, result, scorer, now, batch.sample_rate)
     except Exception:
         # One lead's vector broke the batch call: score lead by lead so the others go on,
         # and dead-letter the event behind each lead that still fails.
         log.exception("batch scoring failed; scoring %d leads one by one", len(leads))
         for lead in leads:
             try:
-                _score([lead], result, scorer, now)
+                _score([lead], result, scorer, now, batch.sample_rate)
             except Exception as exc:
                 log.exception("lead %s could not be scored", lead.state.lead_id)
                 result.scoring_failures.append((lead.last_index, f"could not score the lead: {exc!r}"))
 
 
-def _score(leads: list[_LeadWork], result: BatchResult, scorer: Scorer, now: datetime) -> None:
+def _label(labelled: list[_Labelled], result: BatchResult, scorer: Scorer, now: datetime) -> None:
+    """Turn first outcomes into training examples, with the champion's probability for each."""
+    clean = []
+    for item in labelled:
+        outcome_t = item.event.time.timestamp()
+        if item.feature_time is not None and item.feature_time > outcome_t:
+            result.examples_skipped += 1
+            log.info(
+                "no training example for lead %s: its state already holds events after its "
+                "outcome (features at %.0f, outcome at %.0f)", item.lead_id, item.feature_time, outcome_t,
+            )  # fmt: skip
+            continue
+        clean.append(item)
+    if not clean:
+        return
+    try:
+        probabilities = scorer.probabilities(np.stack([item.vector for item in clean]))
+    except Exception:  # the labels must not cost the batch its scores
+        log.exception("could not score %d labelled vectors; their examples are not emitted", len(clean))
+        return
+    for item, p in zip(clean, probabilities):
+        event = item.event
+        outcome = event.type.removeprefix("lead.")
+        result.examples.append(
+            TrainingExample(
+                id=example_id(item.lead_id, event.id),
+                lead_id=item.lead_id,
+                label=1 if outcome == "converted" else 0,
+                outcome=outcome,
+                outcome_event_id=event.id,
+                outcome_time=event.time,
+                feature_time=(
+                    datetime.fromtimestamp(item.feature_time, timezone.utc)
+                    if item.feature_time is not None
+                    else None
+                ),
+                feature_spec_version=FEATURE_SPEC_VERSION,
+                features=[float(v) for v in item.vector],
+                model_version=scorer.version,
+                probability=min(1.0, max(0.0, float(p))),
+                produced_at=now,
+            )
+        )
+
+
+def example_id(lead_id: str, outcome_event_id: str) -> str:
+    """The training example's id: one lead's first outcome always gives the same id."""
+    digest = blake2b(f"{lead_id}\x00{outcome_event_id}".encode(), digest_size=12)
+    return "ex_" + digest.hexdigest()
+
+
+def sampled(cause_event_id: str, rate: float) -> bool:
+    """Whether the vector rescored for ``cause_event_id`` goes to the features topic."""
+    if rate >= 1.0:
+        return True
+    if rate <= 0.0:
+        return False
+    digest = blake2b(cause_event_id.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") < rate * 2**64
+
+
+def _score(
+    leads: list[_LeadWork], result: BatchResult, scorer: Scorer, now: datetime, sample_rate: float = 1.0
+) -> None:
     # Decide and build first, mutate states last: a failure leaves every state as it was.
     x = to_matrix([lead.state for lead in leads])
     probabilities = scorer.probabilities(x)
     policy = scorer.policy
+    samples: list[FeatureSample] = []
+    for lead, row, p in zip(leads, x, probabilities):
+        if sampled(lead.cause_id, sample_rate):
+            samples.append(
+                FeatureSample(
+                    lead_id=lead.state.lead_id,
+                    model_version=scorer.version,
+                    feature_spec_version=FEATURE_SPEC_VERSION,
+                    features=row.tolist(),
+                    probability=min(1.0, max(0.0, float(p))),
+                    event_time=lead.cause_time or now,
+                    scored_at=now,
+                )
+            )
     publish: list[tuple[int, int, str, int | None, str | None]] = []
     for i, (lead, p) in enumerate(zip(leads, probabilities)):
         state = lead.state
@@ -231,6 +346,7 @@ def _score(leads: list[_LeadWork], result: BatchResult, scorer: Scorer, now: dat
         if policy.should_publish(state.score, state.grade, score, grade):
             publish.append((i, score, grade, state.score, state.grade))
     if not publish:
+        result.samples.extend(samples)
         return
     explanations = scorer.explain(x[[row[0] for row in publish]])
     events: list[LeadScored] = []
@@ -272,6 +388,7 @@ def _score(leads: list[_LeadWork], result: BatchResult, scorer: Scorer, now: dat
         state.model_version = scorer.version
         state.last_score_event = event.model_dump(mode="json")
     result.scores.extend(events)
+    result.samples.extend(samples)
 
 
 def home_partition(key: bytes, n_partitions: int) -> int:
