@@ -27,7 +27,9 @@ from leadscore.models.registry import ModelRegistry
 from leadscore.models.scoring import Scorer, ScoringPolicy
 from leadscore.schemas.decode import EventKind
 from leadscore.settings import Settings
+from leadscore.streams.drift_agent import DriftAgent
 from leadscore.streams.model_events import ModelFollower, follow_model_events
+from leadscore.streams.retrain import RetrainController
 from leadscore.streams.processing import InputRecord, Limits, apply_records, dead_letter, score_batch
 from leadscore.streams.tansu_compat import install_tansu_compat
 from leadscore.streams.webhook_queue import ScoreRecord
@@ -234,9 +236,38 @@ def create_app(settings: Settings, scorer: Scorer | None = None) -> faust.App:
         """Send queued deliveries, signed, retried; dead-letter what runs out of attempts."""
         await webhooks.deliver_forever()
 
+    # --- the closed loop: drift windows in their own consumer group, retraining -------------
+    # (leadscore.streams.drift_agent, leadscore.streams.retrain; docs/drift.md)
+    if settings.drift_enabled:
+
+        @app.task
+        async def watch_drift() -> None:
+            """Test windows of scored vectors and labelled outcomes; retrain when they say so."""
+            redis = connect(settings.redis_url, max_connections=8)
+            controller = RetrainController(settings, redis)
+            agent = DriftAgent(
+                settings, redis, on_alert=controller.on_drift, on_labels=controller.on_labels
+            )
+            app.leadscore_drift = agent  # type: ignore[attr-defined]
+            app.leadscore_retrain = controller  # type: ignore[attr-defined]
+            ticker = asyncio.create_task(_tick(controller))
+            try:
+                await agent.run()
+            finally:
+                ticker.cancel()
+
     app.leadscore_models = models  # type: ignore[attr-defined]
     app.leadscore_fetch_max_wait_ms = settings.fetch_max_wait_ms  # type: ignore[attr-defined]
     return app
+
+
+async def _tick(controller: RetrainController) -> None:
+    while True:
+        try:
+            await controller.on_tick()
+        except Exception as exc:  # Redis down: the schedule waits
+            log.warning("retrain schedule check failed (%r)", exc)
+        await asyncio.sleep(30.0)
 
 
 async def _until_done(attempt: Callable[[], Awaitable[None]], what: str) -> None:

@@ -115,6 +115,7 @@ def process_batch(
     limits: Limits,
     now: datetime | None = None,
     partitions_of_topic: Mapping[str, int] | None = None,
+    sample_rate: float = 1.0,
 ) -> BatchResult:
     """Apply a micro-batch of records to lead states and score the leads that changed.
 
@@ -139,6 +140,7 @@ def process_batch(
         limits=limits,
         now=now,
         partitions_of_topic=partitions_of_topic,
+        sample_rate=sample_rate,
     )
     score_batch(batch, scorer, now)
     return batch.result

@@ -1,0 +1,140 @@
+"""When to retrain, and running it off the event loop: the worker's retrain controller.
+
+Three triggers (docs/drift.md): a drift report at or above ``retrain_on_drift``;
+``retrain_min_new_labels`` labelled outcomes since the last retrain; every
+``retrain_interval_s``. A retrain runs ``python -m leadscore.retraining`` in a child
+process (training is CPU-bound and must never run on a loop that serves traffic),
+under a Redis lock so that of many workers only one retrains at a time, and not again
+within ``retrain_cooldown_s`` of the last automatic start (a persisting alert would
+otherwise retrain on every window).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import sys
+import time
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+
+from leadscore.schemas.learning import DriftEvent
+from leadscore.settings import Settings
+from leadscore.streams.drift_agent import level_at_least
+
+log = logging.getLogger(__name__)
+
+# Release the lock only if we still hold it.
+_RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
+
+
+class RetrainController:
+    """Decides when to retrain and runs it in a child process, one at a time across workers."""
+
+    def __init__(self, settings: Settings, redis: Redis) -> None:
+        self.settings = settings
+        self.redis = redis
+        prefix = settings.redis_prefix
+        self.lock_key = f"{prefix}retrain:lock"
+        self.labels_key = f"{prefix}retrain:new_labels"
+        self.last_key = f"{prefix}retrain:last_started"
+        self.owner = f"{socket.gethostname()}:{os.getpid()}"
+        self.running: asyncio.Task[dict[str, Any]] | None = None
+        self.last_decision: dict[str, Any] | None = None
+
+    async def on_drift(self, event: DriftEvent) -> None:
+        """A drift report: retrain if it reaches ``retrain_on_drift``."""
+        if level_at_least(event.level, self.settings.retrain_on_drift):
+            features = ", ".join(event.report.get("persistent_features", [])[:8])
+            detail = f"{event.level} drift on model {event.model_version} ({event.id}): {features}"
+            perf = event.performance or {}
+            if perf.get("level", "none") != "none":
+                detail += f"; performance {perf['level']}"
+            await self.request("drift", detail)
+
+    async def on_labels(self, n: int) -> None:
+        """``n`` more labelled outcomes: retrain once enough have come since the last retrain."""
+        total = await self.redis.incrby(self.labels_key, n)
+        threshold = self.settings.retrain_min_new_labels
+        if threshold and total >= threshold:
+            await self.request("labels", f"{total} labelled outcomes since the last retrain")
+
+    async def on_tick(self) -> None:
+        """The schedule: retrain every ``retrain_interval_s``."""
+        interval = self.settings.retrain_interval_s
+        if not interval:
+            return
+        last = await self.redis.get(self.last_key)
+        if last is None:  # first tick: start the clock, do not retrain at start-up
+            await self.redis.set(self.last_key, time.time(), nx=True)
+            return
+        if time.time() - float(last) >= interval:
+            await self.request("schedule", f"every {interval:.0f} s")
+
+    async def request(self, trigger: str, detail: str) -> bool:
+        """Start a retrain unless one runs, the cooldown holds, or retraining is off."""
+        s = self.settings
+        if not s.retrain_enabled:
+            return False
+        if self.running is not None and not self.running.done():
+            return False
+        last = await self.redis.get(self.last_key)
+        if last is not None and time.time() - float(last) < s.retrain_cooldown_s:
+            log.debug("retrain (%s) not started: within the cooldown", trigger)
+            return False
+        token = f"{self.owner}:{time.time()}"
+        if not await self.redis.set(self.lock_key, token, nx=True, ex=int(s.retrain_timeout_s) + 60):
+            return False
+        await self.redis.set(self.last_key, time.time())
+        await self.redis.set(self.labels_key, 0)
+        log.warning("retraining (%s): %s", trigger, detail)
+        self.running = asyncio.create_task(self._run(trigger, detail, token), name="retrain")
+        return True
+
+    async def _run(self, trigger: str, detail: str, token: str) -> dict[str, Any]:
+        started = time.perf_counter()
+        try:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "leadscore.retraining", "--trigger", trigger, "--detail", detail,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+            try:
+                out, err = await asyncio.wait_for(process.communicate(), self.settings.retrain_timeout_s)
+            except (TimeoutError, asyncio.CancelledError):
+                process.kill()
+                await process.wait()
+                raise
+            decision = _last_json(out) or {
+                "outcome": "failed",
+                "reason": f"retrain exited with status {process.returncode}: {err.decode(errors='replace')[-500:]}",
+            }
+            self.last_decision = decision
+            log.warning(
+                "retrain (%s) ended in %.1f s: %s, %s", trigger, time.perf_counter() - started,
+                decision.get("outcome"), decision.get("reason"),
+            )  # fmt: skip
+            return decision
+        except TimeoutError:
+            log.error("retrain (%s) killed after %.0f s", trigger, self.settings.retrain_timeout_s)
+            return {"outcome": "failed", "reason": "timed out"}
+        finally:
+            await self.redis.eval(_RELEASE, 1, self.lock_key, token)
+
+
+def _last_json(out: bytes) -> dict[str, Any] | None:
+    for line in reversed(out.decode(errors="replace").splitlines()):
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                return orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue
+    return None
