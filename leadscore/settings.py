@@ -194,7 +194,7 @@ class Settings(BaseSettings):
     )
     retrain_enabled: bool = Field(True, description="retrain automatically (drift, labels, schedule)")
     retrain_on_drift: str = Field(
-        "high", pattern=r"^(off|low|medium|high)$",
+        "medium", pattern=r"^(off|low|medium|high)$",
         description="drift alert level (or above) that triggers a retrain; off: never",
     )
     retrain_min_new_labels: int = Field(
