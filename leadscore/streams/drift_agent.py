@@ -1,7 +1,7 @@
 """The drift agent: ``leads.features.v1`` + ``leads.training.v1`` → windows → ``models.drift.v1``.
 
 It runs in its own consumer group (``<app_id>-drift``), beside the scoring agent in
-``leadscore worker`` (or alone: ``leadscore drift``), so a slow test never holds up
+``leadscore worker``, so a slow test never holds up
 scoring and its offsets are its own. With several workers each agent gets some
 partitions: a partition's leads are a hash-sample of all leads, so each agent's windows
 are a fair sample of the traffic.
