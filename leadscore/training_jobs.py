@@ -91,6 +91,7 @@ def train_job(
     *,
     table: TableSpec | None = None,
     events: Path | None = None,
+    training_topic: bool = False,
     leads: int = 4000,
     horizon_days: float = 30.0,
     seed: int = 0,
@@ -109,6 +110,8 @@ def train_job(
         settings: the registry (``model_dir``) and the default variant (``model_variant``).
         table: train on a CRM table; otherwise on lead events (``events``, or simulated).
         events: a JSON-lines file of lead CloudEvents to build the point-in-time set from.
+        training_topic: train on the labelled examples of ``settings.training_topic``
+            (one per lead's first outcome; docs/drift.md), validated in outcome-time order.
         leads: simulated leads when neither ``table`` nor ``events`` is given.
         horizon_days: an event snapshot is positive if the lead converts within this.
         seed: seeds everything random.
@@ -129,6 +132,10 @@ def train_job(
     if table is not None:
         data, pipeline, columns, warnings, window = _table_data(table, console)
         kind, segment = "table", TABLE_SEGMENT
+    elif training_topic:
+        data, window = _topic_data(settings, console)
+        pipeline, columns, warnings = None, [], []
+        kind, segment = "lead_events", None
     else:
         data, window = _event_data(events, leads, horizon_days, seed, console)
         pipeline, columns, warnings = None, [], []
@@ -229,6 +236,31 @@ def _event_data(
         source=name,
     )
     return data, ts.training_window
+
+
+def _topic_data(settings: Settings, console: Console) -> tuple[TrainingData, tuple[datetime, datetime] | None]:
+    from leadscore.models.features import FEATURE_NAMES
+    from leadscore.retraining import load_examples
+
+    examples, bad = load_examples(settings)
+    if not examples:
+        raise TableError(
+            f"{settings.training_topic} at {settings.kafka_bootstrap} holds no usable examples "
+            f"({bad} unusable): the worker writes one per lead's first outcome"
+        )
+    console.print(
+        f"read {len(examples):,} labelled examples from [bold]{settings.training_topic}[/]"
+        + (f" ({bad} unusable skipped)" if bad else "")
+    )
+    data = TrainingData(
+        X=np.array([e.features for e in examples], dtype=np.float64),
+        y=np.array([e.label for e in examples], dtype=np.int64),
+        feature_names=FEATURE_NAMES,
+        groups=np.array([e.lead_id for e in examples]),
+        times=np.array([e.outcome_time.timestamp() for e in examples]),
+        source=f"{settings.training_topic}: {len(examples)} outcomes",
+    )
+    return data, (examples[0].outcome_time, examples[-1].outcome_time)
 
 
 def _table_data(
