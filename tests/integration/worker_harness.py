@@ -55,6 +55,9 @@ def worker_settings(
         "scores_topic": f"{prefix}leads.scores.v1",
         "dead_letter_topic": f"{prefix}leads.dead-letter.v1",
         "model_events_topic": f"{prefix}models.events.v1",
+        "features_topic": f"{prefix}leads.features.v1",
+        "training_topic": f"{prefix}leads.training.v1",
+        "drift_topic": f"{prefix}models.drift.v1",
         "score_change_threshold": 0,  # publish every rescore
         "topic_partitions": 4,
         # the test models are trained on a few hundred simulated leads: use them, not the
