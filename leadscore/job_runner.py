@@ -1,4 +1,4 @@
-"""Runs one API job (training or file scoring) in its own process: ``python -m leadscore.job_runner SPEC``.
+"""Runs one API job (training, retraining or file scoring) in its own process: ``python -m leadscore.job_runner SPEC``.
 
 The API starts this so CPU-heavy work never runs in the API's event loop. It reports on
 stdout, one JSON object per line: ``{"stage", "done", "total"}`` while it works, then
@@ -68,6 +68,11 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
             result["promoted"] = True
             result["announce_error"] = change.announce_error
         return result
+    if spec["kind"] == "retrain":
+        from leadscore.retraining import retrain_job
+
+        # the decision record: outcome, reason, both models' holdout metrics, the candidate
+        return retrain_job(settings, trigger="api", detail=args.get("detail", ""), console=console)
     if spec["kind"] == "score_file":
         out = Path(args["out"])
         rows = score_file_job(

@@ -69,7 +69,7 @@ def create_app(settings: Settings, *, follow_models: bool = True) -> FastAPI:
         follow_models: listen on ``models.events.v1`` and poll the registry, so a promotion
             reaches this process without a restart (off only in tests without a broker).
     """
-    from leadscore.api import admin, aliases, scores, stream, webhooks
+    from leadscore.api import admin, aliases, drift, scores, stream, webhooks
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -176,6 +176,7 @@ def create_app(settings: Settings, *, follow_models: bool = True) -> FastAPI:
         return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
     app.include_router(scores.router)
+    app.include_router(drift.router)  # before admin: /v1/models/retraining is not a {version}
     app.include_router(admin.router)
     app.include_router(webhooks.router)
     app.include_router(stream.router)

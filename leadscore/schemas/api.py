@@ -200,7 +200,7 @@ class RollbackRequest(PromoteRequest):
 
 class Job(BaseModel):
     id: str
-    kind: Literal["train", "score_file"]
+    kind: Literal["train", "score_file", "retrain"]
     status: Literal["queued", "running", "succeeded", "failed"]
     progress: float = Field(description="0 to 1")
     stage: str = ""
