@@ -28,6 +28,9 @@ from leadscore.streams.drift_agent import level_at_least
 
 log = logging.getLogger(__name__)
 
+#: After a retrain that trained nothing (too few labels), the next may start this soon.
+SKIPPED_RETRY_S = 60.0
+
 # Release the lock only if we still hold it.
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
@@ -117,6 +120,11 @@ class RetrainController:
                 "reason": f"retrain exited with status {process.returncode}: {err.decode(errors='replace')[-500:]}",
             }
             self.last_decision = decision
+            if decision.get("outcome") == "skipped":
+                # Nothing was trained (too few labels): try again within a minute, not after
+                # the whole cooldown, or an early alert would block retraining for an hour.
+                retry_at = time.time() + min(self.settings.retrain_cooldown_s, SKIPPED_RETRY_S)
+                await self.redis.set(self.last_key, retry_at - self.settings.retrain_cooldown_s)
             log.warning(
                 "retrain (%s) ended in %.1f s: %s, %s", trigger, time.perf_counter() - started,
                 decision.get("outcome"), decision.get("reason"),
