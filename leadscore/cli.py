@@ -340,6 +340,64 @@ def _report_announcement(settings: Settings, change: "ChampionChange", *, retry:
 
 
 @app.command()
+def retrain(
+    detail: str = typer.Option("", help="why, for the record (e.g. a ticket)"),
+    as_json: bool = typer.Option(False, "--json", help="print the decision record as JSON"),
+) -> None:
+    """Retrain on leads.training.v1 and promote the candidate only if it beats the champion.
+
+    The same run as the worker's automatic retrain (docs/drift.md), here in this process,
+    trigger "manual": the latest labelled outcomes, the most recent share held out, the
+    candidate and the champion scored on that holdout, promotion only by
+    LEADSCORE_RETRAIN_MARGIN of ROC-AUC. The decision is recorded in Redis and published on
+    models.events.v1. Exit status 0 when promoted, rejected or skipped; 1 when it failed.
+    """
+    import io
+
+    from rich.console import Console
+
+    from leadscore.closed_loop_text import decision_lines
+    from leadscore.retraining import retrain_job
+
+    settings = _settings()
+    try:
+        record = retrain_job(settings, trigger="manual", detail=detail, console=Console(file=io.StringIO()))
+    except Exception as exc:  # recorded and published as "failed" by retrain_job; say why and exit 1
+        typer.secho(f"retrain failed: {type(exc).__name__}: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from exc
+    if as_json:
+        typer.echo(json.dumps(record, indent=2))
+        return
+    typer.echo("\n".join(decision_lines(record)))
+
+
+@app.command()
+def drift(
+    top: int = typer.Option(5, help="features to show per model, most drifting first"),
+    decisions: int = typer.Option(5, help="recent retrain decisions to show"),
+) -> None:
+    """The latest drift report and live performance of each model version, and recent retrains.
+
+    Read from Redis, where the worker's drift agent keeps them: alert level, window, the
+    most drifting features with their statistic and p-value, the score distribution's
+    test, the metrics over the latest labelled outcomes (docs/drift.md).
+    """
+    from leadscore.closed_loop_text import drift_lines, read_drift_state
+
+    settings = _settings()
+
+    async def read() -> tuple:
+        client = _redis(settings)
+        try:
+            return await read_drift_state(settings, client, decisions)
+        finally:
+            await client.aclose()  # type: ignore[attr-defined]
+
+    latest, performance, recent = asyncio.run(read())
+    typer.echo("\n".join(drift_lines(latest, performance, recent, top=top)))
+
+
+@app.command()
 def simulate(
     rate: float = typer.Option(500.0, help="events per second to publish"),
     duration: Optional[float] = typer.Option(None, help="seconds to run (default: until Ctrl-C)"),

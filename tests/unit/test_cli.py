@@ -17,7 +17,7 @@ from leadscore.models.features import FEATURE_NAMES, N_FEATURES
 from leadscore.models.registry import ModelRegistry
 
 runner = CliRunner()
-COMMANDS = ("worker", "train", "score", "models", "simulate", "tail", "topics", "demo")
+COMMANDS = ("worker", "train", "score", "models", "retrain", "drift", "simulate", "tail", "topics", "demo")
 
 
 def test_help_lists_and_explains_every_command() -> None:
