@@ -166,6 +166,10 @@ class Settings(BaseSettings):
     )
 
     # --- closed loop: drift and retraining (docs/drift.md) -------------------------------------
+    label_max_delay_s: float = Field(
+        300.0, ge=0, description="longest an outcome waits for the activity and profile topics to "
+        "be read up to its time before it becomes a training example anyway",
+    )
     feature_sample_rate: float = Field(
         1.0, ge=0.0, le=1.0, description="share of rescored vectors published to the features "
         "topic for the drift agent (0 turns drift detection off)",
@@ -174,6 +178,11 @@ class Settings(BaseSettings):
     drift_window_size: int = Field(
         1000, ge=20, le=1_000_000, description="distinct leads per drift window (each lead's "
         "latest vector in the window counts once)",
+    )
+    drift_window_min_days: float = Field(
+        0.0, ge=0, le=365, description="least event-time span of a drift window in days: a window "
+        "with enough leads stays open until it spans this long (7: a whole week, so weekly "
+        "seasonality is not drift); 0: close at the window size",
     )
     drift_baseline_windows: int = Field(
         3, ge=1, le=1000, description="windows of a new champion's live traffic that form its "

@@ -19,6 +19,7 @@ from typing import Any
 import faust
 import orjson
 from faust.streams import _current_event
+from faust.types import TP
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
 from leadscore.infra.redis_store import ScoreStore, connect, public_state
@@ -29,6 +30,7 @@ from leadscore.schemas.decode import EventKind
 from leadscore.settings import Settings
 from leadscore.streams.drift_agent import DriftAgent
 from leadscore.streams.model_events import ModelFollower, follow_model_events
+from leadscore.streams.outcome_clock import OutcomeClock
 from leadscore.streams.retrain import RetrainController
 from leadscore.streams.processing import InputRecord, Limits, apply_records, dead_letter, score_batch
 from leadscore.streams.tansu_compat import install_tansu_compat
@@ -142,6 +144,21 @@ def create_app(settings: Settings, scorer: Scorer | None = None) -> faust.App:
         max_future_skew_s=settings.max_future_skew_s,
         dedupe_window=settings.dedupe_window,
     )
+    # Outcomes wait until the activity and profile topics have been read up to their time
+    # (leadscore.streams.outcome_clock), so a training example never misses earlier events.
+    def topic_progress(topic: str, partition: int) -> tuple[int | None, int | None]:
+        tp = TP(topic, partition)
+        committed = app.consumer._committed_offset.get(tp)
+        return committed, app.consumer.highwater(tp)
+
+    outcome_clock = OutcomeClock(
+        feature_topics=(settings.activity_topic, settings.profile_topic),
+        outcome_topic=settings.outcome_topic,
+        progress=topic_progress,
+        pause=lambda topic, p: app.consumer.pause_partitions([TP(topic, p)]),
+        resume=lambda topic, p: app.consumer.resume_partitions([TP(topic, p)]),
+        max_delay_s=settings.label_max_delay_s,
+    )
     # One thread: batches are scored in order, off the event loop.
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scoring")
     store_holder: dict[str, ScoreStore] = {}
@@ -172,7 +189,11 @@ def create_app(settings: Settings, scorer: Scorer | None = None) -> faust.App:
                 now=now,
                 partitions_of_topic=partitions_of_topic,
                 sample_rate=settings.feature_sample_rate,
+                outcome_gate=outcome_clock,
             )
+            deferred = [
+                (index, outcome_clock.defer(records[index], t)) for index, t in batch.result.deferrals
+            ]
             scorer = models.scorer  # one model for the whole batch, even if a swap lands now
             await loop.run_in_executor(executor, score_batch, batch, scorer, now)
             result = batch.result
@@ -181,7 +202,8 @@ def create_app(settings: Settings, scorer: Scorer | None = None) -> faust.App:
                     (index, dead_letter(records[index], "scoring_error", reason, now))
                 )
             bodies = [orjson.dumps(score.model_dump(mode="json")) for score in result.scores]
-            await _write_out(app, settings, events, result, bodies, lead_to_state)
+            await _write_out(app, settings, events, result, bodies, lead_to_state, deferred)
+            outcome_clock.release()
             counters = {
                 "events": len(records),
                 "applied": result.applied,
@@ -191,6 +213,7 @@ def create_app(settings: Settings, scorer: Scorer | None = None) -> faust.App:
                 "rerouted": len(result.reroutes),
                 "training_examples": len(result.examples),
                 "training_examples_skipped": result.examples_skipped,
+                "outcomes_deferred": len(deferred),
             }
             # The batch's offsets are committed only after this loop body returns, so an
             # outage waits here (and the consumer with it) instead of losing the batch.
@@ -210,6 +233,11 @@ def create_app(settings: Settings, scorer: Scorer | None = None) -> faust.App:
     async def follow_model_events_topic() -> None:
         """Swap models as soon as models.events.v1 announces a change (each worker reads all)."""
         await follow_model_events(settings, models)
+
+    @app.timer(interval=1.0)
+    async def release_outcomes() -> None:
+        """Resume held outcome partitions whose feature topics caught up (also when idle)."""
+        outcome_clock.release()
 
     @app.timer(interval=settings.model_poll_s)
     async def poll_champion() -> None:
@@ -314,6 +342,7 @@ def _record(event: faust.EventT) -> InputRecord:
         offset=message.offset,
         key=message.key,
         value=message.value,
+        headers=tuple((name, bytes(value)) for name, value in (message.headers or ())),
     )
 
 
@@ -324,6 +353,7 @@ async def _write_out(
     result: Any,
     score_bodies: list[bytes],
     lead_to_state: faust.Table,
+    deferred: list[tuple[int, tuple[tuple[str, bytes], ...]]] = (),  # type: ignore[assignment]
 ) -> None:
     """Publish a batch's outputs. Sends are queued; Faust flushes them before it commits offsets."""
     producer = app.producer
@@ -341,6 +371,10 @@ async def _write_out(
         await producer.send(
             message.topic, lead_id.encode(), message.value, partition, None, message.headers
         )
+    for index, headers in deferred:
+        # Held outcomes go back to their own partition, to be read again (nothing applied).
+        message = events[index].message
+        await producer.send(message.topic, message.key, message.value, message.partition, None, list(headers))
     for lead_id, (state, index) in result.states.items():
         # The table writes its changelog to the partition of the *current* event; in a
         # batch that must be the lead's own event, not whichever came last.

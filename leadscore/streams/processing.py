@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from hashlib import blake2b
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from aiokafka.partitioner import murmur2
@@ -31,13 +31,22 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class InputRecord:
-    """A record as consumed: where it came from and its raw bytes."""
+    """A record as consumed: where it came from, its raw bytes and headers."""
 
     topic: str
     partition: int
     offset: int
     key: bytes | None
     value: bytes | None
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+class OutcomeGate(Protocol):
+    """Whether an outcome may be turned into a training example now (see :class:`OutcomeClock`)."""
+
+    def observe(self, record: InputRecord, event_time: float) -> None: ...
+
+    def ready(self, record: InputRecord, outcome_time: float) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +76,10 @@ class BatchResult:
         applied: events that changed state; duplicates: repeated event ids dropped.
         scoring_failures: (record index, reason) of the event behind each lead that could
             not be scored (its state is kept; the caller dead-letters the record).
+        deferrals: (record index, outcome time) of first-outcome records held back by the outcome gate: the
+            lead's activity or profile topic is behind the outcome's time, so the example
+            would miss events from before the label. The caller republishes them to their
+            own partition, to be read again later (see :class:`OutcomeClock`).
         examples: labelled examples for ``leads.training.v1``, one per lead's first outcome,
             with the vector as it stood when the outcome was applied (see
             :class:`~leadscore.schemas.learning.TrainingExample`).
@@ -79,6 +92,7 @@ class BatchResult:
     scores: list[LeadScored] = field(default_factory=list)
     dead_letters: list[tuple[int, DeadLetter]] = field(default_factory=list)
     reroutes: list[tuple[int, str, int | None]] = field(default_factory=list)
+    deferrals: list[tuple[int, float]] = field(default_factory=list)
     applied: int = 0
     duplicates: int = 0
     scoring_failures: list[tuple[int, str]] = field(default_factory=list)
@@ -165,15 +179,19 @@ def apply_records(
     now: datetime,
     partitions_of_topic: Mapping[str, int] | None = None,
     sample_rate: float = 1.0,
+    outcome_gate: OutcomeGate | None = None,
 ) -> AppliedBatch:
     """Decode the records and apply them to lead states (see :func:`process_batch`).
 
     ``sample_rate`` is the share of rescored vectors published on the features topic
     (chosen by a hash of the causing event id, so a replay samples the same ones).
+    ``outcome_gate`` (the worker's): a lead's first outcome that it says is not ready is
+    not applied but deferred (:attr:`BatchResult.deferrals`); ``None`` applies every outcome.
     """
     result = BatchResult()
     work: dict[str, _LeadWork] = {}
     labelled: list[_Labelled] = []
+    decoded: list[Any] = []
     for index, record in enumerate(records):
         try:
             event = decode_event(
@@ -185,6 +203,15 @@ def apply_records(
             )
         except InvalidEventError as exc:
             result.dead_letters.append((index, dead_letter(record, exc.code, exc.message, now)))
+            decoded.append(None)
+            continue
+        decoded.append(event)
+        if outcome_gate is not None and event.type not in OUTCOME_TYPES:
+            # The whole batch's progress first: an outcome early in the batch is judged
+            # with the activity the same batch brings.
+            outcome_gate.observe(record, event.time.timestamp())
+    for index, (record, event) in enumerate(zip(records, decoded)):
+        if event is None:
             continue
         lead_id: str = event.subject
         key = lead_id.encode()
@@ -198,8 +225,17 @@ def apply_records(
             if lead is None:
                 stored = load_state(lead_id)
                 state = LeadState.from_dict(stored) if stored is not None else LeadState(lead_id)
-                lead = work[lead_id] = _LeadWork(state=state, last_index=index)
+                lead = _LeadWork(state=state, last_index=index)
             first_outcome = event.type in OUTCOME_TYPES and lead.state.outcome_t is None
+            if (
+                first_outcome
+                and outcome_gate is not None
+                and event.id not in lead.state.seen_ids
+                and not outcome_gate.ready(record, event.time.timestamp())
+            ):
+                result.deferrals.append((index, event.time.timestamp()))
+                continue
+            work.setdefault(lead_id, lead)
             applied = apply_event(lead.state, event, dedupe_window=limits.dedupe_window)
             if applied and first_outcome:
                 labelled.append(_labelled(lead.state, event))
