@@ -108,6 +108,7 @@ def retrain_job(
     examples: Sequence[TrainingExample] | None = None,
     console: Console | None = None,
     publish: bool = True,
+    lock_token: str | None = None,
 ) -> dict[str, Any]:
     """Train a candidate on recent outcomes and promote it only if it beats the champion.
 
@@ -116,7 +117,11 @@ def retrain_job(
         trigger: why (``drift``, ``labels``, ``schedule``, ``manual``), for the record.
         detail: more on why (e.g. the drift event id and its features).
         examples: use these instead of reading the training topic.
-        publish: record the decision in Redis and publish it on ``models.events.v1``.
+        publish: record the decision in Redis and publish it on ``models.events.v1``; also
+            take the Redis retrain lock, so that one retrain runs at a time across workers,
+            the API and the CLI (a retrain that finds it held ends ``skipped``).
+        lock_token: the lock is already held with this token (the worker's controller took
+            it before starting this process); it is released at the end.
 
     Returns:
         the decision record (``outcome``: promoted, rejected or skipped).
@@ -133,6 +138,11 @@ def retrain_job(
     registry = ModelRegistry(settings.model_dir)
     champion_version = registry.champion()
     record["champion"] = champion_version
+    lock = _RetrainLock(settings, lock_token) if publish else None
+    if lock is not None and not lock.acquire():
+        record.update(outcome="skipped", reason=f"another retrain is running ({lock.holder()})")
+        _finish(settings, record, started, publish)
+        return record
     try:
         if examples is None:
             examples, bad = load_examples(settings)
@@ -142,9 +152,42 @@ def retrain_job(
         record.update(outcome="failed", reason=f"{type(exc).__name__}: {exc}")
         _finish(settings, record, started, publish)
         raise
+    finally:
+        if lock is not None:
+            lock.release()
     record["outcome"] = outcome
     _finish(settings, record, started, publish)
     return record
+
+
+class _RetrainLock:
+    """The Redis lock ``retrain:lock``: one retrain at a time, whoever starts it."""
+
+    _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+
+    def __init__(self, settings: Settings, token: str | None) -> None:
+        import redis
+
+        self.client = redis.Redis.from_url(settings.redis_url)
+        self.key = f"{settings.redis_prefix}retrain:lock"
+        self.ttl = int(settings.retrain_timeout_s) + 60
+        self.given = token is not None
+        self.token = token or f"{uuid.uuid4().hex}"
+
+    def acquire(self) -> bool:
+        if self.given:
+            return True
+        return bool(self.client.set(self.key, self.token, nx=True, ex=self.ttl))
+
+    def holder(self) -> str:
+        value = self.client.get(self.key)
+        return f"lock held by {value.decode(errors='replace')}" if value else "lock just released"
+
+    def release(self) -> None:
+        try:
+            self.client.eval(self._RELEASE, 1, self.key, self.token)
+        finally:
+            self.client.close()
 
 
 def _retrain(
@@ -293,10 +336,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m leadscore.retraining")
     parser.add_argument("--trigger", default="manual")
     parser.add_argument("--detail", default="")
+    parser.add_argument("--lock-token", default=None, help="the retrain lock is held with this token")
     args = parser.parse_args(argv)
     console = Console(file=io.StringIO())
     try:
-        record = retrain_job(Settings(), trigger=args.trigger, detail=args.detail, console=console)
+        record = retrain_job(
+            Settings(), trigger=args.trigger, detail=args.detail, console=console, lock_token=args.lock_token
+        )
     except Exception as exc:
         sys.stdout.write(orjson.dumps({"outcome": "failed", "reason": repr(exc)}).decode() + "\n")
         return 1

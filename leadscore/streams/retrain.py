@@ -51,6 +51,9 @@ class RetrainController:
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
         self.running: asyncio.Task[dict[str, Any]] | None = None
         self.last_decision: dict[str, Any] | None = None
+        # A retrain that was asked for but trained nothing (too few labels): asked again as
+        # labels arrive, once the short retry wait has passed.
+        self.pending: tuple[str, str] | None = None
 
     async def on_drift(self, event: DriftEvent) -> None:
         """A drift report: retrain if it reaches ``retrain_on_drift``."""
@@ -68,9 +71,19 @@ class RetrainController:
         threshold = self.settings.retrain_min_new_labels
         if threshold and total >= threshold:
             await self.request("labels", f"{total} labelled outcomes since the last retrain")
+        elif self.pending is not None:
+            await self._retry_pending()
+
+    async def _retry_pending(self) -> None:
+        assert self.pending is not None
+        trigger, detail = self.pending
+        if await self.request(trigger, detail):
+            self.pending = None
 
     async def on_tick(self) -> None:
-        """The schedule: retrain every ``retrain_interval_s``."""
+        """The schedule: retrain every ``retrain_interval_s``; retry a retrain that lacked labels."""
+        if self.pending is not None:
+            await self._retry_pending()
         interval = self.settings.retrain_interval_s
         if not interval:
             return
@@ -106,6 +119,7 @@ class RetrainController:
         try:
             process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "leadscore.retraining", "--trigger", trigger, "--detail", detail,
+                "--lock-token", token,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
             )  # fmt: skip
@@ -121,6 +135,7 @@ class RetrainController:
             }
             self.last_decision = decision
             if decision.get("outcome") == "skipped":
+                self.pending = (trigger, detail)
                 # Nothing was trained (too few labels): try again within a minute, not after
                 # the whole cooldown, or an early alert would block retraining for an hour.
                 retry_at = time.time() + min(self.settings.retrain_cooldown_s, SKIPPED_RETRY_S)
