@@ -78,6 +78,11 @@ class OutcomeClock:
         """Note a deferral; pause the outcome partition; the headers to republish it with."""
         self.deferred_ += 1
         since = deferred_since(record.headers) or self.clock()
+        if record.partition not in self.held_:
+            log.info(
+                "outcomes on %s:%d wait: the activity/profile topics are not yet read up to %.0f",
+                self.outcome_topic, record.partition, outcome_time,
+            )  # fmt: skip
         held_t, held_since = self.held_.get(record.partition, (-math.inf, since))
         self.held_[record.partition] = (max(held_t, outcome_time), min(held_since, since))
         self.pause(self.outcome_topic, record.partition)
@@ -91,6 +96,7 @@ class OutcomeClock:
             if self._passed(partition, outcome_t) or self.clock() - since >= self.max_delay_s:
                 del self.held_[partition]
                 self.resume(self.outcome_topic, partition)
+                log.info("outcomes on %s:%d resume", self.outcome_topic, partition)
                 released.append(partition)
         return released
 
