@@ -94,6 +94,10 @@ def train(
     events: Optional[Path] = typer.Option(
         None, help="train on a JSON-lines log of lead events (one CloudEvent per line)"
     ),
+    training_topic: bool = typer.Option(
+        False, "--training-topic", help="train on the labelled examples the worker wrote to "
+        "LEADSCORE_TRAINING_TOPIC (one per lead's first outcome; docs/drift.md)",
+    ),
     leads: int = typer.Option(4000, help="simulated leads to train on (without --data or --events)"),
     horizon_days: float = typer.Option(30.0, help="events: a snapshot is positive if the lead converts within this"),
     folds: int = typer.Option(5, help="cross-validation folds"),
@@ -116,8 +120,9 @@ def train(
     Every column's treatment is printed; a column that alone predicts the target is flagged.
     Table models are promoted in the registry segment 'table' (batch scoring: leadscore score).
 
-    From lead events: --events FILE, or (neither given) simulated leads (docs/simulator.md);
-    these models score the stream and are promoted in the default segment.
+    From lead events: --events FILE, --training-topic (the worker's labelled outcomes), or
+    (none given) simulated leads (docs/simulator.md); these models score the stream and are
+    promoted in the default segment.
     """
     from leadscore.training_jobs import TableSpec, train_job
 
@@ -126,8 +131,8 @@ def train(
         if path is not None and not path.is_file():
             typer.secho(f"{name} {path}: no such file", fg=typer.colors.RED, err=True)
             raise typer.Exit(2)
-    if data is not None and events is not None:
-        typer.secho("give --data or --events, not both", fg=typer.colors.RED, err=True)
+    if sum(x is not None and x is not False for x in (data, events, training_topic or None)) > 1:
+        typer.secho("give one of --data, --events and --training-topic", fg=typer.colors.RED, err=True)
         raise typer.Exit(2)
     if data is not None and not target:
         typer.secho("--data needs --target COLUMN (the label column)", fg=typer.colors.RED, err=True)
@@ -141,7 +146,8 @@ def train(
         )
     try:
         train_job(
-            settings, table=table, events=events, leads=leads, horizon_days=horizon_days,
+            settings, table=table, events=events, training_topic=training_topic, leads=leads,
+            horizon_days=horizon_days,
             seed=seed, folds=folds, search=search, variant=variant, report_path=report,
             promote=promote,
             compare=[c.strip() for c in compare.split(",") if c.strip()] if compare else None,

@@ -202,3 +202,21 @@ def test_drift_before_any_report(settings: Settings, monkeypatch: pytest.MonkeyP
     result = runner.invoke(app, ["drift"])
     assert result.exit_code == 0, result.output
     assert "no drift reports yet" in result.output
+
+
+def test_train_from_the_training_topic(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    n = asyncio.run(publish_training_set(settings, 1500))
+    use(settings, monkeypatch)
+    result = runner.invoke(app, ["train", "--training-topic", "--folds", "2", "--search", "none",
+                                 "--variant", "ensemble", "--compare", "ensemble"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    registry = ModelRegistry(settings.model_dir)
+    version = registry.champion()
+    assert version is not None
+    manifest = registry.manifest(version)
+    assert manifest.n_rows == n
+    assert manifest.source == f"{settings.training_topic}: {n} outcomes"
+    assert manifest.training_window is not None  # outcome times: validated in time order
+
+    both = runner.invoke(app, ["train", "--training-topic", "--events", str(Path(__file__))])
+    assert both.exit_code == 2 and "one of --data, --events and --training-topic" in both.output
