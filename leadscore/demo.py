@@ -187,6 +187,8 @@ def _print_where_to_look(settings: Settings, worker_log: Path, console: Console,
         f"  export KAFKA_BOOTSTRAP={settings.kafka_bootstrap} REDIS_URL={settings.redis_url}",
         f"  {command} tail                                   # score events, as JSON lines",
         f"  {command} tail --topic {settings.dead_letter_topic}   # refused input, with reasons",
+        f"  {command} drift                                  # drift reports, live performance, retrains",
+        f"  curl -s -H \"X-API-Key: $KEY\" {base}/v1/drift   and   {base}/v1/models/retraining",
     ]
     if shutil.which("redis-cli"):
         lines.append(
@@ -211,6 +213,8 @@ class _View:
     totals: dict[str, int] = field(default_factory=dict)
     top: list[dict[str, Any]] = field(default_factory=list)
     changes: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=8))
+    drift: str = "no window tested yet"
+    retrain: str = "none yet"
 
 
 async def _run_traffic_and_view(
@@ -286,6 +290,17 @@ async def _refresh(view: _View, store: ScoreStore) -> None:
     top = await store.top(10)
     latest = await store.client.mget([store.score_key(lead) for lead, _ in top]) if top else []
     view.top = [orjson.loads(raw) for raw in latest if raw is not None]
+    # The closed loop (docs/drift.md): the newest drift window and retrain decision.
+    prefix = store.prefix
+    newest = await store.client.lindex(f"{prefix}drift:events", 0)
+    if newest is not None:
+        d = orjson.loads(newest)
+        features = ", ".join(d.get("report", {}).get("persistent_features", [])[:3])
+        view.drift = f"{d['level']} (window {d['window_index']}, model {d['model_version']}){': ' + features if features else ''}"
+    decision = await store.client.lindex(f"{prefix}retrain:decisions", 0)
+    if decision is not None:
+        r = orjson.loads(decision)
+        view.retrain = f"{r.get('outcome')} ({r.get('trigger')}): {str(r.get('reason', ''))[:90]}"
 
 
 def _render(view: _View, rate: float) -> Group:
@@ -317,7 +332,10 @@ def _render(view: _View, rate: float) -> Group:
             f"{event['previous_grade']} → {event['grade']}"
         )
         changes.add_row(event["lead_id"], moved, grade, _reason(event))
-    return Group(Panel(summary, title="leadscore demo — Ctrl-C to stop"), top, changes)
+    loop = Table.grid(padding=(0, 3))
+    loop.add_row(f"drift: [bold]{view.drift}[/]")
+    loop.add_row(f"last retrain: [bold]{view.retrain}[/]")
+    return Group(Panel(summary, title="leadscore demo — Ctrl-C to stop"), loop, top, changes)
 
 
 def _reason(event: dict[str, Any]) -> str:
