@@ -3,12 +3,15 @@
 Pure numpy; the drift agent (``leadscore.streams.drift_agent``) feeds it the records of
 ``leads.features.v1`` and publishes what it returns.
 
-Two choices, both measured (docs/drift.md):
+The choices, measured (docs/drift.md):
 
 - **A window counts each lead once** (its latest vector in the window). Consecutive
   scored vectors are strongly dependent: one lead's session rescored ten times gives ten
   near-identical rows, and the KS test assumes independent rows. Deduplicating by lead
   makes the rows (close to) independent draws of the lead population.
+- **A window can be held open for a minimum event-time span** (``min_span_s``), so
+  that it covers a whole weekly cycle where ``size`` leads come in less than a week;
+  while it waits, a bounded bottom-k sample of its leads is kept (:class:`WindowBuffer`).
 - **The reference is live traffic, not the training set.** The vectors a model is
   trained on (snapshots, or vectors just before an outcome) are not the vectors the
   stream scores; against a training sample every live window "drifted" (all 100
@@ -19,6 +22,8 @@ Two choices, both measured (docs/drift.md):
 
 from __future__ import annotations
 
+import hashlib
+import heapq
 import io
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -43,19 +48,63 @@ class ClosedWindow:
 
 @dataclass
 class WindowBuffer:
-    """Tumbling windows of ``size`` distinct leads; a lead's latest vector replaces its earlier ones."""
+    """Tumbling windows of distinct leads; a lead's latest vector replaces its earlier ones.
+
+    A window closes at the first row that leaves it with at least ``size`` distinct leads
+    **and** an event-time span (latest minus earliest event time of the rows added) of at
+    least ``min_span_s`` seconds. The span keeps a window from being shorter than a cycle
+    of the traffic: with windows shorter than a week, weekend windows differ from the
+    weekday windows around them and a calm run alerts (docs/drift.md). With
+    ``min_span_s=0`` (the default) a window closes at exactly ``size`` leads.
+
+    While a window waits for its span it keeps each lead's latest row, at most
+    ``max_rows`` leads (default ``20 * size``). Beyond that it keeps a uniform sample of
+    the window's distinct leads: the ``max_rows`` leads with the smallest hash of
+    ``(window number, lead id)`` (a bottom-k reservoir). A lead is in or out of the sample
+    whatever its number of rows, so busy leads are not favoured; the hash (blake2b) is
+    not salted per process, so the sample depends only on the input, and the window number
+    in the key draws a fresh sample for each window. Memory stays at ``max_rows`` rows.
+
+    Args:
+        size: distinct leads a window needs to close (also its row count when
+            ``min_span_s`` is 0).
+        min_span_s: event-time seconds a window must span to close.
+        max_rows: leads kept while a window waits for its span (``None``: ``20 * size``);
+            at least ``size``.
+    """
 
     size: int
+    min_span_s: float = 0.0
+    max_rows: int | None = None
     _rows: dict[str, tuple[np.ndarray, float]] = field(init=False, default_factory=dict)
+    # Max-heap (negated keys) of the kept leads' sample keys; only filled once the cap binds.
+    _heap: list[tuple[int, str]] = field(init=False, default_factory=list)
     _start: float = field(init=False, default=float("inf"))
     _end: float = field(init=False, default=float("-inf"))
+    _cap: int = field(init=False, default=0)  # max_rows resolved
+    _windows: int = field(init=False, default=0)  # windows closed so far
+
+    def __post_init__(self) -> None:
+        if self.size < 1:
+            raise ValueError(f"WindowBuffer size must be at least 1, got {self.size}")
+        if self.min_span_s < 0:
+            raise ValueError(f"WindowBuffer min_span_s must be >= 0 seconds, got {self.min_span_s}")
+        self._cap = 20 * self.size if self.max_rows is None else self.max_rows
+        if self._cap < self.size:
+            raise ValueError(
+                f"WindowBuffer max_rows ({self.max_rows}) must be at least size ({self.size}); "
+                "a window could never close"
+            )
 
     def add(self, lead_id: str, vector: np.ndarray, probability: float, event_time: float) -> ClosedWindow | None:
-        """Add one row; return the closed window when this row fills it."""
-        self._rows[lead_id] = (vector, probability)
+        """Add one row; return the closed window when this row closes it."""
         self._start = min(self._start, event_time)
         self._end = max(self._end, event_time)
-        if len(self._rows) < self.size:
+        if lead_id in self._rows or len(self._rows) < self._cap:
+            self._rows[lead_id] = (vector, probability)
+        else:
+            self._sample(lead_id, vector, probability)
+        if len(self._rows) < self.size or self._end - self._start < self.min_span_s:
             return None
         rows = list(self._rows.values())
         window = ClosedWindow(
@@ -64,9 +113,25 @@ class WindowBuffer:
             start=self._start,
             end=self._end,
         )
-        self._rows = {}
+        self._rows, self._heap = {}, []
         self._start, self._end = float("inf"), float("-inf")
+        self._windows += 1
         return window
+
+    def _sample(self, lead_id: str, vector: np.ndarray, probability: float) -> None:
+        """A lead new to a full buffer: keep it in place of the largest key if its key is smaller."""
+        if not self._heap:  # the cap binds for the first time in this window: key the kept leads
+            self._heap = [(-self._key(kept), kept) for kept in self._rows]
+            heapq.heapify(self._heap)
+        key = self._key(lead_id)
+        if key < -self._heap[0][0]:  # smaller than the largest kept key: it replaces that lead
+            _, evicted = heapq.heapreplace(self._heap, (-key, lead_id))
+            del self._rows[evicted]
+            self._rows[lead_id] = (vector, probability)
+
+    def _key(self, lead_id: str) -> int:
+        digest = hashlib.blake2b(f"{self._windows}:{lead_id}".encode(), digest_size=8).digest()
+        return int.from_bytes(digest, "big")
 
     def __len__(self) -> int:
         return len(self._rows)

@@ -225,7 +225,9 @@ class DriftAgent:
         entry = self.monitors.get(version)
         if entry is None:
             monitor = await self._restore(version)
-            entry = self.monitors[version] = (monitor, WindowBuffer(self.settings.drift_window_size))
+            s = self.settings
+            buffer = WindowBuffer(s.drift_window_size, min_span_s=s.drift_window_min_days * 86400)
+            entry = self.monitors[version] = (monitor, buffer)
             while len(self.monitors) > MAX_VERSIONS:
                 old, _ = self.monitors.popitem(last=False)
                 log.info("drift: no longer watching model %s", old)

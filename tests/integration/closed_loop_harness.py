@@ -106,13 +106,15 @@ class OfflineWindow:
     start: float
     end: float
     closed_by: int
+    n_rows: int = 0
 
 
 def offline_windows(
-    samples: list[Sample], window_size: int, baseline_windows: int, config: DriftConfig
+    samples: list[Sample], window_size: int, baseline_windows: int, config: DriftConfig,
+    min_span_s: float = 0.0,
 ) -> Iterator[OfflineWindow]:
     """The drift agent's windows for ``samples`` read in this order, computed in process."""
-    buffer = WindowBuffer(window_size)
+    buffer = WindowBuffer(window_size, min_span_s)
     monitor = DriftMonitor("offline", FEATURE_NAMES, config, baseline_windows)
     for i, sample in enumerate(samples):
         body = orjson.loads(sample.body)
@@ -125,7 +127,8 @@ def offline_windows(
         if window is not None:
             report = monitor.test(window)
             yield OfflineWindow(
-                report.window_index, report.level, report.tested, window.start, window.end, i
+                report.window_index, report.level, report.tested, window.start, window.end, i,
+                window.X.shape[0],
             )
 
 
@@ -157,11 +160,16 @@ def main() -> None:
     parser.add_argument("--shift-day", type=float, default=DriftRun.shift_day)
     parser.add_argument("--window", type=int, default=400)
     parser.add_argument("--baseline-windows", type=int, nargs="+", default=[3])
+    parser.add_argument(
+        "--min-days", type=float, nargs="+", default=[0.0],
+        help="least event-time span of a window in days (LEADSCORE_DRIFT_WINDOW_MIN_DAYS); "
+        "several values: one pass each",
+    )
     parser.add_argument("--processes", type=int, default=2)
     args = parser.parse_args()
     config = DriftConfig(min_window=min(200, args.window))
     print(f"leads={args.leads} span={args.span_days}d shift at day {args.shift_day} window={args.window} "
-          f"(warm-up {DriftRun.warmup_days}d dropped)")  # fmt: skip
+          f"min span {args.min_days} d (warm-up {DriftRun.warmup_days}d dropped)")  # fmt: skip
     runs = []
     for seed in args.seeds:
         shifted = DriftRun(
@@ -172,27 +180,42 @@ def main() -> None:
     with ProcessPoolExecutor(args.processes) as pool:
         all_samples = list(pool.map(_samples_of, runs))
     print(f"simulated and replayed {len(runs)} runs in {time.perf_counter() - started:.0f} s")
-    for baseline in args.baseline_windows:
-        for i, seed in enumerate(args.seeds):
-            shifted, calm = runs[2 * i], runs[2 * i + 1]
-            assert shifted.shift_at is not None
-            t = shifted.shift_at.timestamp()
-            windows = list(offline_windows(all_samples[2 * i], args.window, baseline, config))
-            first, medium = windows_to_first_alert(windows, shifted.shift_at)
-            after = [w for w in windows if w.end > t]
-            days = (after[first - 1].end - t) / 86400 if first else float("nan")
-            before = sum(w.level != "none" for w in windows if w.end <= t)
-            calm_windows = list(offline_windows(all_samples[2 * i + 1], args.window, baseline, config))
-            calm_levels = [w.level for w in calm_windows if w.tested]
-            span_days = (windows[baseline - 1].end - windows[0].start) / 86400
-            print(
-                f"baseline {baseline} windows ({span_days:.1f} d), seed {seed}: shifted: "
-                f"{sum(w.tested and w.end <= t for w in windows)} tested windows before the shift with "
-                f"{before} alerts; first alert {first} windows ({days:.1f} d) after the shift, first "
-                f"medium-or-higher {medium}; calm: {sum(level != 'none' for level in calm_levels)} alert "
-                f"windows of {len(calm_levels)} ({''.join(level[0] for level in calm_levels)})",
-                flush=True,
-            )
+    for min_days in args.min_days:
+        for baseline in args.baseline_windows:
+            for i, seed in enumerate(args.seeds):
+                _report(args.window, min_days, baseline, seed, runs[2 * i], all_samples[2 * i],
+                        all_samples[2 * i + 1], config)  # fmt: skip
+
+
+def _report(
+    window_size: int, min_days: float, baseline: int, seed: int, shifted: DriftRun,
+    samples: list[Sample], calm_samples: list[Sample], config: DriftConfig,
+) -> None:  # fmt: skip
+    """Print one line: a shifted run's first alert after the shift and its calm twin's alerts."""
+    assert shifted.shift_at is not None
+    min_span_s = min_days * 86400
+    t = shifted.shift_at.timestamp()
+    windows = list(offline_windows(samples, window_size, baseline, config, min_span_s))
+    first, medium = windows_to_first_alert(windows, shifted.shift_at)
+    after = [w for w in windows if w.end > t]
+    days = (after[first - 1].end - t) / 86400 if first else float("nan")
+    medium_days = (after[medium - 1].end - t) / 86400 if medium else float("nan")
+    before = sum(w.level != "none" for w in windows if w.end <= t)
+    calm_windows = list(offline_windows(calm_samples, window_size, baseline, config, min_span_s))
+    calm_levels = [w.level for w in calm_windows if w.tested]
+    span_days = (windows[baseline - 1].end - windows[0].start) / 86400
+    rows = np.mean([w.n_rows for w in calm_windows])
+    window_days = np.mean([w.end - w.start for w in calm_windows]) / 86400
+    print(
+        f"min span {min_days:g} d, baseline {baseline} windows ({span_days:.1f} d), seed {seed}: "
+        f"windows of {rows:.0f} leads, {window_days:.1f} d (calm, mean); shifted: "
+        f"{sum(w.tested and w.end <= t for w in windows)} tested windows before the shift with "
+        f"{before} alerts; first alert {first} windows ({days:.1f} d) after the shift, first "
+        f"medium-or-higher {medium} ({medium_days:.1f} d); calm: "
+        f"{sum(level != 'none' for level in calm_levels)} alert windows of {len(calm_levels)} "
+        f"({''.join(level[0] for level in calm_levels)})",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

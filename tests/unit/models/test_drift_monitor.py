@@ -32,6 +32,95 @@ def test_a_window_counts_each_lead_once_with_its_latest_vector() -> None:
     assert len(buffer) == 0  # tumbling: the next window starts empty
 
 
+DAY_S = 86400.0
+
+
+def test_a_min_span_holds_a_full_window_open_until_it_spans_that_long() -> None:
+    buffer = WindowBuffer(size=3, min_span_s=7 * DAY_S)
+    times = [0.0, 0.5, 1.0, 2.0, 6.0]  # days: 3 leads after 1 day, 5 after 6 days
+    for i, t in enumerate(times):
+        assert buffer.add(f"l{i}", np.array([float(i)]), 0.1, t * DAY_S) is None
+    assert len(buffer) == 5  # full since the third lead, still open
+    assert buffer.add("l0", np.array([10.0]), 0.2, 6.5 * DAY_S) is None  # dedupe still holds
+    assert len(buffer) == 5
+    window = buffer.add("l5", np.array([5.0]), 0.3, 7.0 * DAY_S)  # 7 days after the first row
+    assert window is not None
+    assert sorted(window.X[:, 0].tolist()) == [1.0, 2.0, 3.0, 4.0, 5.0, 10.0]
+    assert (window.start, window.end) == (0.0, 7 * DAY_S)
+    assert len(buffer) == 0
+    # The next window waits for its own span; size still counts: 1 lead over 8 days is not enough.
+    assert buffer.add("a", np.array([0.0]), 0.1, 8 * DAY_S) is None
+    assert buffer.add("a", np.array([0.0]), 0.1, 16 * DAY_S) is None
+    assert buffer.add("b", np.array([0.0]), 0.1, 16 * DAY_S) is None
+    assert buffer.add("c", np.array([0.0]), 0.1, 16 * DAY_S) is not None
+
+
+def test_min_span_zero_closes_at_size_as_before() -> None:
+    buffer = WindowBuffer(size=2, min_span_s=0.0)
+    assert buffer.add("x", np.array([1.0]), 0.1, 5.0) is None
+    window = buffer.add("y", np.array([2.0]), 0.1, 5.0)  # zero span is enough
+    assert window is not None and window.X.shape == (2, 1)
+
+
+def _feed(buffer: WindowBuffer, n_events: int, seed: int) -> tuple[list[int], list[ClosedWindow]]:
+    """Events of up to 5,000 leads (a few rescored often) over 10 days: lengths seen, windows."""
+    rng = np.random.default_rng(seed)
+    leads = rng.zipf(1.5, n_events) % 5000
+    lengths, windows = [], []
+    for i, lead in enumerate(leads):
+        t = i * 10 * DAY_S / n_events
+        window = buffer.add(f"lead{lead}", np.array([float(lead), float(i)]), 0.5, t)
+        lengths.append(len(buffer))
+        if window is not None:
+            windows.append(window)
+    return lengths, windows
+
+
+def test_the_row_cap_bounds_memory_and_the_sample_is_deterministic() -> None:
+    buffer = WindowBuffer(size=50, min_span_s=4 * DAY_S, max_rows=200)
+    lengths, windows = _feed(buffer, 20_000, seed=3)
+    assert max(lengths) == 200  # capped, while ~550 distinct leads come in per window
+    assert len(windows) == 2  # days 0-4, 4-8 (the rest stays open)
+    assert all(w.X.shape == (200, 2) for w in windows)
+    for w in windows:
+        assert len(set(w.X[:, 0].tolist())) == 200  # still one row per lead
+    # The same input gives the same windows, row for row.
+    _, again = _feed(WindowBuffer(size=50, min_span_s=4 * DAY_S, max_rows=200), 20_000, 3)
+    for w, w2 in zip(windows, again, strict=True):
+        np.testing.assert_array_equal(w.X, w2.X)
+    # Each window draws its own sample (the window number is in the key).
+    assert set(windows[0].X[:, 0].tolist()) != set(windows[1].X[:, 0].tolist())
+    # Without max_rows the cap is 20 windows' worth of leads.
+    lengths, _ = _feed(WindowBuffer(size=10, min_span_s=4 * DAY_S), 20_000, seed=3)
+    assert max(lengths) == 200
+
+
+def test_the_capped_sample_is_uniform_over_leads_not_rows() -> None:
+    # 100 busy leads with 50 rows each and 10,000 quiet leads with one row, cap 1,000: a
+    # uniform sample of the 10,100 leads holds ~10 busy ones, a sample of rows ~330.
+    rng = np.random.default_rng(4)
+    busy_rows = [f"busy{i}" for i in range(100) for _ in range(50)]
+    leads = busy_rows + [f"quiet{i}" for i in range(10_000)]
+    order = rng.permutation(len(leads))
+    buffer = WindowBuffer(size=100, min_span_s=DAY_S, max_rows=1000)
+    for k, j in enumerate(order):
+        assert buffer.add(leads[j], np.array([k]), 0.5, 0.0) is None
+    kept = list(buffer._rows)
+    assert len(kept) == 1000
+    busy = sum(lead.startswith("busy") for lead in kept)
+    assert 2 <= busy <= 25, busy
+    # A kept busy lead's row is its latest one.
+    latest = {leads[j]: k for k, j in enumerate(order)}
+    assert all(buffer._rows[lead][0][0] == latest[lead] for lead in kept)
+
+
+def test_window_buffer_rejects_a_cap_below_the_size() -> None:
+    with pytest.raises(ValueError, match="max_rows"):
+        WindowBuffer(size=100, max_rows=50)
+    with pytest.raises(ValueError, match="min_span_s"):
+        WindowBuffer(size=100, min_span_s=-1.0)
+
+
 def test_baseline_windows_are_not_tested_then_windows_are() -> None:
     rng = np.random.default_rng(1)
     monitor = DriftMonitor("v1", NAMES, DriftConfig(), baseline_windows=3)
