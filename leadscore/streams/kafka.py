@@ -137,8 +137,8 @@ async def read_topic(settings: Settings, topic: str, *, timeout_s: float = 120.0
     from leadscore.streams.tansu_compat import fetch_end_offsets
 
     consumer = AIOKafkaConsumer(**client_options(settings), enable_auto_commit=False, group_id=None)
-    await consumer.start()
     try:
+        await consumer.start()
         partitions = consumer.partitions_for_topic(topic)
         if partitions is None:
             await consumer._client.force_metadata_update()
