@@ -30,7 +30,7 @@ from leadscore.schemas.decode import EventKind
 from leadscore.settings import Settings
 from leadscore.streams.drift_agent import DriftAgent
 from leadscore.streams.model_events import ModelFollower, follow_model_events
-from leadscore.streams.outcome_clock import OutcomeClock
+from leadscore.streams.outcome_clock import OutcomeClock, released
 from leadscore.streams.retrain import RetrainController
 from leadscore.streams.processing import InputRecord, Limits, apply_records, dead_letter, score_batch
 from leadscore.streams.tansu_compat import install_tansu_compat
@@ -153,27 +153,55 @@ def create_app(settings: Settings, scorer: Scorer | None = None) -> faust.App:
 
     outcome_clock = OutcomeClock(
         feature_topics=(settings.activity_topic, settings.profile_topic),
-        outcome_topic=settings.outcome_topic,
         progress=topic_progress,
-        pause=lambda topic, p: app.consumer.pause_partitions([TP(topic, p)]),
-        resume=lambda topic, p: app.consumer.resume_partitions([TP(topic, p)]),
         max_delay_s=settings.label_max_delay_s,
     )
+    held_key = f"{settings.redis_prefix}outcomes:held"
+    last_release = [0.0]
+
+    def outcome_clock_due(store: ScoreStore) -> bool:
+        """After a batch, look at the held outcomes at most twice a second."""
+        now = time.monotonic()
+        if now - last_release[0] < 0.5:
+            return False
+        last_release[0] = now
+        return True
+
+    async def release_held_outcomes(store: ScoreStore) -> None:
+        """Republish the held outcomes of this worker's partitions that are due (see outcome_clock)."""
+        held = await store.client.hgetall(held_key)
+        if not held:
+            return
+        try:
+            assigned = app.consumer.assignment()
+        except Exception:  # the consumer is not started yet
+            return
+        mine = {tp.partition for tp in assigned if tp.topic == settings.outcome_topic}
+        for field, raw in held.items():
+            entry = orjson.loads(raw)
+            if entry["partition"] not in mine or not outcome_clock.due(entry):
+                continue
+            topic, partition, key, value, headers = released(entry)
+            await app.producer.send_and_wait(topic, key, value, partition, None, headers)
+            await store.client.hdel(held_key, field)
+
     # One thread: batches are scored in order, off the event loop.
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scoring")
     store_holder: dict[str, ScoreStore] = {}
 
-    @app.agent(input_topic)
-    async def score_leads(stream: faust.StreamT) -> None:
-        loop = asyncio.get_running_loop()
-        store = store_holder.setdefault(
-            "store",
-            ScoreStore(
+    def get_store() -> ScoreStore:
+        if "store" not in store_holder:
+            store_holder["store"] = ScoreStore(
                 connect(settings.redis_url, max_connections=settings.redis_max_connections),
                 settings.redis_prefix,
                 settings.history_length,
-            ),
-        )
+            )
+        return store_holder["store"]
+
+    @app.agent(input_topic)
+    async def score_leads(stream: faust.StreamT) -> None:
+        loop = asyncio.get_running_loop()
+        store = get_store()
         # Table writes queue in Faust's producer buffer; its default cap (100) makes every
         # batch stall and warn "producer buffer full". Let a few batches' worth queue.
         app.producer.buffer.max_messages = max(1000, 4 * settings.batch_size)
@@ -191,9 +219,7 @@ def create_app(settings: Settings, scorer: Scorer | None = None) -> faust.App:
                 sample_rate=settings.feature_sample_rate,
                 outcome_gate=outcome_clock,
             )
-            deferred = [
-                (index, outcome_clock.defer(records[index], t)) for index, t in batch.result.deferrals
-            ]
+            held = dict(outcome_clock.hold(records[index], t) for index, t in batch.result.deferrals)
             scorer = models.scorer  # one model for the whole batch, even if a swap lands now
             await loop.run_in_executor(executor, score_batch, batch, scorer, now)
             result = batch.result
@@ -202,10 +228,10 @@ def create_app(settings: Settings, scorer: Scorer | None = None) -> faust.App:
                     (index, dead_letter(records[index], "scoring_error", reason, now))
                 )
             bodies = [orjson.dumps(score.model_dump(mode="json")) for score in result.scores]
-            await _write_out(app, settings, events, result, bodies, lead_to_state, deferred)
-            outcome_clock.release()
+            await _write_out(app, settings, events, result, bodies, lead_to_state)
             counters = {
-                "events": len(records),
+                # A held outcome is not taken now; it counts when it is read again and taken.
+                "events": len(records) - len(held),
                 "applied": result.applied,
                 "duplicates": result.duplicates,
                 "scores": len(result.scores),
@@ -213,14 +239,20 @@ def create_app(settings: Settings, scorer: Scorer | None = None) -> faust.App:
                 "rerouted": len(result.reroutes),
                 "training_examples": len(result.examples),
                 "training_examples_skipped": result.examples_skipped,
-                "outcomes_deferred": len(deferred),
+                "outcomes_held": len(held),
             }
             # The batch's offsets are committed only after this loop body returns, so an
             # outage waits here (and the consumer with it) instead of losing the batch.
             states = {lead_id: public_state(state.to_dict()) for lead_id, (state, _) in result.states.items()}
-            await _until_done(
-                lambda: store.write_batch(result.scores, bodies, counters, states), "write scores to Redis"
-            )
+
+            async def write() -> None:
+                await store.write_batch(result.scores, bodies, counters, states)
+                if held:  # kept before the batch's offsets are committed: a crash loses none
+                    await store.client.hset(held_key, mapping=held)
+
+            await _until_done(write, "write scores to Redis")
+            if held or outcome_clock_due(store):
+                await _quietly(release_held_outcomes(store), "release held outcomes")
             log.debug(
                 "batch of %d: %d scores, %d dead letters in %.1f ms",
                 len(records),
@@ -236,8 +268,8 @@ def create_app(settings: Settings, scorer: Scorer | None = None) -> faust.App:
 
     @app.timer(interval=1.0)
     async def release_outcomes() -> None:
-        """Resume held outcome partitions whose feature topics caught up (also when idle)."""
-        outcome_clock.release()
+        """Republish held outcomes whose feature topics caught up (also when no batch comes)."""
+        await _quietly(release_held_outcomes(get_store()), "release held outcomes")
 
     @app.timer(interval=settings.model_poll_s)
     async def poll_champion() -> None:
@@ -298,6 +330,14 @@ async def _tick(controller: RetrainController) -> None:
         await asyncio.sleep(30.0)
 
 
+async def _quietly(work: Awaitable[None], what: str) -> None:
+    """Run ``work``; on an outage, log and go on (it is tried again on the next tick)."""
+    try:
+        await work
+    except Exception as exc:
+        log.warning("could not %s (%r); trying again shortly", what, exc)
+
+
 async def _until_done(attempt: Callable[[], Awaitable[None]], what: str) -> None:
     """Run ``attempt`` until it succeeds, backing off up to 10 s between tries."""
     delay = 0.2
@@ -353,7 +393,6 @@ async def _write_out(
     result: Any,
     score_bodies: list[bytes],
     lead_to_state: faust.Table,
-    deferred: list[tuple[int, tuple[tuple[str, bytes], ...]]] = (),  # type: ignore[assignment]
 ) -> None:
     """Publish a batch's outputs. Sends are queued; Faust flushes them before it commits offsets."""
     producer = app.producer
@@ -371,10 +410,6 @@ async def _write_out(
         await producer.send(
             message.topic, lead_id.encode(), message.value, partition, None, message.headers
         )
-    for index, headers in deferred:
-        # Held outcomes go back to their own partition, to be read again (nothing applied).
-        message = events[index].message
-        await producer.send(message.topic, message.key, message.value, message.partition, None, list(headers))
     for lead_id, (state, index) in result.states.items():
         # The table writes its changelog to the partition of the *current* event; in a
         # batch that must be the lead's own event, not whichever came last.

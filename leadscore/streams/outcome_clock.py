@@ -9,20 +9,29 @@ with a real label, when a time-ordered history was published in one burst).
 :class:`OutcomeClock` is the worker's :class:`~leadscore.streams.processing.OutcomeGate`.
 An outcome at event time ``t`` on partition ``p`` is ready when, for each feature topic
 (activity, profile) on ``p``, the worker has applied an event at or after ``t`` there, or
-has read everything that topic partition holds. Otherwise the outcome record is
-republished to its own partition (nothing applied, nothing lost) and that outcome
-partition is paused until the feature topics pass ``t`` — or until
-``label_max_delay_s`` has passed, after which outcomes are taken as they come (a feature
-topic whose partition never moves must not hold labels forever).
+has read everything that topic partition holds. Otherwise nothing of it is applied: the
+record is kept in Redis (hash ``outcomes:held``, written with the batch, before its offsets
+are committed) and republished to its own partition once the feature topics pass ``t`` —
+or once ``label_max_delay_s`` has passed, after which outcomes are taken as they come (a
+feature topic whose partition never moves must not hold labels forever). The worker that
+owns the partition checks the held outcomes every second and after every batch; a held
+outcome survives a crash (Redis), and one republished twice is dropped as a repeated id.
+
+Pausing the outcome partition instead was tried and lost records: Faust drops records
+already fetched for a partition that is paused, without seeking back.
 """
 
 from __future__ import annotations
 
+import base64
 import logging
 import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
 
 from leadscore.streams.processing import InputRecord
 
@@ -42,24 +51,17 @@ class OutcomeClock:
 
     Args:
         feature_topics: the topics whose events make features (activity, profile).
-        outcome_topic: the topic to pause while its outcomes wait.
         progress: the committed and end offsets of a topic partition.
-        pause, resume: pause or resume fetching one outcome partition.
         max_delay_s: the longest an outcome is held (wall clock, from its first deferral).
         clock: wall-clock seconds.
     """
 
     feature_topics: tuple[str, ...]
-    outcome_topic: str
     progress: Progress
-    pause: Callable[[str, int], None]
-    resume: Callable[[str, int], None]
     max_delay_s: float = 300.0
     clock: Callable[[], float] = time.time
     latest_: dict[tuple[str, int], float] = field(default_factory=dict)
     next_: dict[tuple[str, int], int] = field(default_factory=dict)  # one past the last applied
-    held_: dict[int, tuple[float, float]] = field(default_factory=dict)  # p -> (outcome t, since)
-    deferred_: int = 0
 
     def observe(self, record: InputRecord, event_time: float) -> None:
         key = (record.topic, record.partition)
@@ -74,31 +76,28 @@ class OutcomeClock:
             return True
         return self._passed(record.partition, outcome_time)
 
-    def defer(self, record: InputRecord, outcome_time: float) -> tuple[tuple[str, bytes], ...]:
-        """Note a deferral; pause the outcome partition; the headers to republish it with."""
-        self.deferred_ += 1
+    def hold(self, record: InputRecord, outcome_time: float) -> tuple[str, bytes]:
+        """The held outcome as a (field, JSON) pair for the Redis hash of held outcomes."""
         since = deferred_since(record.headers) or self.clock()
-        if record.partition not in self.held_:
-            log.info(
-                "outcomes on %s:%d wait: the activity/profile topics are not yet read up to %.0f",
-                self.outcome_topic, record.partition, outcome_time,
-            )  # fmt: skip
-        held_t, held_since = self.held_.get(record.partition, (-math.inf, since))
-        self.held_[record.partition] = (max(held_t, outcome_time), min(held_since, since))
-        self.pause(self.outcome_topic, record.partition)
-        headers = tuple(h for h in record.headers if h[0] != DEFERRED_HEADER)
-        return (*headers, (DEFERRED_HEADER, repr(since).encode()))
+        headers = [
+            [name, base64.b64encode(value).decode()] for name, value in record.headers if name != DEFERRED_HEADER
+        ]
+        entry = {
+            "topic": record.topic,
+            "partition": record.partition,
+            "key": base64.b64encode(record.key or b"").decode(),
+            "value": base64.b64encode(record.value or b"").decode(),
+            "headers": headers,
+            "outcome_t": outcome_time,
+            "since": since,
+        }
+        return f"{record.topic}:{record.partition}:{record.offset}", orjson.dumps(entry)
 
-    def release(self) -> list[int]:
-        """Resume the outcome partitions whose feature topics have caught up; return them."""
-        released = []
-        for partition, (outcome_t, since) in list(self.held_.items()):
-            if self._passed(partition, outcome_t) or self.clock() - since >= self.max_delay_s:
-                del self.held_[partition]
-                self.resume(self.outcome_topic, partition)
-                log.info("outcomes on %s:%d resume", self.outcome_topic, partition)
-                released.append(partition)
-        return released
+    def due(self, entry: dict[str, Any]) -> bool:
+        """Whether a held outcome (a :meth:`hold` entry) may go back to its topic now."""
+        if self.clock() - float(entry["since"]) >= self.max_delay_s:
+            return True
+        return self._passed(int(entry["partition"]), float(entry["outcome_t"]))
 
     def _passed(self, partition: int, outcome_time: float) -> bool:
         for topic in self.feature_topics:
@@ -114,6 +113,16 @@ class OutcomeClock:
                 continue  # read everything there is (or cannot tell): nothing earlier to wait for
             return False
         return True
+
+
+def released(entry: dict[str, Any]) -> tuple[str, int, bytes, bytes, list[tuple[str, bytes]]]:
+    """(topic, partition, key, value, headers) to republish a held outcome with."""
+    headers = [(name, base64.b64decode(value)) for name, value in entry["headers"]]
+    headers.append((DEFERRED_HEADER, repr(float(entry["since"])).encode()))
+    return (
+        entry["topic"], int(entry["partition"]), base64.b64decode(entry["key"]),
+        base64.b64decode(entry["value"]), headers,
+    )  # fmt: skip
 
 
 def deferred_since(headers: Iterable[tuple[str, bytes]]) -> float | None:
