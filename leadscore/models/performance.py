@@ -113,6 +113,19 @@ class PerformanceWindow:
             return "medium"
         return "none"
 
+    def to_dict(self) -> dict[str, Any]:
+        """The whole state (rows, baseline, count), JSON-ready, for :meth:`from_dict`."""
+        return {"rows": list(self._rows), "baseline": self.baseline_, "seen": self.seen_}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], size: int, auc_drop: float) -> PerformanceWindow:
+        """Rebuild a window saved by :meth:`to_dict` (with the current size and threshold)."""
+        window = cls(size, auc_drop)
+        window._rows.extend((float(p), int(y)) for p, y in data.get("rows", []))
+        window.baseline_ = data.get("baseline")
+        window.seen_ = int(data.get("seen", len(window._rows)))
+        return window
+
     def summary(self) -> dict[str, Any]:
         """JSON-ready: the window's metrics, the baseline's, the alert level."""
         return {

@@ -81,6 +81,9 @@ class DriftKeys:
         self.latest = f"{prefix}drift:latest"  # hash: model version -> JSON DriftEvent
         self.performance = f"{prefix}drift:performance"  # hash: model version -> JSON summary
 
+    def performance_state(self, version: str) -> str:
+        return f"{self.prefix}drift:performance_state:{version}"
+
     def state(self, version: str) -> str:
         return f"{self.prefix}drift:state:{version}"
 
@@ -180,18 +183,22 @@ class DriftAgent:
                 continue
             window = self.performance.get(example.model_version)
             if window is None:
-                window = self.performance[example.model_version] = PerformanceWindow(
-                    self.settings.performance_window, self.settings.performance_auc_drop
+                window = self.performance[example.model_version] = await self._restore_performance(
+                    example.model_version
                 )
             window.add(example.probability, example.label)
             touched.add(example.model_version)
             n += 1
         self.stats["labels"] += n
         if touched:
-            await self.redis.hset(
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.hset(
                 self.keys.performance,
                 mapping={v: orjson.dumps(self.performance[v].summary()) for v in touched},
             )
+            for v in touched:  # the rows too: a restarted agent continues the window
+                pipe.set(self.keys.performance_state(v), orjson.dumps(self.performance[v].to_dict()))
+            await pipe.execute()
         if n and self.on_labels is not None:
             await self.on_labels(n)
 
@@ -220,6 +227,16 @@ class DriftAgent:
                 closed.append((sample.model_version, window))
         for version, window in closed:
             await self._test(version, window)
+
+    async def _restore_performance(self, version: str) -> PerformanceWindow:
+        size, drop = self.settings.performance_window, self.settings.performance_auc_drop
+        raw = await self.redis.get(self.keys.performance_state(version))
+        if raw is not None:
+            try:
+                return PerformanceWindow.from_dict(orjson.loads(raw), size, drop)
+            except (orjson.JSONDecodeError, TypeError, ValueError) as exc:
+                log.warning("drift: saved performance of model %s unusable (%r); starting over", version, exc)
+        return PerformanceWindow(size, drop)
 
     async def _monitor(self, version: str) -> tuple[DriftMonitor, WindowBuffer]:
         entry = self.monitors.get(version)

@@ -155,3 +155,18 @@ def test_saved_state_resumes_exactly(ready: bool) -> None:
     for window in following:
         a, b = monitor.test(window), restored.test(window)
         assert a.to_dict() == b.to_dict()
+
+
+def test_performance_window_state_round_trips() -> None:
+    from leadscore.models.performance import PerformanceWindow
+
+    rng = np.random.default_rng(3)
+    window = PerformanceWindow(size=50, auc_drop=0.05)
+    for _ in range(80):
+        y = int(rng.integers(0, 2))
+        window.add(float(np.clip(0.3 * y + rng.uniform(0, 0.7), 0, 1)), y)
+    restored = PerformanceWindow.from_dict(window.to_dict(), size=50, auc_drop=0.05)
+    assert restored.summary() == window.summary()
+    window.add(0.9, 0)
+    restored.add(0.9, 0)
+    assert restored.summary() == window.summary()
