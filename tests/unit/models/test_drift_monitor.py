@@ -170,3 +170,26 @@ def test_performance_window_state_round_trips() -> None:
     window.add(0.9, 0)
     restored.add(0.9, 0)
     assert restored.summary() == window.summary()
+
+
+def test_performance_alert_levels_follow_the_auc_drop() -> None:
+    from leadscore.models.performance import PerformanceWindow
+
+    rng = np.random.default_rng(4)
+
+    def fill(window: PerformanceWindow, noise: float, n: int) -> None:
+        for _ in range(n):
+            y = int(rng.integers(0, 2))
+            window.add(float(np.clip(0.5 + (y - 0.5) * 0.6 + rng.normal(0, noise), 0, 1)), y)
+
+    window = PerformanceWindow(size=400, auc_drop=0.05)
+    fill(window, 0.1, 400)  # the first full window is the baseline: a near-perfect model
+    assert window.baseline_ is not None and window.baseline_["roc_auc"] > 0.99
+    assert window.level() == "none"
+    fill(window, 0.45, 400)  # the same model on a world it no longer ranks well
+    auc = window.metrics()["roc_auc"]
+    drop = window.baseline_["roc_auc"] - auc
+    assert window.level() == ("high" if drop >= 0.10 else "medium" if drop >= 0.05 else "none")
+    assert drop >= 0.10 and window.level() == "high"
+    summary = window.summary()
+    assert summary["labels_seen"] == 800 and summary["window"]["n"] == 400
