@@ -68,6 +68,7 @@ def retrain(rows: list[TrainingExample], folds: int, search: str) -> dict[str, A
     settings = Settings(
         model_dir=Path(tempfile.mkdtemp()), retrain_folds=folds, retrain_search=search,
         retrain_margin=1.0, retrain_max_examples=len(rows), min_training_labels=0,
+        retrain_training_set="outcomes",
     )  # fmt: skip
     return retrain_job(settings, trigger="benchmark", examples=rows, publish=False, console=Console(file=io.StringIO()))
 

@@ -38,7 +38,8 @@ from leadscore.models.features import FEATURE_NAMES, FEATURE_SPEC_VERSION
 from leadscore.models.performance import binary_metrics
 from leadscore.models.registry import ModelRegistry
 from leadscore.models.training import InsufficientDataError, TrainConfig, TrainingData, train
-from leadscore.schemas.learning import TrainingExample
+from leadscore.models.snapshots import snapshot_set
+from leadscore.schemas.learning import FeatureSample, TrainingExample
 from leadscore.settings import Settings
 
 __all__ = ["decisions_key", "gate", "load_examples", "retrain_job"]
@@ -106,6 +107,7 @@ def retrain_job(
     trigger: str = "manual",
     detail: str = "",
     examples: Sequence[TrainingExample] | None = None,
+    samples: Sequence[FeatureSample] | None = None,
     console: Console | None = None,
     publish: bool = True,
     lock_token: str | None = None,
@@ -117,6 +119,8 @@ def retrain_job(
         trigger: why (``drift``, ``labels``, ``schedule``, ``manual``), for the record.
         detail: more on why (e.g. the drift event id and its features).
         examples: use these instead of reading the training topic.
+        samples: with ``retrain_training_set=snapshots``, use these scored vectors instead of
+            reading the features topic.
         publish: record the decision in Redis and publish it on ``models.events.v1``; also
             take the Redis retrain lock, so that one retrain runs at a time across workers,
             the API and the CLI (a retrain that finds it held ends ``skipped``).
@@ -147,7 +151,7 @@ def retrain_job(
         if examples is None:
             examples, bad = load_examples(settings)
             record["unusable_examples"] = bad
-        outcome = _retrain(settings, list(examples), record, registry, console)
+        outcome = _retrain(settings, list(examples), record, registry, console, samples)
     except Exception as exc:  # recorded and published, then re-raised for the exit status
         record.update(outcome="failed", reason=f"{type(exc).__name__}: {exc}")
         _finish(settings, record, started, publish)
@@ -196,32 +200,46 @@ def _retrain(
     record: dict[str, Any],
     registry: ModelRegistry,
     console: Console,
+    samples: Sequence[FeatureSample] | None = None,
 ) -> str:
+    labels = examples  # every outcome labels snapshots, whatever rows are kept
     examples = examples[-settings.retrain_max_examples :]
-    n = len(examples)
-    y = np.array([e.label for e in examples], dtype=np.int64)
-    record["examples"] = {"n": n, "positives": int(y.sum())}
-    if n < settings.retrain_min_labels:
-        record["reason"] = f"{n} labelled outcomes; a retrain needs retrain_min_labels={settings.retrain_min_labels}"
+    n_outcomes = len(examples)
+    record["examples"] = {"n": n_outcomes, "positives": sum(e.label for e in examples)}
+    if n_outcomes < settings.retrain_min_labels:
+        record["reason"] = (
+            f"{n_outcomes} labelled outcomes; a retrain needs retrain_min_labels={settings.retrain_min_labels}"
+        )
         return "skipped"
-    X = np.array([e.features for e in examples], dtype=np.float64)
-    times = np.array([e.outcome_time.timestamp() for e in examples])
-    leads = np.array([e.lead_id for e in examples])
-    cut = int(round(n * (1 - settings.retrain_holdout_fraction)))
-    y_hold = y[cut:]
-    record["training"] = _span(examples[:cut], y[:cut])
-    record["holdout"] = _span(examples[cut:], y_hold)
+    rows = _rows(settings, examples if settings.retrain_training_set == "outcomes" else labels, samples, record)
+    X, y, leads, times, horizon_s = rows
+    n = len(y)
+    if settings.retrain_training_set == "snapshots":
+        # The holdout is the latest share of snapshot times; a training row whose horizon
+        # reaches into it is dropped (its label was decided there).
+        cut_t = float(np.quantile(times, 1 - settings.retrain_holdout_fraction)) if n else 0.0
+        train_idx = np.flatnonzero(times + horizon_s <= cut_t)[-settings.retrain_max_examples :]
+        hold_idx = np.flatnonzero(times >= cut_t)
+    else:
+        cut = int(round(n * (1 - settings.retrain_holdout_fraction)))
+        train_idx, hold_idx = np.arange(cut), np.arange(cut, n)
+    y_hold = y[hold_idx]
+    record["training"] = _span(times[train_idx], y[train_idx])
+    record["holdout"] = _span(times[hold_idx], y_hold)
     if min(int(y_hold.sum()), int(len(y_hold) - y_hold.sum())) < MIN_HOLDOUT_PER_CLASS:
         record["reason"] = (
-            f"the holdout ({len(y_hold)} most recent outcomes) has {int(y_hold.sum())} conversions; "
+            f"the holdout ({len(y_hold)} most recent rows) has {int(y_hold.sum())} conversions; "
             f"the comparison needs {MIN_HOLDOUT_PER_CLASS} of each class"
         )
         return "skipped"
     variant = settings.model_variant if settings.model_variant != "auto" else "ensemble"
     data = TrainingData(
-        X=X[:cut], y=y[:cut], feature_names=FEATURE_NAMES, groups=leads[:cut], times=times[:cut],
-        source=f"{settings.training_topic}: {cut} outcomes before the holdout",
-    )
+        X=X[train_idx], y=y[train_idx], feature_names=FEATURE_NAMES, groups=leads[train_idx],
+        # Outcomes: time-ordered folds. Snapshots: folds by lead (a 30-day purge at every
+        # time cut leaves no usable folds in a few weeks of rows); the holdout is in time.
+        times=times[train_idx] if settings.retrain_training_set == "outcomes" else None,
+        source=f"{record['training_set']}: {len(train_idx)} rows before the holdout",
+    )  # fmt: skip
     config = TrainConfig(
         folds=settings.retrain_folds, search=settings.retrain_search, variant=variant, compare=(variant,)
     )
@@ -233,7 +251,7 @@ def _retrain(
         return "skipped"
     record["train_seconds"] = round(time.perf_counter() - fit_started, 2)
 
-    X_hold = X[cut:]
+    X_hold = X[hold_idx]
     candidate = binary_metrics(y_hold, result.model.predict_proba(X_hold)[:, 1])
     champion = None
     try:
@@ -249,12 +267,15 @@ def _retrain(
     record["reason"] = reason
 
     report = result.report
-    report["gate"] = {k: record.get(k) for k in ("trigger", "holdout", "metrics", "margin", "champion")}
+    report["gate"] = {
+        k: record.get(k) for k in ("trigger", "training_set", "holdout", "metrics", "margin", "champion")
+    }
     report["gate"]["decision"] = "promoted" if promote else "rejected"
     report["gate"]["reason"] = reason
     chosen = next(m for m in report["models"] if m["name"] == result.variant)
     rng = np.random.default_rng(0)
     sample = X[np.sort(rng.choice(n, min(REFERENCE_ROWS, n), replace=False))]
+    train_t = times[train_idx]
     manifest = registry.save(
         result.model,
         kind="lead_events",
@@ -264,13 +285,16 @@ def _retrain(
             "variant": result.variant,
             "cv": chosen["cv"],
             "cv_scheme": report["data"]["cv"],
+            "training_set": record["training_set"],
             "holdout": candidate,
             "champion_holdout": champion,
             "gate": "promoted" if promote else "rejected",
         },
-        training_window=(examples[0].outcome_time, examples[cut - 1].outcome_time),
-        n_rows=cut,
-        class_balance={"negative": float(cut - y[:cut].sum()), "positive": float(y[:cut].sum())},
+        training_window=(_utc(float(train_t.min())), _utc(float(train_t.max()))),
+        n_rows=len(train_idx),
+        class_balance={
+            "negative": float(len(train_idx) - y[train_idx].sum()), "positive": float(y[train_idx].sum())
+        },
         params=result.params,
         reference_sample=sample,
         source=data.source,
@@ -287,13 +311,64 @@ def _retrain(
     return "rejected"
 
 
-def _span(examples: Sequence[TrainingExample], y: np.ndarray) -> dict[str, Any]:
+def _rows(
+    settings: Settings,
+    examples: list[TrainingExample],
+    samples: Sequence[FeatureSample] | None,
+    record: dict[str, Any],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
+    """(X, y, leads, times, horizon_s) in time order, from the training set the settings name."""
+    if settings.retrain_training_set == "outcomes":
+        record["training_set"] = f"{settings.training_topic} (vectors just before the outcome)"
+        return (
+            np.array([e.features for e in examples], dtype=np.float64).reshape(-1, len(FEATURE_NAMES)),
+            np.array([e.label for e in examples], dtype=np.int64),
+            np.array([e.lead_id for e in examples], dtype=object),
+            np.array([e.outcome_time.timestamp() for e in examples]),
+            0.0,
+        )
+    if samples is None:
+        samples = load_samples(settings)
+    horizon_s = settings.retrain_horizon_days * 86_400.0
+    outcomes = {e.lead_id: (e.outcome_time.timestamp(), e.label) for e in examples}
+    snaps = snapshot_set(
+        ((s.lead_id, s.event_time.timestamp(), s.features) for s in samples),
+        outcomes, n_features=len(FEATURE_NAMES), horizon_s=horizon_s,
+    )  # fmt: skip
+    record["training_set"] = (
+        f"{settings.features_topic} snapshots, one per lead per day, labelled by "
+        f"{settings.training_topic} within {settings.retrain_horizon_days:g} days"
+    )
+    record["snapshots"] = {"n": len(snaps), "positives": int(snaps.y.sum()), "samples": len(samples)}
+    return snaps.X, snaps.y, snaps.leads, snaps.times, horizon_s
+
+
+def load_samples(settings: Settings) -> list[FeatureSample]:
+    """The scored vectors on the features topic (of the current feature definition)."""
+    from leadscore.streams.kafka import read_topic
+
+    out = []
+    for value in asyncio.run(read_topic(settings, settings.features_topic)):
+        try:
+            sample = FeatureSample.model_validate_json(value)
+        except ValidationError:
+            continue
+        if sample.feature_spec_version == FEATURE_SPEC_VERSION and len(sample.features) == len(FEATURE_NAMES):
+            out.append(sample)
+    return out
+
+
+def _span(times: np.ndarray, y: np.ndarray) -> dict[str, Any]:
     return {
-        "n": len(examples),
+        "n": int(y.size),
         "positives": int(y.sum()),
-        "from": examples[0].outcome_time.isoformat() if examples else None,
-        "to": examples[-1].outcome_time.isoformat() if examples else None,
+        "from": _utc(float(times.min())).isoformat() if times.size else None,
+        "to": _utc(float(times.max())).isoformat() if times.size else None,
     }
+
+
+def _utc(t: float) -> datetime:
+    return datetime.fromtimestamp(t, timezone.utc)
 
 
 def _finish(settings: Settings, record: dict[str, Any], started: float, publish: bool) -> None:

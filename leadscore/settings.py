@@ -217,8 +217,17 @@ class Settings(BaseSettings):
     retrain_min_labels: int = Field(
         300, ge=20, description="labelled outcomes needed to train a candidate at all"
     )
+    retrain_training_set: str = Field(
+        "snapshots", pattern=r"^(snapshots|outcomes)$",
+        description="what a retrain learns from: snapshots (each lead's scored vectors, one per day, "
+        "labelled by a conversion within retrain_horizon_days) or outcomes (only the vector just "
+        "before each outcome)",
+    )
+    retrain_horizon_days: float = Field(
+        30.0, gt=0, le=365, description="snapshots: a row is positive if the lead converts within this",
+    )
     retrain_max_examples: int = Field(
-        20_000, ge=100, description="the most recent labelled outcomes a retrain uses"
+        20_000, ge=100, description="the most recent rows a retrain uses (labelled outcomes, or snapshot rows)"
     )
     retrain_holdout_fraction: float = Field(
         0.25, gt=0, lt=1, description="the most recent share of those, held out to compare the "

@@ -56,7 +56,7 @@ def settings(kafka_bootstrap: str, redis_url: str, name_prefix: str, tmp_path: P
         kafka_bootstrap=kafka_bootstrap, redis_url=redis_url, redis_prefix=name_prefix,
         model_dir=tmp_path / "models", training_topic=f"{name_prefix}leads.training.v1",
         model_events_topic=f"{name_prefix}models.events.v1", retrain_folds=2, retrain_search="none",
-        retrain_min_labels=100, min_training_labels=0,
+        retrain_min_labels=100, min_training_labels=0, retrain_training_set="outcomes",
     )  # fmt: skip
     yield values
     client = redis.Redis.from_url(redis_url)

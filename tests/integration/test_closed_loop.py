@@ -55,6 +55,7 @@ async def test_a_drift_alert_retrains_and_the_worker_swaps_to_the_promoted_model
         retrain_search="none",
         retrain_cooldown_s=15.0,
         retrain_margin=-1.0,
+        retrain_horizon_days=7.0,  # snapshots (the default training set) labelled within a week
         model_variant="ensemble",
     )
     now = datetime.now(timezone.utc)
@@ -83,6 +84,8 @@ async def test_a_drift_alert_retrains_and_the_worker_swaps_to_the_promoted_model
             assert promoted["trigger"] == "drift"
             assert "drift on model rules-" in promoted["detail"]  # the alert named the prior
             assert promoted["examples"]["n"] >= 200
+            assert promoted["training_set"].startswith(settings.features_topic)  # snapshots
+            assert promoted["snapshots"]["n"] > promoted["examples"]["n"]
             assert promoted["holdout"]["n"] > 0 and promoted["metrics"]["candidate"]["roc_auc"] is not None
             version = promoted["candidate"]
 

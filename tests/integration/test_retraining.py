@@ -55,7 +55,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(300
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 SHIFT_AT = T0 + timedelta(days=10)
 #: Fast enough for a 2-core box: ~1-3 s per training of ~1,000 examples.
-FAST = {"retrain_folds": 2, "retrain_search": "none", "min_training_labels": 0, "retrain_min_labels": 100}
+# These tests give the retrain labelled outcomes only (no features topic): the outcomes mode.
+FAST = {"retrain_folds": 2, "retrain_search": "none", "min_training_labels": 0, "retrain_min_labels": 100,
+        "retrain_training_set": "outcomes"}
 
 
 def examples_of(config: SimConfig, scorer: Any) -> list[TrainingExample]:
