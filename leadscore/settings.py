@@ -118,6 +118,10 @@ class Settings(BaseSettings):
     api_max_batch: int = Field(1000, ge=1, le=100_000, description="leads per POST /v1/score/batch")
     api_max_upload_bytes: int = Field(200 * 1024 * 1024, ge=1024, description="largest batch file")
     api_jobs_dir: Path = Path("artifacts/jobs")
+    dashboard_dir: Path | None = Field(
+        None, description="built dashboard files `leadscore api` serves at / (default: dashboard/dist "
+        "of a source checkout)",
+    )
     audit_max_entries: int = Field(100_000, ge=100, description="audit log entries kept in Redis")
     ws_queue_size: int = Field(
         1000, ge=1, le=1_000_000, description="score events queued per WebSocket connection; "

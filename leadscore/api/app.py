@@ -20,9 +20,11 @@ from typing import Any
 import redis.asyncio as aioredis
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from leadscore.api.auth import KeyVerifier, audit_admin_call_of
 from leadscore.api.cache import ScoreCache
+from leadscore.api.dashboard import dashboard_response, find_dashboard
 from leadscore.api.errors import error_body, install_error_handlers
 from leadscore.api.observability import ApiMetrics, ThroughputSampler, prometheus_text
 from leadscore.api.jobs import JobRunner
@@ -181,7 +183,21 @@ def create_app(settings: Settings, *, follow_models: bool = True) -> FastAPI:
     app.include_router(webhooks.router)
     app.include_router(stream.router)
     app.include_router(aliases.router)
+    _serve_dashboard(app, find_dashboard(settings.dashboard_dir))
     return app
+
+
+def _serve_dashboard(app: FastAPI, root: Any) -> None:
+    """A GET that no API route answers goes to the built dashboard (leadscore.api.dashboard)."""
+    json_http = app.exception_handlers[StarletteHTTPException]
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _dashboard_or_json(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 404 and exc.detail == "Not Found" and request.method in ("GET", "HEAD"):
+            response = dashboard_response(root, request.url.path.lstrip("/"))
+            if response is not None:
+                return response
+        return await json_http(request, exc)
 
 
 class MeasureAndAudit:
