@@ -1,7 +1,7 @@
 """The built web dashboard, served at ``/`` by ``leadscore api``.
 
-The dashboard (``dashboard/``, TypeScript) is built into static files once (``make
-dashboard``); the API serves them and needs no Node at run time. Where the files are:
+The dashboard (``dashboard/``, TypeScript; being written) is built into static files once;
+the API serves them and needs no Node at run time. Where the files are:
 ``LEADSCORE_DASHBOARD_DIR``, else ``dashboard/dist`` of a source checkout.
 
 - A ``GET`` that no API route answers is the dashboard's: a file of the build, or
@@ -14,7 +14,7 @@ dashboard``); the API serves them and needs no Node at run time. Where the files
 - Headers: a Content-Security-Policy allowing only this origin (and its WebSocket feed),
   ``nosniff``, no referrer, no framing.
 
-Without built files, ``/`` says how to build them.
+Without built files, ``/`` says where the API looks for them.
 """
 
 from __future__ import annotations
@@ -40,9 +40,8 @@ SECURITY_HEADERS = {
 NOT_BUILT = """<!doctype html><html><head><meta charset="utf-8"><title>leadscore</title></head>
 <body style="font-family: system-ui, sans-serif; max-width: 40rem; margin: 3rem auto">
 <h1>leadscore</h1>
-<p>The dashboard is not built. From a source checkout run <code>make dashboard</code>
-(needs Node 20 and npm), or point <code>LEADSCORE_DASHBOARD_DIR</code> at a built
-<code>dist</code> directory.</p>
+<p>No built dashboard was found. Point <code>LEADSCORE_DASHBOARD_DIR</code> at a built
+dashboard (a directory holding <code>index.html</code>) and restart the API.</p>
 <p>The API is here: <a href="/docs">/docs</a>.</p>
 </body></html>"""
 

@@ -83,11 +83,11 @@ def test_api_paths_are_not_taken_by_the_dashboard(built: tuple[str, dict[str, st
         assert client.get("/metrics").headers["content-type"].startswith("text/plain")
 
 
-def test_without_a_build_the_root_says_how_to_build_it(
+def test_without_a_build_the_root_says_where_it_looks(
     kafka_bootstrap: str, redis_url: str, tmp_path: Path
 ) -> None:
     for url, _ in serve(kafka_bootstrap, redis_url, tmp_path, tmp_path / "no-build"):
         with httpx.Client(base_url=url, timeout=30) as client:
             page = client.get("/")
-            assert page.status_code == 200 and "make dashboard" in page.text
+            assert page.status_code == 200 and "LEADSCORE_DASHBOARD_DIR" in page.text
             assert client.get("/v1/leads/top").status_code == 401  # the API is as it was
