@@ -55,6 +55,15 @@ def decisions_key(settings: Settings) -> str:
     return f"{settings.redis_prefix}retrain:decisions"
 
 
+def lock_key(settings: Settings) -> str:
+    """The Redis lock that lets one retrain run at a time (worker, API or CLI)."""
+    return f"{settings.redis_prefix}retrain:lock"
+
+
+#: Lua: release the lock only if it still holds our token.
+RELEASE_LOCK = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+
+
 def load_examples(settings: Settings) -> tuple[list[TrainingExample], int]:
     """The examples on the training topic (deduplicated by id), and how many were unusable."""
     from leadscore.streams.kafka import read_topic
@@ -167,13 +176,11 @@ def retrain_job(
 class _RetrainLock:
     """The Redis lock ``retrain:lock``: one retrain at a time, whoever starts it."""
 
-    _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
-
     def __init__(self, settings: Settings, token: str | None) -> None:
         import redis
 
         self.client = redis.Redis.from_url(settings.redis_url)
-        self.key = f"{settings.redis_prefix}retrain:lock"
+        self.key = lock_key(settings)
         self.ttl = int(settings.retrain_timeout_s) + 60
         self.given = token is not None
         self.token = token or f"{uuid.uuid4().hex}"
@@ -189,7 +196,7 @@ class _RetrainLock:
 
     def release(self) -> None:
         try:
-            self.client.eval(self._RELEASE, 1, self.key, self.token)
+            self.client.eval(RELEASE_LOCK, 1, self.key, self.token)
         finally:
             self.client.close()
 

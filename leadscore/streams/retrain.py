@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
+from leadscore.retraining import RELEASE_LOCK, lock_key
 from leadscore.schemas.learning import DriftEvent
 from leadscore.settings import Settings
 from leadscore.streams.drift_agent import level_at_least
@@ -31,11 +32,6 @@ log = logging.getLogger(__name__)
 #: After a retrain that trained nothing (too few labels), the next may start this soon.
 SKIPPED_RETRY_S = 60.0
 
-# Release the lock only if we still hold it.
-_RELEASE = """
-if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
-return 0
-"""
 
 
 class RetrainController:
@@ -45,7 +41,7 @@ class RetrainController:
         self.settings = settings
         self.redis = redis
         prefix = settings.redis_prefix
-        self.lock_key = f"{prefix}retrain:lock"
+        self.lock_key = lock_key(settings)
         self.labels_key = f"{prefix}retrain:new_labels"
         self.last_key = f"{prefix}retrain:last_started"
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
@@ -149,7 +145,7 @@ class RetrainController:
             log.error("retrain (%s) killed after %.0f s", trigger, self.settings.retrain_timeout_s)
             return {"outcome": "failed", "reason": "timed out"}
         finally:
-            await self.redis.eval(_RELEASE, 1, self.lock_key, token)
+            await self.redis.eval(RELEASE_LOCK, 1, self.lock_key, token)
 
 
 def _last_json(out: bytes) -> dict[str, Any] | None:
