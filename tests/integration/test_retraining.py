@@ -145,12 +145,21 @@ def own_registry(data: Data, tmp_path: Path) -> Path:
 
 async def publish_examples(settings: Settings, examples: Iterable[TrainingExample]) -> int:
     """Create the training and model-events topics and publish ``examples``, keyed by lead, in order."""
+    return await publish_models(
+        settings, settings.training_topic, examples, also_create=[settings.model_events_topic]
+    )
+
+
+async def publish_models(
+    settings: Settings, topic: str, items: Iterable[Any], *, also_create: Iterable[str] = ()
+) -> int:
+    """Create ``topic`` (4 partitions; ``also_create`` with 1) and publish pydantic ``items`` keyed by lead."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     await admin.start()
     try:
         await admin.create_topics([
-            NewTopic(settings.training_topic, num_partitions=4, replication_factor=1),
-            NewTopic(settings.model_events_topic, num_partitions=1, replication_factor=1),
+            NewTopic(topic, num_partitions=4, replication_factor=1),
+            *(NewTopic(name, num_partitions=1, replication_factor=1) for name in also_create),
         ])  # fmt: skip
     finally:
         await admin.close()
@@ -158,10 +167,8 @@ async def publish_examples(settings: Settings, examples: Iterable[TrainingExampl
     await producer.start()
     try:
         sent = [
-            await producer.send(
-                settings.training_topic, key=e.lead_id.encode(), value=orjson.dumps(e.model_dump(mode="json"))
-            )
-            for e in examples
+            await producer.send(topic, key=i.lead_id.encode(), value=orjson.dumps(i.model_dump(mode="json")))
+            for i in items
         ]
         await asyncio.gather(*sent)
     finally:
@@ -322,27 +329,6 @@ async def test_the_controller_retrains_in_a_child_process_once_per_cooldown(
 
 
 
-async def publish_samples(settings: Settings, samples: Iterable[Any]) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(settings.features_topic, num_partitions=4, replication_factor=1)])
-    finally:
-        await admin.close()
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=5)
-    await producer.start()
-    try:
-        sent = [
-            await producer.send(
-                settings.features_topic, key=s.lead_id.encode(), value=orjson.dumps(s.model_dump(mode="json"))
-            )
-            for s in samples
-        ]
-        await asyncio.gather(*sent)
-    finally:
-        await producer.stop()
-
-
 def test_a_shift_retrains_on_snapshots_and_the_new_model_ranks_live_leads_better(
     data: Data, kafka_bootstrap: str, redis_url: str, name_prefix: str, tmp_path: Path, drop_keys: None
 ) -> None:
@@ -363,7 +349,7 @@ def test_a_shift_retrains_on_snapshots_and_the_new_model_ranks_live_leads_better
         examples += batch.examples
         samples += batch.samples
     asyncio.run(publish_examples(settings, sorted(examples, key=lambda e: (e.outcome_time, e.id))))
-    asyncio.run(publish_samples(settings, samples))
+    asyncio.run(publish_models(settings, settings.features_topic, samples))
 
     decision = retrain_job(settings, trigger="drift", detail="snapshots (test)", console=quiet())
 
