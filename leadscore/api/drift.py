@@ -64,11 +64,12 @@ async def drift_reports(
     keys = DriftKeys(ctx.settings.redis_prefix)
     pipe = ctx.redis.pipeline(transaction=False)  # one round trip
     pipe.hgetall(keys.latest)
-    pipe.lrange(keys.events, 0, limit - 1)
-    latest, events = await pipe.execute()
+    if limit:  # LRANGE 0 -1 would read the whole list only to drop it
+        pipe.lrange(keys.events, 0, limit - 1)
+    latest, *events = await pipe.execute()
     return {
         "latest": _decoded_hash(latest, keys.latest),
-        "events": _decoded(events, keys.events) if limit else [],
+        "events": _decoded(events[0], keys.events) if limit else [],
     }
 
 
