@@ -41,6 +41,15 @@ async def _in_thread(fn: Any, *args: Any, **kwargs: Any) -> Any:
     return await asyncio.get_running_loop().run_in_executor(None, lambda: fn(*args, **kwargs))
 
 
+# --- the caller ----------------------------------------------------------------------------------
+
+
+@router.get("/v1/whoami", tags=["keys"], summary="The calling key: id, name and what it may do", responses=_AUTH)
+async def whoami(key: ApiKey = Depends(require_scope("read"))) -> dict[str, Any]:
+    """What a client (the dashboard's sign-in) needs to know about its own key, never the key."""
+    return {**key.public(), "allows": {scope: key.allows(scope) for scope in ("read", "score", "admin")}}
+
+
 # --- models ------------------------------------------------------------------------------------
 
 

@@ -205,6 +205,7 @@ EXPECTED_SCOPE = {
     ("GET", "/v1/experiments"): "read",
     ("GET", "/v1/experiments/{experiment_id}"): "read",
     ("GET", "/v1/audit"): "admin",
+    ("GET", "/v1/whoami"): "read",
     ("POST", "/ai/scoring/score/single"): "score",
     ("POST", "/ai/scoring/score/batch"): "score",
     ("GET", "/ai/scoring/score/{lead_id}"): "read",
@@ -248,6 +249,15 @@ def test_every_protected_route_refuses_a_missing_or_under_scoped_key(stack: Stac
                 assert f"needs '{scope}'" in response.json()["error"]["message"]
         for method, path in OPEN:
             assert anonymous.request(method, path).status_code == 200
+
+
+def test_whoami_names_the_calling_key_and_what_it_may_do(stack: Stack) -> None:
+    for scope, allows in (("read", (True, False, False)), ("score", (True, True, False)), ("admin", (True, True, True))):
+        with stack.client(scope) as client:
+            body = client.get("/v1/whoami").json()
+        assert body["name"] == f"test-{scope}" and body["scopes"] == [scope]
+        assert tuple(body["allows"][s] for s in ("read", "score", "admin")) == allows
+        assert "key_hash" not in body and stack.keys[scope] not in str(body)
 
 
 def test_admin_calls_are_audited_with_who_what_and_outcome(stack: Stack) -> None:
