@@ -1,0 +1,3 @@
+export function Batch() {
+  return <section><h1>Batch</h1><p className="muted">Not built yet.</p></section>;
+}
