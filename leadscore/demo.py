@@ -172,12 +172,23 @@ def _port_free(host: str, port: int) -> bool:
     return True
 
 
+def _dashboard_line(settings: Settings, base: str, api_key: str) -> str:
+    """The dashboard's address, signed in with the demo key (the page drops the key from the
+    address bar and keeps it for the browser tab only), or how to get the dashboard built."""
+    from leadscore.api.dashboard import find_dashboard
+
+    if find_dashboard(settings.dashboard_dir) is not None:
+        return f"  dashboard:  {base}/#key={api_key}"
+    return "  dashboard:  not built (needs Node.js 20+: make dashboard, then restart the demo)"
+
+
 def _print_where_to_look(settings: Settings, worker_log: Path, console: Console, api_key: str) -> None:
     command = Path(sys.argv[0]).name if Path(sys.argv[0]).name == "leadscore" else "leadscore"
     base = f"http://{settings.api_host}:{settings.api_port}"
     lead = "$(curl -s -H \"X-API-Key: $KEY\" " + base + "/v1/leads/top?limit=1 | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"leads\"][0][\"lead_id\"])')"
     lines = [
         "[bold]where to look[/] (in another terminal, while the demo runs):",
+        _dashboard_line(settings, base, api_key),
         f"  API docs:   {base}/docs      (demo admin key below; make your own: {command} keys create)",
         f"  export KEY={api_key}",
         f"  curl -s -H \"X-API-Key: $KEY\" '{base}/v1/leads/top?limit=5'",

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from leadscore.training_jobs import train_job
+from leadscore.api.dashboard import find_dashboard
 from leadscore.settings import Settings
+from leadscore.training_jobs import train_job
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -71,3 +72,7 @@ def test_demo_runs_the_loop_and_ctrl_c_stops_every_process(tmp_path: Path) -> No
     assert (tmp_path / "artifacts" / "demo" / "worker.log").stat().st_size > 0
     key = re.search(r"export KEY=(lsk_\S+)", text)
     assert key and re.search(r"API at http://127\.0\.0\.1:\d+ \(pid", text), text[-4000:]
+    if find_dashboard(None) is not None:  # built (make test builds it first)
+        assert re.search(rf"dashboard:\s+http://127\.0\.0\.1:\d+/#key={re.escape(key.group(1))}", text), text[-4000:]
+    else:
+        assert "dashboard:  not built" in text
