@@ -80,6 +80,11 @@ class LeadScored(BaseModel):
         default=None, description="points per factor family, and fit vs engagement"
     )
     cause_event_id: str = Field(description="id of the input event that triggered this score")
+    cause_event_type: str | None = Field(
+        default=None,
+        description="type of that input event, e.g. 'lead.page_viewed' (None in events "
+        "published before the field existed)",
+    )
     event_time: AwareDatetime = Field(description="event time of the causing event")
     scored_at: AwareDatetime = Field(description="wall-clock time the score was computed")
     experiment: str | None = None

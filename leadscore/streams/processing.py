@@ -16,6 +16,7 @@ from hashlib import blake2b
 from typing import Any, Protocol
 
 import numpy as np
+import orjson
 from aiokafka.partitioner import murmur2
 
 from leadscore.models.features import FEATURE_SPEC_VERSION, LeadState, apply_event, to_matrix, to_vector
@@ -86,6 +87,11 @@ class BatchResult:
         examples_skipped: first outcomes with no example because events after the outcome
             (in event time) had already reached the state: the vector would leak them.
         samples: the scored vectors for ``leads.features.v1`` (the drift agent's input).
+        activity: (lead id, event) of every event applied to a state, in consumption
+            order: the lead's recent activity in Redis (see :func:`activity_entry`).
+            Repeats, dead letters, re-routed and held records are not in it.
+        republished: ids of the score events in ``scores`` that are re-publications of a
+            lead's last score (a repeat of its cause arrived), not new scores.
     """
 
     states: dict[str, tuple[LeadState, int]] = field(default_factory=dict)
@@ -99,6 +105,8 @@ class BatchResult:
     examples: list[TrainingExample] = field(default_factory=list)
     examples_skipped: int = 0
     samples: list[FeatureSample] = field(default_factory=list)
+    activity: list[tuple[str, Any]] = field(default_factory=list)
+    republished: set[str] = field(default_factory=set)
 
 
 @dataclass(slots=True)
@@ -117,6 +125,7 @@ class _LeadWork:
     last_index: int
     rescore: bool = False
     cause_id: str = ""
+    cause_type: str | None = None
     cause_time: datetime | None = None
 
 
@@ -252,13 +261,16 @@ def apply_records(
             # (same id and content; consumers dedupe by id).
             last = lead.state.last_score_event
             if last is not None and event.id == lead.state.score_cause_id:
-                result.scores.append(LeadScored.model_validate(last))
+                again = LeadScored.model_validate(last)
+                result.scores.append(again)
+                result.republished.add(again.id)
             continue
         result.applied += 1
+        result.activity.append((lead_id, event))
         lead.last_index = index
         if event.type not in OUTCOME_TYPES:  # outcomes are labels, never features
             lead.rescore = True
-            lead.cause_id, lead.cause_time = event.id, event.time
+            lead.cause_id, lead.cause_type, lead.cause_time = event.id, event.type, event.time
     for lead_id, lead in work.items():
         result.states[lead_id] = (lead.state, lead.last_index)
     return AppliedBatch(result=result, work=work, labelled=labelled, sample_rate=sample_rate)
@@ -339,6 +351,50 @@ def _label(labelled: list[_Labelled], result: BatchResult, scorer: Scorer, now: 
         )
 
 
+#: Longest ``data`` value (as text) kept in an activity entry; longer ones are left out.
+ACTIVITY_MAX_VALUE_CHARS = 200
+
+
+def activity_entry(event: Any) -> bytes:
+    """An applied input event as the compact JSON kept in ``P activity:<lead_id>``.
+
+    ``{"id", "type", "time" (ISO UTC), "data"}``: ``data`` holds the event's fields that
+    are set, without any value longer than :data:`ACTIVITY_MAX_VALUE_CHARS` characters
+    (as a string, or as JSON for lists and objects), so one long URL cannot bloat the list.
+    """
+    data = event.data.model_dump(mode="json", exclude_none=True) if event.data is not None else {}
+    small = {
+        name: value
+        for name, value in data.items()
+        if len(value if isinstance(value, str) else orjson.dumps(value)) <= ACTIVITY_MAX_VALUE_CHARS
+    }
+    return orjson.dumps(
+        {
+            "id": event.id,
+            "type": event.type,
+            "time": event.time.astimezone(timezone.utc).isoformat().replace("+00:00", "Z"),
+            "data": small,
+        }
+    )
+
+
+def recent_activity(result: BatchResult, keep: int) -> dict[str, list[bytes]]:
+    """Lead id -> :func:`activity_entry` of its applied events, oldest first by event time.
+
+    At most the ``keep`` newest per lead are encoded (the list is capped at that anyway);
+    ``keep=0`` gives nothing.
+    """
+    if not keep:
+        return {}
+    by_lead: dict[str, list[Any]] = {}
+    for lead_id, event in result.activity:
+        by_lead.setdefault(lead_id, []).append(event)
+    return {
+        lead_id: [activity_entry(event) for event in sorted(events, key=lambda e: e.time)[-keep:]]
+        for lead_id, events in by_lead.items()
+    }
+
+
 def example_id(lead_id: str, outcome_event_id: str) -> str:
     """The training example's id: one lead's first outcome always gives the same id."""
     digest = blake2b(f"{lead_id}\x00{outcome_event_id}".encode(), digest_size=12)
@@ -411,6 +467,7 @@ def _score(
                 ),
                 components=explanation.components,
                 cause_event_id=lead.cause_id,
+                cause_event_type=lead.cause_type,
                 event_time=lead.cause_time or now,
                 scored_at=now,
             )

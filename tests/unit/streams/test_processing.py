@@ -18,7 +18,14 @@ from leadscore.models.scoring import Scorer, ScoringPolicy
 from leadscore.models.simulation import SimConfig, simulate
 from leadscore.schemas.decode import EventKind
 from leadscore.schemas.scores import LeadScored
-from leadscore.streams.processing import InputRecord, Limits, home_partition, process_batch, score_event_id
+from leadscore.streams.processing import (
+    InputRecord,
+    Limits,
+    home_partition,
+    process_batch,
+    recent_activity,
+    score_event_id,
+)
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
 ACTIVITY, PROFILE, OUTCOME = "leads.activity.v1", "leads.profile.v1", "leads.outcome.v1"
@@ -269,3 +276,57 @@ def test_a_lead_that_cannot_be_scored_does_not_stop_the_others(model: CompiledMo
     # The failed lead keeps its new features but no score memory: the next event retries.
     bad = LeadState.from_dict(store.states["bad"])
     assert bad.score is None and bad.counts
+
+
+# --- cause type, recent activity -----------------------------------------------------------------
+
+
+def test_score_events_name_the_type_of_their_cause(model: CompiledModel) -> None:
+    store = Store()
+    (profiled,) = store.run(
+        [record(event("a", 1, "lead.profile_updated"), topic=PROFILE)], scorer_for(model)
+    ).scores
+    (viewed,) = store.run([record(event("b", 1, "lead.page_viewed"))], scorer_for(model)).scores
+    assert profiled.cause_event_type == "lead.profile_updated"
+    assert viewed.cause_event_type == "lead.page_viewed"
+    # Events published before the field existed still decode.
+    old = viewed.model_dump(mode="json")
+    del old["cause_event_type"]
+    assert LeadScored.model_validate_json(orjson.dumps(old)).cause_event_type is None
+
+
+def test_activity_lists_applied_events_only_oldest_first_by_event_time(model: CompiledModel) -> None:
+    store = Store()
+    store.run([record(event("a", 1, days_ago=5))], scorer_for(model))
+    long_url = "https://example.com/" + "x" * 300
+    records = [
+        record(event("a", 3, "lead.page_viewed", days_ago=1, url=long_url), offset=1),
+        record(event("a", 2, "lead.profile_updated", days_ago=2), topic=PROFILE, offset=2),
+        record(event("a", 1, days_ago=5), offset=3),  # a repeat
+        record(b"{not json", offset=4, key=b"a"),  # a dead letter
+        record(event("a", 4, "lead.converted", days_ago=0.5), topic=OUTCOME, offset=5),
+    ]
+    result = store.run(records, scorer_for(model))
+
+    assert [e.id for _, e in result.activity] == ["a.3", "a.2", "a.4"]  # consumption order
+    entries = [orjson.loads(raw) for raw in recent_activity(result, keep=50)["a"]]
+    assert [e["id"] for e in entries] == ["a.2", "a.3", "a.4"]  # oldest first: LPUSH puts a.4 on top
+    profile, view, outcome = entries
+    assert profile == {
+        "id": "a.2",
+        "type": "lead.profile_updated",
+        "time": (NOW - timedelta(days=2)).isoformat().replace("+00:00", "Z"),
+        "data": {"company_size": 250, "industry": "software", "job_title": "VP Sales"},
+    }
+    assert view["data"] == {"duration_s": 40.0}  # the 300-character URL is left out
+    assert outcome["type"] == "lead.converted" and outcome["data"] == {}
+    assert [orjson.loads(raw)["id"] for raw in recent_activity(result, keep=1)["a"]] == ["a.4"]
+    assert recent_activity(result, keep=0) == {}
+
+
+def test_a_re_emitted_score_is_marked_as_such(model: CompiledModel) -> None:
+    store = Store()
+    (original,) = store.run([record(event("a", 1, "lead.demo_requested"))], scorer_for(model)).scores
+    again = store.run([record(event("a", 1, "lead.demo_requested"), offset=1)], scorer_for(model))
+    assert [s.id for s in again.scores] == [original.id] and again.republished == {original.id}
+    assert again.activity == []
