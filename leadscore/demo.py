@@ -4,10 +4,13 @@ What runs:
 
 - the embedded Tansu broker and ``redis-server`` (or the servers in ``KAFKA_BOOTSTRAP`` /
   ``REDIS_URL`` when those are set);
-- a first model, trained here when the registry is empty;
+- a first model, trained here when the registry is empty, and a model of the ``table``
+  segment for batch files (trained on a simulated CRM export, written beside it with a file
+  of newer leads to upload on the dashboard's Batch tab);
 - the worker, as a child process (``python -m leadscore worker``), logging to a file;
 - the API (``python -m leadscore api``) on ``LEADSCORE_API_PORT`` (8000; a free port if
-  taken), with an admin key made for the demo and printed;
+  taken), with an admin key made for the demo and printed, serving the built dashboard
+  (``make demo`` builds it when Node.js is there);
 - the simulator, publishing live traffic from this process;
 - a console view refreshed every second: events/s and scores/s (from the worker's
   counters in Redis), dead letters, the top leads and the newest score changes.
@@ -85,11 +88,12 @@ def run_demo(
         kind = "embedded " if services.redis is not None else ""
         console.print(f"[green]✓[/] {kind}Redis at {services.redis_url}")
         _ensure_model(settings, console)
+        score_file = _ensure_table_model(settings, console)
         from leadscore.streams.kafka import ensure_topics
 
         asyncio.run(ensure_topics(settings))
         with _worker(settings, console) as worker_log, _api(settings, console) as (settings, api_key):
-            _print_where_to_look(settings, worker_log, console, api_key)
+            _print_where_to_look(settings, worker_log, console, api_key, score_file)
             asyncio.run(_run_traffic_and_view(settings, duration, rate, leads, console))
     console.print("stopped: worker, API, simulator" + (" and embedded servers" if services.kafka or services.redis else ""))
 
@@ -109,6 +113,35 @@ def _ensure_model(settings: Settings, console: Console) -> None:
     console.print(f"no usable model in {settings.model_dir}: training a first one (about a minute)")
     result = train_job(settings, leads=2500, folds=3, search="none", compare=("ensemble", "logistic_regression"), console=console)
     console.print(f"[green]✓[/] model {result.version} trained")
+
+
+def _ensure_table_model(settings: Settings, console: Console) -> Path:
+    """A model of the registry's ``table`` segment for batch files (the dashboard's Batch tab),
+    trained on a simulated CRM export if there is none; returns a file of new leads to score."""
+    import io
+
+    from leadscore.models.crm_table import simulated_crm_table
+    from leadscore.training_jobs import TABLE_SEGMENT, TableSpec, train_job
+
+    DEMO_DIR.mkdir(parents=True, exist_ok=True)
+    train_path, score_path = (DEMO_DIR / "crm_leads.csv").resolve(), (DEMO_DIR / "crm_leads_to_score.csv").resolve()
+    registry = ModelRegistry(settings.model_dir)
+    version = registry.champion(segment=TABLE_SEGMENT)
+    has_table_model = version is not None and registry.manifest(version).kind == "table"
+    if has_table_model and score_path.is_file():
+        return score_path
+    table = simulated_crm_table(3000, seed=0)
+    cut = int(len(table) * 0.8)  # oldest 80 % to train on; the newest leads are "new" to score
+    table.iloc[:cut].to_csv(train_path, index=False)
+    table.iloc[cut:].drop(columns=["converted"]).to_csv(score_path, index=False)
+    if not has_table_model:
+        console.print("no table model for batch files: training one on a simulated CRM export (a few seconds)")
+        result = train_job(
+            settings, table=TableSpec(path=train_path, target="converted", id_column="lead_id"),
+            folds=3, search="none", compare=("ensemble",), console=Console(file=io.StringIO()),
+        )
+        console.print(f"[green]✓[/] table model {result.version} (segment {TABLE_SEGMENT!r}) from {train_path}")
+    return score_path
 
 
 @contextlib.contextmanager
@@ -182,13 +215,16 @@ def _dashboard_line(settings: Settings, base: str, api_key: str) -> str:
     return "  dashboard:  not built (needs Node.js 20+: make dashboard, then restart the demo)"
 
 
-def _print_where_to_look(settings: Settings, worker_log: Path, console: Console, api_key: str) -> None:
+def _print_where_to_look(
+    settings: Settings, worker_log: Path, console: Console, api_key: str, score_file: Path
+) -> None:
     command = Path(sys.argv[0]).name if Path(sys.argv[0]).name == "leadscore" else "leadscore"
     base = f"http://{settings.api_host}:{settings.api_port}"
     lead = "$(curl -s -H \"X-API-Key: $KEY\" " + base + "/v1/leads/top?limit=1 | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"leads\"][0][\"lead_id\"])')"
     lines = [
         "[bold]where to look[/] (in another terminal, while the demo runs):",
         _dashboard_line(settings, base, api_key),
+        f"  batch file: {score_file}   (upload it on the dashboard's Batch tab)",
         f"  API docs:   {base}/docs      (demo admin key below; make your own: {command} keys create)",
         f"  export KEY={api_key}",
         f"  curl -s -H \"X-API-Key: $KEY\" '{base}/v1/leads/top?limit=5'",
