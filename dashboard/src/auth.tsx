@@ -1,10 +1,23 @@
 // Sign-in: the person pastes an API key; it is checked with GET /v1/whoami and kept in
 // this browser (the tab's session storage, or local storage when asked to remember it).
 // The built files never hold a key.
-import { useEffect, useState, useSyncExternalStore, type FormEvent, type ReactNode } from "react";
+import { useState, useSyncExternalStore, type FormEvent, type ReactNode } from "react";
 
-import { api, ApiError, getApiKey, onApiKeyChange, setApiKey } from "./api/client";
+import { api, ApiError, getApiKey, onApiKeyChange, setApiKey, signOutReason } from "./api/client";
 import type { WhoAmI } from "./api/types";
+
+/**
+ * `#key=…` in the address (what `make demo` prints) signs this tab in: the key goes to the
+ * tab's session storage and is removed from the address bar and its history entry before
+ * anything renders. A wrong key is refused by the first call, which shows the sign-in form.
+ */
+export function takeKeyFromAddress(location: Location = window.location, history: History = window.history): boolean {
+  const match = /(?:^#|&)key=([^&]+)/.exec(location.hash);
+  if (!match) return false;
+  history.replaceState(history.state, "", location.pathname + location.search);
+  setApiKey(decodeURIComponent(match[1]), false);
+  return true;
+}
 
 export function useApiKey(): string | null {
   return useSyncExternalStore(onApiKeyChange, getApiKey, () => null);
@@ -13,19 +26,8 @@ export function useApiKey(): string | null {
 export function SignIn() {
   const [key, setKey] = useState("");
   const [remember, setRemember] = useState(false);
-  const [error, setError] = useState<string | null>(null);
+  const [error, setError] = useState<string | null>(signOutReason);
   const [busy, setBusy] = useState(false);
-
-  useEffect(() => {
-    // `#key=…` in the address (what `make demo` prints) signs in once and is then removed
-    // from the address bar and history.
-    const match = /(?:^#|&)key=([^&]+)/.exec(window.location.hash);
-    if (match) {
-      window.history.replaceState(null, "", window.location.pathname + window.location.search);
-      void submit(decodeURIComponent(match[1]), false);
-    }
-    // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, []);
 
   async function submit(candidate: string, keep: boolean) {
     setBusy(true);

@@ -5,7 +5,10 @@ import { BrowserRouter } from "react-router-dom";
 
 import { ApiError } from "./api/client";
 import { App } from "./App";
+import { takeKeyFromAddress } from "./auth";
 import "./styles.css";
+
+takeKeyFromAddress();
 
 const client = new QueryClient({
   defaultOptions: {

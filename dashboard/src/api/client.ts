@@ -17,6 +17,12 @@ export class ApiError extends Error {
 }
 
 type Listener = () => void;
+let signedOutBecause: string | null = null;
+
+/** Why the last key was dropped by the app (a 401), for the sign-in form to say. */
+export function signOutReason(): string | null {
+  return signedOutBecause;
+}
 const listeners = new Set<Listener>();
 
 /** The API key this browser signed in with, or null. Session storage unless remembered. */
@@ -24,7 +30,8 @@ export function getApiKey(): string | null {
   return sessionStorage.getItem(KEY_NAME) ?? localStorage.getItem(KEY_NAME);
 }
 
-export function setApiKey(key: string | null, remember = false): void {
+export function setApiKey(key: string | null, remember = false, reason: string | null = null): void {
+  signedOutBecause = key ? null : reason;
   sessionStorage.removeItem(KEY_NAME);
   localStorage.removeItem(KEY_NAME);
   if (key) (remember ? localStorage : sessionStorage).setItem(KEY_NAME, key);
@@ -81,7 +88,9 @@ export async function apiFetch(path: string, options: RequestOptions = {}): Prom
   }
   if (!response.ok) {
     const error = await toError(response);
-    if (response.status === 401 && options.key === undefined && key) setApiKey(null);
+    if (response.status === 401 && options.key === undefined && key) {
+      setApiKey(null, false, `The API refused the key you signed in with: ${error.message}`);
+    }
     throw error;
   }
   return response;

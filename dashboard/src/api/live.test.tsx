@@ -1,0 +1,87 @@
+import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
+import { act, render, screen } from "@testing-library/react";
+
+import { setApiKey } from "./client";
+import { feedUrl, LiveFeedProvider, useLiveFeed } from "./live";
+
+class FakeSocket {
+  static last: FakeSocket | null = null;
+  static urls: string[] = [];
+  onmessage: ((m: { data: string }) => void) | null = null;
+  onclose: (() => void) | null = null;
+  constructor(readonly url: string) {
+    FakeSocket.last = this;
+    FakeSocket.urls.push(url);
+  }
+  send(message: object) {
+    this.onmessage?.({ data: JSON.stringify(message) });
+  }
+  close() {
+    this.onclose?.();
+  }
+}
+
+function score(id: string, lead: string, value: number) {
+  return { type: "score", position: `p-${id}`, data: { id, lead_id: lead, score: value, type: "lead.scored" } };
+}
+
+function Probe() {
+  const feed = useLiveFeed();
+  return (
+    <div>
+      <span data-testid="status">{feed.status}</span>
+      <span data-testid="recent">{feed.recent.map((e) => `${e.lead_id}:${e.score}`).join(",")}</span>
+    </div>
+  );
+}
+
+beforeEach(() => {
+  vi.useFakeTimers();
+  vi.stubGlobal("WebSocket", FakeSocket);
+  FakeSocket.urls = [];
+  setApiKey("lsk_test");
+});
+
+afterEach(() => {
+  vi.useRealTimers();
+  vi.unstubAllGlobals();
+  setApiKey(null);
+});
+
+it("builds the feed address from the page's own origin", () => {
+  const url = feedUrl({ protocol: "https:", host: "scores.example.com" } as Location, "k", "v1.2");
+  expect(url).toBe("wss://scores.example.com/v1/stream?api_key=k&resume=v1.2");
+});
+
+it("shows events newest first, drops repeats, refreshes queries, and resumes after a drop", async () => {
+  const client = new QueryClient();
+  const invalidate = vi.spyOn(client, "invalidateQueries");
+  render(
+    <QueryClientProvider client={client}>
+      <LiveFeedProvider>
+        <Probe />
+      </LiveFeedProvider>
+    </QueryClientProvider>,
+  );
+  const socket = FakeSocket.last!;
+  act(() => {
+    socket.send({ type: "hello", position: "p0" });
+    socket.send(score("e1", "a", 10));
+    socket.send(score("e1", "a", 10)); // a repeat (a resume replays from the gap)
+    socket.send(score("e2", "b", 20));
+  });
+  await act(async () => {
+    vi.advanceTimersByTime(300);
+  });
+  expect(screen.getByTestId("status")).toHaveTextContent("live");
+  expect(screen.getByTestId("recent")).toHaveTextContent("b:20,a:10");
+  expect(invalidate).toHaveBeenCalledWith({ queryKey: ["lead", "a"] });
+  expect(invalidate).toHaveBeenCalledWith({ queryKey: ["leaderboard"] });
+
+  act(() => socket.close());
+  expect(screen.getByTestId("status")).toHaveTextContent("reconnecting");
+  await act(async () => {
+    vi.advanceTimersByTime(600);
+  });
+  expect(FakeSocket.urls.at(-1)).toContain("resume=p-e2");
+});
