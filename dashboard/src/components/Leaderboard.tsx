@@ -95,7 +95,7 @@ export function Leaderboard({ height = 468 }: { height?: number }) {
 
   function goTo(next: number) {
     setPage(next);
-    scroller.current?.scrollTo({ top: 0 });
+    if (scroller.current) scroller.current.scrollTop = 0;
   }
 
   const first = page * PAGE_SIZE + 1;
