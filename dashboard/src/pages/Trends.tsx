@@ -104,9 +104,9 @@ export function TrendsView() {
                 : undefined,
         }))}
       />
-      {trends.isFetching && <span className="muted small">updating…</span>}
+      {trends.isFetching && <span className="muted kit-small">updating…</span>}
       {data?.since && data.until && (
-        <span className="muted small range-text">
+        <span className="muted kit-small range-text">
           {fmtTime(data.since)} → {fmtTime(data.until)} · event time, UTC · ranges end at the newest scored event
         </span>
       )}
@@ -175,7 +175,7 @@ function TrendsBody({ view }: { view: View }) {
           <span className="label">Of them converted</span>
           <span className="value">
             {fmtPct(conversion.overall.rate, 1)}{" "}
-            <span className="muted small">({fmtInt(conversion.overall.converted)})</span>
+            <span className="muted kit-small">({fmtInt(conversion.overall.converted)})</span>
           </span>
         </div>
       </div>

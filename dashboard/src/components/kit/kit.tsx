@@ -17,12 +17,12 @@ export function Segmented<T extends string>({
   onChange: (value: T) => void;
 }) {
   return (
-    <div className="seg" role="group" aria-label={label}>
+    <div className="kit-seg" role="group" aria-label={label}>
       {options.map((option) => (
         <button
           key={option.value}
           type="button"
-          className={option.value === value ? "on" : undefined}
+          className={option.value === value ? "kit-on" : undefined}
           aria-pressed={option.value === value}
           disabled={option.disabled}
           title={option.title}
@@ -41,7 +41,7 @@ export type Level = "none" | "low" | "medium" | "high";
 export function LevelBadge({ level }: { level: string | null | undefined }) {
   const known = level === "none" || level === "low" || level === "medium" || level === "high";
   return (
-    <span className={`badge level-${known ? level : "unknown"}`} data-testid="level-badge">
+    <span className={`kit-badge level-${known ? level : "unknown"}`} data-testid="level-badge">
       {level ?? "—"}
     </span>
   );
@@ -49,7 +49,7 @@ export function LevelBadge({ level }: { level: string | null | undefined }) {
 
 export function Badge({ tone, children, title }: { tone: "good" | "bad" | "warn" | "info" | "muted"; children: ReactNode; title?: string }) {
   return (
-    <span className={`badge tone-${tone}`} title={title}>
+    <span className={`kit-badge tone-${tone}`} title={title}>
       {children}
     </span>
   );
@@ -57,7 +57,7 @@ export function Badge({ tone, children, title }: { tone: "good" | "bad" | "warn"
 
 /** One line under a chart's title saying what it counts. */
 export function Caption({ children }: { children: ReactNode }) {
-  return <p className="caption">{children}</p>;
+  return <p className="kit-caption">{children}</p>;
 }
 
 /** The API's message of a failed call (an ApiError's own message, else the error's text). */
@@ -107,16 +107,16 @@ export function ConfirmAction({
 
   if (!open) {
     return (
-      <button type="button" className={danger ? "secondary danger" : "secondary"} onClick={() => setOpen(true)}>
+      <button type="button" className={danger ? "secondary kit-danger" : "secondary"} onClick={() => setOpen(true)}>
         {label}
       </button>
     );
   }
   return (
-    <div className="confirm" role="dialog" aria-label={label}>
+    <div className="kit-confirm" role="dialog" aria-label={label}>
       <div>{confirmText}</div>
       {withReason && (
-        <label className="confirm-reason">
+        <label className="kit-confirm-reason">
           Reason (kept in the registry's history and the audit log)
           <input value={reason} onChange={(e) => setReason(e.target.value)} maxLength={500} placeholder="optional" />
         </label>
@@ -126,8 +126,8 @@ export function ConfirmAction({
           {errorText(error)}
         </p>
       )}
-      <div className="confirm-buttons">
-        <button type="button" className={danger ? "danger" : undefined} onClick={confirm} disabled={busy}>
+      <div className="kit-confirm-buttons">
+        <button type="button" className={danger ? "kit-danger" : undefined} onClick={confirm} disabled={busy}>
           {busy ? "Working…" : `Confirm: ${label.toLowerCase()}`}
         </button>
         <button type="button" className="secondary" onClick={() => { setOpen(false); setError(null); }} disabled={busy}>
@@ -135,5 +135,14 @@ export function ConfirmAction({
         </button>
       </div>
     </div>
+  );
+}
+
+/** Text with `backtick` spans shown as code (hints that name a command). */
+export function CodeText({ text }: { text: string }) {
+  return (
+    <>
+      {text.split("`").map((part, i) => (i % 2 ? <code key={i}>{part}</code> : <span key={i}>{part}</span>))}
+    </>
   );
 }

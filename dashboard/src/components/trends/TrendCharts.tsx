@@ -58,7 +58,7 @@ function ShareTooltip({ active, payload }: { active?: boolean; payload?: { paylo
   if (!active || !payload?.length) return null;
   const row = payload[0].payload;
   return (
-    <div className="chart-tip">
+    <div className="kit-tip">
       <strong>{row.label}</strong>
       <div>{fmtInt(row.scores)} scores</div>
       {row.scores > 0 && (
