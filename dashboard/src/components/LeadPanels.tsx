@@ -54,7 +54,7 @@ export function WhatChanged({ event }: { event: ScoreEvent }) {
       <div className="what-changed" data-testid="what-changed">
         <p>
           <strong>First score</strong> for this lead{first ? "" : ` (no factor moved since ${event.previous_score})`}: nothing to compare with yet. The
-          explanation on the left shows what it is made of.
+          explanation above shows what it is made of.
         </p>
       </div>
     );

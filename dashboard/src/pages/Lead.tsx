@@ -123,27 +123,29 @@ export function LeadView() {
     <section className="lead" data-lead-id={event.lead_id}>
       {title}
       <div className="lead-top">
-        <ScoreHeader event={event} thresholds={thresholds} rocAuc={rocAuc} />
-        <section className="card lead-panel" aria-labelledby="why-title">
-          <h2 id="why-title">
-            Why {event.score}? <span className="muted h-note">· base score, then each factor's points</span>
-          </h2>
-          <Waterfall baseScore={event.base_score} reasons={event.reasons} probability={event.probability} finalColor={GRADE_COLORS[event.grade]} />
-          <p className="caption muted">
-            The {event.reasons.length} factors with the largest effect, largest first; “other factors” is the rest of the model's features together. Hover a bar
-            for the running score.
-          </p>
-        </section>
-      </div>
-      <div className="lead-row">
-        <section className="card lead-panel" aria-labelledby="changed-title">
-          <h2 id="changed-title">What changed since the previous score</h2>
-          <WhatChanged event={event} />
-        </section>
-        <section className="card lead-panel" aria-labelledby="sub-title">
-          <h2 id="sub-title">Fit and engagement</h2>
-          {event.components ? <SubScores components={event.components} /> : <p className="muted">This score has no breakdown by family (an older model).</p>}
-        </section>
+        <div className="lead-col">
+          <ScoreHeader event={event} thresholds={thresholds} rocAuc={rocAuc} />
+          <section className="card lead-panel" aria-labelledby="sub-title">
+            <h2 id="sub-title">Fit and engagement</h2>
+            {event.components ? <SubScores components={event.components} /> : <p className="muted">This score has no breakdown by family (an older model).</p>}
+          </section>
+        </div>
+        <div className="lead-col">
+          <section className="card lead-panel" aria-labelledby="why-title">
+            <h2 id="why-title">
+              Why {event.score}? <span className="muted h-note">· base score, then each factor's points</span>
+            </h2>
+            <Waterfall baseScore={event.base_score} reasons={event.reasons} probability={event.probability} finalColor={GRADE_COLORS[event.grade]} />
+            <p className="caption muted">
+              The {event.reasons.length} factors with the largest effect, largest first; “other factors” is the rest of the model's features together. Hover a
+              bar for the running score.
+            </p>
+          </section>
+          <section className="card lead-panel" aria-labelledby="changed-title">
+            <h2 id="changed-title">What changed since the previous score</h2>
+            <WhatChanged event={event} />
+          </section>
+        </div>
       </div>
       <section className="card lead-panel" aria-labelledby="history-title">
         <h2 id="history-title">
