@@ -47,7 +47,8 @@ describe("<Leaderboard>", () => {
     expect(rows[0]).toHaveAttribute("data-lead-id", "lead-1");
     expect(rows[0]).toHaveTextContent("lead-1");
     expect(screen.getByTestId("leaderboard-range")).toHaveTextContent("1–100 of 10,250 leads");
-    expect(screen.getByText("page 1 of 103")).toBeInTheDocument();
+    expect(screen.getByRole("spinbutton", { name: "Page number" })).toHaveValue(1);
+    expect(screen.getByTestId("leaderboard")).toHaveTextContent("of 103");
     const link = screen.getAllByRole("link", { name: "lead-1" })[0];
     expect(link).toHaveAttribute("href", "/leads/lead-1");
   });
@@ -63,6 +64,12 @@ describe("<Leaderboard>", () => {
     expect(screen.getByTestId("leaderboard-range")).toHaveTextContent("101–200 of 10,250 leads");
     fireEvent.click(screen.getByRole("button", { name: "Previous page" }));
     await waitFor(() => expect(screen.getAllByTestId("leaderboard-row")[0]).toHaveAttribute("data-lead-id", "lead-1"));
+    // Jump straight to the last page (10,250 leads: page 103 holds ranks 10,201–10,250).
+    fireEvent.change(screen.getByRole("spinbutton", { name: "Page number" }), { target: { value: "103" } });
+    await waitFor(() => expect(screen.getAllByTestId("leaderboard-row")[0]).toHaveAttribute("data-lead-id", "lead-10201"));
+    expect(fetchMock.mock.calls.map((c) => String(c[0]))).toContain("/v1/leads/top?offset=10200&limit=100");
+    expect(screen.getByTestId("leaderboard-range")).toHaveTextContent("10,201–10,250 of 10,250 leads");
+    expect(screen.getByRole("button", { name: "Next page" })).toBeDisabled();
   });
 
   it("keeps the rows (and the scroller) mounted while a live refresh is in flight", async () => {

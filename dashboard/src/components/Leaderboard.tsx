@@ -62,6 +62,8 @@ function Row({ lead, top, now, moved }: { lead: LeaderboardEntry; top: number; n
 
 export function Leaderboard({ height = 468 }: { height?: number }) {
   const [page, setPage] = useState(0);
+  // What the person is typing in the page box, until it leaves the box.
+  const [draft, setDraft] = useState<string | null>(null);
   const query = useLeaderboard(page * PAGE_SIZE, PAGE_SIZE);
   const scroller = useRef<HTMLDivElement>(null);
   const now = useNow(5000);
@@ -93,7 +95,8 @@ export function Leaderboard({ height = 468 }: { height?: number }) {
     getItemKey: (index) => index,
   });
 
-  function goTo(next: number) {
+  function goTo(next: number, fromBox = false) {
+    if (!fromBox) setDraft(null);
     setPage(next);
     if (scroller.current) scroller.current.scrollTop = 0;
   }
@@ -110,9 +113,23 @@ export function Leaderboard({ height = 468 }: { height?: number }) {
           <button type="button" className="secondary" onClick={() => goTo(page - 1)} disabled={page === 0} aria-label="Previous page">
             ‹ Prev
           </button>
-          <span className="muted">
-            page {page + 1} of {pages}
-          </span>
+          <label className="muted lb-page">
+            page{" "}
+            <input
+              type="number"
+              min={1}
+              max={pages}
+              value={draft ?? page + 1}
+              aria-label="Page number"
+              onChange={(e) => {
+                setDraft(e.target.value);
+                const wanted = Math.round(Number(e.target.value));
+                if (e.target.value !== "" && wanted >= 1 && wanted <= pages) goTo(wanted - 1, true);
+              }}
+              onBlur={() => setDraft(null)}
+            />{" "}
+            of {fmtInt(pages)}
+          </label>
           <button type="button" className="secondary" onClick={() => goTo(page + 1)} disabled={page + 1 >= pages} aria-label="Next page">
             Next ›
           </button>
