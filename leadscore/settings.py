@@ -102,6 +102,18 @@ class Settings(BaseSettings):
     top_changes: int = Field(3, ge=0, le=50, description="moved contributions listed per score")
     model_poll_s: float = Field(10.0, gt=0, description="how often a worker checks for a new champion")
     history_length: int = Field(100, ge=0, description="score changes kept per lead in Redis")
+    activity_length: int = Field(
+        50, ge=0, le=100_000, description="recent input events kept per lead in Redis "
+        "(GET /v1/leads/{id}/activity); 0 keeps none",
+    )
+    trends_bucket_s: int = Field(
+        3600, ge=60, le=86_400, description="event-time bucket of the stored score trends "
+        "(GET /v1/trends); must divide a day, so hours (if it divides an hour), days and weeks "
+        "can be merged from it",
+    )
+    trends_retention_days: float = Field(
+        400.0, gt=0, le=36_500, description="how long a trend bucket is kept (wall clock)",
+    )
 
     # --- api -----------------------------------------------------------------------------------
     api_host: str = Field("127.0.0.1", description="address `leadscore api` listens on")
@@ -244,6 +256,16 @@ class Settings(BaseSettings):
     retrain_folds: int = Field(3, ge=2, le=20, description="cross-validation folds of a retrain")
     retrain_search: str = Field("quick", pattern=r"^(quick|none)$", description="hyperparameter search of a retrain")
     retrain_timeout_s: float = Field(3600.0, gt=0, description="a retrain running longer is killed")
+
+    @field_validator("trends_bucket_s")
+    @classmethod
+    def _check_trends_bucket(cls, value: int) -> int:
+        if 86_400 % value:
+            raise ValueError(
+                f"LEADSCORE_TRENDS_BUCKET_S must divide a day (86400) exactly, e.g. 900, 3600 or "
+                f"86400; got {value}"
+            )
+        return value
 
     @field_validator("drift_persistence", mode="before")
     @classmethod

@@ -8,6 +8,11 @@ Keys (``P`` is the configured prefix, ``leadscore:`` by default):
 - ``P stats``              hash of counters: events, scores, dead_letters, duplicates, ...
 - ``P state:<lead_id>``    the lead's feature state as of its last event (JSON; what
   ``POST /v1/score`` with only a lead id scores, and the dashboard shows)
+- ``P activity:<lead_id>`` list of the lead's applied input events, newest first, capped
+  (compact JSON ``{"id", "type", "time", "data"}``)
+- ``P trends:<start>``     hash of one event-time bucket's score and outcome aggregates
+  (fields: :mod:`leadscore.models.trends`), expiring after the retention
+- ``P trends:index``       sorted set of the bucket starts (member and score: epoch seconds)
 """
 
 from __future__ import annotations
@@ -23,6 +28,15 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from leadscore.schemas.scores import LeadScored
+
+
+def _bound(value: float, *, exclusive: bool = False) -> str:
+    """A ZCOUNT bound; ``repr`` round-trips the float exactly (Redis parses it with strtod)."""
+    if value == float("inf"):
+        return "+inf"
+    if value == float("-inf"):
+        return "-inf"
+    return f"({value!r}" if exclusive else repr(value)
 
 
 def connect(
@@ -63,14 +77,28 @@ class ScoreStore:
         client: an asyncio Redis client.
         prefix: prefix of every key.
         history_length: score events kept per lead (0 keeps none).
+        activity_length: input events kept per lead (0 keeps none).
+        trends_retention_s: how long a trend bucket lives (wall clock, EXPIRE), and how far
+            behind the newest bucket the index keeps buckets.
     """
 
-    def __init__(self, client: aioredis.Redis, prefix: str = "leadscore:", history_length: int = 100) -> None:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        prefix: str = "leadscore:",
+        history_length: int = 100,
+        *,
+        activity_length: int = 50,
+        trends_retention_s: int = 400 * 86_400,
+    ) -> None:
         self.client = client
         self.prefix = prefix
         self.history_length = history_length
+        self.activity_length = activity_length
+        self.trends_retention_s = trends_retention_s
         self.leaderboard_key = f"{prefix}leaderboard"
         self.stats_key = f"{prefix}stats"
+        self.trends_index_key = f"{prefix}trends:index"
 
     def score_key(self, lead_id: str) -> str:
         return f"{self.prefix}score:{lead_id}"
@@ -81,22 +109,42 @@ class ScoreStore:
     def state_key(self, lead_id: str) -> str:
         return f"{self.prefix}state:{lead_id}"
 
+    def activity_key(self, lead_id: str) -> str:
+        return f"{self.prefix}activity:{lead_id}"
+
+    def trends_key(self, start_s: int) -> str:
+        return f"{self.prefix}trends:{start_s}"
+
     async def write_batch(
         self,
         scores: Sequence[LeadScored],
         bodies: Sequence[bytes],
         counters: Mapping[str, int],
         states: Mapping[str, bytes] | None = None,
+        activity: Mapping[str, Sequence[bytes]] | None = None,
+        trends: Mapping[int, Mapping[str, float]] | None = None,
     ) -> None:
-        """Write a batch's score events, lead states and counters in one round trip.
+        """Write a batch's score events, lead states, counters, activity and trends in one round trip.
 
         Args:
             scores: the batch's score events, in publish order (the last per lead wins).
             bodies: each event as published (JSON bytes), so it is encoded once per batch.
             counters: amounts to add to the ``stats`` hash.
             states: lead id -> the lead's state as JSON (see :func:`public_state`).
+            activity: lead id -> its applied events' entries, oldest first (the last ends up
+                at the head of ``P activity:<lead_id>``).
+            trends: bucket start (epoch s) -> field -> amount to add: one HINCRBY per int
+                (a count), one HINCRBYFLOAT per float (a sum); see
+                :func:`leadscore.models.trends.aggregate`.
         """
         pipe = self.client.pipeline(transaction=False)
+        if activity and self.activity_length:
+            for lead_id, entries in activity.items():
+                if entries:
+                    pipe.lpush(self.activity_key(lead_id), *entries)
+                    pipe.ltrim(self.activity_key(lead_id), 0, self.activity_length - 1)
+        if trends:
+            self._add_trends(pipe, trends)
         if states:
             pipe.mset({self.state_key(lead_id): body for lead_id, body in states.items()})
         if scores:
@@ -114,6 +162,59 @@ class ScoreStore:
             if amount:
                 pipe.hincrby(self.stats_key, name, amount)
         await pipe.execute()
+
+    def _add_trends(self, pipe: Any, trends: Mapping[int, Mapping[str, float]]) -> None:
+        for start, fields in trends.items():
+            key = self.trends_key(start)
+            for name, amount in fields.items():
+                if isinstance(amount, int):  # a count
+                    pipe.hincrby(key, name, amount)
+                else:  # a sum of points
+                    pipe.hincrbyfloat(key, name, amount)
+            pipe.expire(key, self.trends_retention_s)
+        pipe.zadd(self.trends_index_key, {str(start): start for start in trends})
+        # Only the batch's newest bucket is known here (no read in the pipeline); it is never
+        # newer than the index's newest, so this never drops a bucket still in retention.
+        pipe.zremrangebyscore(self.trends_index_key, "-inf", f"({max(trends) - self.trends_retention_s}")
+
+    async def activity(self, lead_id: str, n: int = 50) -> list[dict[str, Any]]:
+        """The lead's most recent ``n`` applied input events, newest first."""
+        rows = await self.client.lrange(self.activity_key(lead_id), 0, n - 1)
+        return [orjson.loads(row) for row in rows]
+
+    async def count_between(self, bounds: Sequence[tuple[float, float]]) -> tuple[int, list[int]]:
+        """The leaderboard's size and its members with ``low <= points < high`` per bound pair.
+
+        One pipeline of ZCARD and one ZCOUNT per pair (O(pairs x log N)); use ``-inf``/``inf``
+        for open ends.
+        """
+        pipe = self.client.pipeline(transaction=False)
+        pipe.zcard(self.leaderboard_key)
+        for low, high in bounds:
+            pipe.zcount(self.leaderboard_key, _bound(low), _bound(high, exclusive=True))
+        total, *counts = await pipe.execute()
+        return int(total), [int(count) for count in counts]
+
+    async def trend_buckets(self, since_s: float, until_s: float) -> dict[int, dict[str, float]]:
+        """The stored trend buckets starting in ``[since_s, until_s)``: start -> fields."""
+        starts = await self.client.zrangebyscore(self.trends_index_key, since_s, f"({until_s}")
+        if not starts:
+            return {}
+        pipe = self.client.pipeline(transaction=False)
+        numbers = [int(start) for start in starts]
+        for start in numbers:
+            pipe.hgetall(self.trends_key(start))
+        rows = await pipe.execute()
+        return {
+            start: {name.decode(): float(value) for name, value in row.items()}
+            for start, row in zip(numbers, rows)
+            if row  # expired hash, index not yet trimmed
+        }
+
+    async def newest_trend_bucket(self) -> int | None:
+        """The start of the newest stored trend bucket, or ``None`` when there is none."""
+        rows = await self.client.zrevrange(self.trends_index_key, 0, 0)
+        return int(rows[0]) if rows else None
 
     async def state(self, lead_id: str) -> dict[str, Any] | None:
         """The lead's feature state as the worker last stored it, or ``None``."""

@@ -6,6 +6,7 @@ gets the same score whichever way it is asked.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import EllipsisType
@@ -80,6 +81,48 @@ def to_score(probability: float) -> int:
         (42, 43, 100)
     """
     return int(min(max(probability, 0.0), 1.0) * 100 + 0.5)
+
+
+def lowest_points(score: int) -> float:
+    """The least ``probability x 100`` (as the leaderboard stores it) that scores ``score`` or more.
+
+    :func:`to_score` computes ``int(p * 100 + 0.5)`` in floating point, so the edge is not
+    always exactly ``score - 0.5``: ``0.49999999999999994 + 0.5`` rounds to ``1.0``, so
+    that scores 1 (whereas ``0.575 * 100`` is ``57.49999999999999`` and scores 57, below
+    the edge 57.5). This walks to the exact float: for every stored
+    ``points``, ``points >= lowest_points(s)`` if and only if ``int(points + 0.5) >= s``.
+    ``-inf`` for scores 0 and below, ``inf`` above 100.
+
+    Examples:
+        >>> lowest_points(80), lowest_points(1), lowest_points(0), lowest_points(101)
+        (79.5, 0.49999999999999994, -inf, inf)
+    """
+    if score <= 0:
+        return -math.inf
+    if score > 100:
+        return math.inf
+    points = score - 0.5
+    while int(points + 0.5) >= score:
+        points = math.nextafter(points, -math.inf)
+    while int(points + 0.5) < score:
+        points = math.nextafter(points, math.inf)
+    return points
+
+
+def score_bins(n_bins: int) -> list[tuple[int, int]]:
+    """``n_bins`` ranges of 0–100 scores as ``(from, to)``: ``from <= score < to`` (the last: ``<= 100``).
+
+    The edges are ``ceil(i x 100 / n_bins)``, so they are the multiples of ``100 / n_bins``
+    when it is whole.
+
+    Examples:
+        >>> score_bins(4)
+        [(0, 25), (25, 50), (50, 75), (75, 100)]
+        >>> score_bins(3)
+        [(0, 34), (34, 67), (67, 100)]
+    """
+    edges = [-(-i * 100 // n_bins) for i in range(n_bins + 1)]
+    return list(zip(edges[:-1], edges[1:]))
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,14 +25,22 @@ from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from leadscore.infra.redis_store import ScoreStore, connect, public_state
 from leadscore.models.champion import NoModelError, load_champion  # noqa: F401 (NoModelError: re-exported for the CLI)
 from leadscore.models.registry import ModelRegistry
-from leadscore.models.scoring import Scorer, ScoringPolicy
+from leadscore.models.scoring import Scorer, ScoringPolicy, to_score
+from leadscore.models.trends import aggregate as aggregate_trends
 from leadscore.schemas.decode import EventKind
 from leadscore.settings import Settings
 from leadscore.streams.drift_agent import DriftAgent
 from leadscore.streams.model_events import ModelFollower, follow_model_events
 from leadscore.streams.outcome_clock import OutcomeClock, released
 from leadscore.streams.retrain import RetrainController
-from leadscore.streams.processing import InputRecord, Limits, apply_records, dead_letter, score_batch
+from leadscore.streams.processing import (
+    InputRecord,
+    Limits,
+    apply_records,
+    dead_letter,
+    recent_activity,
+    score_batch,
+)
 from leadscore.streams.tansu_compat import install_tansu_compat
 from leadscore.streams.webhook_queue import ScoreRecord
 from leadscore.streams.webhooks import WebhookWorker
@@ -195,6 +203,8 @@ def create_app(settings: Settings, scorer: Scorer | None = None) -> faust.App:
                 connect(settings.redis_url, max_connections=settings.redis_max_connections),
                 settings.redis_prefix,
                 settings.history_length,
+                activity_length=settings.activity_length,
+                trends_retention_s=int(settings.trends_retention_days * 86_400),
             )
         return store_holder["store"]
 
@@ -244,9 +254,17 @@ def create_app(settings: Settings, scorer: Scorer | None = None) -> faust.App:
             # The batch's offsets are committed only after this loop body returns, so an
             # outage waits here (and the consumer with it) instead of losing the batch.
             states = {lead_id: public_state(state.to_dict()) for lead_id, (state, _) in result.states.items()}
+            activity = recent_activity(result, settings.activity_length)
+            trends = aggregate_trends(
+                result.scores,
+                result.examples,
+                grade_of=lambda p: scorer.policy.grade(to_score(p)),
+                bucket_s=settings.trends_bucket_s,
+                skip_ids=result.republished,
+            )
 
             async def write() -> None:
-                await store.write_batch(result.scores, bodies, counters, states)
+                await store.write_batch(result.scores, bodies, counters, states, activity, trends)
                 if held:  # kept before the batch's offsets are committed: a crash loses none
                     await store.client.hset(held_key, mapping=held)
 
