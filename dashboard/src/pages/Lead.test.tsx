@@ -104,6 +104,26 @@ describe("<LeadView>", () => {
     expect(await screen.findByTestId("activity-unavailable")).toHaveTextContent("Recent activity is not available");
   });
 
+  it("shows the profile of a known lead that has no score yet", async () => {
+    stubApi([
+      ["/v1/leads/new-lead/score", notFound("lead 'new-lead' has no published score yet")],
+      ["/v1/leads/new-lead/*", notFound("lead 'new-lead' has no published score yet")],
+      [
+        "/v1/leads/new-lead",
+        {
+          body: {
+            lead_id: "new-lead",
+            score: null,
+            state: { lead_id: "new-lead", counts: {}, profile: { job_title: "CTO" }, first_event_t: 1793463624.126, last_activity_t: null, active_days: [], assets: [] },
+          },
+        },
+      ],
+    ]);
+    renderLead("new-lead");
+    expect(await screen.findByTestId("lead-not-found")).toHaveTextContent("This lead has no published score yet");
+    expect(screen.getByTestId("lead-profile")).toHaveTextContent("CTO");
+  });
+
   it("shows 'first score' when the event has no previous score", async () => {
     const event = scoreEvent({ previous_score: null, previous_grade: null, changes: [] });
     stubApi([
