@@ -52,6 +52,8 @@ from leadscore.models.features import LeadState, apply_event, to_vector
 from leadscore.models.scoring import Scorer, to_score
 from leadscore.models.simulation import SimConfig, Simulator
 from leadscore.schemas.events import OUTCOME_TYPES, lead_event_adapter
+from leadscore.models.trends import aggregate as aggregate_trends
+from leadscore.schemas.learning import TrainingExample
 from leadscore.schemas.scores import DeadLetter, LeadScored
 from leadscore.settings import Settings
 from leadscore.streams.app import load_scorer
@@ -233,6 +235,77 @@ async def test_every_lead_is_scored_and_redis_matches_the_topic(
     assert counters.get("scores") == len(score_records), counters
     assert counters.get("duplicates", 0) == 0 and counters.get("dead_letters", 0) == 0, counters
     assert counters.get("rerouted", 0) == 0, counters
+
+
+async def test_the_worker_keeps_each_leads_activity_and_the_trend_buckets(
+    make_settings: Callable[..., Settings],
+    redis_client: aioredis.Redis,
+    reference_scorer: Scorer,
+    tmp_path: Path,
+) -> None:
+    """Activity lists hold every applied event once (repeats not again); the trend buckets
+    add up to the score events on the topic and the training examples, by event time."""
+    settings = make_settings(activity_length=1000, trends_bucket_s=3600)
+    events = simulated(n_leads=30, span_days=10, seed=5)
+    leads = group_by_lead(events)
+    await create_topics(settings)
+    store = ScoreStore(redis_client, settings.redis_prefix)
+    expected_ids = {lead: sorted(e["id"] for e in evs) for lead, evs in leads.items()}
+
+    async def activity() -> dict[str, list[dict[str, Any]]]:
+        return {lead: await store.activity(lead, 1000) for lead in leads}
+
+    async with running_worker(settings, tmp_path / "worker.log") as worker:
+        await publish(events, settings)
+        await publish(events[:20], settings)  # repeats
+        await wait_all_committed(settings, workers=[worker])
+        # A held outcome (its lead's activity not read up to its time yet) is listed once
+        # it is released and applied.
+        listed = await wait_until(
+            "every applied event in the activity lists",
+            activity,
+            lambda got: {lead: sorted(e["id"] for e in rows) for lead, rows in got.items()} == expected_ids,
+            workers=[worker],
+            describe=lambda got: repr({lead: len(rows) for lead, rows in got.items()}),
+        )
+        await wait_all_committed(settings, workers=[worker])
+        score_records = await scores_of(settings)
+        example_records = await read_to_end(
+            settings.kafka_bootstrap, [settings.training_topic], settings.topic_partitions
+        )
+        stored = await store.trend_buckets(0, 2**40)
+        ttls = [await redis_client.ttl(store.trends_key(start)) for start in stored]
+    assert "Crashed" not in worker.log_text(), worker.log_tail()
+
+    published = {event["id"]: event for event in events}
+    for lead, rows in listed.items():
+        for row in rows:
+            source = published[row["id"]]
+            assert row["type"] == source["type"] and set(row) == {"id", "type", "time", "data"}
+            assert datetime.fromisoformat(row["time"]) == datetime.fromisoformat(source["time"])
+            assert row["time"].endswith("Z")
+
+    # Each score event once (a repeat of its cause re-publishes the same id).
+    scores = list({s.id: s for s in (LeadScored.model_validate_json(r.value) for r in score_records)}.values())
+    for score in scores:
+        assert score.cause_event_type == published[score.cause_event_id]["type"], score
+    examples = [TrainingExample.model_validate_json(r.value) for r in example_records]
+    assert examples, "the simulated leads should have outcomes"
+    expected = aggregate_trends(
+        scores,
+        examples,
+        grade_of=lambda p: reference_scorer.policy.grade(to_score(p)),
+        bucket_s=3600,
+    )
+    assert set(stored) == set(expected)
+    for start, fields in expected.items():
+        assert set(stored[start]) == set(fields), start
+        for name, value in fields.items():
+            assert stored[start][name] == pytest.approx(value, abs=1e-6), (start, name)
+    assert sum(f.get("scores", 0) for f in stored.values()) == len(scores)
+    outcomes = sum(v for f in stored.values() for k, v in f.items() if k.endswith(":n"))
+    assert outcomes == len(examples)
+    assert all(ttl > 300 * 86_400 for ttl in ttls), ttls
 
 
 # --- 2. repeated event ids ----------------------------------------------------------------------
