@@ -30,6 +30,7 @@ function Row({ lead, top, now, moved }: { lead: LeaderboardEntry; top: number; n
   return (
     <div
       role="row"
+      aria-rowindex={lead.rank + 1}
       className={`lb-row${moved ? " flash" : ""}`}
       style={{ transform: `translateY(${top}px)` }}
       data-testid="leaderboard-row"
@@ -142,9 +143,9 @@ export function Leaderboard({ height = 468 }: { height?: number }) {
       ) : total === 0 ? (
         <NoScoresYet />
       ) : (
-        <div role="table" aria-label="Leads by score, best first" aria-rowcount={total} className="lb-table">
+        <div role="table" aria-label="Leads by score, best first" aria-rowcount={total + 1} className="lb-table">
           <div role="rowgroup" className="lb-head-group">
-            <div role="row" className="lb-row lb-head">
+            <div role="row" aria-rowindex={1} className="lb-row lb-head">
               <span role="columnheader" className="num">#</span>
               <span role="columnheader">Lead</span>
               <span role="columnheader" className="num">Score</span>
