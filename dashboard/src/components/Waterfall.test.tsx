@@ -59,6 +59,13 @@ describe("<Waterfall>", () => {
     expect(numbers).toEqual(["+23.5", "+15.8", "+11.7", "+8.5", "+5.5", "+6.4"]);
     expect(screen.getByTestId("base-score")).toHaveTextContent(/^11\.1$/);
     expect(screen.getByTestId("waterfall-final")).toHaveTextContent(/^82\.7$/);
+    // The chart: each bar starts where the previous one ended (scale 0…82.67 → 0…100 of the SVG).
+    const rects = rows.map((r) => r.querySelector("rect")!);
+    const x = rects.map((r) => Number(r.getAttribute("x")));
+    const w = rects.map((r) => Number(r.getAttribute("width")));
+    expect(x[0]).toBeCloseTo((11.137 / 82.6681) * 100, 6);
+    for (let i = 1; i < rects.length; i++) expect(x[i]).toBeCloseTo(x[i - 1] + w[i - 1], 6);
+    expect(x.at(-1)! + w.at(-1)!).toBeCloseTo(100, 6);
   });
 
   it("prints negative contributions with a real minus", () => {

@@ -42,14 +42,22 @@ export function buildWaterfall(baseScore: number, reasons: Reason[], probability
   return { base: baseScore, steps, final };
 }
 
-function Bar({ from, to, lo, hi, className }: { from: number; to: number; lo: number; hi: number; className: string }) {
+const GRID = [10, 20, 30, 40, 50, 60, 70, 80, 90];
+
+/** One row's bar as SVG on the shared scale lo…hi (stretched to the cell's width). */
+function Bar({ from, to, lo, hi, className, color }: { from: number; to: number; lo: number; hi: number; className: string; color?: string }) {
   const span = hi - lo || 1;
-  const left = ((Math.min(from, to) - lo) / span) * 100;
+  const x = ((Math.min(from, to) - lo) / span) * 100;
   const width = Math.max(0.4, (Math.abs(to - from) / span) * 100);
   return (
-    <div className="wf-track" aria-hidden>
-      <div className={`wf-bar ${className}`} style={{ left: `${left}%`, width: `${width}%` }} title={`${fmtNum(from)} → ${fmtNum(to)}`} />
-    </div>
+    <svg className="wf-track" viewBox="0 0 100 16" preserveAspectRatio="none" aria-hidden>
+      {GRID.map((g) => (
+        <line key={g} x1={g} x2={g} y1={0} y2={16} stroke="#eef2f7" strokeWidth={0.3} vectorEffect="non-scaling-stroke" />
+      ))}
+      <rect className={`wf-bar ${className}`} x={x} width={width} y={1} height={14} rx={0.6} fill={color}>
+        <title>{`${fmtNum(from)} → ${fmtNum(to)}`}</title>
+      </rect>
+    </svg>
   );
 }
 
@@ -103,9 +111,7 @@ export function Waterfall({ baseScore, reasons, probability, finalColor }: { bas
             Score (100 × probability)
           </th>
           <td>
-            <div className="wf-track" aria-hidden>
-              <div className="wf-bar" style={{ left: `${((0 - lo) / (hi - lo)) * 100}%`, width: `${((model.final - 0) / (hi - lo)) * 100}%`, background: finalColor }} />
-            </div>
+            <Bar from={0} to={model.final} lo={lo} hi={hi} className="final" color={finalColor} />
           </td>
           <td className="num" data-testid="waterfall-final">
             {fmtNum(model.final)}

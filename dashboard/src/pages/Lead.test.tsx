@@ -1,4 +1,4 @@
-import { screen, within } from "@testing-library/react";
+import { screen, waitFor, within } from "@testing-library/react";
 
 import { fmtSigned } from "../format";
 import { fakeLayout, renderWithApi, scoreEvent, stubApi } from "../test/leadscoreApi";
@@ -122,6 +122,23 @@ describe("<LeadView>", () => {
     renderLead("new-lead");
     expect(await screen.findByTestId("lead-not-found")).toHaveTextContent("This lead has no published score yet");
     expect(screen.getByTestId("lead-profile")).toHaveTextContent("CTO");
+  });
+
+  it("refreshes when the live feed invalidates the lead's queries", async () => {
+    let current = scoreEvent();
+    stubApi([
+      [`/v1/leads/${ID}/score`, () => ({ body: current })],
+      [`/v1/leads/${ID}/history`, () => ({ body: { lead_id: ID, scores: [current] } })],
+      [`/v1/leads/${ID}/activity`, { body: { lead_id: ID, activities: [] } }],
+      [`/v1/leads/${ID}`, () => ({ body: { lead_id: ID, score: current, state: null } })],
+    ]);
+    const { client } = renderLead();
+    expect(await screen.findByTestId("lead-score")).toHaveTextContent("83");
+    current = scoreEvent({ id: "sc_next", score: 58, probability: 0.5812, grade: "C", previous_score: 83, previous_grade: "A" });
+    await client.invalidateQueries({ queryKey: ["lead", ID] }); // what live.tsx does for a lead in the feed
+    await waitFor(() => expect(screen.getByTestId("lead-score")).toHaveTextContent("58"));
+    expect(screen.getByTestId("lead-grade")).toHaveTextContent("C");
+    expect(screen.getByTestId("waterfall-final")).toHaveTextContent("58.1");
   });
 
   it("shows 'first score' when the event has no previous score", async () => {
