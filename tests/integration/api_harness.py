@@ -42,14 +42,16 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, timeout_s
 
 
 @contextmanager
-def running_api(settings: Settings, log_path: Path, *, loglevel: str = "warning") -> Iterator[str]:
+def running_api(
+    settings: Settings, log_path: Path, *, loglevel: str = "warning", ready_timeout_s: float = API_READY_TIMEOUT_S
+) -> Iterator[str]:
     """A ready ``leadscore api`` on ``settings.api_port``; yields its base URL; stopped after."""
     process = spawn_child(
         [sys.executable, "-m", "leadscore", "api", "--loglevel", loglevel], log_path, worker_env(settings), Path.cwd()
     )
     try:
         url = f"http://127.0.0.1:{settings.api_port}"
-        _wait_ready(url, process, log_path, API_READY_TIMEOUT_S)
+        _wait_ready(url, process, log_path, ready_timeout_s)
         yield url
     finally:
         if process.poll() is None:
