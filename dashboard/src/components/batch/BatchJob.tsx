@@ -1,7 +1,7 @@
 // A file-scoring job: its progress (GET /v1/jobs/{id}), then the download of the scored CSV
 // (GET /v1/jobs/{id}/result, with the key) and a preview of its first rows.
-import { useQuery } from "@tanstack/react-query";
-import { useState } from "react";
+import { useQuery, useQueryClient } from "@tanstack/react-query";
+import { useEffect, useState } from "react";
 
 import { apiFetch } from "../../api/client";
 import { useJob } from "../../api/hooks";
@@ -78,6 +78,12 @@ export function BatchJob({ jobId, fileName }: { jobId: string; fileName: string 
   const job = useJob(jobId);
   const data = job.data;
   const succeeded = data?.status === "succeeded";
+  const client = useQueryClient();
+  const finished = succeeded || data?.status === "failed";
+  useEffect(() => {
+    // The recent-jobs list shows this job too: refresh it once it ends.
+    if (finished) void client.invalidateQueries({ queryKey: ["jobs", "list"] });
+  }, [finished, client]);
   const result = useQuery({
     queryKey: ["jobs", jobId, "result"],
     queryFn: () => fetchResult(jobId),
