@@ -71,7 +71,7 @@ def create_app(settings: Settings, *, follow_models: bool = True) -> FastAPI:
         follow_models: listen on ``models.events.v1`` and poll the registry, so a promotion
             reaches this process without a restart (off only in tests without a broker).
     """
-    from leadscore.api import admin, aliases, drift, scores, stream, webhooks
+    from leadscore.api import admin, aliases, drift, insights, scores, stream, webhooks
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -177,6 +177,7 @@ def create_app(settings: Settings, *, follow_models: bool = True) -> FastAPI:
         body = await prometheus_text(ctx)
         return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
+    app.include_router(insights.router)  # before scores: /v1/leads/distribution is not a {lead_id}
     app.include_router(scores.router)
     app.include_router(drift.router)  # before admin: /v1/models/retraining is not a {version}
     app.include_router(admin.router)

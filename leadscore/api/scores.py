@@ -1,5 +1,7 @@
 """Scoring and reading scores: ``/v1/score``, ``/v1/leads/...``, ``/v1/metrics/performance``.
 
+(``/v1/leads/distribution`` is in :mod:`leadscore.api.insights`.)
+
 ``POST /v1/score`` builds the lead's state with the stream's own code
 (:func:`leadscore.models.features.apply_event` over validated events) and scores it with
 the same :class:`~leadscore.models.scoring.Scorer`, so a lead gets the stream's score.
@@ -283,6 +285,27 @@ async def score_history(
     if not scores and await ctx.store.latest(lead_id) is None:
         raise ApiError(404, "unknown_lead", f"lead {lead_id!r} has no published score yet")
     return ScoreHistory(lead_id=lead_id, scores=scores)
+
+
+@router.get(
+    "/v1/leads/{lead_id}/activity",
+    tags=["leads"],
+    summary="A lead's recent input events (activity, profile updates, outcomes), newest first",
+    responses={**_AUTH, **_NOT_FOUND},
+)
+async def lead_activity(
+    lead_id: str,
+    request: Request,
+    limit: int = Query(50, ge=1, le=1000, description="at most LEADSCORE_ACTIVITY_LENGTH are kept"),
+    key: ApiKey = Depends(require_scope("read")),
+) -> dict[str, Any]:
+    """The events the worker applied to the lead's state, as ``{"id", "type", "time",
+    "data"}`` (``data`` without values over 200 characters)."""
+    ctx = request.app.state.ctx
+    events = await ctx.store.activity(lead_id, limit)
+    if not events and await ctx.store.state(lead_id) is None:
+        raise ApiError(404, "unknown_lead", f"lead {lead_id!r} is unknown")
+    return {"lead_id": lead_id, "events": events}
 
 
 @router.get(
