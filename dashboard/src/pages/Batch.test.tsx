@@ -1,9 +1,13 @@
-import { screen, within } from "@testing-library/react";
+import { configure, screen, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 
 import { setApiKey } from "../api/client";
 import { renderPage, routeApi, whoami } from "../test/pagesApi";
 import { Batch } from "./Batch";
+
+// Pages with charts render slowly in jsdom on a busy machine: give each test room.
+vi.setConfig({ testTimeout: 20_000 });
+configure({ asyncUtilTimeout: 5_000 });
 
 const TABLE = "20261127T164516Z-f5a335";
 const models = {

@@ -1,9 +1,13 @@
-import { screen, within } from "@testing-library/react";
+import { configure, screen, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { Route, Routes } from "react-router-dom";
 
 import { renderPage, routeApi, whoami } from "../test/pagesApi";
 import { Models } from "./Models";
+
+// Pages with charts render slowly in jsdom on a busy machine: give each test room.
+vi.setConfig({ testTimeout: 20_000 });
+configure({ asyncUtilTimeout: 5_000 });
 
 const V1 = "20261127T164136Z-432b18";
 const V2 = "20261127T170000Z-aaaaaa";

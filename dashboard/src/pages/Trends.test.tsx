@@ -1,9 +1,13 @@
-import { screen, within } from "@testing-library/react";
+import { configure, screen, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 
 import type { Grade, TrendBucket } from "../api/types";
 import { renderPage, routeApi } from "../test/pagesApi";
 import { TrendsView } from "./Trends";
+
+// Pages with charts render slowly in jsdom on a busy machine: give each test room.
+vi.setConfig({ testTimeout: 20_000 });
+configure({ asyncUtilTimeout: 5_000 });
 
 function bucket(start: string, grades: Record<Grade, number>): TrendBucket {
   const scores = grades.A + grades.B + grades.C + grades.D;

@@ -37,7 +37,14 @@ export function DriftTab() {
       <QueryState query={drift} what="Loading drift reports">
         {(state) => {
           const versions = Object.keys(state.latest ?? {});
-          if (!versions.length) return <Empty>{DRIFT_EMPTY}</Empty>;
+          if (!versions.length) {
+            return (
+              <>
+                <Empty>{DRIFT_EMPTY}</Empty>
+                <PerformanceCard />
+              </>
+            );
+          }
           const champion = models.data?.champion;
           const version =
             chosen && versions.includes(chosen)
@@ -64,28 +71,23 @@ export function DriftTab() {
                   </label>
                 </div>
               )}
-              <LatestWindow event={latest} />
-              <div className="card">
-                <h2>Alert level of recent windows</h2>
-                <Caption>
-                  One bar per window of distinct leads (the newest 50 reports), oldest on the left; its height and
-                  colour are the window&apos;s alert level; the model&apos;s baseline windows are grey.
-                </Caption>
-                <LevelHistory events={history.length ? history : [latest]} />
-              </div>
+              <LatestWindow event={latest} history={history.length ? history : [latest]} />
+              <PerformanceCard />
+              <FeaturesCard event={latest} />
             </>
           );
         }}
       </QueryState>
-      <PerformanceCard />
     </div>
   );
 }
 
-function LatestWindow({ event }: { event: DriftEvent }) {
+function LatestWindow({ event, history }: { event: DriftEvent; history: DriftEvent[] }) {
   const report = (event.report ?? {}) as Partial<DriftReport>;
   const features = report.features ?? [];
   const baseline = event.type === "drift.baseline" || report.tested === false;
+  const drifted = features.filter((f) => f.drifted).length;
+  const persistent = features.filter((f) => f.persistent).length;
   return (
     <div className="card" data-testid="drift-latest">
       <div className="kit-head">
@@ -112,25 +114,51 @@ function LatestWindow({ event }: { event: DriftEvent }) {
           yet.
         </p>
       ) : (
-        <>
-          {report.reason && <p className="kit-note">{report.reason}</p>}
-          {report.persistent_features && report.persistent_features.length > 0 && (
-            <p>
-              <strong>Drifting persistently:</strong> {report.persistent_features.join(", ")}
-            </p>
-          )}
+        <div className="drift-summary">
+          <p>
+            <strong>{fmtInt(drifted)}</strong> of {fmtInt(features.length)} features drifted in this window,{" "}
+            <strong>{fmtInt(persistent)}</strong> persistently
+            {report.persistent_features && report.persistent_features.length > 0 && (
+              <>: {report.persistent_features.join(", ")}</>
+            )}
+            .
+          </p>
           {report.score && (
-            <p className="muted">
+            <p>
               Score distribution: KS D {fmtNum(report.score.effect, 3)}, p {fmtP(report.score.p_value)} —{" "}
               {SEVERITY_TEXT[severity(report.score)]}.
             </p>
           )}
-          {features.length ? (
-            <FeatureTable features={features} />
-          ) : (
-            <p className="muted">The report lists no feature tests.</p>
-          )}
-        </>
+          {report.reason && <p className="muted">{report.reason}</p>}
+        </div>
+      )}
+      <h3 className="kit-spaced">Alert level of recent windows</h3>
+      <Caption>
+        One bar per window of distinct leads (of the newest 50 reports), oldest on the left; its height and colour are
+        the window&apos;s alert level; the model&apos;s baseline windows are grey.
+      </Caption>
+      <LevelHistory events={history} />
+    </div>
+  );
+}
+
+function FeaturesCard({ event }: { event: DriftEvent }) {
+  const report = (event.report ?? {}) as Partial<DriftReport>;
+  const features = report.features ?? [];
+  if (event.type === "drift.baseline" || report.tested === false) return null;
+  return (
+    <div className="card">
+      <h2>Every feature&apos;s test in window {event.window_index}</h2>
+      <Caption>
+        Each feature of this window against the model&apos;s reference; click a column to sort. A feature drifts when
+        its adjusted p is under the false-discovery rate and its effect reaches the floor.
+      </Caption>
+      {features.length ? (
+        <div className="drift-table-scroll">
+          <FeatureTable features={features} />
+        </div>
+      ) : (
+        <p className="muted">The report lists no feature tests.</p>
       )}
     </div>
   );

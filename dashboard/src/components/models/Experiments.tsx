@@ -16,7 +16,7 @@ export function ExperimentsTab() {
   const admin = me.data?.allows.admin === true;
   return (
     <div className="grid">
-      <p className="kit-note">
+      <p className="kit-note" style={{ margin: 0 }}>
         The API records A/B tests as <strong>drafts</strong> only: assigning leads to the two arms and comparing their
         conversion come with the A/B issue. A draft is what that will read.
       </p>
