@@ -117,8 +117,14 @@ export function BatchJob({ jobId, fileName }: { jobId: string; fileName: string 
   return (
     <div className="batch-job" data-testid="batch-job">
       <div className="batch-job-head">
-        <strong>{fileName ?? "file"}</strong>
-        <span className="mono muted">{jobId}</span>
+        {fileName ? (
+          <>
+            <strong>{fileName}</strong>
+            <span className="mono muted">{jobId}</span>
+          </>
+        ) : (
+          <strong className="mono">{jobId}</strong>
+        )}
         <Badge tone={data.status === "succeeded" ? "good" : data.status === "failed" ? "bad" : "info"}>{data.status}</Badge>
         <span className="muted">started {fmtTime(data.created_at)}</span>
       </div>
@@ -141,7 +147,7 @@ export function BatchJob({ jobId, fileName }: { jobId: string; fileName: string 
 
       {failure && (
         <div className="state error" role="alert" data-testid="batch-error">
-          <strong>The file could not be scored:</strong> {failure.message}
+          <strong>The file could not be scored:</strong> <CodeText text={failure.message} />
           {failure.hint && <p className="batch-hint"><CodeText text={failure.hint} /></p>}
         </div>
       )}

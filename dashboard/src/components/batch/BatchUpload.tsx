@@ -157,7 +157,7 @@ export function BatchUpload({
 
       {help && (
         <div className="state error" role="alert" data-testid="batch-error">
-          <strong>The upload was refused:</strong> {help.message}
+          <strong>The upload was refused:</strong> <CodeText text={help.message} />
           {help.hint && <p className="batch-hint"><CodeText text={help.hint} /></p>}
         </div>
       )}

@@ -257,14 +257,15 @@ export function LevelHistory({ events }: { events: DriftEvent[] }) {
   );
 }
 
-const PERF_METRICS: [string, string, boolean][] = [
+/** Metric, label, and whether higher is better (null: neither, e.g. the share that converted). */
+const PERF_METRICS: [string, string, boolean | null][] = [
   ["roc_auc", "ROC-AUC", true],
   ["brier", "Brier", false],
   ["accuracy", "Accuracy", true],
   ["precision", "Precision", true],
   ["recall", "Recall", true],
   ["f1", "F1", true],
-  ["positive_rate", "Converted share", true],
+  ["positive_rate", "Converted share", null],
 ];
 
 function PerformanceCard() {
@@ -324,13 +325,14 @@ function PerformanceOf({ version, summary }: { version: string; summary: Record<
             const now = window[key] as number | null | undefined;
             const then = baseline?.[key];
             const delta = now !== null && now !== undefined && then !== undefined && then !== null ? now - then : null;
-            const worse = delta !== null && (higherBetter ? delta < 0 : delta > 0);
+            const worse = delta !== null && higherBetter !== null && (higherBetter ? delta < 0 : delta > 0);
+            const neutral = delta === null || higherBetter === null || Math.abs(delta) < 0.0005;
             return (
               <tr key={key}>
                 <td>{label}</td>
                 <td className="num">{fmtNum(now, 3)}</td>
                 <td className="num">{fmtNum(then, 3)}</td>
-                <td className={`num ${delta === null || Math.abs(delta) < 0.0005 ? "" : worse ? "down" : "up"}`}>
+                <td className={`num ${neutral ? "" : worse ? "down" : "up"}`}>
                   {delta === null ? "—" : `${delta > 0 ? "+" : delta < 0 ? "−" : ""}${Math.abs(delta).toFixed(3)}`}
                 </td>
               </tr>

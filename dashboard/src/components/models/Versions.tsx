@@ -43,6 +43,19 @@ export function VersionsTab() {
                     Every model in the registry, newest first. The stream champion scores the live events; the table
                     champion scores uploaded files (Batch). Click a version for its details.
                   </p>
+                  {list.serving !== list.champion && (
+                    <p className="kit-note" data-testid="serving-note">
+                      This API process serves <span className="mono">{list.serving ?? "nothing"}</span>
+                      {list.champion ? (
+                        <>
+                          , not the champion <span className="mono">{list.champion}</span>: it swaps on the next model
+                          event or registry poll (LEADSCORE_MODEL_POLL_S).
+                        </>
+                      ) : (
+                        ": no champion yet, so the rules prior scores the stream."
+                      )}
+                    </p>
+                  )}
                 </div>
                 {admin && (
                   <div className="admin-actions">
