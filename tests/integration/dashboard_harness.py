@@ -27,7 +27,9 @@ from playwright.sync_api import ConsoleMessage, Page, Request, Response
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
-DIST = REPO / "dashboard" / "dist"
+#: The build under test: the checkout's, or LEADSCORE_TEST_DASHBOARD_DIR (e.g. a deliberately
+#: broken copy, to see these tests fail).
+DIST = Path(os.environ.get("LEADSCORE_TEST_DASHBOARD_DIR") or REPO / "dashboard" / "dist")
 ARTIFACTS = REPO / "artifacts" / "e2e"
 VIEWPORT = {"width": 1366, "height": 900}
 
@@ -109,6 +111,9 @@ def seed_events(leads: Iterable[str], seed: int = 5) -> list[dict[str, Any]]:
         at = now - timedelta(minutes=60 - n)
         hot = n % 3 == 0
         events.append(profile(lead, at, hot=hot))
+        if hot and n % 2 == 0:  # some leads well above the rest, for grades A and B
+            events += high_intent(lead, at + timedelta(seconds=5)) + high_intent(lead, at + timedelta(seconds=10))
+            at += timedelta(seconds=15)
         for k in range(rng.randint(2, 6)):
             at += timedelta(seconds=30)
             kind = rng.choice(["page", "email", "download", "call"] + (["demo", "meeting"] if hot else []))
