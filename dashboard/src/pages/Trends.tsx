@@ -184,7 +184,7 @@ function TrendsBody({ view }: { view: View }) {
         <h2>Score distribution over time</h2>
         <Caption>
           Scores published in each bucket, by the time of the event that caused them: bars are each grade&apos;s share,
-          the line is the median score (estimated from 10-point bins); the grey bars below count the scores.
+          the lines are the median and mean score (estimated from 10-point bins); the grey bars below count the scores.
         </Caption>
         {view.scores > 0 ? (
           <>

@@ -49,6 +49,7 @@ export function ScoreShareChart({ rows }: { rows: ShareRow[] }) {
           <Bar key={grade} yAxisId="share" dataKey={grade} name={`grade ${grade}`} stackId="g" fill={GRADE_COLORS[grade]} isAnimationActive={false} />
         ))}
         <Line yAxisId="score" dataKey="median" name="median score (right axis)" stroke="#0f172a" strokeWidth={2} dot={false} connectNulls isAnimationActive={false} />
+        <Line yAxisId="score" dataKey="mean" name="mean score (right axis)" stroke="#0f172a" strokeWidth={1.5} strokeDasharray="4 3" dot={false} connectNulls isAnimationActive={false} />
       </ComposedChart>
     </ResponsiveContainer>
   );
