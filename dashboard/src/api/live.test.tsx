@@ -78,10 +78,22 @@ it("shows events newest first, drops repeats, refreshes queries, and resumes aft
   expect(invalidate).toHaveBeenCalledWith({ queryKey: ["lead", "a"] });
   expect(invalidate).toHaveBeenCalledWith({ queryKey: ["leaderboard"] });
 
+  // A second event inside the throttle window still refreshes the lists, once the window ends.
+  invalidate.mockClear();
+  act(() => socket.send(score("e3", "c", 30)));
+  await act(async () => {
+    vi.advanceTimersByTime(300);
+  });
+  expect(invalidate).not.toHaveBeenCalledWith({ queryKey: ["leaderboard"] });
+  await act(async () => {
+    vi.advanceTimersByTime(2000);
+  });
+  expect(invalidate).toHaveBeenCalledWith({ queryKey: ["leaderboard"] });
+
   act(() => socket.close());
   expect(screen.getByTestId("status")).toHaveTextContent("reconnecting");
   await act(async () => {
     vi.advanceTimersByTime(600);
   });
-  expect(FakeSocket.urls.at(-1)).toContain("resume=p-e2");
+  expect(FakeSocket.urls.at(-1)).toContain("resume=p-e3");
 });

@@ -56,6 +56,7 @@ export function LiveFeedProvider({ children }: { children: ReactNode }) {
     let retryMs = 500;
     let retryTimer: ReturnType<typeof setTimeout> | undefined;
     let lastRefresh = 0;
+    let listsStale = false;
     const seen = new Set<string>();
 
     const connect = () => {
@@ -109,11 +110,14 @@ export function LiveFeedProvider({ children }: { children: ReactNode }) {
       if (batch.length) {
         const leads = new Set(batch.map((e) => e.lead_id));
         leads.forEach((id) => client.invalidateQueries({ queryKey: ["lead", id] }));
-        if (now - lastRefresh >= REFRESH_MS) {
-          lastRefresh = now;
-          client.invalidateQueries({ queryKey: ["leaderboard"] });
-          client.invalidateQueries({ queryKey: ["distribution"] });
-        }
+        listsStale = true;
+      }
+      // Throttled, with a trailing refresh: the last events of a burst are always shown.
+      if (listsStale && now - lastRefresh >= REFRESH_MS) {
+        listsStale = false;
+        lastRefresh = now;
+        client.invalidateQueries({ queryKey: ["leaderboard"] });
+        client.invalidateQueries({ queryKey: ["distribution"] });
       }
       setFeed((f) => {
         const rate = arrivals.current.length / 10;
