@@ -177,6 +177,75 @@ def test_bad_input_gets_a_4xx_that_says_what_is_wrong(stack: Stack) -> None:
         assert client.get("/v1/nothing-here").json()["error"]["code"] == "not_found"
 
 
+# --- dashboard data: activity, distribution, trends -------------------------------------------------
+
+
+def test_a_leads_activity_lists_its_events_newest_first_by_read_order(stack: Stack) -> None:
+    with stack.client("read") as client:
+        lead = client.get("/v1/leads/top", params={"limit": 1}).json()["leads"][0]["lead_id"]
+        own = {e["id"]: e for e in stack.events if e["subject"] == lead}
+        body = client.get(f"/v1/leads/{lead}/activity").json()
+        assert body["lead_id"] == lead
+        ids = [e["id"] for e in body["events"]]
+        assert len(ids) == len(set(ids)) == min(len(own), 50) and set(ids) <= set(own)
+        for row in body["events"]:
+            assert row["type"] == own[row["id"]]["type"]
+        two = client.get(f"/v1/leads/{lead}/activity", params={"limit": 2}).json()["events"]
+        assert two == body["events"][:2]
+        missing = client.get("/v1/leads/nobody/activity")
+        assert missing.status_code == 404 and missing.json()["error"]["code"] == "unknown_lead"
+        assert client.get(f"/v1/leads/{lead}/activity", params={"limit": 0}).status_code == 422
+
+
+def test_the_distribution_counts_every_lead_in_the_bin_and_grade_of_its_score(stack: Stack) -> None:
+    with stack.client("read") as client:
+        board = client.get("/v1/leads/top", params={"limit": 1000}).json()
+        body = client.get("/v1/leads/distribution", params={"bins": 10}).json()
+        assert body["total"] == board["total"] == len(board["leads"]) > 0
+        assert body["thresholds"] == {"A": 80, "B": 60, "C": 40}
+        scores = [row["score"] for row in board["leads"]]
+        assert [b["count"] for b in body["bins"]] == [
+            sum(b["from"] <= s < b["to"] or (b["to"] == 100 and s == 100) for s in scores) for b in body["bins"]
+        ]
+        assert body["grades"] == {g: sum(row["grade"] == g for row in board["leads"]) for g in "ABCD"}
+        default = client.get("/v1/leads/distribution").json()
+        assert len(default["bins"]) == 20 and default["bins"][0] == {"from": 0, "to": 5, "count": default["bins"][0]["count"]}
+        assert sum(b["count"] for b in default["bins"]) == body["total"]
+        for bins in (0, 101):
+            bad = client.get("/v1/leads/distribution", params={"bins": bins})
+            assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_request"
+
+
+def test_trends_merge_the_workers_buckets_and_refuse_bad_ranges(stack: Stack) -> None:
+    with stack.client("read") as client:
+        daily = client.get("/v1/trends").json()
+        assert daily["bucket_s"] == 86_400 and len(daily["buckets"]) == 30
+        scored = client.get("/v1/metrics/performance").json()["stream"]["totals"]["scores"]
+        # The simulated events span 20 days: the default 30 days up to the newest hold them all.
+        assert daily["totals"]["scores"] == sum(b["scores"] for b in daily["buckets"]) == scored
+        for bucket in daily["buckets"]:
+            assert sum(bucket["bins"]) == sum(bucket["grades"].values()) == bucket["scores"]
+        outcomes = daily["totals"]["outcomes"]
+        assert sum(o["n"] for o in outcomes.values()) == daily["totals"]["overall"]["n"]
+        weekly = client.get("/v1/trends", params={"bucket": "week"}).json()
+        assert weekly["totals"] == daily["totals"]  # both ranges hold every bucket
+        assert all(datetime.fromisoformat(b["start"]).weekday() == 0 for b in weekly["buckets"])
+        first = daily["buckets"][0]["start"]
+        hourly = client.get("/v1/trends", params={"bucket": "hour", "since": first, "until": daily["until"]}).json()
+        assert hourly["totals"] == daily["totals"]
+        assert len(hourly["buckets"]) == 24 * 30
+
+        for params, code in (
+            ({"since": "2026-01-02T00:00:00Z", "until": "2026-01-01T00:00:00Z"}, "invalid_range"),
+            ({"since": "2026-01-01T00:00:00"}, "invalid_range"),  # no timezone
+            ({"since": "2000-01-01T00:00:00Z", "until": "2026-01-01T00:00:00Z", "bucket": "hour"}, "invalid_range"),
+            ({"bucket": "minute"}, "invalid_request"),
+        ):
+            bad = client.get("/v1/trends", params=params)
+            assert bad.status_code == 422, (params, bad.text)
+            assert bad.json()["error"]["code"] == code, bad.json()
+
+
 # --- access ----------------------------------------------------------------------------------------
 
 #: Every route and the scope it needs (a new route must be added here, or the test fails).
@@ -188,6 +257,9 @@ EXPECTED_SCOPE = {
     ("GET", "/v1/leads/{lead_id}"): "read",
     ("GET", "/v1/leads/{lead_id}/score"): "read",
     ("GET", "/v1/leads/{lead_id}/history"): "read",
+    ("GET", "/v1/leads/{lead_id}/activity"): "read",
+    ("GET", "/v1/leads/distribution"): "read",
+    ("GET", "/v1/trends"): "read",
     ("GET", "/v1/metrics/performance"): "read",
     ("GET", "/v1/models"): "read",
     ("GET", "/v1/models/{version}"): "read",
