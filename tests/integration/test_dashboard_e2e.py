@@ -147,6 +147,9 @@ def stack(kafka_bootstrap: str, redis_url: str, tmp_path_factory: pytest.TempPat
 
 @pytest.fixture(scope="module")
 def browser(stack: Stack) -> Iterator[Browser]:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    for old in ARTIFACTS.glob("failed-*.png"):  # from an earlier run
+        old.unlink()
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
         try:
@@ -214,6 +217,23 @@ def test_every_tab_loads_without_errors(stack: Stack, page: Page) -> None:
         if "Not built yet" in page.locator("main").inner_text():
             problems.append(f"[{path}] is still the placeholder ('Not built yet')")
     assert not problems, "problems on the dashboard's tabs:\n" + "\n".join(problems)
+
+
+def test_the_overview_shows_the_api_s_numbers(stack: Stack, page: Page) -> None:
+    seen = watch(page, stack)
+    sign_in_by_hash(page, stack.url, stack.keys["admin"])
+    rows = page.locator('[data-testid="leaderboard"] [data-testid="leaderboard-row"]')
+    rows.first.wait_for()
+    distribution = stack.get("/v1/leads/distribution", bins=20)
+    for grade in "ABCD":
+        expect(page.get_by_test_id(f"grade-count-{grade}")).to_have_text(f"{distribution['grades'][grade]:,}")
+    for stat in ("stat-events-rate", "stat-scores-rate"):
+        expect(page.get_by_test_id(stat)).to_have_text(re.compile(r"^\d[\d,]*(\.\d+)?$"))
+    top = stack.get("/v1/leads/top", limit=5)["leads"]
+    shown = [(r.get_attribute("data-lead-id"), r.get_by_role("cell").nth(2).inner_text()) for r in rows.all()[:5]]
+    assert [int(score) for _, score in shown] == [row["score"] for row in top], f"leaderboard {shown}, API {top}"
+    problems = seen.take()
+    assert not problems, "\n".join(problems)
 
 
 # --- 2. live updates ---------------------------------------------------------------------------
