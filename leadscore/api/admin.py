@@ -26,6 +26,7 @@ from leadscore.schemas.api import (
     RollbackRequest,
     TrainRequest,
 )
+from leadscore.training_jobs import TABLE_SEGMENT
 
 router = APIRouter()
 
@@ -215,6 +216,25 @@ def _job(job: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in job.items() if k != "params"}
 
 
+def _table_model_problem(model_dir: Path, version: str | None) -> str | None:
+    """Why a file cannot be scored with ``version`` (default: the table champion), or ``None``:
+    said at upload, before a job is made, rather than by a failed job."""
+    registry = ModelRegistry(model_dir)
+    chosen = version or registry.champion(segment=TABLE_SEGMENT)
+    train = "train one on a table of your leads: `leadscore train --data leads.csv --target converted`"
+    if chosen is None:
+        return f"there is no model to score files with; {train}"
+    try:
+        kind = registry.manifest(chosen).kind
+    except (RegistryError, OSError) as exc:
+        return f"model {chosen} cannot be used: {exc}"
+    if kind == "table":
+        return None
+    if version:
+        return f"model {chosen} scores lead events, not table rows; pass a table model's version, or {train}"
+    return f"there is no table model (the stream's model {chosen} scores lead events, not table rows); {train}"
+
+
 @router.post(
     "/v1/score/batch/file",
     status_code=202,
@@ -239,6 +259,9 @@ async def score_file(
     suffix = next((s for s in _UPLOAD_SUFFIXES if name.endswith(s)), None)
     if suffix is None:
         raise ApiError(422, "unsupported_file", f"{file.filename!r}: upload a {', '.join(_UPLOAD_SUFFIXES)} file")
+    problem = await _in_thread(_table_model_problem, ctx.settings.model_dir, model)
+    if problem is not None:
+        raise ApiError(409, "no_table_model", problem)
     job = await ctx.jobs.store.create("score_file", key.name, {"file": file.filename, "id_column": id_column,
                                                                "reasons": reasons, "model": model})
     directory = ctx.jobs.job_dir(job["id"])

@@ -417,6 +417,12 @@ def test_a_table_file_is_scored_as_a_job_and_downloaded(stack: Stack, tmp_path: 
         rows.append(f"c{i},{10 + i * 7},{['saas', 'retail', 'bank'][i % 3]},{i % 17},{'yes' if (i % 17) > 9 else 'no'}")
     table = tmp_path / "crm.csv"
     table.write_text("\n".join(rows) + "\n")
+    with stack.client("score") as client:  # no table model yet: refused at upload, not by a failed job
+        stream_model = client.get("/v1/models").json()["champion"]
+        for form in ({}, {"model": stream_model} if stream_model else {}):
+            refused = client.post("/v1/score/batch/file", files={"file": ("crm.csv", b"id\n1\n", "text/csv")}, data=form)
+            assert refused.status_code == 409 and refused.json()["error"]["code"] == "no_table_model", refused.text
+            assert "leadscore train --data" in refused.json()["error"]["message"]
     train_job(stack.settings, table=_table_spec(table), folds=2, search="none", compare=("ensemble",))
     with stack.client("score") as client:
         with table.open("rb") as handle:
