@@ -4,7 +4,7 @@ import { useState, type FormEvent } from "react";
 
 import { setApiKey } from "./api/client";
 import { useWhoAmI } from "./api/hooks";
-import { LiveFeedProvider, useLiveFeed } from "./api/live";
+import { LiveFeedProvider, useFeedState } from "./api/live";
 import { RequireKey } from "./auth";
 import { Batch } from "./pages/Batch";
 import { LeadView } from "./pages/Lead";
@@ -16,7 +16,7 @@ import { TrendsView } from "./pages/Trends";
 const STATUS_TEXT = { connecting: "connecting…", live: "live", reconnecting: "reconnecting…", refused: "feed refused" };
 
 function FeedStatus() {
-  const feed = useLiveFeed();
+  const feed = useFeedState();
   return (
     <span className={`feed-status ${feed.status}`} title={feed.detail ?? undefined} data-testid="feed-status">
       <span className="dot" aria-hidden /> {STATUS_TEXT[feed.status]}

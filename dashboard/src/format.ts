@@ -13,8 +13,12 @@ export const FAMILY_COLORS: Record<string, string> = {
   data_quality: "#64748b",
 };
 
+const INT = new Intl.NumberFormat("en-US", { maximumFractionDigits: 0 });
+
 export function fmtInt(n: number | null | undefined): string {
-  return n === null || n === undefined || Number.isNaN(n) ? "—" : Math.round(n).toLocaleString("en-US");
+  // One formatter for every call: toLocaleString builds a new one each time (measured hot
+  // in a feed burst, benchmarks/dashboard_scale.py).
+  return n === null || n === undefined || Number.isNaN(n) ? "—" : INT.format(Math.round(n));
 }
 
 export function fmtNum(n: number | null | undefined, digits = 1): string {

@@ -55,6 +55,8 @@ it("builds the feed address from the page's own origin", () => {
 
 it("shows events newest first, drops repeats, refreshes queries, and resumes after a drop", async () => {
   const client = new QueryClient();
+  client.setQueryData(["lead", "a"], { lead_id: "a" });
+  client.setQueryData(["lead", "z"], { lead_id: "z" });
   const invalidate = vi.spyOn(client, "invalidateQueries");
   render(
     <QueryClientProvider client={client}>
@@ -75,7 +77,8 @@ it("shows events newest first, drops repeats, refreshes queries, and resumes aft
   });
   expect(screen.getByTestId("status")).toHaveTextContent("live");
   expect(screen.getByTestId("recent")).toHaveTextContent("b:20,a:10");
-  expect(invalidate).toHaveBeenCalledWith({ queryKey: ["lead", "a"] });
+  expect(client.getQueryState(["lead", "a"])?.isInvalidated).toBe(true);
+  expect(client.getQueryState(["lead", "z"])?.isInvalidated).toBe(false);
   expect(invalidate).toHaveBeenCalledWith({ queryKey: ["leaderboard"] });
 
   // A second event inside the throttle window still refreshes the lists, once the window ends.

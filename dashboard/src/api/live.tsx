@@ -30,10 +30,33 @@ const RECENT_MAX = 200;
 const FLUSH_MS = 250;
 const REFRESH_MS = 2000;
 
-const LiveFeedContext = createContext<LiveFeed>({ status: "connecting", detail: null, recent: [], dropped: 0, ratePerS: 0 });
+export interface FeedState {
+  status: FeedStatus;
+  detail: string | null;
+  dropped: number;
+}
 
+// Three contexts, so that a view re-renders only for what it shows: the connection's state
+// (changes rarely), the feed's rate and the recent events (each flush during traffic).
+const StateContext = createContext<FeedState>({ status: "connecting", detail: null, dropped: 0 });
+const RecentContext = createContext<ScoreEvent[]>([]);
+const RateContext = createContext<number>(0);
+
+export function useFeedState(): FeedState {
+  return useContext(StateContext);
+}
+
+export function useRecentScores(): ScoreEvent[] {
+  return useContext(RecentContext);
+}
+
+export function useFeedRate(): number {
+  return useContext(RateContext);
+}
+
+/** Everything at once: re-renders on every flush, so only for small components. */
 export function useLiveFeed(): LiveFeed {
-  return useContext(LiveFeedContext);
+  return { ...useFeedState(), recent: useRecentScores(), ratePerS: useFeedRate() };
 }
 
 export function feedUrl(location: Location, key: string, resume: string | null): string {
@@ -45,9 +68,10 @@ export function feedUrl(location: Location, key: string, resume: string | null):
 
 export function LiveFeedProvider({ children }: { children: ReactNode }) {
   const client = useQueryClient();
-  const [feed, setFeed] = useState<LiveFeed>({ status: "connecting", detail: null, recent: [], dropped: 0, ratePerS: 0 });
+  const [state, setFeed] = useState<FeedState>({ status: "connecting", detail: null, dropped: 0 });
+  const [recent, setRecent] = useState<ScoreEvent[]>([]);
+  const [rate, setRate] = useState(0);
   const pending = useRef<ScoreEvent[]>([]);
-  const arrivals = useRef<number[]>([]);
 
   useEffect(() => {
     let socket: WebSocket | null = null;
@@ -73,18 +97,19 @@ export function LiveFeedProvider({ children }: { children: ReactNode }) {
         if (data.position) position = data.position;
         if (data.type === "hello") {
           retryMs = 500;
-          setFeed((f) => ({ ...f, status: "live", detail: null }));
+          setFeed((f) => (f.status === "live" && f.detail === null ? f : { ...f, status: "live", detail: null }));
         } else if (data.type === "score") {
           const event = data.data as ScoreEvent;
           if (seen.has(event.id)) return; // a resume replays from the gap: drop repeats by id
           seen.add(event.id);
           if (seen.size > 5000) seen.delete(seen.values().next().value as string);
           pending.current.push(event);
-          arrivals.current.push(Date.now());
         } else if (data.type === "dropped" || data.type === "resume_failed") {
           // Events were lost for this page: what it shows is refetched over REST.
           if (data.type === "dropped") setFeed((f) => ({ ...f, dropped: f.dropped + (Number(data.count) || 0) }));
-          client.invalidateQueries();
+          client.invalidateQueries({ queryKey: ["leaderboard"] });
+          client.invalidateQueries({ queryKey: ["distribution"] });
+          client.invalidateQueries({ queryKey: ["lead"] });
         } else if (data.type === "error") {
           const code = data.code ?? data.error?.code;
           const detail = data.message ?? data.error?.message ?? code ?? "the server closed the feed";
@@ -102,15 +127,21 @@ export function LiveFeedProvider({ children }: { children: ReactNode }) {
       };
     };
 
+    // Events per flush over the last 10 s, for the rate: [time, count] pairs.
+    const arrivals: [number, number][] = [];
     const flush = setInterval(() => {
       const now = Date.now();
-      arrivals.current = arrivals.current.filter((t) => now - t < 10_000);
       const batch = pending.current;
       pending.current = [];
+      if (batch.length) arrivals.push([now, batch.length]);
+      while (arrivals.length && now - arrivals[0][0] >= 10_000) arrivals.shift();
       if (batch.length) {
+        // One pass over the query cache for every lead of the batch.
         const leads = new Set(batch.map((e) => e.lead_id));
-        leads.forEach((id) => client.invalidateQueries({ queryKey: ["lead", id] }));
+        client.invalidateQueries({ predicate: (q) => q.queryKey[0] === "lead" && leads.has(q.queryKey[1] as string) });
         listsStale = true;
+        const newest = batch.slice().reverse();
+        setRecent((old) => [...newest, ...old].slice(0, RECENT_MAX));
       }
       // Throttled, with a trailing refresh: the last events of a burst are always shown.
       if (listsStale && now - lastRefresh >= REFRESH_MS) {
@@ -119,12 +150,8 @@ export function LiveFeedProvider({ children }: { children: ReactNode }) {
         client.invalidateQueries({ queryKey: ["leaderboard"] });
         client.invalidateQueries({ queryKey: ["distribution"] });
       }
-      setFeed((f) => {
-        const rate = arrivals.current.length / 10;
-        if (!batch.length && rate === f.ratePerS) return f;
-        const recent = batch.length ? [...batch.reverse(), ...f.recent].slice(0, RECENT_MAX) : f.recent;
-        return { ...f, recent, ratePerS: rate };
-      });
+      const perS = Math.round(arrivals.reduce((sum, [, n]) => sum + n, 0)) / 10;
+      setRate((old) => (old === perS ? old : perS));
     }, FLUSH_MS);
 
     connect();
@@ -136,5 +163,11 @@ export function LiveFeedProvider({ children }: { children: ReactNode }) {
     };
   }, [client]);
 
-  return <LiveFeedContext.Provider value={feed}>{children}</LiveFeedContext.Provider>;
+  return (
+    <StateContext.Provider value={state}>
+      <RateContext.Provider value={rate}>
+        <RecentContext.Provider value={recent}>{children}</RecentContext.Provider>
+      </RateContext.Provider>
+    </StateContext.Provider>
+  );
 }

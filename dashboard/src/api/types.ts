@@ -107,7 +107,7 @@ export interface ActivityItem {
 
 export interface LeadActivity {
   lead_id: string;
-  activities: ActivityItem[];
+  events: ActivityItem[];
 }
 
 export interface Distribution {
@@ -191,7 +191,7 @@ export interface DriftState {
 }
 
 export interface RetrainDecision {
-  decision: "promoted" | "rejected" | "skipped" | "failed";
+  outcome: "promoted" | "rejected" | "skipped" | "failed";
   trigger: string;
   reason: string;
   [field: string]: unknown;

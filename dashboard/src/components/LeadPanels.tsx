@@ -190,9 +190,8 @@ export function RecentActivity({ query }: { query: { data: LeadActivity | undefi
     );
   }
   if (!query.data) return <Loading what="Loading activity" />;
-  // The backend answers `events`; the brief named the field `activities`: accept either.
-  const data = query.data as LeadActivity & { events?: ActivityItem[] };
-  const items = data.activities ?? data.events ?? [];
+  const data = query.data;
+  const items = data.events;
   if (!items.length) return <p className="muted">No activity recorded.</p>;
   return (
     <ol className="activity" data-testid="lead-activity">

@@ -1,6 +1,6 @@
 // The newest score changes as the live feed brings them: lead, old → new score, grade
 // change, the top reason and when. Hovering the list holds it still so an item can be clicked.
-import { useRef, useState } from "react";
+import { memo, useRef, useState } from "react";
 import { Link } from "react-router-dom";
 
 import type { ScoreEvent } from "../api/types";
@@ -18,7 +18,7 @@ export function topReason(event: ScoreEvent): { label: string; delta: number; ki
   return null;
 }
 
-export function ChangeItem({ event, now }: { event: ScoreEvent; now: number }) {
+export const ChangeItem = memo(function ChangeItem({ event, now }: { event: ScoreEvent; now: number }) {
   const first = event.previous_score === null || event.previous_score === undefined;
   const delta = first ? 0 : event.score - (event.previous_score as number);
   const direction = delta > 0 ? "up" : delta < 0 ? "down" : "flat";
@@ -67,7 +67,7 @@ export function ChangeItem({ event, now }: { event: ScoreEvent; now: number }) {
       </Link>
     </li>
   );
-}
+});
 
 /** At most `max` of `events` (newest first). */
 export function NewestChanges({ events, max = 40 }: { events: ScoreEvent[]; max?: number }) {

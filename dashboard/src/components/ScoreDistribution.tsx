@@ -1,5 +1,6 @@
 // How the scored leads spread over 0–100: a histogram of /v1/leads/distribution's bins,
 // each bar in the colour of the grade its lower edge falls in.
+import { memo, useMemo } from "react";
 import { Bar, BarChart, CartesianGrid, Cell, ResponsiveContainer, Tooltip, XAxis, YAxis } from "recharts";
 
 import type { Distribution } from "../api/types";
@@ -7,13 +8,23 @@ import { fmtInt, GRADE_COLORS } from "../format";
 import { gradeOf } from "./grades";
 import "./overview.css";
 
-export function ScoreDistribution({ distribution, height = 220 }: { distribution: Distribution; height?: number }) {
-  const thresholds = distribution.thresholds;
-  const data = distribution.bins.map((bin) => ({
-    ...bin,
-    label: `${bin.from}–${bin.to}`,
-    grade: gradeOf(bin.from, thresholds),
-  }));
+/** Drawn again only when the distribution changes (a refetch with other counts). */
+export const ScoreDistribution = memo(function ScoreDistribution({
+  distribution,
+  height = 220,
+}: {
+  distribution: Distribution;
+  height?: number;
+}) {
+  const data = useMemo(
+    () =>
+      distribution.bins.map((bin) => ({
+        ...bin,
+        label: `${bin.from}–${bin.to}`,
+        grade: gradeOf(bin.from, distribution.thresholds),
+      })),
+    [distribution],
+  );
   return (
     <div className="score-distribution" role="img" aria-label={`Histogram of ${fmtInt(distribution.total)} lead scores`}>
       <ResponsiveContainer width="100%" height={height}>
@@ -39,4 +50,4 @@ export function ScoreDistribution({ distribution, height = 220 }: { distribution
       <p className="muted dist-caption">Score (x) · number of leads (y) · bar colour = grade</p>
     </div>
   );
-}
+});

@@ -129,7 +129,7 @@ describe("<LeadView>", () => {
     stubApi([
       [`/v1/leads/${ID}/score`, () => ({ body: current })],
       [`/v1/leads/${ID}/history`, () => ({ body: { lead_id: ID, scores: [current] } })],
-      [`/v1/leads/${ID}/activity`, { body: { lead_id: ID, activities: [] } }],
+      [`/v1/leads/${ID}/activity`, { body: { lead_id: ID, events: [] } }],
       [`/v1/leads/${ID}`, () => ({ body: { lead_id: ID, score: current, state: null } })],
     ]);
     const { client } = renderLead();

@@ -23,8 +23,6 @@ type Metrics = Record<string, number | null> | null;
 export interface Decision {
   id?: string;
   outcome?: string;
-  /** Older records and types.ts call the outcome `decision`. */
-  decision?: string;
   trigger?: string;
   detail?: string;
   started_at?: string;
@@ -45,7 +43,7 @@ export interface Decision {
 }
 
 export function outcomeOf(d: Decision): string {
-  return d.outcome ?? d.decision ?? "unknown";
+  return d.outcome ?? "unknown";
 }
 
 const OUTCOME_TONE: Record<string, "good" | "bad" | "warn" | "muted" | "info"> = {
