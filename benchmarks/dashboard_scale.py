@@ -269,9 +269,9 @@ def machine_busy() -> tuple[float, float]:
     return float(sum(values) - idle), float(sum(values))
 
 
-def build_age() -> str:
+def build_age(dist: Path) -> str:
     """How the built dashboard compares with its newest source file."""
-    index = DIST / "index.html"
+    index = dist / "index.html"
     if not index.is_file():
         raise SystemExit(f"{index} is missing: build the dashboard first (cd dashboard && npx vite build)")
     sources = [p for p in (REPO / "dashboard" / "src").rglob("*") if p.is_file()]
@@ -863,6 +863,9 @@ def main() -> None:
     parser.add_argument("--out-dir", type=Path, default=REPO / "artifacts" / "bench" / "dashboard")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--dist", type=Path, default=DIST,
+                        help="the built dashboard to serve (default dashboard/dist); e.g. an older build "
+                        "to compare with")
     parser.add_argument("--profile", action=argparse.BooleanOptionalAction, default=None,
                         help="one more burst at the highest rate under the CPU profiler, its time by dashboard "
                              "source line (default: on, off with --quick)")
@@ -895,7 +898,7 @@ def main() -> None:
     model = cpu_model()
     print(f"machine: {info['cores']} cores, {model}, python {info['python']}, "
           f"load {info['loadavg_1m_at_start']} at start (1 min average)", flush=True)
-    print(f"dashboard: {DIST.relative_to(REPO)} {build_age()}", flush=True)
+    print(f"dashboard: {args.dist} {build_age(args.dist)}", flush=True)
     print(f"command: benchmarks/dashboard_scale.py {' '.join(sys.argv[1:])}".rstrip(), flush=True)
     args.out_dir.mkdir(parents=True, exist_ok=True)
     prefix = f"bench-dash-{secrets.token_hex(4)}:"
@@ -919,7 +922,7 @@ def main() -> None:
         # A copy of dashboard/dist is served: others rebuild dist while this runs, and every
         # figure must come from the same build.
         served = tmp / "dist"
-        shutil.copytree(DIST, served)
+        shutil.copytree(args.dist, served)
         bundles = ", ".join(sorted(p.name for p in (served / "assets").glob("*.js")))
         print(f"serving a copy of dashboard/dist: {bundles}", flush=True)
         settings = Settings(

@@ -29,8 +29,9 @@ FILES_NAMING_SETTINGS = [
     ROOT / "deploy" / "leadscore.env.example",
     ROOT / "deploy" / "leadscore-worker.service",
 ]
-#: LEADSCORE_* variables that are not settings (read by the test suite only).
-NOT_SETTINGS = {"LEADSCORE_TEST_KAFKA"}
+#: LEADSCORE_* variables that are not settings: read by the test suite, or by the dashboard's
+#: development server (docs/dashboard.md), not by leadscore.
+NOT_SETTINGS = {"LEADSCORE_TEST_KAFKA", "LEADSCORE_TEST_DASHBOARD_DIR", "LEADSCORE_API"}
 
 
 def env_names(name: str, field: FieldInfo) -> list[str]:
