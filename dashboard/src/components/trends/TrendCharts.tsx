@@ -168,6 +168,9 @@ export function ConversionTable({ rows, overall }: { rows: ConversionRow[]; over
 
 /** Mean points per factor family per bucket, one line each. */
 export function FamilyChart({ rows, families }: { rows: Record<string, number | string | null>[]; families: string[] }) {
+  // A line needs two points: with few buckets holding data, draw each value as a dot too.
+  const withData = rows.filter((row) => families.some((name) => typeof row[name] === "number")).length;
+  const dot = withData <= 3 ? { r: 3 } : false;
   return (
     <ResponsiveContainer width="100%" height={260}>
       <LineChart data={rows} margin={{ top: 8, right: 8, bottom: 0, left: 0 }}>
@@ -178,7 +181,7 @@ export function FamilyChart({ rows, families }: { rows: Record<string, number | 
         <Tooltip formatter={(value, name) => [`${fmtNum(Number(value), 1)} points`, familyLabel(String(name))]} />
         <Legend wrapperStyle={{ fontSize: 12 }} formatter={(value) => familyLabel(String(value))} />
         {families.map((name, i) => (
-          <Line key={name} dataKey={name} stroke={familyColor(name, i)} strokeWidth={2} dot={false} connectNulls isAnimationActive={false} />
+          <Line key={name} dataKey={name} stroke={familyColor(name, i)} strokeWidth={2} dot={dot} connectNulls isAnimationActive={false} />
         ))}
       </LineChart>
     </ResponsiveContainer>
