@@ -120,7 +120,7 @@ class ScoreStore:
         self.leaderboard_key = f"{prefix}leaderboard"
         self.stats_key = f"{prefix}stats"
         self.trends_index_key = f"{prefix}trends:index"
-        self._add_trends_script = client.register_script(_ADD_TRENDS)
+        self._add_trends_script: Any = None  # registered on first use
 
     def score_key(self, lead_id: str) -> str:
         return f"{self.prefix}score:{lead_id}"
@@ -194,6 +194,8 @@ class ScoreStore:
             args.append(len(fields))
             for name, amount in fields.items():
                 args += (name, str(amount) if isinstance(amount, int) else repr(float(amount)))
+        if self._add_trends_script is None:
+            self._add_trends_script = self.client.register_script(_ADD_TRENDS)
         await self._add_trends_script(keys=[self.trends_key(start) for start in trends], args=args, client=pipe)
         pipe.zadd(self.trends_index_key, {str(start): start for start in trends})
         # Only the batch's newest bucket is known here (no read in the pipeline); it is never
