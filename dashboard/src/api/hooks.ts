@@ -97,11 +97,13 @@ export function useLeadActivity(id: string, limit = 50) {
   });
 }
 
+/** Trend buckets; the previous answer stays on screen while another bucket or range loads. */
 export function useTrends(bucket: "hour" | "day" | "week", since?: string, until?: string) {
   return useQuery({
     queryKey: keys.trends(bucket, since, until),
     queryFn: ({ signal }) => api<Trends>(`/v1/trends${query({ bucket, since, until })}`, { signal }),
-    refetchInterval: 30_000,
+    placeholderData: keepPreviousData,
+    refetchInterval: 60_000,
   });
 }
 

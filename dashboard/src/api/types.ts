@@ -137,8 +137,10 @@ export interface TrendBucket {
 
 export interface Trends {
   bucket_s: number;
+  since?: string;
+  until?: string;
   buckets: TrendBucket[];
-  totals: { outcomes: Partial<Record<Grade, OutcomeCell>> };
+  totals: { outcomes: Partial<Record<Grade, OutcomeCell>>; scores?: number; overall?: OutcomeCell };
 }
 
 export interface Performance {

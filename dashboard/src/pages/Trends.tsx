@@ -1,9 +1,9 @@
 // Trends: how scores, grades, factor families and conversions move over event time
 // (GET /v1/trends), per hour, day or week.
-import { keepPreviousData, useQuery } from "@tanstack/react-query";
 import { useMemo, useState } from "react";
 
-import { api, ApiError, query } from "../api/client";
+import { ApiError } from "../api/client";
+import { useTrends } from "../api/hooks";
 import { Caption, Segmented } from "../components/kit/kit";
 import { Empty, ErrorState, Loading } from "../components/states";
 import {
@@ -47,12 +47,7 @@ export function TrendsView() {
   const since =
     range === "30" ? undefined : isoSeconds((anchor ? Date.parse(anchor) : Date.now()) - RANGE_DAYS[range] * DAY_MS);
 
-  const trends = useQuery({
-    queryKey: ["trends", bucket, since ?? null],
-    queryFn: ({ signal }) => api<TrendsAnswer>(`/v1/trends${query({ bucket, since })}`, { signal }),
-    placeholderData: keepPreviousData,
-    refetchInterval: 60_000,
-  });
+  const trends = useTrends(bucket, since);
 
   const data = trends.data;
   if (data?.until && data.until !== anchor && !trends.isPlaceholderData) setAnchor(data.until);

@@ -8,11 +8,8 @@ export const MIN_OUTCOMES = 20;
 export type BucketName = "hour" | "day" | "week";
 
 /** What GET /v1/trends answers (types.ts has the part every page reads). */
-export type TrendsAnswer = Trends & {
-  since?: string;
-  until?: string;
-  totals: Trends["totals"] & { scores?: number; overall?: OutcomeCell };
-};
+/** What GET /v1/trends answers (api/types.ts). */
+export type TrendsAnswer = Trends;
 
 /** Mean and median score of a bucket from its bins (bin i holds scores 10i … 10i+9; the last also 100). */
 export function binStats(bins: number[]): { n: number; mean: number | null; median: number | null } {
