@@ -73,16 +73,15 @@ import time
 import urllib.error
 import urllib.request
 from collections import defaultdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import orjson
 import redis.asyncio as aioredis
-from sklearn.ensemble import VotingClassifier
-
 from bench_common import ensure_model, machine
+from sklearn.ensemble import VotingClassifier
 from stream_throughput import machine_busy
 
 from leadscore.infra.access import KeyStore
@@ -251,7 +250,10 @@ def seed_voting(model_dir: Path, version: str) -> tuple[VotingClassifier, dict[s
         "gb_stages": int(voting.named_estimators_["gb"].n_estimators_),
     }
     if manifest.n_rows is not None and manifest.n_rows != len(ts.y):
-        print(f"  note: rebuilt {len(ts.y)} training rows, the manifest says {manifest.n_rows}", flush=True)
+        print(
+            f"  note: rebuilt {len(ts.y)} training rows, the manifest says {manifest.n_rows}",
+            flush=True,
+        )
     return voting, info
 
 
@@ -275,7 +277,9 @@ def request_body(lead_id: str, events: list[dict[str, Any]]) -> dict[str, Any] |
         if kind == EventKind.PROFILE:
             profile.update(event["data"])
         elif kind == EventKind.ACTIVITY:
-            activities.append({"type": event["type"], "time": event["time"], "data": event.get("data") or {}})
+            activities.append(
+                {"type": event["type"], "time": event["time"], "data": event.get("data") or {}}
+            )
     low, high = ACTIVITIES_PER_BODY
     if not profile or not low <= len(activities) <= high:
         return None
@@ -292,15 +296,23 @@ def worker_states(events: list[dict[str, Any]], settings: Settings) -> dict[str,
     table: dict[str, bytes] = {}
     kind_of_topic = {topic: kind for kind, topic in TOPIC_OF_KIND.items()}
     records = [
-        InputRecord(topic=TOPIC_OF_KIND[kind_of(e["type"])], partition=0, offset=i,
-                    key=str(e["subject"]).encode(), value=orjson.dumps(e))
+        InputRecord(
+            topic=TOPIC_OF_KIND[kind_of(e["type"])],
+            partition=0,
+            offset=i,
+            key=str(e["subject"]).encode(),
+            value=orjson.dumps(e),
+        )
         for i, e in enumerate(events)
     ]
     for start in range(0, len(records), 256):
         result = process_batch(
-            records[start : start + 256], kind_of_topic=kind_of_topic,
+            records[start : start + 256],
+            kind_of_topic=kind_of_topic,
             load_state=lambda lead_id: orjson.loads(table[lead_id]) if lead_id in table else None,
-            scorer=scorer, limits=Limits(), now=datetime.now(timezone.utc),
+            scorer=scorer,
+            limits=Limits(),
+            now=datetime.now(UTC),
         )
         for lead_id, (state, _) in result.states.items():
             table[lead_id] = orjson.dumps(state.to_dict())
@@ -314,7 +326,9 @@ def wait_http(url: str, child: subprocess.Popen[bytes], log: Path, timeout_s: fl
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if child.poll() is not None:
-            raise SystemExit(f"{url}: the server exited {child.returncode}:\n{log.read_text()[-3000:]}")
+            raise SystemExit(
+                f"{url}: the server exited {child.returncode}:\n{log.read_text()[-3000:]}"
+            )
         with contextlib.suppress(urllib.error.URLError, OSError):
             with urllib.request.urlopen(url, timeout=2):
                 return
@@ -335,11 +349,33 @@ def post(url: str, body: bytes, key: str | None) -> tuple[int, dict[str, Any], d
 # --- load -----------------------------------------------------------------------------------------
 
 
-def run_wrk(url: str, bodies: Path, key: str | None, connections: int, seconds: float, threads: int,
-            script: Path, out: Path) -> dict[str, Any]:
-    env = {**os.environ, "BENCH_BODIES": str(bodies), "BENCH_OUT": str(out), "BENCH_API_KEY": key or ""}
-    argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "30s",
-            "-s", str(script), url]
+def run_wrk(
+    url: str,
+    bodies: Path,
+    key: str | None,
+    connections: int,
+    seconds: float,
+    threads: int,
+    script: Path,
+    out: Path,
+) -> dict[str, Any]:
+    env = {
+        **os.environ,
+        "BENCH_BODIES": str(bodies),
+        "BENCH_OUT": str(out),
+        "BENCH_API_KEY": key or "",
+    }
+    argv = [
+        "wrk",
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{max(1, round(seconds))}s",
+        "--timeout",
+        "30s",
+        "-s",
+        str(script),
+        url,
+    ]
     proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=seconds + 60)
     if proc.returncode != 0 or not out.exists():
         raise SystemExit(f"wrk failed ({proc.returncode}): {proc.stderr or proc.stdout}")
@@ -348,12 +384,32 @@ def run_wrk(url: str, bodies: Path, key: str | None, connections: int, seconds: 
     return result
 
 
-def measure(url: str, bodies: Path, key: str | None, connections: int, seconds: float, threads: int,
-            script: Path, out: Path, server_pid: int, other_pids: list[int]) -> dict[str, Any]:
+def measure(
+    url: str,
+    bodies: Path,
+    key: str | None,
+    connections: int,
+    seconds: float,
+    threads: int,
+    script: Path,
+    out: Path,
+    server_pid: int,
+    other_pids: list[int],
+) -> dict[str, Any]:
     """One wrk run with the CPU of the server, of wrk, of the idle other servers and of the box."""
-    cpu0, wrk0, other0, box0 = tree_cpu_s(server_pid), children_cpu_s(), sum(map(tree_cpu_s, other_pids)), machine_busy()
+    cpu0, wrk0, other0, box0 = (
+        tree_cpu_s(server_pid),
+        children_cpu_s(),
+        sum(map(tree_cpu_s, other_pids)),
+        machine_busy(),
+    )
     raw = run_wrk(url, bodies, key, connections, seconds, threads, script, out)
-    cpu1, wrk1, other1, box1 = tree_cpu_s(server_pid), children_cpu_s(), sum(map(tree_cpu_s, other_pids)), machine_busy()
+    cpu1, wrk1, other1, box1 = (
+        tree_cpu_s(server_pid),
+        children_cpu_s(),
+        sum(map(tree_cpu_s, other_pids)),
+        machine_busy(),
+    )
     drain_s = wait_idle(server_pid)
     wall = raw["duration_us"] / 1e6
     server_ms = np.asarray(raw.pop("server_ms"), dtype=np.float64)
@@ -381,7 +437,9 @@ def measure(url: str, bodies: Path, key: str | None, connections: int, seconds: 
         "cpu_ms_per_request": (cpu1 - cpu0) * 1e3 / raw["requests"] if raw["requests"] else None,
         "cpu_wrk": (wrk1 - wrk0) / wall,
         "cpu_idle_servers": (other1 - other0) / wall,
-        "cpu_machine": (box1[0] - box0[0]) / (box1[1] - box0[1]) * (os.cpu_count() or 1) if box0 and box1 else None,
+        "cpu_machine": (box1[0] - box0[0]) / (box1[1] - box0[1]) * (os.cpu_count() or 1)
+        if box0 and box1
+        else None,
         "drain_s": drain_s,
     }
     return row
@@ -401,22 +459,35 @@ def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         ratios = [r["rps"] / seed_runs[r["round"]]["rps"] for r in rs if r["round"] in seed_runs]
         med = lambda k: statistics.median(r[k] for r in rs if r[k] is not None)  # noqa: E731
         rng = lambda k: (min(r[k] for r in rs), max(r[k] for r in rs))  # noqa: E731
-        out.append({
-            "workers": workers, "kind": kind, "concurrency": conc, "server": server, "rounds": len(rs),
-            "rps": med("rps"), "rps_range": rng("rps"),
-            "client_p50_ms": med("client_p50_ms"), "client_p99_ms": med("client_p99_ms"),
-            "client_p99_range": rng("client_p99_ms"),
-            "server_p50_ms": med("server_p50_ms"), "server_p99_ms": med("server_p99_ms"),
-            "server_p99_range": rng("server_p99_ms"),
-            "cpu_ms_per_request": med("cpu_ms_per_request"),
-            "rps_vs_seed": statistics.median(ratios) if ratios else None,
-            "cpu_server": med("cpu_server"), "cpu_wrk": med("cpu_wrk"),
-            "cpu_idle_servers": med("cpu_idle_servers"), "cpu_machine": med("cpu_machine"),
-            "not_200": sum(r["requests"] - r["ok"] for r in rs),
-            "requests": sum(r["requests"] for r in rs),
-        })
+        out.append(
+            {
+                "workers": workers,
+                "kind": kind,
+                "concurrency": conc,
+                "server": server,
+                "rounds": len(rs),
+                "rps": med("rps"),
+                "rps_range": rng("rps"),
+                "client_p50_ms": med("client_p50_ms"),
+                "client_p99_ms": med("client_p99_ms"),
+                "client_p99_range": rng("client_p99_ms"),
+                "server_p50_ms": med("server_p50_ms"),
+                "server_p99_ms": med("server_p99_ms"),
+                "server_p99_range": rng("server_p99_ms"),
+                "cpu_ms_per_request": med("cpu_ms_per_request"),
+                "rps_vs_seed": statistics.median(ratios) if ratios else None,
+                "cpu_server": med("cpu_server"),
+                "cpu_wrk": med("cpu_wrk"),
+                "cpu_idle_servers": med("cpu_idle_servers"),
+                "cpu_machine": med("cpu_machine"),
+                "not_200": sum(r["requests"] - r["ok"] for r in rs),
+                "requests": sum(r["requests"] for r in rs),
+            }
+        )
     order = {s: i for i, s in enumerate(SERVERS)}
-    out.sort(key=lambda s: (s["workers"], KINDS.index(s["kind"]), s["concurrency"], order[s["server"]]))
+    out.sort(
+        key=lambda s: (s["workers"], KINDS.index(s["kind"]), s["concurrency"], order[s["server"]])
+    )
     return out
 
 
@@ -431,7 +502,11 @@ def markdown(summary: list[dict[str, Any]]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for s in summary:
-        vs = f"{s['rps_vs_seed']:.2f}×" if s["rps_vs_seed"] is not None and s["server"] != "seed" else ""
+        vs = (
+            f"{s['rps_vs_seed']:.2f}×"
+            if s["rps_vs_seed"] is not None and s["server"] != "seed"
+            else ""
+        )
         errors = f"{s['not_200'] / s['requests']:.0%} of {s['requests']:,}" if s["not_200"] else "0"
         lines.append(
             f"| {s['workers']} | {s['kind']} | {s['concurrency']} | {s['server']} | "
@@ -454,22 +529,40 @@ def ints(text: str) -> list[int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model-dir", type=Path, default=DEFAULT_MODEL_DIR)
-    parser.add_argument("--concurrency", type=ints, default=[1, 50, 500],
-                        help="wrk connections, comma-separated (1: one client, no queueing in the server)")
-    parser.add_argument("--workers", type=ints, default=[1], help="uvicorn worker processes, comma-separated")
+    parser.add_argument(
+        "--concurrency",
+        type=ints,
+        default=[1, 50, 500],
+        help="wrk connections, comma-separated (1: one client, no queueing in the server)",
+    )
+    parser.add_argument(
+        "--workers", type=ints, default=[1], help="uvicorn worker processes, comma-separated"
+    )
     parser.add_argument("--duration", type=float, default=15.0, help="seconds per measured run")
-    parser.add_argument("--warmup", type=float, default=3.0, help="seconds of load before each measured run")
-    parser.add_argument("--rounds", type=int, default=2, help="measured runs per configuration (order flips)")
+    parser.add_argument(
+        "--warmup", type=float, default=3.0, help="seconds of load before each measured run"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="measured runs per configuration (order flips)"
+    )
     parser.add_argument("--threads", type=int, default=1, help="wrk threads")
-    parser.add_argument("--leads", type=int, default=1500, help="simulated leads to draw the bodies from")
+    parser.add_argument(
+        "--leads", type=int, default=1500, help="simulated leads to draw the bodies from"
+    )
     parser.add_argument("--no-shap", action="store_true", help="leave out the seed+shap baseline")
     parser.add_argument("--kinds", default=",".join(KINDS), help="body kinds: 'body', 'lead id'")
-    parser.add_argument("--redis-max-connections", type=int, default=None,
-                        help="add ?max_connections=N to both servers' Redis URL (redis-py's asyncio pool "
-                             "defaults to 100 and fails a command beyond that at once)")
+    parser.add_argument(
+        "--redis-max-connections",
+        type=int,
+        default=None,
+        help="add ?max_connections=N to both servers' Redis URL (redis-py's asyncio pool "
+        "defaults to 100 and fails a command beyond that at once)",
+    )
     parser.add_argument("--kafka", default=None, help="use this broker instead of an embedded one")
     parser.add_argument("--redis", default=None, help="use this Redis instead of an embedded one")
-    parser.add_argument("--out-dir", type=Path, default=DEFAULT_OUT_DIR, help="logs, bodies, the wrk script")
+    parser.add_argument(
+        "--out-dir", type=Path, default=DEFAULT_OUT_DIR, help="logs, bodies, the wrk script"
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -478,8 +571,11 @@ def main() -> None:
     servers = [s for s in SERVERS if not (args.no_shap and s == "seed+shap")]
 
     info = machine()
-    print(f"machine: {info['cores']} cores, {info['cpu']}, python {info['python']}, "
-          f"load {info['loadavg_1m_at_start']} at start", flush=True)
+    print(
+        f"machine: {info['cores']} cores, {info['cpu']}, python {info['python']}, "
+        f"load {info['loadavg_1m_at_start']} at start",
+        flush=True,
+    )
     out_dir = args.out_dir.resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     version = ensure_model(args.model_dir)
@@ -500,33 +596,50 @@ def main() -> None:
             sep = "&" if "?" in server_redis_url else "?"
             server_redis_url += f"{sep}max_connections={args.redis_max_connections}"
         settings = Settings(
-            kafka_bootstrap=services.kafka_bootstrap, redis_url=server_redis_url, redis_prefix=prefix,
-            model_dir=args.model_dir.resolve(), min_training_labels=0, api_host="127.0.0.1",
+            kafka_bootstrap=services.kafka_bootstrap,
+            redis_url=server_redis_url,
+            redis_prefix=prefix,
+            model_dir=args.model_dir.resolve(),
+            min_training_labels=0,
+            api_host="127.0.0.1",
             api_jobs_dir=out_dir / "jobs",
         )
         asyncio.run(ensure_topics(settings))
 
         # --- the leads -------------------------------------------------------------------
         by_lead = simulated_leads(args.leads, seed=11)
-        bodies = {lead_id: b for lead_id, events in by_lead.items() if (b := request_body(lead_id, events))}
-        chosen_events = sorted((e for lead_id in bodies for e in by_lead[lead_id]), key=lambda e: e["time"])
+        bodies = {
+            lead_id: b
+            for lead_id, events in by_lead.items()
+            if (b := request_body(lead_id, events))
+        }
+        chosen_events = sorted(
+            (e for lead_id in bodies for e in by_lead[lead_id]), key=lambda e: e["time"]
+        )
         states = worker_states(chosen_events, settings)
         n_acts = [len(b["activities"]) for b in bodies.values()]
         body_bytes = [len(orjson.dumps(b)) for b in bodies.values()]
         state_bytes = [len(states[lead_id]) for lead_id in bodies]
-        print(f"bodies: {len(bodies)} leads, {min(n_acts)}-{max(n_acts)} activities (mean {np.mean(n_acts):.1f}), "
-              f"{np.mean(body_bytes):,.0f} bytes on average; stored states {np.mean(state_bytes):,.0f} bytes", flush=True)
+        print(
+            f"bodies: {len(bodies)} leads, {min(n_acts)}-{max(n_acts)} activities (mean {np.mean(n_acts):.1f}), "
+            f"{np.mean(body_bytes):,.0f} bytes on average; stored states {np.mean(state_bytes):,.0f} bytes",
+            flush=True,
+        )
         body_files = {
             "body": out_dir / "bodies_full.jsonl",
             "lead id": out_dir / "bodies_id.jsonl",
         }
         body_files["body"].write_bytes(b"\n".join(orjson.dumps(b) for b in bodies.values()) + b"\n")
-        body_files["lead id"].write_bytes(b"\n".join(orjson.dumps({"lead_id": i}) for i in bodies) + b"\n")
+        body_files["lead id"].write_bytes(
+            b"\n".join(orjson.dumps({"lead_id": i}) for i in bodies) + b"\n"
+        )
 
         async def prepare() -> str:
             client = aioredis.Redis.from_url(services.redis_url)
             try:
-                await client.mset({f"{prefix}state:{lead_id}": states[lead_id] for lead_id in bodies})
+                await client.mset(
+                    {f"{prefix}state:{lead_id}": states[lead_id] for lead_id in bodies}
+                )
                 key, _ = await KeyStore(client, prefix).create("bench-api", ["score"])
                 return key
             finally:
@@ -546,21 +659,43 @@ def main() -> None:
 
         for workers in args.workers:
             # --- start both servers ----------------------------------------------------------
-            ls_settings = settings.model_copy(update={"api_port": free_port(), "api_workers": workers})
+            ls_settings = settings.model_copy(
+                update={"api_port": free_port(), "api_workers": workers}
+            )
             ls_log = out_dir / f"leadscore-api-w{workers}.log"
             ls_log.write_bytes(b"")
             leadscore_proc = start_api(ls_settings, ls_log)
             seed_port = free_port()
             seed_log = out_dir / f"seed-api-w{workers}.log"
             seed_log.write_bytes(b"")
-            seed_env = {**os.environ, "SEED_API_MODEL": str(voting_path), "SEED_API_REDIS_URL": server_redis_url,
-                        "SEED_API_REDIS_PREFIX": prefix, "PYTHONUNBUFFERED": "1"}
-            seed_proc = spawn_child([sys.executable, str(HERE / "seed_api.py"), "--port", str(seed_port),
-                                     "--workers", str(workers)], seed_log, seed_env, Path.cwd())
+            seed_env = {
+                **os.environ,
+                "SEED_API_MODEL": str(voting_path),
+                "SEED_API_REDIS_URL": server_redis_url,
+                "SEED_API_REDIS_PREFIX": prefix,
+                "PYTHONUNBUFFERED": "1",
+            }
+            seed_proc = spawn_child(
+                [
+                    sys.executable,
+                    str(HERE / "seed_api.py"),
+                    "--port",
+                    str(seed_port),
+                    "--workers",
+                    str(workers),
+                ],
+                seed_log,
+                seed_env,
+                Path.cwd(),
+            )
             try:
                 wait_http(f"http://127.0.0.1:{seed_port}/openapi.json", seed_proc, seed_log)
                 base = {
-                    "leadscore": (f"http://127.0.0.1:{ls_settings.api_port}/v1/score", api_key, leadscore_proc),
+                    "leadscore": (
+                        f"http://127.0.0.1:{ls_settings.api_port}/v1/score",
+                        api_key,
+                        leadscore_proc,
+                    ),
                     "seed": (f"http://127.0.0.1:{seed_port}/v1/score", None, seed_proc),
                     "seed+shap": (f"http://127.0.0.1:{seed_port}/v1/score/shap", None, seed_proc),
                 }
@@ -574,20 +709,40 @@ def main() -> None:
                             raise SystemExit(f"{server} ({kind}) answered {status}: {answer}")
                         if server == "leadscore":
                             if answer["model_version"] != version:
-                                raise SystemExit(f"leadscore scored with {answer['model_version']}, not {version}")
-                            print(f"  leadscore ({kind}): score {answer['score']}, p {answer['probability']}, "
-                                  f"{len(answer['reasons'])} reasons, {len(answer.get('changes') or [])} changes, "
-                                  f"{len(orjson.dumps(answer))} bytes", flush=True)
+                                raise SystemExit(
+                                    f"leadscore scored with {answer['model_version']}, not {version}"
+                                )
+                            print(
+                                f"  leadscore ({kind}): score {answer['score']}, p {answer['probability']}, "
+                                f"{len(answer['reasons'])} reasons, {len(answer.get('changes') or [])} changes, "
+                                f"{len(orjson.dumps(answer))} bytes",
+                                flush=True,
+                            )
                         else:
-                            print(f"  {server} ({kind}): score {answer['score']}, p {answer['probability']}, "
-                                  f"{len(orjson.dumps(answer))} bytes", flush=True)
-                print(f"servers: leadscore api pid {leadscore_proc.pid}, seed pid {seed_proc.pid}, "
-                      f"{workers} uvicorn worker(s) each", flush=True)
+                            print(
+                                f"  {server} ({kind}): score {answer['score']}, p {answer['probability']}, "
+                                f"{len(orjson.dumps(answer))} bytes",
+                                flush=True,
+                            )
+                print(
+                    f"servers: leadscore api pid {leadscore_proc.pid}, seed pid {seed_proc.pid}, "
+                    f"{workers} uvicorn worker(s) each",
+                    flush=True,
+                )
                 # --- first warm-up: every server and kind, once --------------------------------
                 for kind in kinds:
                     for server in servers:
                         url, key, _ = base[server]
-                        run_wrk(url, body_files[kind], key, 20, args.warmup, args.threads, script, out_dir / "warm.json")
+                        run_wrk(
+                            url,
+                            body_files[kind],
+                            key,
+                            20,
+                            args.warmup,
+                            args.threads,
+                            script,
+                            out_dir / "warm.json",
+                        )
                         wait_idle(base[server][2].pid)
 
                 # --- the measured runs ------------------------------------------------------------
@@ -597,24 +752,59 @@ def main() -> None:
                         for kind in kinds:
                             for server in order:
                                 url, key, proc = base[server]
-                                others = [p.pid for p in (leadscore_proc, seed_proc) if p is not proc]
-                                run_wrk(url, body_files[kind], key, conc, args.warmup, args.threads, script,
-                                        out_dir / "warm.json")
-                                for p in (leadscore_proc, seed_proc):  # neither may still be working
+                                others = [
+                                    p.pid for p in (leadscore_proc, seed_proc) if p is not proc
+                                ]
+                                run_wrk(
+                                    url,
+                                    body_files[kind],
+                                    key,
+                                    conc,
+                                    args.warmup,
+                                    args.threads,
+                                    script,
+                                    out_dir / "warm.json",
+                                )
+                                for p in (
+                                    leadscore_proc,
+                                    seed_proc,
+                                ):  # neither may still be working
                                     wait_idle(p.pid)
-                                row = measure(url, body_files[kind], key, conc, args.duration, args.threads,
-                                              script, out_dir / "run.json", proc.pid, others)
-                                row.update(workers=workers, kind=kind, concurrency=conc, server=server, round=rnd)
+                                row = measure(
+                                    url,
+                                    body_files[kind],
+                                    key,
+                                    conc,
+                                    args.duration,
+                                    args.threads,
+                                    script,
+                                    out_dir / "run.json",
+                                    proc.pid,
+                                    others,
+                                )
+                                row.update(
+                                    workers=workers,
+                                    kind=kind,
+                                    concurrency=conc,
+                                    server=server,
+                                    round=rnd,
+                                )
                                 runs.append(row)
-                                print(f"  w{workers} r{rnd} {kind:7s} c={conc:<4d} {server:10s} "
-                                      f"{row['rps']:7.0f} req/s  client p50 {row['client_p50_ms']:7.2f} "
-                                      f"p99 {row['client_p99_ms']:7.2f} ms  server p50 {row['server_p50_ms']:.2f} "
-                                      f"p99 {row['server_p99_ms']:.2f} ms  cpu/req {row['cpu_ms_per_request']:.2f} ms  "
-                                      f"cpu server {row['cpu_server']:.2f} "
-                                      f"wrk {row['cpu_wrk']:.2f} idle {row['cpu_idle_servers']:.2f} "
-                                      f"machine {row['cpu_machine']:.2f}"
-                                      + (f"  NOT 200: {row['requests'] - row['ok']} {row['statuses']}"
-                                         if row["ok"] != row["requests"] else ""), flush=True)
+                                print(
+                                    f"  w{workers} r{rnd} {kind:7s} c={conc:<4d} {server:10s} "
+                                    f"{row['rps']:7.0f} req/s  client p50 {row['client_p50_ms']:7.2f} "
+                                    f"p99 {row['client_p99_ms']:7.2f} ms  server p50 {row['server_p50_ms']:.2f} "
+                                    f"p99 {row['server_p99_ms']:.2f} ms  cpu/req {row['cpu_ms_per_request']:.2f} ms  "
+                                    f"cpu server {row['cpu_server']:.2f} "
+                                    f"wrk {row['cpu_wrk']:.2f} idle {row['cpu_idle_servers']:.2f} "
+                                    f"machine {row['cpu_machine']:.2f}"
+                                    + (
+                                        f"  NOT 200: {row['requests'] - row['ok']} {row['statuses']}"
+                                        if row["ok"] != row["requests"]
+                                        else ""
+                                    ),
+                                    flush=True,
+                                )
             finally:
                 stop_child(leadscore_proc, grace_s=10.0)
                 stop_child(seed_proc, grace_s=10.0)
@@ -626,15 +816,32 @@ def main() -> None:
     print(f"\nload average (1 min) at start {info['loadavg_1m_at_start']}, at end {load_end}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({
-            "machine": info, "loadavg_1m_at_end": load_end,
-            "command": "benchmarks/api_latency.py " + " ".join(sys.argv[1:]),
-            "model": version, "seed_model": seed_info, "bodies": {
-                "leads": len(bodies), "activities_min_max_mean": [min(n_acts), max(n_acts), float(np.mean(n_acts))],
-                "body_bytes_mean": float(np.mean(body_bytes)), "state_bytes_mean": float(np.mean(state_bytes)),
-            },
-            "runs": runs, "summary": summary, "markdown": table,
-        }, indent=2, default=str))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "machine": info,
+                    "loadavg_1m_at_end": load_end,
+                    "command": "benchmarks/api_latency.py " + " ".join(sys.argv[1:]),
+                    "model": version,
+                    "seed_model": seed_info,
+                    "bodies": {
+                        "leads": len(bodies),
+                        "activities_min_max_mean": [
+                            min(n_acts),
+                            max(n_acts),
+                            float(np.mean(n_acts)),
+                        ],
+                        "body_bytes_mean": float(np.mean(body_bytes)),
+                        "state_bytes_mean": float(np.mean(state_bytes)),
+                    },
+                    "runs": runs,
+                    "summary": summary,
+                    "markdown": table,
+                },
+                indent=2,
+                default=str,
+            )
+        )
 
 
 if __name__ == "__main__":

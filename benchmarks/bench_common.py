@@ -45,7 +45,10 @@ def ensure_model(model_dir: Path) -> str:
             print(f"model {version} cannot be loaded ({exc}); training a new one", file=sys.stderr)
     from leadscore.training_jobs import train_job
 
-    print(f"no usable model in {model_dir}: training one (1,500 leads, 2 folds, ~20 s)", file=sys.stderr)
+    print(
+        f"no usable model in {model_dir}: training one (1,500 leads, 2 folds, ~20 s)",
+        file=sys.stderr,
+    )
     return train_job(
         Settings(model_dir=model_dir), leads=1500, folds=2, search="none", compare=("ensemble",)
     ).version

@@ -91,7 +91,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -103,16 +103,16 @@ from aiokafka import AIOKafkaProducer
 from playwright.async_api import Browser, BrowserContext, CDPSession, Page, async_playwright
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import machine  # noqa: E402
+from bench_common import machine
 
-from leadscore.infra.access import KeyStore  # noqa: E402
-from leadscore.infra.embedded import embedded_services, free_port, stop_child  # noqa: E402
-from leadscore.infra.redis_store import ScoreStore  # noqa: E402
-from leadscore.launch import start_api  # noqa: E402
-from leadscore.models.features import FEATURE_FAMILY, FAMILY_OF_TYPE, describe  # noqa: E402
-from leadscore.schemas.scores import LeadScored, Reason, ReasonChange, ScoreComponents  # noqa: E402
-from leadscore.settings import Settings  # noqa: E402
-from leadscore.streams.kafka import client_options, ensure_topics  # noqa: E402
+from leadscore.infra.access import KeyStore
+from leadscore.infra.embedded import embedded_services, free_port, stop_child
+from leadscore.infra.redis_store import ScoreStore
+from leadscore.launch import start_api
+from leadscore.models.features import FAMILY_OF_TYPE, FEATURE_FAMILY, describe
+from leadscore.schemas.scores import LeadScored, Reason, ReasonChange, ScoreComponents
+from leadscore.settings import Settings
+from leadscore.streams.kafka import client_options, ensure_topics
 
 REPO = Path(__file__).resolve().parents[1]
 DIST = REPO / "dashboard" / "dist"
@@ -273,11 +273,13 @@ def build_age(dist: Path) -> str:
     """How the built dashboard compares with its newest source file."""
     index = dist / "index.html"
     if not index.is_file():
-        raise SystemExit(f"{index} is missing: build the dashboard first (cd dashboard && npx vite build)")
+        raise SystemExit(
+            f"{index} is missing: build the dashboard first (cd dashboard && npx vite build)"
+        )
     sources = [p for p in (REPO / "dashboard" / "src").rglob("*") if p.is_file()]
     newest = max(sources, key=lambda p: p.stat().st_mtime)
     built = index.stat().st_mtime
-    when = datetime.fromtimestamp(built, timezone.utc).strftime("%H:%M:%S UTC")
+    when = datetime.fromtimestamp(built, UTC).strftime("%H:%M:%S UTC")
     if newest.stat().st_mtime > built:
         return f"built {when}, OLDER than {newest.relative_to(REPO)} (rebuild: cd dashboard && npx vite build)"
     return f"built {when}, newer than every file in dashboard/src"
@@ -286,9 +288,22 @@ def build_age(dist: Path) -> str:
 # --- score events ----------------------------------------------------------------------------------
 
 _FEATURES = tuple(FEATURE_FAMILY)
-_COUNT_FEATURES = {"page_views", "high_intent_page_views", "email_opens", "email_clicks", "calls", "meetings",
-                   "demo_requests", "form_submits", "downloads", "distinct_assets", "social_engagements",
-                   "referrals", "activities", "active_days_30d"}
+_COUNT_FEATURES = {
+    "page_views",
+    "high_intent_page_views",
+    "email_opens",
+    "email_clicks",
+    "calls",
+    "meetings",
+    "demo_requests",
+    "form_submits",
+    "downloads",
+    "distinct_assets",
+    "social_engagements",
+    "referrals",
+    "activities",
+    "active_days_30d",
+}
 
 
 def _feature_value(rng: random.Random, feature: str) -> float:
@@ -316,19 +331,29 @@ def grade_of(score: int) -> str:
     return "A" if score >= 80 else "B" if score >= 60 else "C" if score >= 40 else "D"
 
 
-def score_event(rng: random.Random, lead_id: str, probability: float, at: datetime,
-                previous: int | None = None) -> LeadScored:
+def score_event(
+    rng: random.Random, lead_id: str, probability: float, at: datetime, previous: int | None = None
+) -> LeadScored:
     """A valid score event with 5 reasons, 3 changes (if ``previous``) and components."""
     score = min(100, max(0, int(probability * 100 + 0.5)))
     base = 28.0
     features = rng.sample(_FEATURES, 8)
     raw = [rng.gauss(0, 6) for _ in features]
-    shift = (probability * 100 - base - sum(raw)) / len(raw)  # base + all points = 100 x probability
+    shift = (probability * 100 - base - sum(raw)) / len(
+        raw
+    )  # base + all points = 100 x probability
     points = [r + shift for r in raw]
     values = [_feature_value(rng, f) for f in features]
     order = sorted(range(len(features)), key=lambda i: -abs(points[i]))
-    reasons = [Reason(feature=features[i], label=_label(features[i], values[i]), value=values[i],
-                      contribution=round(points[i], 3)) for i in order[:5]]
+    reasons = [
+        Reason(
+            feature=features[i],
+            label=_label(features[i], values[i]),
+            value=values[i],
+            contribution=round(points[i], 3),
+        )
+        for i in order[:5]
+    ]
     families: dict[str, float] = {}
     for f, p in zip(features, points, strict=True):
         families[FEATURE_FAMILY[f]] = round(families.get(FEATURE_FAMILY[f], 0.0) + p, 3)
@@ -337,17 +362,35 @@ def score_event(rng: random.Random, lead_id: str, probability: float, at: dateti
     if previous is not None:
         for i in order[:3]:
             delta = round(rng.uniform(-6, 6), 3)
-            changes.append(ReasonChange(feature=features[i], label=_label(features[i], values[i]),
-                                        contribution=round(points[i], 3),
-                                        previous_contribution=round(points[i] - delta, 3), delta=delta))
+            changes.append(
+                ReasonChange(
+                    feature=features[i],
+                    label=_label(features[i], values[i]),
+                    contribution=round(points[i], 3),
+                    previous_contribution=round(points[i] - delta, 3),
+                    delta=delta,
+                )
+            )
     cause_type = rng.choice(tuple(FAMILY_OF_TYPE))
     return LeadScored(
-        id=f"{lead_id}:{secrets.token_hex(6)}", lead_id=lead_id, score=score, probability=round(probability, 6),
-        grade=grade_of(score), previous_score=previous, previous_grade=grade_of(previous) if previous is not None else None,
-        model_version=MODEL_VERSION, base_score=base, reasons=reasons, changes=changes,
-        components=ScoreComponents(fit=fit, engagement=round(sum(families.values()) - fit, 3), families=families),
-        cause_event_id=f"evt-{secrets.token_hex(8)}", cause_event_type=cause_type,
-        event_time=at, scored_at=at + timedelta(milliseconds=rng.randint(20, 400)),
+        id=f"{lead_id}:{secrets.token_hex(6)}",
+        lead_id=lead_id,
+        score=score,
+        probability=round(probability, 6),
+        grade=grade_of(score),
+        previous_score=previous,
+        previous_grade=grade_of(previous) if previous is not None else None,
+        model_version=MODEL_VERSION,
+        base_score=base,
+        reasons=reasons,
+        changes=changes,
+        components=ScoreComponents(
+            fit=fit, engagement=round(sum(families.values()) - fit, 3), families=families
+        ),
+        cause_event_id=f"evt-{secrets.token_hex(8)}",
+        cause_event_type=cause_type,
+        event_time=at,
+        scored_at=at + timedelta(milliseconds=rng.randint(20, 400)),
     )
 
 
@@ -368,14 +411,16 @@ class Seeded:
 async def seed_to(store: ScoreStore, seeded: Seeded, n: int, rng: random.Random) -> None:
     """Top the leads up to ``n`` (ids ``lead-0000000``...), written as the worker writes them."""
     t0 = time.perf_counter()
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     start = len(seeded.scores)
     total_bytes = 0
     for lo in range(start, n, SEED_BATCH):
         events, bodies = [], []
         for i in range(lo, min(n, lo + SEED_BATCH)):
             p = min(0.999, max(0.001, rng.betavariate(2, 4)))
-            event = score_event(rng, f"lead-{i:07d}", p, now - timedelta(seconds=rng.uniform(60, 86_400)))
+            event = score_event(
+                rng, f"lead-{i:07d}", p, now - timedelta(seconds=rng.uniform(60, 86_400))
+            )
             events.append(event)
             bodies.append(body_of(event))
             seeded.scores[event.lead_id] = event.score
@@ -390,7 +435,7 @@ def burst_events(rng: random.Random, seeded: Seeded, count: int) -> list[tuple[L
     """``count`` score changes of random seeded leads (each moving 3-12 points from its last score)."""
     ids = list(seeded.scores)
     out = []
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     current = dict(seeded.scores)
     for _ in range(count):
         lead = rng.choice(ids)
@@ -423,7 +468,8 @@ class Tab:
         result: dict[str, int] = await self.page.evaluate(
             "() => ({elements: document.getElementsByTagName('*').length,"
             " rows: document.querySelectorAll('[data-testid=\"leaderboard-row\"]').length,"
-            " changes: document.querySelectorAll('[data-testid=\"change-item\"]').length})")
+            " changes: document.querySelectorAll('[data-testid=\"change-item\"]').length})"
+        )
         return result
 
     async def close(self) -> None:
@@ -468,12 +514,20 @@ async def api_latency(client: httpx.AsyncClient, path: str, reps: int) -> float 
     return statistics.median(times)
 
 
-async def measure_size(browser: Browser, base_url: str, key: str, n: int, args: argparse.Namespace,
-                       http: httpx.AsyncClient) -> dict[str, Any]:
+async def measure_size(
+    browser: Browser,
+    base_url: str,
+    key: str,
+    n: int,
+    args: argparse.Namespace,
+    http: httpx.AsyncClient,
+) -> dict[str, Any]:
     row: dict[str, Any] = {"leads": n}
     # --- API ---
     row["api_top0_ms"] = await api_latency(http, "/v1/leads/top?offset=0&limit=100", args.api_reps)
-    row["api_top_end_ms"] = await api_latency(http, f"/v1/leads/top?offset={max(0, n - 100)}&limit=100", args.api_reps)
+    row["api_top_end_ms"] = await api_latency(
+        http, f"/v1/leads/top?offset={max(0, n - 100)}&limit=100", args.api_reps
+    )
     row["api_dist_ms"] = await api_latency(http, "/v1/leads/distribution?bins=20", args.api_reps)
     # --- page loads ---
     firsts = []
@@ -508,8 +562,11 @@ async def measure_size(browser: Browser, base_url: str, key: str, n: int, args: 
         row["walk_click_ms"] = statistics.median(times) if times else None
         row["walk_click_p95_ms"] = sorted(times)[int(0.95 * (len(times) - 1))] if times else None
         row["walk_done"] = bool(walk["done"])
-        row["walk_s"] = walk["ms"] / 1e3 if walk["done"] else (
-            clicks_needed * statistics.median(times) / 1e3 if times else None)
+        row["walk_s"] = (
+            walk["ms"] / 1e3
+            if walk["done"]
+            else (clicks_needed * statistics.median(times) / 1e3 if times else None)
+        )
         row["walk_range"] = walk["range"]
         m2 = await tab.metrics(gc=True)
         dom2 = await tab.dom()
@@ -535,9 +592,19 @@ async def renderer_cpu_s(browser: Browser) -> float:
     return sum(p["cpuTime"] for p in info["processInfo"] if p["type"] == "renderer")
 
 
-async def measure_burst(browser: Browser, base_url: str, key: str, rate: int, args: argparse.Namespace,
-                        settings: Settings, store: ScoreStore, seeded: Seeded, api_pid: int,
-                        rng: random.Random, profile: bool = False) -> dict[str, Any]:
+async def measure_burst(
+    browser: Browser,
+    base_url: str,
+    key: str,
+    rate: int,
+    args: argparse.Namespace,
+    settings: Settings,
+    store: ScoreStore,
+    seeded: Seeded,
+    api_pid: int,
+    rng: random.Random,
+    profile: bool = False,
+) -> dict[str, Any]:
     events = burst_events(rng, seeded, int(rate * args.burst_s)) if rate else []
     tab, _ = await open_overview(browser, base_url, key)
     producer = AIOKafkaProducer(**client_options(settings), linger_ms=5, acks=1)
@@ -564,7 +631,9 @@ async def measure_burst(browser: Browser, base_url: str, key: str, rate: int, ar
             if batch:
                 for event, body in batch:
                     await producer.send(settings.scores_topic, body, key=event.lead_id.encode())
-                await store.write_batch([e for e, _ in batch], [b for _, b in batch], {"scores": len(batch)})
+                await store.write_batch(
+                    [e for e, _ in batch], [b for _, b in batch], {"scores": len(batch)}
+                )
                 for event, _ in batch:
                     seeded.scores[event.lead_id] = event.score
                 sent = due
@@ -580,7 +649,9 @@ async def measure_burst(browser: Browser, base_url: str, key: str, rate: int, ar
         drain_t0 = time.monotonic()
         received = 0
         while time.monotonic() - drain_t0 < 20:
-            received, dropped = await tab.page.evaluate("() => [window.__bench.wsScores, window.__bench.wsDropped]")
+            received, dropped = await tab.page.evaluate(
+                "() => [window.__bench.wsScores, window.__bench.wsDropped]"
+            )
             if received + dropped >= sent:  # what the server dropped for this page never comes
                 break
             await asyncio.sleep(0.1)
@@ -598,7 +669,8 @@ async def measure_burst(browser: Browser, base_url: str, key: str, rate: int, ar
             "  wsScores: B.wsScores, wsDropped: B.wsDropped, longtaskError: B.longtaskError || null,"
             "  feedStat: (document.querySelector('[data-testid=\"stat-feed-rate\"]')?.parentElement?.innerText || '')"
             "    .replace(/\\s+/g, ' ')}; }",
-            [t_page0, t_page1])
+            [t_page0, t_page1],
+        )
         dom = await tab.dom()
         m2 = await tab.metrics(gc=True)
     finally:
@@ -606,25 +678,39 @@ async def measure_burst(browser: Browser, base_url: str, key: str, rate: int, ar
         await tab.close()
     page_wall = (t_page1 - t_page0) / 1e3
     return {
-        "rate": rate, "published": sent, "published_per_s": sent / wall,
-        "received": received, "dropped": bench["wsDropped"], "drain_s": drain_s if sent else 0.0,
-        "change_items": dom["changes"], "rows_rendered": dom["rows"], "dom_elements": dom["elements"],
-        "longtasks": bench["longtasks"], "longtask_ms": bench["longtaskMs"], "longtask_max_ms": bench["longtaskMax"],
+        "rate": rate,
+        "published": sent,
+        "published_per_s": sent / wall,
+        "received": received,
+        "dropped": bench["wsDropped"],
+        "drain_s": drain_s if sent else 0.0,
+        "change_items": dom["changes"],
+        "rows_rendered": dom["rows"],
+        "dom_elements": dom["elements"],
+        "longtasks": bench["longtasks"],
+        "longtask_ms": bench["longtaskMs"],
+        "longtask_max_ms": bench["longtaskMax"],
         "busy": (m1["TaskDuration"] - m0["TaskDuration"]) / page_wall,
         "script_s": m1["ScriptDuration"] - m0["ScriptDuration"],
-        "fps": bench["frames"] / page_wall, "max_frame_gap_ms": bench["maxGap"],
-        "status_samples": bench["statuses"], "not_live_samples": bench["notLive"],
-        "heap_mb": m2["JSHeapUsedSize"] / 2**20, "feed_stat": bench["feedStat"],
+        "fps": bench["frames"] / page_wall,
+        "max_frame_gap_ms": bench["maxGap"],
+        "status_samples": bench["statuses"],
+        "not_live_samples": bench["notLive"],
+        "heap_mb": m2["JSHeapUsedSize"] / 2**20,
+        "feed_stat": bench["feedStat"],
         "renderer_cores": (r1 - r0) / page_wall,
         "api_cores": (api1 - api0) / wall,
         "machine_cores": (box1[0] - box0[0]) / (box1[1] - box0[1]) * (os.cpu_count() or 1),
-        "longtask_error": bench["longtaskError"], "cpu_profile": cpu_profile,
+        "longtask_error": bench["longtaskError"],
+        "cpu_profile": cpu_profile,
     }
 
 
 # --- where the page's time goes (--profile) ------------------------------------------------------
 
-_B64 = {c: i for i, c in enumerate("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")}
+_B64 = {
+    c: i for i, c in enumerate("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+}
 
 
 def decode_mappings(mappings: str) -> list[list[tuple[int, int, int, int]]]:
@@ -663,8 +749,11 @@ class SourceMap:
     @classmethod
     def load(cls, path: Path) -> SourceMap:
         raw = json.loads(path.read_text())
-        return cls(raw["sources"], raw.get("sourcesContent") or [None] * len(raw["sources"]),
-                   decode_mappings(raw["mappings"]))
+        return cls(
+            raw["sources"],
+            raw.get("sourcesContent") or [None] * len(raw["sources"]),
+            decode_mappings(raw["mappings"]),
+        )
 
     def where(self, line: int, column: int) -> tuple[str, int, str] | None:
         """(source, 1-based line, that line's text) of a generated position."""
@@ -696,18 +785,42 @@ def sourcemaps_for_dist(workdir: Path, served: Path) -> dict[str, SourceMap]:
     files by content hash, so a file of the same name as one in ``served`` is the same code.
     """
     out = workdir / "dist-maps"
-    done = subprocess.run(["npx", "vite", "build", "--sourcemap", "hidden", "--outDir", str(out), "--emptyOutDir",
-                           "--logLevel", "warn"], cwd=REPO / "dashboard", capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            "npx",
+            "vite",
+            "build",
+            "--sourcemap",
+            "hidden",
+            "--outDir",
+            str(out),
+            "--emptyOutDir",
+            "--logLevel",
+            "warn",
+        ],
+        cwd=REPO / "dashboard",
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     if done.returncode != 0:
-        print(f"  profile: the source-map build failed, frames stay minified:\n{done.stderr[-1500:]}", flush=True)
+        print(
+            f"  profile: the source-map build failed, frames stay minified:\n{done.stderr[-1500:]}",
+            flush=True,
+        )
         return {}
     maps = {}
     for js in (out / "assets").glob("*.js"):
-        if (served / "assets" / js.name).is_file() and (out / "assets" / f"{js.name}.map").is_file():
+        if (served / "assets" / js.name).is_file() and (
+            out / "assets" / f"{js.name}.map"
+        ).is_file():
             maps[js.name] = SourceMap.load(out / "assets" / f"{js.name}.map")
     if not maps:
-        print("  profile: dashboard/dist was built from other sources than today's: frames stay minified "
-              "(rebuild it)", flush=True)
+        print(
+            "  profile: dashboard/dist was built from other sources than today's: frames stay minified "
+            "(rebuild it)",
+            flush=True,
+        )
     return maps
 
 
@@ -718,7 +831,11 @@ def frame_key(call_frame: dict[str, Any], maps: dict[str, SourceMap]) -> str:
     if not url:
         return f"({name})" if not name.startswith("(") else name
     file = url.rsplit("/", 1)[-1].split("?", 1)[0]
-    found = maps[file].where(call_frame["lineNumber"], call_frame["columnNumber"]) if file in maps else None
+    found = (
+        maps[file].where(call_frame["lineNumber"], call_frame["columnNumber"])
+        if file in maps
+        else None
+    )
     if found is None:
         return f"{file}:{call_frame['lineNumber'] + 1}:{call_frame['columnNumber'] + 1} {name}"
     source, line, text = found
@@ -749,9 +866,13 @@ def profile_summary(profile: dict[str, Any], maps: dict[str, SourceMap], top: in
             inclusive[key] = inclusive.get(key, 0.0) + ms
     skip = {"(root)", "(idle)", "(program)"}
     busy = total - sum(self_ms.get(k, 0.0) for k in ("(idle)",))
-    lines = [f"  profile: {total / 1e3:.1f} s sampled, {busy / 1e3:.1f} s not idle",
-             "  inclusive ms (a frame counts once per sample; dashboard source lines and packages):"]
-    for key, ms in sorted(((k, v) for k, v in inclusive.items() if k not in skip), key=lambda kv: -kv[1])[:top]:
+    lines = [
+        f"  profile: {total / 1e3:.1f} s sampled, {busy / 1e3:.1f} s not idle",
+        "  inclusive ms (a frame counts once per sample; dashboard source lines and packages):",
+    ]
+    for key, ms in sorted(
+        ((k, v) for k, v in inclusive.items() if k not in skip), key=lambda kv: -kv[1]
+    )[:top]:
         lines.append(f"    {ms:8.0f}  {key}")
     files: dict[str, float] = {}
     for key, ms in inclusive.items():
@@ -762,7 +883,9 @@ def profile_summary(profile: dict[str, Any], maps: dict[str, SourceMap], top: in
     for file, ms in sorted(files.items(), key=lambda kv: -kv[1])[:8]:
         lines.append(f"    {ms:8.0f}  {file}")
     lines.append("  self ms:")
-    for key, ms in sorted(((k, v) for k, v in self_ms.items() if k not in skip), key=lambda kv: -kv[1])[:top]:
+    for key, ms in sorted(
+        ((k, v) for k, v in self_ms.items() if k not in skip), key=lambda kv: -kv[1]
+    )[:top]:
         lines.append(f"    {ms:8.0f}  {key}")
     return "\n".join(lines)
 
@@ -791,8 +914,10 @@ def size_table(rows: list[dict[str, Any]]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        walk = (f"{r['walk_clicks_needed']:,}, {'' if r['walk_done'] else '~'}{fmt(r['walk_s'], '.1f')}"
-                + ("" if r["walk_done"] else f" ({r['walk_clicks_done']} done)"))
+        walk = (
+            f"{r['walk_clicks_needed']:,}, {'' if r['walk_done'] else '~'}{fmt(r['walk_s'], '.1f')}"
+            + ("" if r["walk_done"] else f" ({r['walk_clicks_done']} done)")
+        )
         lines.append(
             f"| {r['leads']:,} | {r['first_row_ms']:.0f}{ratio(r['first_row_ms'], base['first_row_ms'])} "
             f"| {r['scroll_ms_per_100']:.0f}{ratio(r['scroll_ms_per_100'], base['scroll_ms_per_100'])} ({r['scroll_rows']:,}) "
@@ -848,27 +973,57 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--sizes", type=ints, default=[100, 10_000, 100_000],
-                        help="leads in the leaderboard, ascending; the first is the baseline")
-    parser.add_argument("--rates", type=ints, default=[200, 1000], help="feed bursts, score events per second")
-    parser.add_argument("--quick", action="store_true",
-                        help="sizes 100,10000, rate 200 for 5 s, 1 load, 20 s walk cap (unless given)")
-    parser.add_argument("--burst-s", type=float, default=10.0, help="seconds per burst (and of the no-burst baseline)")
-    parser.add_argument("--loads", type=int, default=3, help="page loads per size for the first-row time")
-    parser.add_argument("--walk-cap-s", type=float, default=60.0,
-                        help="longest walk to the last page; beyond it the time is extrapolated")
+    parser.add_argument(
+        "--sizes",
+        type=ints,
+        default=[100, 10_000, 100_000],
+        help="leads in the leaderboard, ascending; the first is the baseline",
+    )
+    parser.add_argument(
+        "--rates", type=ints, default=[200, 1000], help="feed bursts, score events per second"
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="sizes 100,10000, rate 200 for 5 s, 1 load, 20 s walk cap (unless given)",
+    )
+    parser.add_argument(
+        "--burst-s",
+        type=float,
+        default=10.0,
+        help="seconds per burst (and of the no-burst baseline)",
+    )
+    parser.add_argument(
+        "--loads", type=int, default=3, help="page loads per size for the first-row time"
+    )
+    parser.add_argument(
+        "--walk-cap-s",
+        type=float,
+        default=60.0,
+        help="longest walk to the last page; beyond it the time is extrapolated",
+    )
     parser.add_argument("--api-reps", type=int, default=30)
-    parser.add_argument("--settle-s", type=float, default=2.0, help="wait after a page is loaded before measuring")
+    parser.add_argument(
+        "--settle-s", type=float, default=2.0, help="wait after a page is loaded before measuring"
+    )
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--out-dir", type=Path, default=REPO / "artifacts" / "bench" / "dashboard")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--dist", type=Path, default=DIST,
-                        help="the built dashboard to serve (default dashboard/dist); e.g. an older build "
-                        "to compare with")
-    parser.add_argument("--profile", action=argparse.BooleanOptionalAction, default=None,
-                        help="one more burst at the highest rate under the CPU profiler, its time by dashboard "
-                             "source line (default: on, off with --quick)")
+    parser.add_argument(
+        "--dist",
+        type=Path,
+        default=DIST,
+        help="the built dashboard to serve (default dashboard/dist); e.g. an older build "
+        "to compare with",
+    )
+    parser.add_argument(
+        "--profile",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="one more burst at the highest rate under the CPU profiler, its time by dashboard "
+        "source line (default: on, off with --quick)",
+    )
     args = parser.parse_args()
     if args.quick:
         given = set(sys.argv[1:])
@@ -888,7 +1043,9 @@ def main() -> None:
     if args.profile is None:
         args.profile = not args.quick
     if not Path(CHROMIUM).is_file():
-        raise SystemExit(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium)")
+        raise SystemExit(
+            f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium)"
+        )
 
     # Ctrl-C and SIGTERM clean up too (SIGINT explicitly: a shell starting us in the
     # background hands it down ignored, and asyncio only handles it when it is the default).
@@ -896,8 +1053,11 @@ def main() -> None:
     signal.signal(signal.SIGTERM, _raise_interrupt)
     info = machine()
     model = cpu_model()
-    print(f"machine: {info['cores']} cores, {model}, python {info['python']}, "
-          f"load {info['loadavg_1m_at_start']} at start (1 min average)", flush=True)
+    print(
+        f"machine: {info['cores']} cores, {model}, python {info['python']}, "
+        f"load {info['loadavg_1m_at_start']} at start (1 min average)",
+        flush=True,
+    )
     print(f"dashboard: {args.dist} {build_age(args.dist)}", flush=True)
     print(f"command: benchmarks/dashboard_scale.py {' '.join(sys.argv[1:])}".rstrip(), flush=True)
     args.out_dir.mkdir(parents=True, exist_ok=True)
@@ -926,8 +1086,13 @@ def main() -> None:
         bundles = ", ".join(sorted(p.name for p in (served / "assets").glob("*.js")))
         print(f"serving a copy of dashboard/dist: {bundles}", flush=True)
         settings = Settings(
-            kafka_bootstrap=services.kafka_bootstrap, redis_url=services.redis_url, redis_prefix=prefix,
-            model_dir=tmp / "models", api_jobs_dir=tmp / "jobs", api_host="127.0.0.1", api_port=free_port(),
+            kafka_bootstrap=services.kafka_bootstrap,
+            redis_url=services.redis_url,
+            redis_prefix=prefix,
+            model_dir=tmp / "models",
+            api_jobs_dir=tmp / "jobs",
+            api_host="127.0.0.1",
+            api_port=free_port(),
             dashboard_dir=served,
         )
         asyncio.run(ensure_topics(settings))
@@ -947,8 +1112,11 @@ def main() -> None:
         api = start_api(settings, log)  # from the main thread: it dies with us
         stack.callback(stop_child, api, 10.0)
         base_url = f"http://127.0.0.1:{settings.api_port}"
-        print(f"services: broker {services.kafka_bootstrap}, Redis {settings.redis_url} prefix {prefix}, "
-              f"API pid {api.pid} at {base_url} (log {log})", flush=True)
+        print(
+            f"services: broker {services.kafka_bootstrap}, Redis {settings.redis_url} prefix {prefix}, "
+            f"API pid {api.pid} at {base_url} (log {log})",
+            flush=True,
+        )
 
         async def run() -> None:
             rng = random.Random(args.seed)
@@ -956,52 +1124,99 @@ def main() -> None:
             store = ScoreStore(client, prefix, settings.history_length)
             seeded = Seeded(scores={})
             try:
-                async with async_playwright() as p, httpx.AsyncClient(
-                    base_url=base_url, headers={"X-API-Key": key}, timeout=60, trust_env=False
-                ) as http:
-                    browser = await p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+                async with (
+                    async_playwright() as p,
+                    httpx.AsyncClient(
+                        base_url=base_url, headers={"X-API-Key": key}, timeout=60, trust_env=False
+                    ) as http,
+                ):
+                    browser = await p.chromium.launch(
+                        executable_path=CHROMIUM, args=["--no-sandbox"]
+                    )
                     try:
-                        print(f"browser: chromium {browser.version} (headless), viewport "
-                              f"{VIEWPORT['width']}x{VIEWPORT['height']}", flush=True)
+                        print(
+                            f"browser: chromium {browser.version} (headless), viewport "
+                            f"{VIEWPORT['width']}x{VIEWPORT['height']}",
+                            flush=True,
+                        )
                         for n in args.sizes:
                             await seed_to(store, seeded, n, rng)
-                            print(f"N={n:,}: seeded in {seeded.seed_s:.1f} s (score events ~{seeded.event_bytes:,} "
-                                  f"bytes); measuring", flush=True)
+                            print(
+                                f"N={n:,}: seeded in {seeded.seed_s:.1f} s (score events ~{seeded.event_bytes:,} "
+                                f"bytes); measuring",
+                                flush=True,
+                            )
                             row = await measure_size(browser, base_url, key, n, args, http)
                             size_rows.append(row)
-                            print(f"  first row {row['first_row_ms']:.0f} ms {row['first_row_all']}, "
-                                  f"scroll {row['scroll_rows']} rows {row['scroll_ms']:.0f} ms "
-                                  f"(max {row['scroll_max_rendered']} rows rendered), "
-                                  f"walk {row['walk_clicks_done']}/{row['walk_clicks_needed']} clicks "
-                                  f"p50 {fmt(row['walk_click_ms'])} ms -> {row['walk_range']!r}, "
-                                  f"heap {row['heap_mb']:.1f} -> {row['heap_after_walk_mb']:.1f} MB, "
-                                  f"DOM {row['dom_elements']} -> {row['dom_elements_after_walk']}, "
-                                  f"API top0 {fmt(row['api_top0_ms'], '.1f')} end {fmt(row['api_top_end_ms'], '.1f')} "
-                                  f"dist {fmt(row['api_dist_ms'], '.1f')} ms", flush=True)
+                            print(
+                                f"  first row {row['first_row_ms']:.0f} ms {row['first_row_all']}, "
+                                f"scroll {row['scroll_rows']} rows {row['scroll_ms']:.0f} ms "
+                                f"(max {row['scroll_max_rendered']} rows rendered), "
+                                f"walk {row['walk_clicks_done']}/{row['walk_clicks_needed']} clicks "
+                                f"p50 {fmt(row['walk_click_ms'])} ms -> {row['walk_range']!r}, "
+                                f"heap {row['heap_mb']:.1f} -> {row['heap_after_walk_mb']:.1f} MB, "
+                                f"DOM {row['dom_elements']} -> {row['dom_elements_after_walk']}, "
+                                f"API top0 {fmt(row['api_top0_ms'], '.1f')} end {fmt(row['api_top_end_ms'], '.1f')} "
+                                f"dist {fmt(row['api_dist_ms'], '.1f')} ms",
+                                flush=True,
+                            )
                         for rate in [0, *args.rates]:
-                            row = await measure_burst(browser, base_url, key, rate, args, settings, store, seeded,
-                                                      api.pid, rng)
+                            row = await measure_burst(
+                                browser,
+                                base_url,
+                                key,
+                                rate,
+                                args,
+                                settings,
+                                store,
+                                seeded,
+                                api.pid,
+                                rng,
+                            )
                             burst_rows.append(row)
-                            print(f"  burst {rate or 'none'}/s: published {row['published']} "
-                                  f"({row['published_per_s']:.0f}/s), page got {row['received']} "
-                                  f"(dropped {row['dropped']}), {row['longtasks']} long tasks "
-                                  f"{row['longtask_ms']:.0f} ms, busy {row['busy']:.0%}, renderer CPU {row['renderer_cores']:.2f} cores, "
-                                  f"{row['fps']:.0f} fps "
-                                  f"(worst gap {row['max_frame_gap_ms']:.0f} ms), "
-                                  f"live {row['status_samples'] - row['not_live_samples']}/{row['status_samples']}, "
-                                  f"feed card {row['feed_stat']!r}"
-                                  + (f", longtask observer: {row['longtask_error']}" if row["longtask_error"] else ""),
-                                  flush=True)
+                            print(
+                                f"  burst {rate or 'none'}/s: published {row['published']} "
+                                f"({row['published_per_s']:.0f}/s), page got {row['received']} "
+                                f"(dropped {row['dropped']}), {row['longtasks']} long tasks "
+                                f"{row['longtask_ms']:.0f} ms, busy {row['busy']:.0%}, renderer CPU {row['renderer_cores']:.2f} cores, "
+                                f"{row['fps']:.0f} fps "
+                                f"(worst gap {row['max_frame_gap_ms']:.0f} ms), "
+                                f"live {row['status_samples'] - row['not_live_samples']}/{row['status_samples']}, "
+                                f"feed card {row['feed_stat']!r}"
+                                + (
+                                    f", longtask observer: {row['longtask_error']}"
+                                    if row["longtask_error"]
+                                    else ""
+                                ),
+                                flush=True,
+                            )
                         if args.profile and args.rates:
                             rate = max(args.rates)
-                            print(f"profiled burst (not in the table): {rate}/s, {args.burst_s:.0f} s, "
-                                  f"sampling every 1 ms", flush=True)
-                            row = await measure_burst(browser, base_url, key, rate, args, settings, store, seeded,
-                                                      api.pid, rng, profile=True)
+                            print(
+                                f"profiled burst (not in the table): {rate}/s, {args.burst_s:.0f} s, "
+                                f"sampling every 1 ms",
+                                flush=True,
+                            )
+                            row = await measure_burst(
+                                browser,
+                                base_url,
+                                key,
+                                rate,
+                                args,
+                                settings,
+                                store,
+                                seeded,
+                                api.pid,
+                                rng,
+                                profile=True,
+                            )
                             path = args.out_dir / f"burst-{rate}.cpuprofile"
                             path.write_text(json.dumps(row["cpu_profile"]))
-                            print(f"  {row['longtasks']} long tasks {row['longtask_ms']:.0f} ms, busy {row['busy']:.0%} "
-                                  f"(under the profiler); profile saved to {path}", flush=True)
+                            print(
+                                f"  {row['longtasks']} long tasks {row['longtask_ms']:.0f} ms, busy {row['busy']:.0%} "
+                                f"(under the profiler); profile saved to {path}",
+                                flush=True,
+                            )
                             print(profile_summary(row["cpu_profile"], maps), flush=True)
                     finally:
                         await browser.close()
@@ -1022,15 +1237,27 @@ def main() -> None:
     if burst_rows:
         print("\n" + burst_table(burst_rows, args.sizes[-1], args.burst_s))
     load_end = round(os.getloadavg()[0], 2)
-    print(f"\nmachine: {info['cores']} cores, {model}; load average (1 min) at start "
-          f"{info['loadavg_1m_at_start']}, at end {load_end}")
+    print(
+        f"\nmachine: {info['cores']} cores, {model}; load average (1 min) at start "
+        f"{info['loadavg_1m_at_start']}, at end {load_end}"
+    )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({
-            "machine": {**info, "cpu": model}, "loadavg_1m_at_end": load_end,
-            "command": "benchmarks/dashboard_scale.py " + " ".join(sys.argv[1:]),
-            "sizes": size_rows, "bursts": [{k: v for k, v in r.items() if k != "cpu_profile"} for r in burst_rows],
-        }, indent=2, default=str))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "machine": {**info, "cpu": model},
+                    "loadavg_1m_at_end": load_end,
+                    "command": "benchmarks/dashboard_scale.py " + " ".join(sys.argv[1:]),
+                    "sizes": size_rows,
+                    "bursts": [
+                        {k: v for k, v in r.items() if k != "cpu_profile"} for r in burst_rows
+                    ],
+                },
+                indent=2,
+                default=str,
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import os
 import platform
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import orjson
@@ -35,14 +35,19 @@ from leadscore.settings import Settings
 from leadscore.streams.app import load_scorer
 from leadscore.streams.replay import replay
 
-START = datetime(2026, 1, 1, tzinfo=timezone.utc)
+START = datetime(2026, 1, 1, tzinfo=UTC)
 DAY = 86_400.0
 
 
 def records(seed: int, args: argparse.Namespace, shifted: bool, scorer) -> list[bytes]:
     shift = Shift(at=START + timedelta(days=args.shift_day)) if shifted else None
     config = SimConfig(
-        n_leads=args.leads, span_days=args.span, seed=seed, start=START, max_life_days=args.life, shift=shift
+        n_leads=args.leads,
+        span_days=args.span,
+        seed=seed,
+        start=START,
+        max_life_days=args.life,
+        shift=shift,
     )
     cutoff = START.timestamp() + args.warmup_days * DAY
     out = []
@@ -63,7 +68,12 @@ def run_agent_path(raw: list[bytes], args: argparse.Namespace) -> dict:
     for body in raw:
         t0 = time.thread_time()
         sample = FeatureSample.model_validate_json(body)
-        closed = buffer.add(sample.lead_id, np.asarray(sample.features), sample.probability, sample.event_time.timestamp())
+        closed = buffer.add(
+            sample.lead_id,
+            np.asarray(sample.features),
+            sample.probability,
+            sample.event_time.timestamp(),
+        )
         decode_s += time.thread_time() - t0
         if closed is None:
             continue
@@ -78,7 +88,13 @@ def run_agent_path(raw: list[bytes], args: argparse.Namespace) -> dict:
             for j, col in enumerate(ref.numeric_index):
                 stats.ks_2samp(ref.sorted_numeric[:, j], closed.X[:, col])
             scipy_s += time.thread_time() - t0
-    return {"records": len(raw), "decode_s": decode_s, "test_s": test_s, "scipy_s": scipy_s, "windows": windows}
+    return {
+        "records": len(raw),
+        "decode_s": decode_s,
+        "test_s": test_s,
+        "scipy_s": scipy_s,
+        "windows": windows,
+    }
 
 
 def main() -> None:
@@ -92,12 +108,16 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=1000)
     parser.add_argument("--baseline", type=int, default=3)
     args = parser.parse_args()
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; {vars(args)}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; {vars(args)}"
+    )
     scorer = load_scorer(Settings(model_dir=tempfile.mkdtemp()))  # empty registry: the rules prior
     shift_t = START.timestamp() + args.shift_day * DAY
     totals = {"records": 0, "decode_s": 0.0, "test_s": 0.0, "scipy_s": 0.0, "windows": 0}
     false_alarms = calm_windows = 0
-    print("seed  calm windows  calm alerts  shifted windows after T  first low/medium/high after T (windows; days)")
+    print(
+        "seed  calm windows  calm alerts  shifted windows after T  first low/medium/high after T (windows; days)"
+    )
     for seed in args.seeds:
         calm = run_agent_path(records(seed, args, False, scorer), args)
         shifted = run_agent_path(records(seed, args, True, scorer), args)
@@ -109,13 +129,18 @@ def main() -> None:
         firsts = []
         for threshold in ("low", "medium", "high"):
             k = next(
-                (i for i, (_, level) in enumerate(after) if ALERT_LEVELS.index(level) >= ALERT_LEVELS.index(threshold)),
+                (
+                    i
+                    for i, (_, level) in enumerate(after)
+                    if ALERT_LEVELS.index(level) >= ALERT_LEVELS.index(threshold)
+                ),
                 None,
             )
             firsts.append("-" if k is None else f"{k + 1}; {(after[k][0] - shift_t) / DAY:.1f} d")
         print(
             f"{seed:>4}  {len(calm['windows']):>12}  {len(alerts):>11}  {len(after):>23}  "
-            + " / ".join(firsts) + (f"  (alerts before T: {pre_alerts})" if pre_alerts else "")
+            + " / ".join(firsts)
+            + (f"  (alerts before T: {pre_alerts})" if pre_alerts else "")
         )
         for run in (calm, shifted):
             for key in ("records", "decode_s", "test_s", "scipy_s"):
@@ -126,7 +151,9 @@ def main() -> None:
     print(f"records: {n:,}; windows: {w} of {args.window} leads")
     print(f"per record (validate + window): {totals['decode_s'] / n * 1e6:.1f} us CPU")
     print(f"per window, leadscore (tests + state save): {totals['test_s'] / w * 1e3:.1f} ms CPU")
-    print(f"per window, scipy ks_2samp per numeric feature (baseline): {totals['scipy_s'] / w * 1e3:.1f} ms CPU")
+    print(
+        f"per window, scipy ks_2samp per numeric feature (baseline): {totals['scipy_s'] / w * 1e3:.1f} ms CPU"
+    )
     per_record = (totals["decode_s"] + totals["test_s"]) / n
     print(f"records/s one agent keeps up with (CPU bound): {1 / per_record:,.0f}")
 

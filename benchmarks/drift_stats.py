@@ -28,9 +28,9 @@ import numpy as np
 from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import machine  # noqa: E402
+from bench_common import machine
 
-from leadscore.models.drift import DriftDetector, DriftReference, ks_2samp_sorted  # noqa: E402
+from leadscore.models.drift import DriftDetector, DriftReference, ks_2samp_sorted
 
 N_FEATURES = 50
 WINDOW = 1_000
@@ -57,8 +57,12 @@ def main() -> None:
     print(machine())
     rng = np.random.default_rng(0)
     windows = [data(rng, WINDOW) + 0.02 for _ in range(args.repeat)]
-    print(f"{N_FEATURES} features, window {WINDOW:,}; median CPU ms per window over {args.repeat} windows")
-    print(f"{'n_ref':>6} {'ks+bign':>8} {'ks+kstwo':>9} {'update':>7} {'scipy asymp':>12} {'scipy auto':>11} {'auto/ks+kstwo':>14}")
+    print(
+        f"{N_FEATURES} features, window {WINDOW:,}; median CPU ms per window over {args.repeat} windows"
+    )
+    print(
+        f"{'n_ref':>6} {'ks+bign':>8} {'ks+kstwo':>9} {'update':>7} {'scipy asymp':>12} {'scipy auto':>11} {'auto/ks+kstwo':>14}"
+    )
     for n_ref in (500, 2_000, 5_000):
         ref_x = data(rng, n_ref)
         names = [f"f{i}" for i in range(N_FEATURES)]
@@ -66,14 +70,21 @@ def main() -> None:
         if ref.numeric_index.size != N_FEATURES:
             raise SystemExit("every benchmark column must be numeric")
         det = DriftDetector(ref)
-        fast = cpu_ms(lambda w: ks_2samp_sorted(ref.sorted_numeric, w, ref.tie_start, "kstwobign"), windows)
+        fast = cpu_ms(
+            lambda w: ks_2samp_sorted(ref.sorted_numeric, w, ref.tie_start, "kstwobign"), windows
+        )
         exact = cpu_ms(lambda w: ks_2samp_sorted(ref.sorted_numeric, w, ref.tie_start), windows)
         update = cpu_ms(det.update, windows)
         few = windows[: max(3, args.repeat // 5)]  # scipy is slow; fewer windows suffice
         asymp = cpu_ms(
-            lambda w: [stats.ks_2samp(ref_x[:, j], w[:, j], method="asymp") for j in range(N_FEATURES)], few
+            lambda w: [
+                stats.ks_2samp(ref_x[:, j], w[:, j], method="asymp") for j in range(N_FEATURES)
+            ],
+            few,
         )
-        auto = cpu_ms(lambda w: [stats.ks_2samp(ref_x[:, j], w[:, j]) for j in range(N_FEATURES)], few)
+        auto = cpu_ms(
+            lambda w: [stats.ks_2samp(ref_x[:, j], w[:, j]) for j in range(N_FEATURES)], few
+        )
         print(
             f"{n_ref:>6,} {fast:>8.2f} {exact:>9.2f} {update:>7.2f} {asymp:>12.1f} {auto:>11.1f} {auto / exact:>13.0f}x"
         )

@@ -26,9 +26,9 @@ from sklearn.datasets import make_classification
 from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import machine  # noqa: E402
+from bench_common import machine
 
-from leadscore.models import engine  # noqa: E402
+from leadscore.models import engine
 
 
 def per_call_ms(fn: Callable[[int], Any], n_calls: int) -> tuple[float, float]:
@@ -55,7 +55,9 @@ def rows_per_s(fn: Callable[[], Any], n_rows: int, repeat: int = 3) -> float:
 
 def shap_explainers(models: list[tuple[Any, float]]) -> Callable[[np.ndarray], np.ndarray]:
     """shap's TreeExplainer on each member, blended like the compiled ensemble."""
-    exps = [(shap.TreeExplainer(m, feature_perturbation="tree_path_dependent"), w) for m, w in models]
+    exps = [
+        (shap.TreeExplainer(m, feature_perturbation="tree_path_dependent"), w) for m, w in models
+    ]
 
     def explain(X: np.ndarray) -> np.ndarray:
         total = 0.0
@@ -81,18 +83,32 @@ def main() -> None:
     calls = 200 if args.quick else args.calls
 
     info = machine()
-    print(f"machine: {info['cores']} cores, {info['cpu']}, python {info['python']}, "
-          f"load {info['loadavg_1m_at_start']}")
-    X, y = make_classification(n_samples=20_000, n_features=50, n_informative=15, n_redundant=10,
-                               flip_y=0.05, random_state=0)
+    print(
+        f"machine: {info['cores']} cores, {info['cpu']}, python {info['python']}, "
+        f"load {info['loadavg_1m_at_start']}"
+    )
+    X, y = make_classification(
+        n_samples=20_000,
+        n_features=50,
+        n_informative=15,
+        n_redundant=10,
+        flip_y=0.05,
+        random_state=0,
+    )
     rng = np.random.default_rng(0)
     batch = X[rng.integers(0, len(X), args.batch)]
     prior = float(y.mean())
 
     t0 = time.perf_counter()
     rfs = {
-        d: RandomForestClassifier(n_trees_rf, max_depth=d, min_samples_leaf=20, max_features="sqrt",
-                                  random_state=0, n_jobs=2).fit(X, y)
+        d: RandomForestClassifier(
+            n_trees_rf,
+            max_depth=d,
+            min_samples_leaf=20,
+            max_features="sqrt",
+            random_state=0,
+            n_jobs=2,
+        ).fit(X, y)
         for d in (6, 8, 10)
     }
     for rf in rfs.values():
@@ -108,9 +124,11 @@ def main() -> None:
     t0 = time.perf_counter()
     blend = engine.concat([(rf8, 0.5), (gbc, 0.5)])
     plan = engine.prepare_shap(blend)
-    print(f"blend compiled + SHAP plan in {time.perf_counter() - t0:.2f} s: {plan.n_leaves} leaves, "
-          f"{plan.n_table_leaves} with tables ({plan.table_bytes / 2**20:.1f} MiB), "
-          f"max {plan.max_path_features} features on a path")
+    print(
+        f"blend compiled + SHAP plan in {time.perf_counter() - t0:.2f} s: {plan.n_leaves} leaves, "
+        f"{plan.n_table_leaves} with tables ({plan.table_bytes / 2**20:.1f} MiB), "
+        f"max {plan.max_path_features} features on a path"
+    )
 
     # --- one row per call ----------------------------------------------------------------
     def sk_row(i: int) -> float:
@@ -119,12 +137,32 @@ def main() -> None:
 
     sk_explain = shap_explainers([(rfs[8], 0.5), (gb, 0.5)])
     rows = [
-        ("1 row: sklearn predict_proba(rf)+decision_function(gb)", per_call_ms(sk_row, calls), "ms"),
-        ("1 row: engine.predict", per_call_ms(lambda i: engine.predict(blend, batch[i : i + 1]), calls), "ms"),
-        ("1 row: shap.TreeExplainer rf+gb", per_call_ms(lambda i: sk_explain(batch[i : i + 1]), max(50, calls // 10)), "ms"),
-        ("1 row: engine.predict + shap_values",
-         per_call_ms(lambda i: (engine.predict(blend, batch[i : i + 1]), engine.shap_values(blend, batch[i : i + 1])), calls),
-         "ms"),
+        (
+            "1 row: sklearn predict_proba(rf)+decision_function(gb)",
+            per_call_ms(sk_row, calls),
+            "ms",
+        ),
+        (
+            "1 row: engine.predict",
+            per_call_ms(lambda i: engine.predict(blend, batch[i : i + 1]), calls),
+            "ms",
+        ),
+        (
+            "1 row: shap.TreeExplainer rf+gb",
+            per_call_ms(lambda i: sk_explain(batch[i : i + 1]), max(50, calls // 10)),
+            "ms",
+        ),
+        (
+            "1 row: engine.predict + shap_values",
+            per_call_ms(
+                lambda i: (
+                    engine.predict(blend, batch[i : i + 1]),
+                    engine.shap_values(blend, batch[i : i + 1]),
+                ),
+                calls,
+            ),
+            "ms",
+        ),
     ]
     print(f"\n{'single row (p50 / p99)':58s} {'p50':>9s} {'p99':>9s}")
     for name, (p50, p99), unit in rows:
@@ -133,8 +171,12 @@ def main() -> None:
     # --- batches ---------------------------------------------------------------------------
     n = len(batch)
     n_shap = min(n, 1000)  # shap's own explainer is slow: fewer rows, same units
-    print(f"\n{'batch of ' + str(n) + ' rows (rows/s, best of 3)':58s} {'rows/s':>10s} {'vs base':>8s}")
-    base = rows_per_s(lambda: 0.5 * rfs[8].predict_proba(batch)[:, 1] + 0.5 * gb.decision_function(batch), n)
+    print(
+        f"\n{'batch of ' + str(n) + ' rows (rows/s, best of 3)':58s} {'rows/s':>10s} {'vs base':>8s}"
+    )
+    base = rows_per_s(
+        lambda: 0.5 * rfs[8].predict_proba(batch)[:, 1] + 0.5 * gb.decision_function(batch), n
+    )
     print(f"{'sklearn predict_proba(rf) + decision_function(gb)':58s} {base:10,.0f} {1.0:7.1f}x")
     for t in (1, 2):
         r = rows_per_s(lambda: engine.predict(blend, batch, n_threads=t), n)
@@ -146,14 +188,18 @@ def main() -> None:
         print(f"{f'engine.shap_values rf+gb, {t} thread(s)':58s} {r:10,.0f} {r / shap_base:7.1f}x")
 
     # --- table versus direct, by forest depth ----------------------------------------------------
-    print(f"\n{'forest depth: SHAP rows/s, 1 thread':36s} {'leaves':>7s} {'tables':>14s} "
-          f"{'shap':>8s} {'direct':>8s} {'default':>8s} {'all tab.':>9s}")
+    print(
+        f"\n{'forest depth: SHAP rows/s, 1 thread':36s} {'leaves':>7s} {'tables':>14s} "
+        f"{'shap':>8s} {'direct':>8s} {'default':>8s} {'all tab.':>9s}"
+    )
     for d, rf in rfs.items():
         ens = engine.compile_forest(rf, prior=prior)
         plan = engine.prepare_shap(ens)
         sub = batch[:2000]
         exp = shap.TreeExplainer(rf, feature_perturbation="tree_path_dependent")
-        r_shap = rows_per_s(lambda: exp.shap_values(batch[:300], check_additivity=False), 300, repeat=1)
+        r_shap = rows_per_s(
+            lambda: exp.shap_values(batch[:300], check_additivity=False), 300, repeat=1
+        )
         direct = engine.concat([(ens, 1.0)], shap_table_budget_bytes=0)
         r_direct = rows_per_s(lambda: engine.shap_values(direct, sub), len(sub))
         r_default = rows_per_s(lambda: engine.shap_values(ens, sub), len(sub))
@@ -163,8 +209,10 @@ def main() -> None:
         if full_plan.n_table_leaves == full_plan.n_leaves:
             all_tables = f"{rows_per_s(lambda: engine.shap_values(full, sub), len(sub)):9,.0f}"
         tables = f"{plan.n_table_leaves}/{plan.n_leaves} {plan.table_bytes / 2**20:.0f}MiB"
-        print(f"{f'rf depth {d} (full tables {full_plan.table_bytes / 2**20:.0f} MiB)':36s} "
-              f"{plan.n_leaves:7d} {tables:>14s} {r_shap:8,.0f} {r_direct:8,.0f} {r_default:8,.0f} {all_tables:>9s}")
+        print(
+            f"{f'rf depth {d} (full tables {full_plan.table_bytes / 2**20:.0f} MiB)':36s} "
+            f"{plan.n_leaves:7d} {tables:>14s} {r_shap:8,.0f} {r_direct:8,.0f} {r_default:8,.0f} {all_tables:>9s}"
+        )
 
 
 if __name__ == "__main__":

@@ -54,14 +54,14 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import machine  # noqa: E402
+from bench_common import machine
 
-from leadscore.models import engine  # noqa: E402
-from leadscore.models.compiled import CompiledModel, to_points  # noqa: E402
-from leadscore.models.ensemble import LeadScoringEnsemble, sigmoid  # noqa: E402
-from leadscore.models.scoring import Scorer, ScoringPolicy  # noqa: E402
-from leadscore.models.tabular import FeaturePipeline  # noqa: E402
-from leadscore.models.training import TrainConfig, TrainingData, train  # noqa: E402
+from leadscore.models import engine
+from leadscore.models.compiled import CompiledModel, to_points
+from leadscore.models.ensemble import LeadScoringEnsemble, sigmoid
+from leadscore.models.scoring import Scorer, ScoringPolicy
+from leadscore.models.tabular import FeaturePipeline
+from leadscore.models.training import TrainConfig, TrainingData, train
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -71,8 +71,14 @@ ROOT = Path(__file__).resolve().parent.parent
 def make_leads(n_rows: int, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
     """A CRM-like table of ``n_rows`` leads (40 columns, 50 features once encoded) and 0/1 labels."""
     X, y = make_classification(
-        n_samples=n_rows, n_features=40, n_informative=12, n_redundant=8, weights=[0.88],
-        flip_y=0.02, class_sep=0.8, random_state=seed,
+        n_samples=n_rows,
+        n_features=40,
+        n_informative=12,
+        n_redundant=8,
+        weights=[0.88],
+        flip_y=0.02,
+        class_sep=0.8,
+        random_state=seed,
     )
     cols: dict[str, Any] = {}
     for i in range(36):
@@ -95,10 +101,12 @@ def make_leads(n_rows: int, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
 # --- timing helpers ------------------------------------------------------------------------
 
 
-def per_call_ms(fns: dict[str, Callable[[int], Any]], n_calls: dict[str, int], rounds: int = 4) -> dict[str, tuple[float, float]]:
+def per_call_ms(
+    fns: dict[str, Callable[[int], Any]], n_calls: dict[str, int], rounds: int = 4
+) -> dict[str, tuple[float, float]]:
     """(p50, p99) in ms per call of each ``fn(i)``; the methods take turns in ``rounds`` rounds."""
     times: dict[str, list[float]] = {k: [] for k in fns}
-    for name, fn in fns.items():
+    for fn in fns.values():
         for i in range(20):  # warm-up
             fn(i)
     for r in range(rounds):
@@ -110,7 +118,8 @@ def per_call_ms(fns: dict[str, Callable[[int], Any]], n_calls: dict[str, int], r
                 fn(i)
                 times[name].append(time.perf_counter() - t0)
     return {
-        k: (float(np.percentile(v, 50) * 1e3), float(np.percentile(v, 99) * 1e3)) for k, v in times.items()
+        k: (float(np.percentile(v, 50) * 1e3), float(np.percentile(v, 99) * 1e3))
+        for k, v in times.items()
     }
 
 
@@ -176,7 +185,11 @@ def shap_members(estimator: LeadScoringEnsemble) -> Callable[[np.ndarray], Any]:
     """``shap.TreeExplainer`` (path-dependent) on the estimator's forest and boosting members."""
     rf, gb, _ = estimator.estimators_
     cols = estimator.columns_
-    explainers = [shap.TreeExplainer(m, feature_perturbation="tree_path_dependent") for m in (rf, gb) if m is not None]
+    explainers = [
+        shap.TreeExplainer(m, feature_perturbation="tree_path_dependent")
+        for m in (rf, gb)
+        if m is not None
+    ]
 
     def explain(X: np.ndarray) -> list[Any]:
         Xc = X[:, cols]
@@ -237,7 +250,10 @@ def memory_growth(mode: str, path: Path, row_path: Path) -> dict[str, int]:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     out = subprocess.run(
         [sys.executable, "-c", _MEMORY_CHILD, mode, str(path), str(row_path)],
-        check=True, capture_output=True, text=True, env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -250,7 +266,11 @@ def ratio_words(ours: float, base: float, kind: str) -> str:
     if not (ours > 0 and base > 0):
         return "n/a"
     better = base / ours if kind in ("time", "size") else ours / base
-    good, bad = {"time": ("faster", "slower"), "size": ("smaller", "larger"), "rate": ("faster", "slower")}[kind]
+    good, bad = {
+        "time": ("faster", "slower"),
+        "size": ("smaller", "larger"),
+        "rate": ("faster", "slower"),
+    }[kind]
     return f"{better:.1f}x {good}" if better >= 1 else f"{1 / better:.1f}x {bad}"
 
 
@@ -269,7 +289,10 @@ def fmt(value: float, unit: str) -> str:
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
-    lines = ["| measure | leadscore | baseline (same run) | baseline | ratio |", "|---|---|---|---|---|"]
+    lines = [
+        "| measure | leadscore | baseline (same run) | baseline | ratio |",
+        "|---|---|---|---|---|",
+    ]
     for r in rows:
         ours = fmt(r["value"], r["unit"]) if r.get("value") is not None else "–"
         if "p99" in r:
@@ -289,14 +312,33 @@ def markdown(rows: list[dict[str, Any]]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="20,000 rows, 500 calls, batches of 10k/20k, no train() unless --train-folds (~2-3 minutes)")
-    parser.add_argument("--rows", type=int, default=None, help="training rows (default 100,000; 20,000 with --quick)")
-    parser.add_argument("--calls", type=int, default=None, help="single-lead calls per figure (default 2,000; 500 with --quick)")
-    parser.add_argument("--train-folds", type=int, default=None,
-                        help="outer folds of train()'s comparison (default 5; 0 skips train() and scores "
-                             "LeadScoringEnsemble().fit instead; --quick defaults to 0)")
-    parser.add_argument("--search", choices=("none", "quick"), default="quick", help="train()'s search")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="20,000 rows, 500 calls, batches of 10k/20k, no train() unless --train-folds (~2-3 minutes)",
+    )
+    parser.add_argument(
+        "--rows",
+        type=int,
+        default=None,
+        help="training rows (default 100,000; 20,000 with --quick)",
+    )
+    parser.add_argument(
+        "--calls",
+        type=int,
+        default=None,
+        help="single-lead calls per figure (default 2,000; 500 with --quick)",
+    )
+    parser.add_argument(
+        "--train-folds",
+        type=int,
+        default=None,
+        help="outer folds of train()'s comparison (default 5; 0 skips train() and scores "
+        "LeadScoringEnsemble().fit instead; --quick defaults to 0)",
+    )
+    parser.add_argument(
+        "--search", choices=("none", "quick"), default="quick", help="train()'s search"
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args()
     n_rows = args.rows or (20_000 if args.quick else 100_000)
@@ -304,42 +346,79 @@ def main() -> None:
     batch_sizes = (10_000, 20_000) if args.quick else (10_000, 100_000)
 
     info = machine()
-    print(f"machine: {info['cores']} cores, {info['cpu']}, python {info['python']}, "
-          f"load {info['loadavg_1m_at_start']} at start", flush=True)
+    print(
+        f"machine: {info['cores']} cores, {info['cpu']}, python {info['python']}, "
+        f"load {info['loadavg_1m_at_start']} at start",
+        flush=True,
+    )
     rows: list[dict[str, Any]] = []
 
-    def add(section: str, measure: str, value: float, unit: str, baseline: str = "",
-            baseline_value: float | None = None, kind: str = "time", **extra: Any) -> None:
-        row = {"section": section, "measure": measure, "value": value, "unit": unit,
-               "baseline": baseline, "baseline_value": baseline_value, **extra}
+    def add(
+        section: str,
+        measure: str,
+        value: float,
+        unit: str,
+        baseline: str = "",
+        baseline_value: float | None = None,
+        kind: str = "time",
+        **extra: Any,
+    ) -> None:
+        row = {
+            "section": section,
+            "measure": measure,
+            "value": value,
+            "unit": unit,
+            "baseline": baseline,
+            "baseline_value": baseline_value,
+            **extra,
+        }
         if baseline_value is not None:
             row["ratio"] = ratio_words(value, baseline_value, kind)
         rows.append(row)
-        print(f"  {measure}: {fmt(value, unit)}" + (f"  | {baseline}: {fmt(baseline_value, unit)} ({row['ratio']})"
-                                                    if baseline_value is not None else ""), flush=True)
+        print(
+            f"  {measure}: {fmt(value, unit)}"
+            + (
+                f"  | {baseline}: {fmt(baseline_value, unit)} ({row['ratio']})"
+                if baseline_value is not None
+                else ""
+            ),
+            flush=True,
+        )
 
     # --- data ----------------------------------------------------------------------------
     df, y = make_leads(n_rows, seed=0)
     pipeline, pipe_s = timed(lambda: FeaturePipeline.fit(df, y=y))
     X = pipeline.transform(df)
     names = pipeline.feature_names
-    print(f"data: {n_rows:,} rows x {X.shape[1]} features ({len(df.columns)} input columns), "
-          f"{y.mean():.1%} positive; pipeline fitted in {pipe_s:.1f} s", flush=True)
+    print(
+        f"data: {n_rows:,} rows x {X.shape[1]} features ({len(df.columns)} input columns), "
+        f"{y.mean():.1%} positive; pipeline fitted in {pipe_s:.1f} s",
+        flush=True,
+    )
 
     # --- 1. training ---------------------------------------------------------------------
     print("\n1. training (each timed once)", flush=True)
     engine.warmup()
     voting = VotingClassifier(
-        [("rf", RandomForestClassifier(100, max_depth=8, n_jobs=1, random_state=0)),
-         ("gb", GradientBoostingClassifier(n_estimators=150, max_depth=3, random_state=0)),
-         ("lr", make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)))],
-        voting="soft", weights=[0.4, 0.4, 0.2],
+        [
+            ("rf", RandomForestClassifier(100, max_depth=8, n_jobs=1, random_state=0)),
+            ("gb", GradientBoostingClassifier(n_estimators=150, max_depth=3, random_state=0)),
+            ("lr", make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))),
+        ],
+        voting="soft",
+        weights=[0.4, 0.4, 0.2],
     )
     _, voting_s = timed(lambda: voting.fit(X, y))
     plain, plain_s = timed(lambda: LeadScoringEnsemble(random_state=0).fit(X, y))
     voting_name = "VotingClassifier(RF 100/d8 + GB 150/d3 + LR).fit"
-    add("training", f"LeadScoringEnsemble().fit, {n_rows:,} rows (default parameters, no search)",
-        plain_s, "s", voting_name, voting_s)
+    add(
+        "training",
+        f"LeadScoringEnsemble().fit, {n_rows:,} rows (default parameters, no search)",
+        plain_s,
+        "s",
+        voting_name,
+        voting_s,
+    )
     folds = args.train_folds if args.train_folds is not None else (0 if args.quick else 5)
     auc: dict[str, float] = {}
     if folds:
@@ -348,15 +427,35 @@ def main() -> None:
         config = TrainConfig(folds=folds, search=args.search, variant="ensemble")
         result, train_s = timed(lambda: train(TrainingData(X=X, y=y, feature_names=names), config))
         final_s = float(result.report["final"]["fit_seconds"])
-        add("training", f"train(): {folds} folds, search={args.search!r}, every variant and baseline, "
-            "then the final fit", train_s, "s", voting_name, voting_s)
-        add("training", "train(): its final fit alone (feature selection, search, refit, calibration)",
-            final_s, "s", voting_name, voting_s)
+        add(
+            "training",
+            f"train(): {folds} folds, search={args.search!r}, every variant and baseline, "
+            "then the final fit",
+            train_s,
+            "s",
+            voting_name,
+            voting_s,
+        )
+        add(
+            "training",
+            "train(): its final fit alone (feature selection, search, refit, calibration)",
+            final_s,
+            "s",
+            voting_name,
+            voting_s,
+        )
         model, estimator, variant = result.model, result.estimator, f"train() {result.variant}"
-        auc = {m["name"]: m["cv"]["roc_auc"] for m in result.report["models"]
-               if m["cv"].get("roc_auc") is not None}
+        auc = {
+            m["name"]: m["cv"]["roc_auc"]
+            for m in result.report["models"]
+            if m["cv"].get("roc_auc") is not None
+        }
     else:
-        model, estimator, variant = plain.compile(names), plain, "LeadScoringEnsemble().fit, uncalibrated"
+        model, estimator, variant = (
+            plain.compile(names),
+            plain,
+            "LeadScoringEnsemble().fit, uncalibrated",
+        )
     n_trees = model.trees.n_trees if model.trees is not None else 0
     print(f"  scored below: {variant}, {n_trees} trees", flush=True)
 
@@ -384,28 +483,64 @@ def main() -> None:
             "ensemble": lambda i: estimator.predict_proba(vectors[i : i + 1]),
             "shap": lambda i: sk_explain(vectors[i : i + 1]),
         },
-        {"record": calls, "vector": calls, "score_only": calls, "voting": calls, "ensemble": calls, "shap": n_shap},
+        {
+            "record": calls,
+            "vector": calls,
+            "score_only": calls,
+            "voting": calls,
+            "ensemble": calls,
+            "shap": n_shap,
+        },
     )
     base_name = "sklearn VotingClassifier.predict_proba, 1 row"
-    for key, label in (("record", "score + top-5 reasons in words, from a dict record (transform_one)"),
-                       ("vector", "score + top-5 reasons in words, from a ready vector"),
-                       ("score_only", "score only (Scorer.probabilities), from a ready vector")):
+    for key, label in (
+        ("record", "score + top-5 reasons in words, from a dict record (transform_one)"),
+        ("vector", "score + top-5 reasons in words, from a ready vector"),
+        ("score_only", "score only (Scorer.probabilities), from a ready vector"),
+    ):
         p50, p99 = one[key]
-        add("one lead", label, p50, "ms", base_name, one["voting"][0], p99=p99, baseline_p99=one["voting"][1])
-    add("one lead", "score + reasons, from a dict record", one["record"][0], "ms",
-        "LeadScoringEnsemble.predict_proba (sklearn), 1 row", one["ensemble"][0],
-        p99=one["record"][1], baseline_p99=one["ensemble"][1])
-    add("one lead", "score + reasons, from a dict record", one["record"][0], "ms",
+        add(
+            "one lead",
+            label,
+            p50,
+            "ms",
+            base_name,
+            one["voting"][0],
+            p99=p99,
+            baseline_p99=one["voting"][1],
+        )
+    add(
+        "one lead",
+        "score + reasons, from a dict record",
+        one["record"][0],
+        "ms",
+        "LeadScoringEnsemble.predict_proba (sklearn), 1 row",
+        one["ensemble"][0],
+        p99=one["record"][1],
+        baseline_p99=one["ensemble"][1],
+    )
+    add(
+        "one lead",
+        "score + reasons, from a dict record",
+        one["record"][0],
+        "ms",
         f"shap.TreeExplainer on the RF + GB members, 1 row ({n_shap} calls; explanation only)",
-        one["shap"][0], p99=one["record"][1], baseline_p99=one["shap"][1])
+        one["shap"][0],
+        p99=one["record"][1],
+        baseline_p99=one["shap"][1],
+    )
 
     # --- 3. batches --------------------------------------------------------------------------
     print("\n3. batches (rows/s, best of interleaved runs)", flush=True)
-    scorer2 = Scorer(ThreadedModel(model, 2), "bench", policy, describe=pipeline.describe, families=None)
+    scorer2 = Scorer(
+        ThreadedModel(model, 2), "bench", policy, describe=pipeline.describe, families=None
+    )
     check_rows = X[:1000]
     p1, e1 = score_and_reasons(scorer, check_rows)
     p2, e2 = score_and_reasons(scorer2, check_rows)
-    if not (np.allclose(p1, p2, atol=1e-12) and all(a.reasons == b.reasons for a, b in zip(e1, e2))):
+    if not (
+        np.allclose(p1, p2, atol=1e-12) and all(a.reasons == b.reasons for a, b in zip(e1, e2))
+    ):
         raise RuntimeError("the 2-thread path disagrees with CompiledModel; the benchmark is wrong")
     for size in batch_sizes:
         B = X[rng.integers(0, n_rows, size)] if size > n_rows else X[rng.permutation(n_rows)[:size]]
@@ -424,18 +559,45 @@ def main() -> None:
         )
         rate = {k: size / v for k, v in best.items()}
         base_name = f"sklearn VotingClassifier.predict_proba, same {size:,} rows"
-        for key, label in (("score1", "score only, 1 thread"), ("score2", "score only, 2 threads"),
-                           ("reasons1", "score + top-5 reasons in words, 1 thread"),
-                           ("reasons2", "score + top-5 reasons in words, 2 threads"),
-                           ("points1", "score + SHAP points, no words (score_and_explain), 1 thread")):
-            add("batch", f"{size:,} rows: {label}", rate[key], "rows/s", base_name, rate["voting"], kind="rate")
-        add("batch", f"{size:,} rows: score + reasons, 1 thread", rate["reasons1"], "rows/s",
-            "LeadScoringEnsemble.predict_proba (sklearn), score only", rate["ensemble"], kind="rate")
+        for key, label in (
+            ("score1", "score only, 1 thread"),
+            ("score2", "score only, 2 threads"),
+            ("reasons1", "score + top-5 reasons in words, 1 thread"),
+            ("reasons2", "score + top-5 reasons in words, 2 threads"),
+            ("points1", "score + SHAP points, no words (score_and_explain), 1 thread"),
+        ):
+            add(
+                "batch",
+                f"{size:,} rows: {label}",
+                rate[key],
+                "rows/s",
+                base_name,
+                rate["voting"],
+                kind="rate",
+            )
+        add(
+            "batch",
+            f"{size:,} rows: score + reasons, 1 thread",
+            rate["reasons1"],
+            "rows/s",
+            "LeadScoringEnsemble.predict_proba (sklearn), score only",
+            rate["ensemble"],
+            kind="rate",
+        )
     n_sub = 1000 if not args.quick else 300
     sub = X[:n_sub]
-    best = best_seconds({"shap": lambda: sk_explain(sub), "reasons1": lambda: score_and_reasons(scorer, sub)}, 1)
-    add("batch", f"{n_sub:,} rows: score + reasons, 1 thread", n_sub / best["reasons1"], "rows/s",
-        "shap.TreeExplainer on the RF + GB members (explanation only)", n_sub / best["shap"], kind="rate")
+    best = best_seconds(
+        {"shap": lambda: sk_explain(sub), "reasons1": lambda: score_and_reasons(scorer, sub)}, 1
+    )
+    add(
+        "batch",
+        f"{n_sub:,} rows: score + reasons, 1 thread",
+        n_sub / best["reasons1"],
+        "rows/s",
+        "shap.TreeExplainer on the RF + GB members (explanation only)",
+        n_sub / best["shap"],
+        kind="rate",
+    )
 
     # --- 4. size on disk, 5. memory ---------------------------------------------------------
     print("\n4-5. size and memory", flush=True)
@@ -448,10 +610,24 @@ def main() -> None:
         ens_bytes = pickle.dumps(estimator)
         voting_bytes = pickle.dumps(voting)
         (tmp_path / "ensemble.pkl").write_bytes(ens_bytes)
-        add("size", "CompiledModel.to_files (model.npz + model.json)", compiled_bytes, "bytes",
-            "pickle.dumps(LeadScoringEnsemble), same model", len(ens_bytes), kind="size")
-        add("size", "CompiledModel.to_files (model.npz + model.json)", compiled_bytes, "bytes",
-            "pickle.dumps(VotingClassifier)", len(voting_bytes), kind="size")
+        add(
+            "size",
+            "CompiledModel.to_files (model.npz + model.json)",
+            compiled_bytes,
+            "bytes",
+            "pickle.dumps(LeadScoringEnsemble), same model",
+            len(ens_bytes),
+            kind="size",
+        )
+        add(
+            "size",
+            "CompiledModel.to_files (model.npz + model.json)",
+            compiled_bytes,
+            "bytes",
+            "pickle.dumps(VotingClassifier)",
+            len(voting_bytes),
+            kind="size",
+        )
         row_path = tmp_path / "row.npy"
         np.save(row_path, X[:1])
         mem = {
@@ -459,14 +635,29 @@ def main() -> None:
             "ensemble": memory_growth("sklearn", tmp_path / "ensemble.pkl", row_path),
             "ensemble+shap": memory_growth("sklearn+shap", tmp_path / "ensemble.pkl", row_path),
         }
-    for which, label in (("first_kib", "first model in a process (incl. numba kernels)"),
-                         ("second_kib", "each further model")):
+    for which, label in (
+        ("first_kib", "first model in a process (incl. numba kernels)"),
+        ("second_kib", "each further model"),
+    ):
         ours = mem["compiled"][which]
-        add("memory", f"RSS growth, {label}: CompiledModel.from_files + score + explain 1 row",
-            ours, "KiB", "pickled LeadScoringEnsemble + predict_proba", mem["ensemble"][which], kind="size")
-        add("memory", f"RSS growth, {label}: CompiledModel.from_files + score + explain 1 row",
-            ours, "KiB", "pickled LeadScoringEnsemble + predict_proba + shap.TreeExplainer(RF, GB)",
-            mem["ensemble+shap"][which], kind="size")
+        add(
+            "memory",
+            f"RSS growth, {label}: CompiledModel.from_files + score + explain 1 row",
+            ours,
+            "KiB",
+            "pickled LeadScoringEnsemble + predict_proba",
+            mem["ensemble"][which],
+            kind="size",
+        )
+        add(
+            "memory",
+            f"RSS growth, {label}: CompiledModel.from_files + score + explain 1 row",
+            ours,
+            "KiB",
+            "pickled LeadScoringEnsemble + predict_proba + shap.TreeExplainer(RF, GB)",
+            mem["ensemble+shap"][which],
+            kind="size",
+        )
 
     plan = model.trees.shap_plan if model.trees is not None else None
     summary = {
@@ -487,13 +678,19 @@ def main() -> None:
         "memory_imports_kib": {k: v["imports_kib"] for k, v in mem.items()},
         "rows": rows,
     }
-    print(f"\nmodel: {variant}, {n_trees} trees, {summary['model']['shap_leaves']:,} leaves "
-          f"({summary['model']['shap_table_leaves']:,} with SHAP tables, "
-          f"{summary['model']['shap_table_bytes'] / 2**20:.1f} MiB); cv ROC-AUC "
-          + ", ".join(f"{k} {v:.3f}" for k, v in auc.items()))
-    print("RSS after imports (before any model): "
-          + ", ".join(f"{k} {v['imports_kib'] / 1024:.0f} MiB" for k, v in mem.items()))
-    print(f"load average (1 min) at start {info['loadavg_1m_at_start']}, at end {summary['loadavg_1m_at_end']}\n")
+    print(
+        f"\nmodel: {variant}, {n_trees} trees, {summary['model']['shap_leaves']:,} leaves "
+        f"({summary['model']['shap_table_leaves']:,} with SHAP tables, "
+        f"{summary['model']['shap_table_bytes'] / 2**20:.1f} MiB); cv ROC-AUC "
+        + ", ".join(f"{k} {v:.3f}" for k, v in auc.items())
+    )
+    print(
+        "RSS after imports (before any model): "
+        + ", ".join(f"{k} {v['imports_kib'] / 1024:.0f} MiB" for k, v in mem.items())
+    )
+    print(
+        f"load average (1 min) at start {info['loadavg_1m_at_start']}, at end {summary['loadavg_1m_at_end']}\n"
+    )
     print(markdown(rows))
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2, default=float))

@@ -36,13 +36,12 @@ import os
 import pstats
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import orjson
-
 from bench_common import ensure_model, machine
 
 from leadscore.models import engine
@@ -136,11 +135,15 @@ def run_batches(
     spent = 0.0
     counts = {"records": 0, "batches": 0, "leads": 0, "scores": 0, "dead_letters": 0}
     for batch in batches:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         t0 = time.perf_counter()
         result = process_batch(
-            batch, kind_of_topic=KIND_OF_TOPIC, load_state=table.load_state, scorer=scorer,
-            limits=limits, now=now,
+            batch,
+            kind_of_topic=KIND_OF_TOPIC,
+            load_state=table.load_state,
+            scorer=scorer,
+            limits=limits,
+            now=now,
         )
         spent += time.perf_counter() - t0
         # What app.py does with the result, minus the I/O: state bytes for the table and
@@ -172,7 +175,9 @@ class Stopwatch:
         self.calls: dict[str, int] = {}
         self.rows: dict[str, int] = {}
 
-    def wrap(self, stage: str, fn: Callable[..., Any], rows: Callable[..., int] | None = None) -> Callable[..., Any]:
+    def wrap(
+        self, stage: str, fn: Callable[..., Any], rows: Callable[..., int] | None = None
+    ) -> Callable[..., Any]:
         seconds, calls, counted = self.seconds, self.calls, self.rows
         seconds.setdefault(stage, 0.0)
         calls.setdefault(stage, 0)
@@ -218,7 +223,9 @@ def instrumented(scorer: Scorer, watch: Stopwatch) -> Iterator[None]:
     object.__setattr__(
         model,
         "score_and_explain",
-        watch.wrap("explain: model.score_and_explain", model.score_and_explain, rows=lambda x: len(x)),
+        watch.wrap(
+            "explain: model.score_and_explain", model.score_and_explain, rows=lambda x: len(x)
+        ),
     )
     patch(processing, "LeadScored", "score events (LeadScored)")
     patch(processing, "score_event_id", "score events (id)")
@@ -305,14 +312,18 @@ def model_calls(scorer: Scorer, x_pool: np.ndarray, repeat: int) -> list[dict[st
     for n in (1, 16, 64, 256):
         x = x_pool[:n] if len(x_pool) >= n else np.resize(x_pool, (n, x_pool.shape[1]))
         predict = _best_of(lambda: scorer.probabilities(x), repeat)
-        explain = _best_of(lambda: scorer.model.score_and_explain(x), max(1, repeat // (1 + n // 64)))
-        rows.append({
-            "rows": n,
-            "predict_ms_per_call": 1e3 * predict,
-            "predict_us_per_row": 1e6 * predict / n,
-            "explain_ms_per_call": 1e3 * explain,
-            "explain_us_per_row": 1e6 * explain / n,
-        })
+        explain = _best_of(
+            lambda: scorer.model.score_and_explain(x), max(1, repeat // (1 + n // 64))
+        )
+        rows.append(
+            {
+                "rows": n,
+                "predict_ms_per_call": 1e3 * predict,
+                "predict_us_per_row": 1e6 * predict / n,
+                "explain_ms_per_call": 1e3 * explain,
+                "explain_us_per_row": 1e6 * explain / n,
+            }
+        )
     return rows
 
 
@@ -346,12 +357,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batches", type=int, default=60, help="batches per run (default 60)")
     parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--leads", type=int, default=3000, help="simulated leads (30 days of history)")
+    parser.add_argument(
+        "--leads", type=int, default=3000, help="simulated leads (30 days of history)"
+    )
     parser.add_argument("--thresholds", default="3,0", help="score-change thresholds to run")
     parser.add_argument("--repeat", type=int, default=2, help="plain-timing runs per threshold")
-    parser.add_argument("--cprofile-top", type=int, default=18, help="functions to list (0: no cProfile)")
-    parser.add_argument("--model-dir", type=Path, default=DEFAULT_MODEL_DIR,
-                        help="model registry; a small model is trained there if it is empty")
+    parser.add_argument(
+        "--cprofile-top", type=int, default=18, help="functions to list (0: no cProfile)"
+    )
+    parser.add_argument(
+        "--model-dir",
+        type=Path,
+        default=DEFAULT_MODEL_DIR,
+        help="model registry; a small model is trained there if it is empty",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args(argv)
@@ -361,13 +380,22 @@ def main(argv: list[str] | None = None) -> int:
     records = simulated_records(args.batches * args.batch_size, args.leads, args.seed)
     batches = batches_of(records, args.batch_size)
     thresholds = [int(t) for t in args.thresholds.split(",")]
-    print(f"machine: {info['cores']} cores, {info['cpu']}, Python {info['python']}, "
-          f"load {info['loadavg_1m_at_start']}")
-    print(f"model {version}; {len(batches)} batches of {args.batch_size} simulated records "
-          f"({args.leads:,} leads, 30 days)\n")
+    print(
+        f"machine: {info['cores']} cores, {info['cpu']}, Python {info['python']}, "
+        f"load {info['loadavg_1m_at_start']}"
+    )
+    print(
+        f"model {version}; {len(batches)} batches of {args.batch_size} simulated records "
+        f"({args.leads:,} leads, 30 days)\n"
+    )
 
-    results: dict[str, Any] = {"machine": info, "model_version": version, "batch_size": args.batch_size,
-                               "batches": len(batches), "thresholds": {}}
+    results: dict[str, Any] = {
+        "machine": info,
+        "model_version": version,
+        "batch_size": args.batch_size,
+        "batches": len(batches),
+        "thresholds": {},
+    }
     for threshold in thresholds:
         scorer = load_scorer(args.model_dir, threshold)
         run_batches(batches[:4], scorer)  # warm caches (pydantic, numpy, sklearn) before timing
@@ -388,11 +416,15 @@ def main(argv: list[str] | None = None) -> int:
     print("model calls alone (best of several; rows = leads in one call)")
     print(f"  {'rows':>5} {'predict ms':>11} {'µs/row':>8} {'explain ms':>11} {'µs/row':>8}")
     for row in calls:
-        print(f"  {row['rows']:>5} {row['predict_ms_per_call']:>11.2f} {row['predict_us_per_row']:>8.1f}"
-              f" {row['explain_ms_per_call']:>11.2f} {row['explain_us_per_row']:>8.1f}")
+        print(
+            f"  {row['rows']:>5} {row['predict_ms_per_call']:>11.2f} {row['predict_us_per_row']:>8.1f}"
+            f" {row['explain_ms_per_call']:>11.2f} {row['explain_us_per_row']:>8.1f}"
+        )
     results["loadavg_1m_at_end"] = round(os.getloadavg()[0], 2)
-    print(f"\nload average (1 min) at the end: {results['loadavg_1m_at_end']} "
-          "(other work on the machine inflates every figure; compare runs)")
+    print(
+        f"\nload average (1 min) at the end: {results['loadavg_1m_at_end']} "
+        "(other work on the machine inflates every figure; compare runs)"
+    )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=2))
@@ -403,27 +435,38 @@ def main(argv: list[str] | None = None) -> int:
 def _print_split(threshold: int, entry: dict[str, Any]) -> None:
     n = entry["records"]
     plain = entry["plain_us_per_event"]
-    print(f"== threshold {threshold}: {n:,} records, {entry['rescored_rows']:,} lead rescores "
-          f"({entry['rescored_rows'] / entry['batches']:.0f}/batch), {entry['explained_rows']:,} explained, "
-          f"{entry['scores']:,} score events")
-    print("   process_batch, plain: " + ", ".join(f"{p:.0f}" for p in plain)
-          + f" µs/event; best {min(plain):.0f} = {1e6 / min(plain):,.0f} events/s on one core")
+    print(
+        f"== threshold {threshold}: {n:,} records, {entry['rescored_rows']:,} lead rescores "
+        f"({entry['rescored_rows'] / entry['batches']:.0f}/batch), {entry['explained_rows']:,} explained, "
+        f"{entry['scores']:,} score events"
+    )
+    print(
+        "   process_batch, plain: "
+        + ", ".join(f"{p:.0f}" for p in plain)
+        + f" µs/event; best {min(plain):.0f} = {1e6 / min(plain):,.0f} events/s on one core"
+    )
     total = entry["total_us_per_event"]
     print(f"   split (instrumented, {total:.0f} µs/event):")
     for name, us in entry["stages_us_per_event"].items():
         print(f"     {name:<38} {us:>8.1f} µs/event {100 * us / total:>5.1f} %")
-    print(f"   predict_proba {entry['predict_us_per_row']:.1f} µs/row rescored; "
-          f"explain {entry['explain_us_per_row']:.0f} µs/row explained")
-    print(f"   + outside process_batch in app.py: state/score serialization "
-          f"{entry['write_out_us_per_event']:.1f} µs/event\n")
+    print(
+        f"   predict_proba {entry['predict_us_per_row']:.1f} µs/row rescored; "
+        f"explain {entry['explain_us_per_row']:.0f} µs/row explained"
+    )
+    print(
+        f"   + outside process_batch in app.py: state/score serialization "
+        f"{entry['write_out_us_per_event']:.1f} µs/event\n"
+    )
 
 
 def _trim_profile(text: str) -> str:
     lines = text.splitlines()
     start = next((i for i, line in enumerate(lines) if "ncalls" in line), 0)
-    return "   cProfile, top functions by own time:\n" + "\n".join(
-        "   " + line for line in lines[start:] if line.strip()
-    ) + "\n"
+    return (
+        "   cProfile, top functions by own time:\n"
+        + "\n".join("   " + line for line in lines[start:] if line.strip())
+        + "\n"
+    )
 
 
 if __name__ == "__main__":

@@ -17,9 +17,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_common import machine
 from rich.console import Console
 
-from bench_common import machine
 from leadscore.settings import Settings
 from leadscore.training_jobs import TableSpec, train_job
 
@@ -27,25 +27,51 @@ from leadscore.training_jobs import TableSpec, train_job
 RUNS = (
     ("bank-full, all", "bank_marketing/bank-full.csv", "y", (), False),
     ("bank-full, without duration", "bank_marketing/bank-full.csv", "y", ("duration",), False),
-    ("bank-full, without duration, time-ordered", "bank_marketing/bank-full.csv", "y", ("duration",), True),
+    (
+        "bank-full, without duration, time-ordered",
+        "bank_marketing/bank-full.csv",
+        "y",
+        ("duration",),
+        True,
+    ),
     ("bank-additional, all", "bank_marketing/bank-additional-full.csv", "y", (), False),
-    ("bank-additional, without duration", "bank_marketing/bank-additional-full.csv", "y", ("duration",), False),
-    ("bank-additional, without duration, time-ordered", "bank_marketing/bank-additional-full.csv", "y", ("duration",), True),
+    (
+        "bank-additional, without duration",
+        "bank_marketing/bank-additional-full.csv",
+        "y",
+        ("duration",),
+        False,
+    ),
+    (
+        "bank-additional, without duration, time-ordered",
+        "bank_marketing/bank-additional-full.csv",
+        "y",
+        ("duration",),
+        True,
+    ),
     ("online shoppers, all", "online_shoppers/online_shoppers_intention.csv", "Revenue", (), False),
-    ("online shoppers, without PageValues", "online_shoppers/online_shoppers_intention.csv", "Revenue", ("PageValues",), False),
+    (
+        "online shoppers, without PageValues",
+        "online_shoppers/online_shoppers_intention.csv",
+        "Revenue",
+        ("PageValues",),
+        False,
+    ),
 )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
+    parser.add_argument(
+        "--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data"
+    )
     parser.add_argument("--out", type=Path, default=Path("artifacts/real-data"))
     parser.add_argument("--only", default="", help="run only the runs whose name contains this")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--search", default="quick")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    quiet = Console(file=open("/dev/null", "w"))  # noqa: SIM115 - the reports are written as JSON
+    quiet = Console(file=open("/dev/null", "w"))
     rows = []
     print(machine())
     for name, file, target, drop, ordered in RUNS:
@@ -57,7 +83,9 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as registry:
             outcome = train_job(
                 Settings(model_dir=Path(registry)),
-                table=TableSpec(path=args.data / file, target=target, drop=drop, rows_in_time_order=ordered),
+                table=TableSpec(
+                    path=args.data / file, target=target, drop=drop, rows_in_time_order=ordered
+                ),
                 folds=args.folds,
                 search=args.search,
                 report_path=report_path,

@@ -28,7 +28,7 @@ import logging
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,17 +37,17 @@ from rich.console import Console
 from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import machine  # noqa: E402
+from bench_common import machine
 
-from leadscore.models.ensemble import LeadScoringEnsemble  # noqa: E402
-from leadscore.models.simulation import Shift, SimConfig, simulate  # noqa: E402
-from leadscore.retraining import retrain_job  # noqa: E402
-from leadscore.schemas.learning import TrainingExample  # noqa: E402
-from leadscore.settings import Settings  # noqa: E402
-from leadscore.streams.app import load_scorer  # noqa: E402
-from leadscore.streams.replay import replay  # noqa: E402
+from leadscore.models.ensemble import LeadScoringEnsemble
+from leadscore.models.simulation import Shift, SimConfig, simulate
+from leadscore.retraining import retrain_job
+from leadscore.schemas.learning import TrainingExample
+from leadscore.settings import Settings
+from leadscore.streams.app import load_scorer
+from leadscore.streams.replay import replay
 
-T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def examples(n_wanted: int, seed: int) -> list[TrainingExample]:
@@ -70,7 +70,13 @@ def retrain(rows: list[TrainingExample], folds: int, search: str) -> dict[str, A
         retrain_margin=1.0, retrain_max_examples=len(rows), min_training_labels=0,
         retrain_training_set="outcomes",
     )  # fmt: skip
-    return retrain_job(settings, trigger="benchmark", examples=rows, publish=False, console=Console(file=io.StringIO()))
+    return retrain_job(
+        settings,
+        trigger="benchmark",
+        examples=rows,
+        publish=False,
+        console=Console(file=io.StringIO()),
+    )
 
 
 def plain_fit_s(rows: list[TrainingExample], holdout_fraction: float) -> float:
@@ -85,7 +91,9 @@ def plain_fit_s(rows: list[TrainingExample], holdout_fraction: float) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="2000,8000", help="examples per retrain, comma-separated")
+    parser.add_argument(
+        "--sizes", default="2000,8000", help="examples per retrain, comma-separated"
+    )
     parser.add_argument("--folds", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()

@@ -104,7 +104,12 @@ def app() -> FastAPI:
     def answer(lead_id: str, x: np.ndarray) -> dict[str, Any]:
         p = float(voting.predict_proba(x)[0, 1])
         score = int(round(100 * p))
-        return {"lead_id": lead_id, "score": score, "grade": _grade(score), "probability": round(p, 6)}
+        return {
+            "lead_id": lead_id,
+            "score": score,
+            "grade": _grade(score),
+            "probability": round(p, 6),
+        }
 
     api = FastAPI(title="seed baseline")
 
@@ -120,7 +125,9 @@ def app() -> FastAPI:
         x = await vector(body)
         out = answer(body.lead_id, x)
         if not explainers:
-            explainers.extend(shap.TreeExplainer(m, feature_perturbation="tree_path_dependent") for m in (rf, gb))
+            explainers.extend(
+                shap.TreeExplainer(m, feature_perturbation="tree_path_dependent") for m in (rf, gb)
+            )
         phi = np.zeros(x.shape[1])
         for weight, explainer in zip((0.4, 0.4), explainers):
             values = explainer.shap_values(x, check_additivity=False)
@@ -128,7 +135,9 @@ def app() -> FastAPI:
             values = np.asarray(values)
             phi += weight * (values[0, :, 1] if values.ndim == 3 else values[0])
         top = np.argsort(-np.abs(phi))[:5]
-        out["reasons"] = [{"feature": FEATURE_NAMES[i], "shap": round(float(phi[i]), 6)} for i in top]
+        out["reasons"] = [
+            {"feature": FEATURE_NAMES[i], "shap": round(float(phi[i]), 6)} for i in top
+        ]
         return out
 
     api.add_middleware(ServerTiming)
@@ -145,8 +154,15 @@ def main() -> None:
     args = parser.parse_args()
     # the same uvicorn.run arguments as `leadscore api` (leadscore/cli.py), log level warning
     # as leadscore.launch.start_api runs it
-    uvicorn.run("seed_api:app", factory=True, host=args.host, port=args.port, workers=args.workers,
-                log_level="warning", proxy_headers=True)
+    uvicorn.run(
+        "seed_api:app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level="warning",
+        proxy_headers=True,
+    )
 
 
 if __name__ == "__main__":

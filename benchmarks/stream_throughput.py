@@ -56,12 +56,11 @@ import orjson
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
-
-from leadscore.infra.embedded import embedded_services, free_port, spawn_child, stop_child
-from leadscore.models.simulation import SimConfig, Simulator
 from bench_common import ensure_model, machine
 
+from leadscore.infra.embedded import embedded_services, free_port, spawn_child, stop_child
 from leadscore.launch import settings_env
+from leadscore.models.simulation import SimConfig, Simulator
 from leadscore.settings import Settings
 from leadscore.streams.kafka import client_options, ensure_topics
 from leadscore.streams.producer import publish
@@ -231,8 +230,15 @@ class Worker:
     """One worker child process and its log."""
 
     def __init__(
-        self, settings: Settings, log_dir: Path, name: str, *, instrument: bool, loglevel: str,
-        fetch_wait_ms: int | None = None, noop: bool = False,
+        self,
+        settings: Settings,
+        log_dir: Path,
+        name: str,
+        *,
+        instrument: bool,
+        loglevel: str,
+        fetch_wait_ms: int | None = None,
+        noop: bool = False,
     ) -> None:
         self.settings = settings
         self.log_path = log_dir / f"{name}.log"
@@ -262,8 +268,10 @@ class Worker:
 
     def check_alive(self) -> None:
         if self.process.poll() is not None:
-            raise SystemExit(f"the worker exited with code {self.process.returncode}; log {self.log_path}:\n"
-                             + self.tail())
+            raise SystemExit(
+                f"the worker exited with code {self.process.returncode}; log {self.log_path}:\n"
+                + self.tail()
+            )
 
     def is_ready(self) -> bool:
         if not self._ready:
@@ -279,7 +287,9 @@ class Worker:
         while not self.is_ready():
             self.check_alive()
             if time.monotonic() > deadline:
-                raise SystemExit(f"worker not ready after {READY_TIMEOUT_S:.0f} s; log:\n{self.tail()}")
+                raise SystemExit(
+                    f"worker not ready after {READY_TIMEOUT_S:.0f} s; log:\n{self.tail()}"
+                )
             await asyncio.sleep(POLL_S)
         return time.monotonic()
 
@@ -302,8 +312,17 @@ def summarize_batches(
     """Batch counts and sizes, and event-loop delays, between two snapshots of the worker's batch file."""
     if not after:
         return {}
-    before = before or {"batches": 0, "records": 0, "sizes": {}, "apply_s": 0.0, "score_s": 0.0, "lag_hist": {}}
-    lag_hist = {k: v - before.get("lag_hist", {}).get(k, 0) for k, v in after.get("lag_hist", {}).items()}
+    before = before or {
+        "batches": 0,
+        "records": 0,
+        "sizes": {},
+        "apply_s": 0.0,
+        "score_s": 0.0,
+        "lag_hist": {},
+    }
+    lag_hist = {
+        k: v - before.get("lag_hist", {}).get(k, 0) for k, v in after.get("lag_hist", {}).items()
+    }
     probes = sum(lag_hist.values())
     slow = [lag for t, lag in after.get("lag_slow", []) if t > since]
     sizes = {int(k): v - before["sizes"].get(k, 0) for k, v in after["sizes"].items()}
@@ -317,15 +336,23 @@ def summarize_batches(
         "mean_size": round(records / batches, 1) if batches else 0.0,
         "median_size": statistics.median(flat) if flat else 0,
         "full_batches": sizes.get(batch_size, 0),
-        "records_in_full_batches": round(sizes.get(batch_size, 0) * batch_size / records, 3) if records else 0.0,
+        "records_in_full_batches": round(sizes.get(batch_size, 0) * batch_size / records, 3)
+        if records
+        else 0.0,
         "apply_s": round(after["apply_s"] - before["apply_s"], 3),
         "score_s": round(after["score_s"] - before["score_s"], 3),
         # A callback scheduled on the worker's loop every 20 ms: how late it ran.
         "loop_probes": probes,
-        "loop_late_over_20ms": round(sum(v for k, v in lag_hist.items() if k not in ("1", "5", "10", "20"))
-                                     / probes, 3) if probes else None,
-        "loop_late_over_100ms": round(sum(v for k, v in lag_hist.items() if k in ("200", "500", "inf"))
-                                      / probes, 3) if probes else None,
+        "loop_late_over_20ms": round(
+            sum(v for k, v in lag_hist.items() if k not in ("1", "5", "10", "20")) / probes, 3
+        )
+        if probes
+        else None,
+        "loop_late_over_100ms": round(
+            sum(v for k, v in lag_hist.items() if k in ("200", "500", "inf")) / probes, 3
+        )
+        if probes
+        else None,
         "loop_max_late_ms": max(slow) if slow else "<20",
     }
 
@@ -336,7 +363,9 @@ def summarize_batches(
 def simulated_events(n: int, seed: int) -> list[dict[str, Any]]:
     """``n`` events of a 30-day simulated history that ends now (the worker refuses future times)."""
     leads = max(100, n // EVENTS_PER_LEAD_LOW)
-    events = list(itertools.islice(Simulator(SimConfig(n_leads=leads, span_days=30.0, seed=seed)).events(), n))
+    events = list(
+        itertools.islice(Simulator(SimConfig(n_leads=leads, span_days=30.0, seed=seed)).events(), n)
+    )
     if len(events) < n:
         raise SystemExit(f"the simulation gave {len(events)} events, fewer than {n}")
     return events
@@ -357,22 +386,26 @@ def topic_settings(base: Settings, prefix: str, **overrides: Any) -> Settings:
 
 def worker_settings(inputs: Settings, prefix: str, threshold: int) -> Settings:
     """A worker run on ``inputs``' input topics, with its own group, table, outputs and Redis keys."""
-    return inputs.model_copy(update={
-        "app_id": f"{prefix}worker",
-        "redis_prefix": f"{prefix}",
-        "scores_topic": f"{prefix}leads.scores.v1",
-        "dead_letter_topic": f"{prefix}leads.dead-letter.v1",
-        "model_events_topic": f"{prefix}models.events.v1",
-        "score_change_threshold": threshold,
-        "web_port": free_port(),
-    })
+    return inputs.model_copy(
+        update={
+            "app_id": f"{prefix}worker",
+            "redis_prefix": f"{prefix}",
+            "scores_topic": f"{prefix}leads.scores.v1",
+            "dead_letter_topic": f"{prefix}leads.dead-letter.v1",
+            "model_events_topic": f"{prefix}models.events.v1",
+            "score_change_threshold": threshold,
+            "web_port": free_port(),
+        }
+    )
 
 
 def partitions_of(settings: Settings, topics: Iterable[str]) -> list[TopicPartition]:
     return [TopicPartition(t, p) for t in topics for p in range(settings.topic_partitions)]
 
 
-async def end_offsets(settings: Settings, tps: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
+async def end_offsets(
+    settings: Settings, tps: Sequence[TopicPartition]
+) -> dict[TopicPartition, int]:
     """Real end offsets (from Fetch: Tansu's ListOffsets answer is short)."""
     consumer = AIOKafkaConsumer(**client_options(settings), enable_auto_commit=False)
     await consumer.start()
@@ -384,7 +417,10 @@ async def end_offsets(settings: Settings, tps: Sequence[TopicPartition]) -> dict
 
 
 async def read_range(
-    settings: Settings, start: dict[TopicPartition, int], end: dict[TopicPartition, int], timeout_s: float = 120.0
+    settings: Settings,
+    start: dict[TopicPartition, int],
+    end: dict[TopicPartition, int],
+    timeout_s: float = 120.0,
 ) -> list[Any]:
     """Every record from ``start`` up to ``end`` (exclusive) of each partition."""
     wanted = [tp for tp in end if end[tp] > start.get(tp, 0)]
@@ -401,7 +437,9 @@ async def read_range(
         deadline = time.monotonic() + timeout_s
         while remaining:
             if time.monotonic() > deadline:
-                raise SystemExit(f"could not read {sorted(map(str, remaining))} to their end in {timeout_s} s")
+                raise SystemExit(
+                    f"could not read {sorted(map(str, remaining))} to their end in {timeout_s} s"
+                )
             batch = await consumer.getmany(timeout_ms=500)
             for tp, rows in batch.items():
                 for row in rows:
@@ -463,7 +501,12 @@ async def stats_of(client: aioredis.Redis, prefix: str) -> dict[str, int]:
 
 
 async def worker_throughput(
-    worker: Worker, client: aioredis.Redis, n: int, threshold: int | None, cpu: CpuMeter, timeout_s: float
+    worker: Worker,
+    client: aioredis.Redis,
+    n: int,
+    threshold: int | None,
+    cpu: CpuMeter,
+    timeout_s: float,
 ) -> ThroughputResult:
     """From "ready" to Redis stats ``events`` == n."""
     prefix = worker.settings.redis_prefix
@@ -473,7 +516,9 @@ async def worker_throughput(
     while not worker.is_ready():
         worker.check_alive()
         if time.monotonic() - worker.started > READY_TIMEOUT_S:
-            raise SystemExit(f"worker not ready after {READY_TIMEOUT_S:.0f} s; log:\n{worker.tail()}")
+            raise SystemExit(
+                f"worker not ready after {READY_TIMEOUT_S:.0f} s; log:\n{worker.tail()}"
+            )
         events = (await stats_of(client, prefix)).get("events", 0)
         if events and first_event_t is None:
             first_event_t = time.monotonic()
@@ -495,8 +540,10 @@ async def worker_throughput(
             break
         worker.check_alive()
         if now > deadline:
-            raise SystemExit(f"the worker processed {events} of {n} events in {timeout_s:.0f} s; "
-                             f"log {worker.log_path}:\n{worker.tail()}")
+            raise SystemExit(
+                f"the worker processed {events} of {n} events in {timeout_s:.0f} s; "
+                f"log {worker.log_path}:\n{worker.tail()}"
+            )
         await asyncio.sleep(POLL_S)
     done_t = samples[-1][0]
     shares = cpu.stop()
@@ -514,7 +561,9 @@ async def worker_throughput(
         scores=stats.get("scores", 0),
         dead_letters=stats.get("dead_letters", 0),
         cpu=shares,
-        batches=summarize_batches(batches_before, worker.batch_stats(), worker.settings.batch_size, phase_start),
+        batches=summarize_batches(
+            batches_before, worker.batch_stats(), worker.settings.batch_size, phase_start
+        ),
         warnings=worker.warnings()[-10:],
     )
 
@@ -529,11 +578,19 @@ def _steady_rate(samples: list[tuple[float, int]], n: int) -> float:
 
 
 async def delivery_latency(
-    settings: Settings, start: dict[TopicPartition, int], fetch_wait_ms: int, out: list[float], stop: asyncio.Event
+    settings: Settings,
+    start: dict[TopicPartition, int],
+    fetch_wait_ms: int,
+    out: list[float],
+    stop: asyncio.Event,
 ) -> None:
     """The latency baseline: a plain consumer on the worker's input, receive time minus create time."""
-    consumer = AIOKafkaConsumer(**client_options(settings), enable_auto_commit=False, group_id=None,
-                                fetch_max_wait_ms=fetch_wait_ms)
+    consumer = AIOKafkaConsumer(
+        **client_options(settings),
+        enable_auto_commit=False,
+        group_id=None,
+        fetch_max_wait_ms=fetch_wait_ms,
+    )
     await consumer.start()
     try:
         consumer.assign(list(start))
@@ -552,12 +609,22 @@ def _percentiles(values: list[float], prefix: str = "") -> dict[str, float]:
     if not values:
         return {}
     q = statistics.quantiles(values, n=100, method="inclusive")
-    return {f"{prefix}p50_ms": round(q[49], 1), f"{prefix}p95_ms": round(q[94], 1),
-            f"{prefix}p99_ms": round(q[98], 1), f"{prefix}max_ms": round(max(values), 1)}
+    return {
+        f"{prefix}p50_ms": round(q[49], 1),
+        f"{prefix}p95_ms": round(q[94], 1),
+        f"{prefix}p99_ms": round(q[98], 1),
+        f"{prefix}max_ms": round(max(values), 1),
+    }
 
 
 async def latency(
-    worker: Worker, client: aioredis.Redis, rate: float, duration_s: float, seed: int, run: str, cpu: CpuMeter,
+    worker: Worker,
+    client: aioredis.Redis,
+    rate: float,
+    duration_s: float,
+    seed: int,
+    run: str,
+    cpu: CpuMeter,
     baseline_fetch_wait_ms: int,
 ) -> dict[str, Any]:
     """Publish at ``rate`` for ``duration_s``; score timestamp minus cause timestamp, per score event.
@@ -590,15 +657,19 @@ async def latency(
     while (events := (await stats_of(client, prefix)).get("events", 0)) < target:
         worker.check_alive()
         if time.monotonic() > deadline:
-            raise SystemExit(f"the worker did not catch up: {events - events_before} of {published.sent} "
-                             f"events {deadline - publish_end:.0f} s after the publisher stopped")
+            raise SystemExit(
+                f"the worker did not catch up: {events - events_before} of {published.sent} "
+                f"events {deadline - publish_end:.0f} s after the publisher stopped"
+            )
         await asyncio.sleep(POLL_S)
     drain_s = time.monotonic() - publish_end
     shares = cpu.stop()
     stop_delivery.set()
     await delivery
     await asyncio.sleep(0.6)
-    batches = summarize_batches(batches_before, worker.batch_stats(), settings.batch_size, phase_start)
+    batches = summarize_batches(
+        batches_before, worker.batch_stats(), settings.batch_size, phase_start
+    )
     await asyncio.sleep(0.5)  # the last score sends are flushed before the commit; be sure
     inputs = await read_range(settings, inputs_start, await end_offsets(settings, input_tps))
     scores = await read_range(settings, scores_start, await end_offsets(settings, score_tps))
@@ -624,7 +695,9 @@ async def latency(
     result["consumer_received"] = len(delivered)
     result.update(_percentiles(delivered, "consumer_"))
     if lat:
-        result.update(_percentiles([float(v) for v in lat]), mean_ms=round(statistics.fmean(lat), 1))
+        result.update(
+            _percentiles([float(v) for v in lat]), mean_ms=round(statistics.fmean(lat), 1)
+        )
         # Is the worker keeping up? Compare the first and last fifth of the run.
         fifth = max(1, len(lat) // 5)
         result["p50_first_fifth_ms"] = statistics.median(lat[:fifth])
@@ -635,7 +708,9 @@ async def latency(
 # --- main -----------------------------------------------------------------------------------------
 
 
-async def run(args: argparse.Namespace, kafka: str, redis_url: str, broker_pid: int | None, log_dir: Path) -> dict[str, Any]:
+async def run(
+    args: argparse.Namespace, kafka: str, redis_url: str, broker_pid: int | None, log_dir: Path
+) -> dict[str, Any]:
     run_id = f"bench-{secrets.token_hex(3)}"
     base = Settings(
         kafka_bootstrap=kafka,
@@ -646,26 +721,42 @@ async def run(args: argparse.Namespace, kafka: str, redis_url: str, broker_pid: 
     )
     inputs = topic_settings(base, f"{run_id}.")
     await ensure_topics(inputs)
-    results: dict[str, Any] = {"run_id": run_id, "events": args.events, "partitions": args.partitions,
-                               "batch_size": base.batch_size, "log_dir": str(log_dir),
-                               "fetch_wait_ms": args.fetch_wait_ms if args.fetch_wait_ms is not None else base.fetch_max_wait_ms,
-                               "instrumented": not args.no_instrument}
+    results: dict[str, Any] = {
+        "run_id": run_id,
+        "events": args.events,
+        "partitions": args.partitions,
+        "batch_size": base.batch_size,
+        "log_dir": str(log_dir),
+        "fetch_wait_ms": args.fetch_wait_ms
+        if args.fetch_wait_ms is not None
+        else base.fetch_max_wait_ms,
+        "instrumented": not args.no_instrument,
+    }
 
     t0 = time.perf_counter()
     events = simulated_events(args.events, args.seed)
     generated_s = time.perf_counter() - t0
     pub = await publish(events, inputs, rate_per_s=None)
     del events
-    results["publish"] = {"events": pub.sent, "generate_s": round(generated_s, 2), "publish_s": round(pub.elapsed_s, 2),
-                          "publish_events_per_s": round(pub.rate_per_s), "by_topic": pub.by_topic}
-    print(f"published {pub.sent:,} events ({pub.by_topic}) in {pub.elapsed_s:.1f} s "
-          f"({pub.rate_per_s:,.0f}/s) to {args.partitions} partitions each; generating took {generated_s:.1f} s")
+    results["publish"] = {
+        "events": pub.sent,
+        "generate_s": round(generated_s, 2),
+        "publish_s": round(pub.elapsed_s, 2),
+        "publish_events_per_s": round(pub.rate_per_s),
+        "by_topic": pub.by_topic,
+    }
+    print(
+        f"published {pub.sent:,} events ({pub.by_topic}) in {pub.elapsed_s:.1f} s "
+        f"({pub.rate_per_s:,.0f}/s) to {args.partitions} partitions each; generating took {generated_s:.1f} s"
+    )
 
     results["baseline"] = []
     for i in range(args.baseline_runs):
         b = await baseline(inputs, pub.sent)
         results["baseline"].append(b)
-        print(f"baseline consumer run {i + 1}: {b['events']:,} events in {b['seconds']:.2f} s = {b['events_per_s']:,}/s")
+        print(
+            f"baseline consumer run {i + 1}: {b['events']:,} events in {b['seconds']:.2f} s = {b['events_per_s']:,}/s"
+        )
     best_baseline = max(b["events_per_s"] for b in results["baseline"])
 
     client = aioredis.Redis.from_url(redis_url)
@@ -678,13 +769,21 @@ async def run(args: argparse.Namespace, kafka: str, redis_url: str, broker_pid: 
         for i, threshold in enumerate(runs):
             name = f"worker-t{threshold}-{i}" if threshold is not None else f"worker-noop-{i}"
             settings = worker_settings(inputs, f"{run_id}.{name}.", threshold or 0)
-            worker = Worker(settings, log_dir, name, instrument=not args.no_instrument or threshold is None,
-                            loglevel=args.worker_loglevel, fetch_wait_ms=args.fetch_wait_ms,
-                            noop=threshold is None)
+            worker = Worker(
+                settings,
+                log_dir,
+                name,
+                instrument=not args.no_instrument or threshold is None,
+                loglevel=args.worker_loglevel,
+                fetch_wait_ms=args.fetch_wait_ms,
+                noop=threshold is None,
+            )
             keep = args.latency_seconds > 0 and threshold == 0 and latency_worker is None
             try:
                 cpu = CpuMeter({"worker": worker.pid, "broker": broker_pid})
-                res = await worker_throughput(worker, client, pub.sent, threshold, cpu, args.timeout)
+                res = await worker_throughput(
+                    worker, client, pub.sent, threshold, cpu, args.timeout
+                )
             except BaseException:
                 worker.stop()
                 raise
@@ -695,35 +794,66 @@ async def run(args: argparse.Namespace, kafka: str, redis_url: str, broker_pid: 
             entry = res.__dict__ | {"ratio_to_baseline": round(res.events_per_s / best_baseline, 4)}
             results["worker"].append(entry)
             b = res.batches
-            print(f"worker {_label(threshold)}: ready after {res.startup_s:.0f} s, {res.events:,} events in "
-                  f"{res.seconds:.1f} s = {res.events_per_s:,.0f}/s (steady {res.steady_events_per_s:,.0f}/s), "
-                  f"{res.scores:,} scores; CPU {res.cpu}; "
-                  + (f"{b['batches']} batches, mean size {b['mean_size']}, "
-                     f"apply {b['apply_s']} s + score {b['score_s']} s; event loop late >20 ms in "
-                     f"{b['loop_late_over_20ms']:.0%} of probes, max {b['loop_max_late_ms']} ms" if b else ""))
+            print(
+                f"worker {_label(threshold)}: ready after {res.startup_s:.0f} s, {res.events:,} events in "
+                f"{res.seconds:.1f} s = {res.events_per_s:,.0f}/s (steady {res.steady_events_per_s:,.0f}/s), "
+                f"{res.scores:,} scores; CPU {res.cpu}; "
+                + (
+                    f"{b['batches']} batches, mean size {b['mean_size']}, "
+                    f"apply {b['apply_s']} s + score {b['score_s']} s; event loop late >20 ms in "
+                    f"{b['loop_late_over_20ms']:.0%} of probes, max {b['loop_max_late_ms']} ms"
+                    if b
+                    else ""
+                )
+            )
         if args.latency_seconds > 0:
-            if latency_worker is None:  # no threshold-0 throughput run: start one for the latency part
+            if (
+                latency_worker is None
+            ):  # no threshold-0 throughput run: start one for the latency part
                 settings = worker_settings(inputs, f"{run_id}.worker-lat.", 0)
-                latency_worker = Worker(settings, log_dir, "worker-lat", instrument=not args.no_instrument,
-                                        loglevel=args.worker_loglevel, fetch_wait_ms=args.fetch_wait_ms)
-                await worker_throughput(latency_worker, client, pub.sent, 0,
-                                        CpuMeter({"worker": latency_worker.pid}), args.timeout)
+                latency_worker = Worker(
+                    settings,
+                    log_dir,
+                    "worker-lat",
+                    instrument=not args.no_instrument,
+                    loglevel=args.worker_loglevel,
+                    fetch_wait_ms=args.fetch_wait_ms,
+                )
+                await worker_throughput(
+                    latency_worker,
+                    client,
+                    pub.sent,
+                    0,
+                    CpuMeter({"worker": latency_worker.pid}),
+                    args.timeout,
+                )
             results["latency"] = []
             for i, rate in enumerate(float(r) for r in args.rate.split(",")):
                 cpu = CpuMeter({"worker": latency_worker.pid, "broker": broker_pid})
-                lat = await latency(latency_worker, client, rate, args.latency_seconds, args.seed + 1,
-                                    f"{run_id}-live{i}", cpu,
-                                    args.fetch_wait_ms if args.fetch_wait_ms is not None else base.fetch_max_wait_ms)
+                lat = await latency(
+                    latency_worker,
+                    client,
+                    rate,
+                    args.latency_seconds,
+                    args.seed + 1,
+                    f"{run_id}-live{i}",
+                    cpu,
+                    args.fetch_wait_ms
+                    if args.fetch_wait_ms is not None
+                    else base.fetch_max_wait_ms,
+                )
                 results["latency"].append(lat)
-                print(f"latency at {rate:,.0f}/s: {lat.get('matched', 0):,} of {lat['published']:,} events matched; "
-                      f"p50 {lat.get('p50_ms', float('nan')):.0f} ms, p95 {lat.get('p95_ms', float('nan')):.0f}, "
-                      f"p99 {lat.get('p99_ms', float('nan')):.0f}, max {lat.get('max_ms', float('nan')):.0f}; "
-                      f"caught up {lat['drain_after_publish_s']:.1f} s after the publisher stopped; "
-                      f"plain consumer (fetch wait {lat['consumer_fetch_wait_ms']} ms): "
-                      f"p50 {lat.get('consumer_p50_ms', float('nan')):.0f} ms, "
-                      f"p95 {lat.get('consumer_p95_ms', float('nan')):.0f}, "
-                      f"max {lat.get('consumer_max_ms', float('nan')):.0f}; "
-                      f"CPU {lat['cpu']}; batches {lat['batches']}")
+                print(
+                    f"latency at {rate:,.0f}/s: {lat.get('matched', 0):,} of {lat['published']:,} events matched; "
+                    f"p50 {lat.get('p50_ms', float('nan')):.0f} ms, p95 {lat.get('p95_ms', float('nan')):.0f}, "
+                    f"p99 {lat.get('p99_ms', float('nan')):.0f}, max {lat.get('max_ms', float('nan')):.0f}; "
+                    f"caught up {lat['drain_after_publish_s']:.1f} s after the publisher stopped; "
+                    f"plain consumer (fetch wait {lat['consumer_fetch_wait_ms']} ms): "
+                    f"p50 {lat.get('consumer_p50_ms', float('nan')):.0f} ms, "
+                    f"p95 {lat.get('consumer_p95_ms', float('nan')):.0f}, "
+                    f"max {lat.get('consumer_max_ms', float('nan')):.0f}; "
+                    f"CPU {lat['cpu']}; batches {lat['batches']}"
+                )
     finally:
         if latency_worker is not None:
             latency_worker.stop()
@@ -742,57 +872,97 @@ def _cores(value: float | None) -> str:
 def print_table(info: dict[str, Any], results: dict[str, Any]) -> None:
     best = max(b["events_per_s"] for b in results["baseline"])
     print()
-    print(f"machine: {info['cores']} cores, {info['cpu']}, Python {info['python']}, "
-          f"load avg at start {info['loadavg_1m_at_start']}")
-    print(f"{results['events']:,} simulated events, {results['partitions']} partitions per input topic, "
-          f"batch size {results['batch_size']}; CPU in cores busy (machine: all processes on the box)")
+    print(
+        f"machine: {info['cores']} cores, {info['cpu']}, Python {info['python']}, "
+        f"load avg at start {info['loadavg_1m_at_start']}"
+    )
+    print(
+        f"{results['events']:,} simulated events, {results['partitions']} partitions per input topic, "
+        f"batch size {results['batch_size']}; CPU in cores busy (machine: all processes on the box)"
+    )
     print()
     noop = next((w["events_per_s"] for w in results["worker"] if w["threshold"] is None), None)
-    print(f"{'throughput':<32} {'events/s':>9} {'vs baseline':>11} {'vs no-op':>8} {'worker CPU':>10} "
-          f"{'machine':>8} {'mean batch':>10}")
+    print(
+        f"{'throughput':<32} {'events/s':>9} {'vs baseline':>11} {'vs no-op':>8} {'worker CPU':>10} "
+        f"{'machine':>8} {'mean batch':>10}"
+    )
     for i, b in enumerate(results["baseline"]):
         print(f"{'plain aiokafka consumer, run ' + str(i + 1):<32} {b['events_per_s']:>9,}")
     for w in results["worker"]:
         label = f"worker, {_label(w['threshold'])}"
         mean = w["batches"].get("mean_size", "-") if w["batches"] else "-"
         vs_noop = f"{w['events_per_s'] / noop:.3f}" if noop else "-"
-        print(f"{label:<32} {w['events_per_s']:>9,.0f} {w['events_per_s'] / best:>11.4f} {vs_noop:>8} "
-              f"{_cores(w['cpu'].get('worker')):>10} {_cores(w['cpu'].get('machine')):>8} {mean!s:>10}")
+        print(
+            f"{label:<32} {w['events_per_s']:>9,.0f} {w['events_per_s'] / best:>11.4f} {vs_noop:>8} "
+            f"{_cores(w['cpu'].get('worker')):>10} {_cores(w['cpu'].get('machine')):>8} {mean!s:>10}"
+        )
     if results.get("latency"):
         print()
-        print(f"{'latency, threshold 0':<20} {'sent':>7} {'matched':>8} {'p50 ms':>7} {'p95':>6} {'p99':>6} "
-              f"{'max':>6} {'catch-up s':>10} {'worker CPU':>10} {'machine':>8} {'consumer p50/p95':>17}")
+        print(
+            f"{'latency, threshold 0':<20} {'sent':>7} {'matched':>8} {'p50 ms':>7} {'p95':>6} {'p99':>6} "
+            f"{'max':>6} {'catch-up s':>10} {'worker CPU':>10} {'machine':>8} {'consumer p50/p95':>17}"
+        )
         for lat in results["latency"]:
             consumer = f"{lat.get('consumer_p50_ms', 0):.0f}/{lat.get('consumer_p95_ms', 0):.0f}"
-            print(f"{lat['rate']:>9,.0f} events/s {lat['published']:>8,} {lat.get('matched', 0):>8,} "
-                  f"{lat.get('p50_ms', 0):>7.0f} {lat.get('p95_ms', 0):>6.0f} {lat.get('p99_ms', 0):>6.0f} "
-                  f"{lat.get('max_ms', 0):>6.0f} {lat['drain_after_publish_s']:>10.1f} "
-                  f"{_cores(lat['cpu'].get('worker')):>10} {_cores(lat['cpu'].get('machine')):>8} {consumer:>17}")
-        print("(consumer: a plain aiokafka consumer reading the same input records, with the worker's "
-              "fetch_max_wait_ms: when records can reach any client)")
+            print(
+                f"{lat['rate']:>9,.0f} events/s {lat['published']:>8,} {lat.get('matched', 0):>8,} "
+                f"{lat.get('p50_ms', 0):>7.0f} {lat.get('p95_ms', 0):>6.0f} {lat.get('p99_ms', 0):>6.0f} "
+                f"{lat.get('max_ms', 0):>6.0f} {lat['drain_after_publish_s']:>10.1f} "
+                f"{_cores(lat['cpu'].get('worker')):>10} {_cores(lat['cpu'].get('machine')):>8} {consumer:>17}"
+            )
+        print(
+            "(consumer: a plain aiokafka consumer reading the same input records, with the worker's "
+            "fetch_max_wait_ms: when records can reach any client)"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--events", type=int, default=60_000, help="events to pre-publish (default 60,000)")
-    parser.add_argument("--thresholds", default="3,0", help="score-change thresholds of the worker runs")
-    parser.add_argument("--rate", default="2000,500", help="events/s of the latency runs, comma-separated")
-    parser.add_argument("--latency-seconds", type=float, default=20.0, help="length of each latency run (0: none)")
+    parser.add_argument(
+        "--events", type=int, default=60_000, help="events to pre-publish (default 60,000)"
+    )
+    parser.add_argument(
+        "--thresholds", default="3,0", help="score-change thresholds of the worker runs"
+    )
+    parser.add_argument(
+        "--rate", default="2000,500", help="events/s of the latency runs, comma-separated"
+    )
+    parser.add_argument(
+        "--latency-seconds", type=float, default=20.0, help="length of each latency run (0: none)"
+    )
     parser.add_argument("--baseline-runs", type=int, default=2)
-    parser.add_argument("--partitions", type=int, default=Settings().topic_partitions,
-                        help="partitions per topic (default: the worker's default)")
+    parser.add_argument(
+        "--partitions",
+        type=int,
+        default=Settings().topic_partitions,
+        help="partitions per topic (default: the worker's default)",
+    )
     parser.add_argument("--model-dir", type=Path, default=DEFAULT_MODEL_DIR)
-    parser.add_argument("--kafka", help="bootstrap servers of a broker to use (default: start the embedded one)")
+    parser.add_argument(
+        "--kafka", help="bootstrap servers of a broker to use (default: start the embedded one)"
+    )
     parser.add_argument("--redis", help="URL of a Redis to use (default: start an embedded one)")
-    parser.add_argument("--timeout", type=float, default=600.0, help="give up on a worker run after this many s")
-    parser.add_argument("--no-instrument", action="store_true", help="run the bare worker (no batch counts)")
-    parser.add_argument("--no-noop", action="store_true",
-                        help="skip the Faust no-op run (the worker with processing replaced by nothing)")
+    parser.add_argument(
+        "--timeout", type=float, default=600.0, help="give up on a worker run after this many s"
+    )
+    parser.add_argument(
+        "--no-instrument", action="store_true", help="run the bare worker (no batch counts)"
+    )
+    parser.add_argument(
+        "--no-noop",
+        action="store_true",
+        help="skip the Faust no-op run (the worker with processing replaced by nothing)",
+    )
     parser.add_argument("--worker-loglevel", default="info")
-    parser.add_argument("--fetch-wait-ms", type=int,
-                        help="the worker's LEADSCORE_FETCH_MAX_WAIT_MS (default: the setting's default, "
-                             "100; Faust alone would use 1500) and the baseline consumer's")
-    parser.add_argument("--log-dir", type=Path, help="keep the worker logs here (default: a temp dir)")
+    parser.add_argument(
+        "--fetch-wait-ms",
+        type=int,
+        help="the worker's LEADSCORE_FETCH_MAX_WAIT_MS (default: the setting's default, "
+        "100; Faust alone would use 1500) and the baseline consumer's",
+    )
+    parser.add_argument(
+        "--log-dir", type=Path, help="keep the worker logs here (default: a temp dir)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="write the results as JSON here")
     args = parser.parse_args(argv)
@@ -801,11 +971,15 @@ def main(argv: list[str] | None = None) -> int:
     version = ensure_model(args.model_dir)
     print(f"machine: {info['cores']} cores, {info['cpu']}; model {version} from {args.model_dir}")
     with contextlib.ExitStack() as stack:
-        log_dir = args.log_dir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="leadscore-bench-")))
+        log_dir = args.log_dir or Path(
+            stack.enter_context(tempfile.TemporaryDirectory(prefix="leadscore-bench-"))
+        )
         log_dir.mkdir(parents=True, exist_ok=True)
         services = stack.enter_context(embedded_services(args.kafka, args.redis))
         broker_pid = services.kafka.pid if services.kafka is not None else None
-        results = asyncio.run(run(args, services.kafka_bootstrap, services.redis_url, broker_pid, log_dir))
+        results = asyncio.run(
+            run(args, services.kafka_bootstrap, services.redis_url, broker_pid, log_dir)
+        )
     results["machine"] = info
     results["model_version"] = version
     print_table(info, results)

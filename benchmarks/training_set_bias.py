@@ -20,7 +20,7 @@ from __future__ import annotations
 import argparse
 import io
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 from rich.console import Console
@@ -34,7 +34,7 @@ from leadscore.settings import Settings
 from leadscore.streams.app import load_scorer
 from leadscore.streams.replay import replay
 
-START = datetime(2026, 1, 1, tzinfo=timezone.utc)
+START = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def main() -> None:
@@ -59,7 +59,9 @@ def main() -> None:
     yo = np.array([e.label for e in test_examples])
     print(f"seed 1: {len(examples):,} outcomes, {len(samples):,} scored vectors; "
           f"seed 2: {len(test.y):,} mid-life snapshots, {len(yo):,} outcomes")  # fmt: skip
-    print(f"{'model':<34} {'mid-life ROC-AUC':>17} {'before-outcome ROC-AUC':>23} {'retrain s':>10}")
+    print(
+        f"{'model':<34} {'mid-life ROC-AUC':>17} {'before-outcome ROC-AUC':>23} {'retrain s':>10}"
+    )
     for mode in ("outcomes", "snapshots"):
         registry_dir = tempfile.mkdtemp()
         settings = Settings(
@@ -71,7 +73,9 @@ def main() -> None:
         model = ModelRegistry(registry_dir).load(record["candidate"]).model
         mid = roc_auc_score(test.y, model.predict_proba(test.X)[:, 1])
         before = roc_auc_score(yo, model.predict_proba(Xo)[:, 1])
-        print(f"{'retrained on ' + mode:<34} {mid:>17.3f} {before:>23.3f} {record['seconds']:>10.1f}")
+        print(
+            f"{'retrained on ' + mode:<34} {mid:>17.3f} {before:>23.3f} {record['seconds']:>10.1f}"
+        )
     mid = roc_auc_score(test.y, rules.probabilities(test.X))
     before = roc_auc_score(yo, rules.probabilities(Xo))
     print(f"{'rules prior (baseline)':<34} {mid:>17.3f} {before:>23.3f} {'-':>10}")

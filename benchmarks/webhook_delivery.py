@@ -78,7 +78,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -87,15 +87,15 @@ import orjson
 import redis.asyncio as aioredis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import machine  # noqa: E402
+from bench_common import machine
 
-from leadscore.infra.webhook_store import WebhookStore, connect  # noqa: E402
-from leadscore.models.webhooks import envelope_body, generate_secret, sample_event  # noqa: E402
-from leadscore.schemas.scores import LeadScored  # noqa: E402
-from leadscore.schemas.webhooks import WebhookSubscription  # noqa: E402
-from leadscore.settings import Settings  # noqa: E402
-from leadscore.streams.webhook_delivery import DeliveryPolicy, WebhookDeliverer  # noqa: E402
-from leadscore.streams.webhook_queue import (  # noqa: E402
+from leadscore.infra.webhook_store import WebhookStore, connect
+from leadscore.models.webhooks import envelope_body, generate_secret, sample_event
+from leadscore.schemas.scores import LeadScored
+from leadscore.schemas.webhooks import WebhookSubscription
+from leadscore.settings import Settings
+from leadscore.streams.webhook_delivery import DeliveryPolicy, WebhookDeliverer
+from leadscore.streams.webhook_queue import (
     ScoreRecord,
     SubscriptionCache,
     queue_score_events,
@@ -198,10 +198,12 @@ def start_receiver(secret: str) -> Receiver:
         try:
             asyncio.run(receiver.report())
             return receiver
-        except httpx.TransportError:
+        except httpx.TransportError as exc:
             if process.poll() is not None or time.monotonic() > deadline:
                 process.kill()
-                raise RuntimeError(f"the receiver (port {port}) did not start within {READY_TIMEOUT_S:g} s")
+                raise RuntimeError(
+                    f"the receiver (port {port}) did not start within {READY_TIMEOUT_S:g} s"
+                ) from exc
             time.sleep(0.2)
 
 
@@ -218,7 +220,7 @@ def make_events(tag: str, leads: int, per_lead: int, first_lead: int = 0) -> lis
 
     Ids are ``sc_<tag>_<lead>_<seq>``, so the receiver's arrival order can be checked per lead.
     """
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     base = sample_event("sc_x", now)
     return [
         base.model_copy(update={"id": f"sc_{tag}_{lead:05d}_{seq:05d}", "lead_id": lead_name(lead),
@@ -249,9 +251,8 @@ def check_received(ids: list[str], expected: list[str], ordered: bool) -> dict[s
         "unexpected": len(counts.keys() - wanted),
         "leads_out_of_order": len(leads_out_of_order),
     }
-    result["ok"] = (
-        result["missing"] == result["duplicates"] == result["unexpected"] == 0
-        and (not ordered or not leads_out_of_order)
+    result["ok"] = result["missing"] == result["duplicates"] == result["unexpected"] == 0 and (
+        not ordered or not leads_out_of_order
     )
     return result
 
@@ -301,7 +302,9 @@ async def timed(
             "this_process": cores(own1 - own0),
             "receiver": cores(got["cpu_s"] - receiver0),
             "redis": cores(redis1 - redis0),
-            "machine": round((busy1[0] - busy0[0]) / max(busy1[1] - busy0[1], 1) * (os.cpu_count() or 1), 2),
+            "machine": round(
+                (busy1[0] - busy0[0]) / max(busy1[1] - busy0[1], 1) * (os.cpu_count() or 1), 2
+            ),
         },
     }
 
@@ -320,7 +323,7 @@ class Bench:
         self.admin = aioredis.Redis.from_url(redis_url)
         self.runs = 0
         # Every subscription is dated before any event is made (it gets events scored after it).
-        self.created_at = datetime.now(timezone.utc)
+        self.created_at = datetime.now(UTC)
 
     def prefix(self) -> str:
         """A prefix no earlier run used."""
@@ -365,7 +368,9 @@ class Bench:
             queued += result.queued
         elapsed = time.perf_counter() - started
         if queued != len(records):
-            raise RuntimeError(f"queued {queued} deliveries for {len(records)} events with one subscription")
+            raise RuntimeError(
+                f"queued {queued} deliveries for {len(records)} events with one subscription"
+            )
         return elapsed
 
     async def queue_run(self, events: list[LeadScored]) -> dict[str, Any]:
@@ -398,7 +403,11 @@ class Bench:
             await self.cleanup(prefix)
 
     async def deliver_run(
-        self, events: list[LeadScored], concurrency: int, timeout_s: float, profile: cProfile.Profile | None = None
+        self,
+        events: list[LeadScored],
+        concurrency: int,
+        timeout_s: float,
+        profile: cProfile.Profile | None = None,
     ) -> dict[str, Any]:
         """Queue ``events``, then time the deliverer draining them to the receiver; checked."""
         store, client, prefix = await self.subscribed_store(concurrency)
@@ -409,7 +418,9 @@ class Bench:
 
         try:
             queue_s = await self.queue(store, events)
-            settings = Settings(webhook_allowed_networks="127.0.0.0/8", webhook_concurrency=concurrency)
+            settings = Settings(
+                webhook_allowed_networks="127.0.0.0/8", webhook_concurrency=concurrency
+            )
             deliverer = WebhookDeliverer(store, DeliveryPolicy.from_settings(settings), send)
 
             lost_cancels = 0
@@ -454,7 +465,9 @@ class Bench:
             "check": check,
         }
 
-    async def plain_run(self, kind: str, events: list[LeadScored], concurrency: int) -> dict[str, Any]:
+    async def plain_run(
+        self, kind: str, events: list[LeadScored], concurrency: int
+    ) -> dict[str, Any]:
         """Baseline: ``concurrency`` tasks POSTing the same bodies, unsigned, straight to the receiver."""
         bodies = [(e.id, envelope_body(e)) for e in events]
         url = self.receiver.url
@@ -501,7 +514,8 @@ class Bench:
             import aiohttp
 
             session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=concurrency), timeout=aiohttp.ClientTimeout(total=10)
+                connector=aiohttp.TCPConnector(limit=concurrency),
+                timeout=aiohttp.ClientTimeout(total=10),
             )
 
             async def work() -> None:
@@ -577,12 +591,18 @@ async def run_all(args: argparse.Namespace, receiver: Receiver, secret: str) -> 
         for r in range(args.rounds):
             order = ["queue", "rpush"] if r % 2 == 0 else ["rpush", "queue"]
             for what in order:
-                row = await (bench.queue_run(events) if what == "queue" else bench.rpush_run(events))
-                row.update(method="queue_score_events" if what == "queue" else "RPUSH pipeline", round=r)
+                row = await (
+                    bench.queue_run(events) if what == "queue" else bench.rpush_run(events)
+                )
+                row.update(
+                    method="queue_score_events" if what == "queue" else "RPUSH pipeline", round=r
+                )
                 results["queueing"].append(row)
                 _progress(row)
 
-        async def one_setting(key: str, events: list[LeadScored], deliver_c: int, plain_c: int) -> None:
+        async def one_setting(
+            key: str, events: list[LeadScored], deliver_c: int, plain_c: int
+        ) -> None:
             for r in range(args.rounds):
                 order = ["deliverer", *args.baselines]
                 if r % 2:
@@ -610,7 +630,9 @@ async def run_all(args: argparse.Namespace, receiver: Receiver, secret: str) -> 
 
         if args.cprofile_top:
             profile = cProfile.Profile()
-            row = await bench.deliver_run(make_events("prof", args.leads, per_lead), 32, args.timeout_s, profile)
+            row = await bench.deliver_run(
+                make_events("prof", args.leads, per_lead), 32, args.timeout_s, profile
+            )
             text = io.StringIO()
             pstats.Stats(profile, stream=text).sort_stats("tottime").print_stats(args.cprofile_top)
             results["cprofile"] = {"concurrency": 32, "per_s_under_profile": row["per_s"],
@@ -646,7 +668,10 @@ def cpu_us_each(row: dict[str, Any]) -> float:
 def summary_rows(args: argparse.Namespace, results: dict[str, Any]) -> list[dict[str, Any]]:
     """The table: each measure beside its baselines, best of the rounds."""
     rows: list[dict[str, Any]] = []
-    queue, rpush = best(results["queueing"], "queue_score_events"), best(results["queueing"], "RPUSH pipeline")
+    queue, rpush = (
+        best(results["queueing"], "queue_score_events"),
+        best(results["queueing"], "RPUSH pipeline"),
+    )
     if queue and rpush:
         rows.append({"measure": f"queue_score_events, {queue['events']:,} events in batches of {BATCH}",
                      "unit": "events/s", "value": queue["per_s"],
@@ -690,15 +715,18 @@ def print_table(info: dict[str, Any], rows: list[dict[str, Any]]) -> None:
         for name, base in row["baselines"].items():
             print(f"| {row['measure']} | {row['value']:,.0f} {row['unit']} | {name}: {base['per_s']:,.0f}/s "
                   f"| {_ratio(row['value'], base['per_s'])} |")  # fmt: skip
-    print("\nCPU of this process per delivery (the deliverer, or the baseline client), µs; and cores used "
-          "while delivering (this process / receiver / redis-server / whole machine)\n")
+    print(
+        "\nCPU of this process per delivery (the deliverer, or the baseline client), µs; and cores used "
+        "while delivering (this process / receiver / redis-server / whole machine)\n"
+    )
     print("| measure | deliverer µs | cores | baseline: µs, cores |\n|---|---|---|---|")
     for row in rows:
         if "cpu_cores" not in row:
             continue
         cores = " / ".join(str(v) for v in row["cpu_cores"].values())
         bases = "; ".join(
-            f"{name.split(',')[0]}: {b['cpu_us_each']:,.0f} µs, " + " / ".join(str(v) for v in b["cpu_cores"].values())
+            f"{name.split(',')[0]}: {b['cpu_us_each']:,.0f} µs, "
+            + " / ".join(str(v) for v in b["cpu_cores"].values())
             for name, b in row["baselines"].items()
         )
         print(f"| {row['measure']} | {row['cpu_us_each']:,.0f} | {cores} | {bases} |")
@@ -718,17 +746,33 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--serve-receiver", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--redis", default="redis://127.0.0.1:6379/0", help="URL of the Redis to use")
+    parser.add_argument(
+        "--redis", default="redis://127.0.0.1:6379/0", help="URL of the Redis to use"
+    )
     parser.add_argument("--events", type=int, default=3000, help="events per delivery run")
     parser.add_argument("--leads", type=int, default=500, help="leads they are spread over")
-    parser.add_argument("--concurrency", default="8,32,128", help="webhook_concurrency values, one run each")
-    parser.add_argument("--one-lead-events", type=int, default=1000, help="events of the one-lead run (0: skip)")
-    parser.add_argument("--queue-events", type=int, default=20_000, help="events of the queueing run")
+    parser.add_argument(
+        "--concurrency", default="8,32,128", help="webhook_concurrency values, one run each"
+    )
+    parser.add_argument(
+        "--one-lead-events", type=int, default=1000, help="events of the one-lead run (0: skip)"
+    )
+    parser.add_argument(
+        "--queue-events", type=int, default=20_000, help="events of the queueing run"
+    )
     parser.add_argument("--queue-leads", type=int, default=5000, help="leads of the queueing run")
-    parser.add_argument("--baselines", default="httpx,aiohttp", help="plain clients to compare with")
-    parser.add_argument("--rounds", type=int, default=2, help="runs of each method; the best is reported")
-    parser.add_argument("--timeout-s", type=float, default=600.0, help="give up a drain after this long")
-    parser.add_argument("--cprofile-top", type=int, default=0, help="also profile one delivery run at C=32")
+    parser.add_argument(
+        "--baselines", default="httpx,aiohttp", help="plain clients to compare with"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="runs of each method; the best is reported"
+    )
+    parser.add_argument(
+        "--timeout-s", type=float, default=600.0, help="give up a drain after this long"
+    )
+    parser.add_argument(
+        "--cprofile-top", type=int, default=0, help="also profile one delivery run at C=32"
+    )
     parser.add_argument("--json", type=Path, help="write every run here")
     args = parser.parse_args()
     if args.serve_receiver:
@@ -751,15 +795,22 @@ def main() -> int:
     rows = summary_rows(args, results)
     print_table(info, rows)
     if "cprofile" in results:
-        print(f"\ncProfile of one delivery run at concurrency 32 "
-              f"({results['cprofile']['per_s_under_profile']:,.0f}/s under the profiler):")
+        print(
+            f"\ncProfile of one delivery run at concurrency 32 "
+            f"({results['cprofile']['per_s_under_profile']:,.0f}/s under the profiler):"
+        )
         print(results["cprofile"]["text"])
     failed = [r for key in ("delivery", "one_lead") for r in results[key] if not r["check"]["ok"]]
     for r in failed:
-        print(f"CHECK FAILED: {r['method']} c={r['concurrency']}: {json.dumps(r['check'])}", file=sys.stderr)
+        print(
+            f"CHECK FAILED: {r['method']} c={r['concurrency']}: {json.dumps(r['check'])}",
+            file=sys.stderr,
+        )
     if not failed:
-        print("\nchecks: every delivery run delivered each event exactly once, in order per lead, "
-              "every signature verified; the baselines delivered each body exactly once")
+        print(
+            "\nchecks: every delivery run delivered each event exactly once, in order per lead, "
+            "every signature verified; the baselines delivered each body exactly once"
+        )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"machine": info, "args": vars(args) | {"json": str(args.json)},

@@ -41,7 +41,7 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from multiprocessing.sharedctypes import Synchronized
 from pathlib import Path
 from typing import Any
@@ -53,13 +53,13 @@ import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import machine  # noqa: E402
+from bench_common import machine
 
-from leadscore.infra.access import KeyStore  # noqa: E402
-from leadscore.infra.embedded import embedded_services, free_port, spawn_child, stop_child  # noqa: E402
-from leadscore.launch import settings_env  # noqa: E402
-from leadscore.settings import Settings  # noqa: E402
-from leadscore.streams.kafka import client_options, ensure_topics  # noqa: E402
+from leadscore.infra.access import KeyStore
+from leadscore.infra.embedded import embedded_services, free_port, spawn_child, stop_child
+from leadscore.launch import settings_env
+from leadscore.settings import Settings
+from leadscore.streams.kafka import client_options, ensure_topics
 
 READY_TIMEOUT_S = 60.0
 
@@ -125,7 +125,9 @@ class _SansIOClient(asyncio.Protocol):
     """A WebSocket client on the ``websockets`` Sans-I/O protocol: no task or future per
     message, so one process can read many more messages than with the asyncio client."""
 
-    def __init__(self, url: str, deflate: bool, tally: _Tally, opened: asyncio.Future[None]) -> None:
+    def __init__(
+        self, url: str, deflate: bool, tally: _Tally, opened: asyncio.Future[None]
+    ) -> None:
         from websockets.client import ClientProtocol
         from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
         from websockets.uri import parse_uri
@@ -249,7 +251,7 @@ async def _clients(
 
 def score_body(n: int, lead: str) -> dict[str, Any]:
     """A realistic score event (5 reasons, 3 changes); its id carries the publish time."""
-    now = datetime.now(timezone.utc).isoformat()
+    now = datetime.now(UTC).isoformat()
     return {
         "type": "lead.scored",
         "id": f"bench-{n}-{time.time_ns()}",
@@ -281,7 +283,9 @@ def score_body(n: int, lead: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
-async def publish_paced(settings: Settings, rate: float, seconds: float) -> tuple[int, float, float]:
+async def publish_paced(
+    settings: Settings, rate: float, seconds: float
+) -> tuple[int, float, float]:
     """Publish ``rate`` events/s for ``seconds``; returns (events, start, end) in wall-clock s."""
     producer = AIOKafkaProducer(**client_options(settings), linger_ms=2, acks=1)
     await producer.start()
@@ -339,14 +343,21 @@ async def wait_ready(base: str, process: Any, log: Path) -> None:
                 if (await http.get("/readyz")).status_code == 200:
                     return
             await asyncio.sleep(0.2)
-    raise SystemExit(f"the API was not ready in {READY_TIMEOUT_S:.0f} s:\n{log.read_text()[-3000:]}")
+    raise SystemExit(
+        f"the API was not ready in {READY_TIMEOUT_S:.0f} s:\n{log.read_text()[-3000:]}"
+    )
 
 
 # --- one run -----------------------------------------------------------------------------------
 
 
 async def run_once(
-    args: argparse.Namespace, kafka: str, redis_url: str, broker_pid: int | None, rate: float, work: Path
+    args: argparse.Namespace,
+    kafka: str,
+    redis_url: str,
+    broker_pid: int | None,
+    rate: float,
+    work: Path,
 ) -> dict[str, Any]:
     prefix = f"bench-ws-{uuid.uuid4().hex[:8]}."
     port = free_port()
@@ -366,7 +377,9 @@ async def run_once(
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEADSCORE_")}
     env.update(settings_env(settings))
     log = work / f"api-{int(rate)}.log"
-    api = spawn_child([sys.executable, "-m", "leadscore", "api", "--loglevel", "warning"], log, env, Path.cwd())
+    api = spawn_child(
+        [sys.executable, "-m", "leadscore", "api", "--loglevel", "warning"], log, env, Path.cwd()
+    )
     base = f"http://127.0.0.1:{port}"
     ctx = mp.get_context("spawn")
     ready, results, stop = ctx.Queue(), ctx.Queue(), ctx.Event()
@@ -385,7 +398,9 @@ async def run_once(
             procs.append(proc)
         connect_started = time.monotonic()
         for _ in procs:
-            await asyncio.get_running_loop().run_in_executor(None, ready.get, True, READY_TIMEOUT_S * 2)
+            await asyncio.get_running_loop().run_in_executor(
+                None, ready.get, True, READY_TIMEOUT_S * 2
+            )
         connect_s = time.monotonic() - connect_started
         stats_before = await feed_stats(base)
         cpu_before = cpu_seconds(api.pid)
@@ -413,7 +428,8 @@ async def run_once(
         stats_after = await feed_stats(base)
         stop.set()
         parts: list[ClientResult] = [
-            await asyncio.get_running_loop().run_in_executor(None, results.get, True, 60) for _ in procs
+            await asyncio.get_running_loop().run_in_executor(None, results.get, True, 60)
+            for _ in procs
         ]
     finally:
         stop.set()
@@ -426,7 +442,9 @@ async def run_once(
     received = sum(p.received for p in parts)
     dropped = sum(p.dropped for p in parts)
     last_receipt = max((p.last_receipt_ns for p in parts), default=0) / 1e9
-    p50, p99, pmax = (np.percentile(latencies, [50, 99, 100]) if latencies.size else (float("nan"),) * 3)
+    p50, p99, pmax = (
+        np.percentile(latencies, [50, 99, 100]) if latencies.size else (float("nan"),) * 3
+    )
     span_s = max(last_receipt - pub_start, 1e-9)  # first publish to last receipt
     return {
         "clients": args.clients,
@@ -482,15 +500,21 @@ def print_table(info: dict[str, Any], rows: list[dict[str, Any]]) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=1000)
-    parser.add_argument("--client-procs", type=int, default=2, help="processes the clients are spread over")
+    parser.add_argument(
+        "--client-procs", type=int, default=2, help="processes the clients are spread over"
+    )
     parser.add_argument("--rates", default="10,50,100", help="events/s to publish, one run each")
     parser.add_argument("--seconds", type=float, default=20.0, help="publishing time per run")
-    parser.add_argument("--drain-s", type=float, default=10.0, help="give up after this long without progress")
+    parser.add_argument(
+        "--drain-s", type=float, default=10.0, help="give up after this long without progress"
+    )
     parser.add_argument("--compression", choices=("deflate", "none"), default="deflate",
                         help="what clients offer: deflate (what browsers do) or none")  # fmt: skip
     parser.add_argument("--client-impl", choices=("sansio", "asyncio"), default="sansio",
                         help="websockets' Sans-I/O protocol on asyncio (light) or its asyncio client")  # fmt: skip
-    parser.add_argument("--kafka", help="bootstrap of a broker to use (default: start an embedded one)")
+    parser.add_argument(
+        "--kafka", help="bootstrap of a broker to use (default: start an embedded one)"
+    )
     parser.add_argument("--redis", help="URL of a Redis to use (default: start an embedded one)")
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args()

@@ -1,2 +1,3 @@
 """leadscore: real-time AI lead scoring as an event-driven stream processor."""
+
 __version__ = "0.1.0"

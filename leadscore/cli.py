@@ -6,7 +6,7 @@ import asyncio
 import json
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 import typer
 from pydantic import ValidationError
@@ -42,7 +42,6 @@ def _settings() -> Settings:
         raise typer.Exit(2) from exc
 
 
-
 @app.command()
 def worker(
     loglevel: str = typer.Option("info", help="debug, info, warning or error"),
@@ -68,49 +67,61 @@ def worker(
 
 @app.command()
 def train(
-    data: Optional[Path] = typer.Option(
+    data: Path | None = typer.Option(
         None, help="train on a CRM export (CSV, TSV or Parquet) with a target column"
     ),
-    target: Optional[str] = typer.Option(None, help="with --data: the label column"),
-    positive: Optional[str] = typer.Option(
+    target: str | None = typer.Option(None, help="with --data: the label column"),
+    positive: str | None = typer.Option(
         None, help="with --data: the target value meaning converted (when not yes/true/1)"
     ),
-    id_column: Optional[str] = typer.Option(None, help="with --data: the lead id column (never a feature)"),
+    id_column: str | None = typer.Option(
+        None, help="with --data: the lead id column (never a feature)"
+    ),
     drop: list[str] = typer.Option(
-        [], help="with --data: a column to leave out, e.g. one only known after the outcome (repeatable)"
+        [],
+        help="with --data: a column to leave out, e.g. one only known after the outcome (repeatable)",
     ),
     categorical: list[str] = typer.Option(
-        [], help="with --data: treat this column as categories even if it holds numbers (repeatable)"
+        [],
+        help="with --data: treat this column as categories even if it holds numbers (repeatable)",
     ),
     numeric: list[str] = typer.Option(
         [], help="with --data: treat this column as numbers, e.g. '1,155' read as 1155 (repeatable)"
     ),
-    time_column: Optional[str] = typer.Option(
+    time_column: str | None = typer.Option(
         None, help="with --data: a date column; validation becomes time-ordered (auto-detected)"
     ),
     rows_in_time_order: bool = typer.Option(
         False, help="with --data: rows are in time order; validate on later rows"
     ),
-    events: Optional[Path] = typer.Option(
+    events: Path | None = typer.Option(
         None, help="train on a JSON-lines log of lead events (one CloudEvent per line)"
     ),
     training_topic: bool = typer.Option(
-        False, "--training-topic", help="train on the labelled examples the worker wrote to "
+        False,
+        "--training-topic",
+        help="train on the labelled examples the worker wrote to "
         "LEADSCORE_TRAINING_TOPIC (one per lead's first outcome; docs/drift.md)",
     ),
-    leads: int = typer.Option(4000, help="simulated leads to train on (without --data or --events)"),
-    horizon_days: float = typer.Option(30.0, help="events: a snapshot is positive if the lead converts within this"),
+    leads: int = typer.Option(
+        4000, help="simulated leads to train on (without --data or --events)"
+    ),
+    horizon_days: float = typer.Option(
+        30.0, help="events: a snapshot is positive if the lead converts within this"
+    ),
     folds: int = typer.Option(5, help="cross-validation folds"),
     search: str = typer.Option("quick", help="hyperparameter search per member: quick or none"),
-    variant: Optional[str] = typer.Option(
-        None, help="auto (default: LEADSCORE_MODEL_VARIANT), ensemble, ensemble_hgb, ensemble_fitted, "
-        "random_forest, gradient_boosting, hist_gradient_boosting or logistic_regression"
+    variant: str | None = typer.Option(
+        None,
+        help="auto (default: LEADSCORE_MODEL_VARIANT), ensemble, ensemble_hgb, ensemble_fitted, "
+        "random_forest, gradient_boosting, hist_gradient_boosting or logistic_regression",
     ),
-    compare: Optional[str] = typer.Option(
-        None, help="comma-separated candidates to compare (default: all variants and baselines), "
-        "e.g. ensemble,lgbm_default; fewer is faster"
+    compare: str | None = typer.Option(
+        None,
+        help="comma-separated candidates to compare (default: all variants and baselines), "
+        "e.g. ensemble,lgbm_default; fewer is faster",
     ),
-    report: Optional[Path] = typer.Option(None, help="also write the comparison report as JSON here"),
+    report: Path | None = typer.Option(None, help="also write the comparison report as JSON here"),
     seed: int = typer.Option(0, help="random seed (simulation, folds, models)"),
     promote: bool = typer.Option(True, help="make the new model the champion"),
 ) -> None:
@@ -132,23 +143,41 @@ def train(
             typer.secho(f"{name} {path}: no such file", fg=typer.colors.RED, err=True)
             raise typer.Exit(2)
     if sum(x is not None and x is not False for x in (data, events, training_topic or None)) > 1:
-        typer.secho("give one of --data, --events and --training-topic", fg=typer.colors.RED, err=True)
+        typer.secho(
+            "give one of --data, --events and --training-topic", fg=typer.colors.RED, err=True
+        )
         raise typer.Exit(2)
     if data is not None and not target:
-        typer.secho("--data needs --target COLUMN (the label column)", fg=typer.colors.RED, err=True)
+        typer.secho(
+            "--data needs --target COLUMN (the label column)", fg=typer.colors.RED, err=True
+        )
         raise typer.Exit(2)
     table = None
     if data is not None and target:
         table = TableSpec(
-            path=data, target=target, positive=positive, id_column=id_column, drop=tuple(drop),
-            time_column=time_column, rows_in_time_order=rows_in_time_order,
-            categorical=tuple(categorical), numeric=tuple(numeric),
+            path=data,
+            target=target,
+            positive=positive,
+            id_column=id_column,
+            drop=tuple(drop),
+            time_column=time_column,
+            rows_in_time_order=rows_in_time_order,
+            categorical=tuple(categorical),
+            numeric=tuple(numeric),
         )
     try:
         train_job(
-            settings, table=table, events=events, training_topic=training_topic, leads=leads,
+            settings,
+            table=table,
+            events=events,
+            training_topic=training_topic,
+            leads=leads,
             horizon_days=horizon_days,
-            seed=seed, folds=folds, search=search, variant=variant, report_path=report,
+            seed=seed,
+            folds=folds,
+            search=search,
+            variant=variant,
+            report_path=report,
             promote=promote,
             compare=[c.strip() for c in compare.split(",") if c.strip()] if compare else None,
         )
@@ -161,10 +190,10 @@ def train(
 def score(
     data: Path = typer.Argument(..., help="CSV, TSV or Parquet file of leads to score"),
     out: Path = typer.Option(..., "--out", help="where to write the scored CSV"),
-    model: Optional[str] = typer.Option(
+    model: str | None = typer.Option(
         None, help="model version (default: the champion of the 'table' segment)"
     ),
-    id_column: Optional[str] = typer.Option(None, help="copy this column into the output"),
+    id_column: str | None = typer.Option(None, help="copy this column into the output"),
     reasons: int = typer.Option(3, help="reasons per row (0: none, faster)"),
 ) -> None:
     """Batch-score a file with a model trained by `leadscore train --data`.
@@ -200,7 +229,7 @@ EXIT_NOT_ANNOUNCED = 3
 
 @models_app.command("list")
 def models_list(
-    segment: Optional[str] = typer.Option(
+    segment: str | None = typer.Option(
         None, help="mark this segment's champion (if not given: the default segment)"
     ),
 ) -> None:
@@ -263,10 +292,10 @@ def models_show(
 @models_app.command("promote")
 def models_promote(
     version: str = typer.Argument(..., help="a version from `leadscore models list`"),
-    segment: Optional[str] = typer.Option(
+    segment: str | None = typer.Option(
         None, help="the segment to promote it in (if not given: the default segment)"
     ),
-    reason: Optional[str] = typer.Option(None, help="why, for the record (sent with the event)"),
+    reason: str | None = typer.Option(None, help="why, for the record (sent with the event)"),
 ) -> None:
     """Make VERSION the champion and tell running workers to switch to it.
 
@@ -290,16 +319,19 @@ def models_promote(
         typer.echo(f"{version} is the champion{_of(segment)} (was {change.event.previous})")
     else:
         typer.echo(f"{version} already was the champion{_of(segment)}")
-    _report_announcement(settings, change, retry=f"leadscore models promote {version}"
-                         + (f" --segment {segment}" if segment else ""))
+    _report_announcement(
+        settings,
+        change,
+        retry=f"leadscore models promote {version}" + (f" --segment {segment}" if segment else ""),
+    )
 
 
 @models_app.command("rollback")
 def models_rollback(
-    segment: Optional[str] = typer.Option(
+    segment: str | None = typer.Option(
         None, help="the segment to roll back (if not given: the default segment)"
     ),
-    reason: Optional[str] = typer.Option(None, help="why, for the record (sent with the event)"),
+    reason: str | None = typer.Option(None, help="why, for the record (sent with the event)"),
 ) -> None:
     """Make the previous champion the champion again and tell running workers to switch.
 
@@ -323,15 +355,19 @@ def models_rollback(
         f"rolled back{_of(segment)}: {event.version} is the champion again (was {event.previous})"
     )
     # Running rollback again would go back one more version: re-announce with promote.
-    _report_announcement(settings, change, retry=f"leadscore models promote {event.version}"
-                         + (f" --segment {segment}" if segment else ""))
+    _report_announcement(
+        settings,
+        change,
+        retry=f"leadscore models promote {event.version}"
+        + (f" --segment {segment}" if segment else ""),
+    )
 
 
-def _of(segment: Optional[str]) -> str:
+def _of(segment: str | None) -> str:
     return f" of segment {segment}" if segment else ""
 
 
-def _report_announcement(settings: Settings, change: "ChampionChange", *, retry: str) -> None:
+def _report_announcement(settings: Settings, change: ChampionChange, *, retry: str) -> None:
     if change.announce_error is None:
         typer.echo(f"announced on {settings.model_events_topic} (event {change.event.id})")
         return
@@ -367,8 +403,12 @@ def retrain(
 
     settings = _settings()
     try:
-        record = retrain_job(settings, trigger="manual", detail=detail, console=Console(file=io.StringIO()))
-    except Exception as exc:  # recorded and published as "failed" by retrain_job; say why and exit 1
+        record = retrain_job(
+            settings, trigger="manual", detail=detail, console=Console(file=io.StringIO())
+        )
+    except (
+        Exception
+    ) as exc:  # recorded and published as "failed" by retrain_job; say why and exit 1
         typer.secho(f"retrain failed: {type(exc).__name__}: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(1) from exc
     if as_json:
@@ -406,17 +446,24 @@ def drift(
 @app.command()
 def simulate(
     rate: float = typer.Option(500.0, help="events per second to publish"),
-    duration: Optional[float] = typer.Option(None, help="seconds to run (default: until Ctrl-C)"),
+    duration: float | None = typer.Option(None, help="seconds to run (default: until Ctrl-C)"),
     leads: int = typer.Option(2000, help="leads per simulated cohort"),
     days: float = typer.Option(30.0, help="days of history each cohort spans (event time)"),
     seed: int = typer.Option(0, help="random seed"),
-    out: Optional[Path] = typer.Option(None, help="write events to this JSON-lines file instead of Kafka"),
-    truth: Optional[Path] = typer.Option(None, help="with --out: write each lead's hidden truth to this CSV"),
-    shift_at: Optional[str] = typer.Option(
-        None, help="switch to the shifted regime at this ISO time (with a zone), or this fraction "
-        "of the span (--out) or of --duration (live)"),
-    shift_open_factor: Optional[float] = typer.Option(
-        None, help="with --shift-at: email open factor after the shift (default 0.45)"),
+    out: Path | None = typer.Option(
+        None, help="write events to this JSON-lines file instead of Kafka"
+    ),
+    truth: Path | None = typer.Option(
+        None, help="with --out: write each lead's hidden truth to this CSV"
+    ),
+    shift_at: str | None = typer.Option(
+        None,
+        help="switch to the shifted regime at this ISO time (with a zone), or this fraction "
+        "of the span (--out) or of --duration (live)",
+    ),
+    shift_open_factor: float | None = typer.Option(
+        None, help="with --shift-at: email open factor after the shift (default 0.45)"
+    ),
 ) -> None:
     """Publish simulated lead activity to Kafka, or write a labeled event file.
 
@@ -428,14 +475,26 @@ def simulate(
     from leadscore.jobs import ShiftOptionError, simulate_job
 
     if truth is not None and out is None:
-        typer.secho("--truth needs --out (live traffic has no truth file)", fg=typer.colors.RED, err=True)
+        typer.secho(
+            "--truth needs --out (live traffic has no truth file)", fg=typer.colors.RED, err=True
+        )
         raise typer.Exit(2)
     if shift_open_factor is not None and shift_at is None:
         typer.secho("--shift-open-factor needs --shift-at", fg=typer.colors.RED, err=True)
         raise typer.Exit(2)
     try:
-        simulate_job(_settings(), rate=rate, duration=duration, leads=leads, days=days, seed=seed,
-                     out=out, truth=truth, shift_at=shift_at, shift_open_factor=shift_open_factor)
+        simulate_job(
+            _settings(),
+            rate=rate,
+            duration=duration,
+            leads=leads,
+            days=days,
+            seed=seed,
+            out=out,
+            truth=truth,
+            shift_at=shift_at,
+            shift_open_factor=shift_open_factor,
+        )
     except ShiftOptionError as exc:
         typer.secho(str(exc), fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from exc
@@ -445,7 +504,7 @@ def simulate(
 def tail(
     topic: str = typer.Option("leads.scores.v1", help="topic to print"),
     from_beginning: bool = typer.Option(False, help="start at the oldest record"),
-    limit: Optional[int] = typer.Option(None, help="stop after this many records"),
+    limit: int | None = typer.Option(None, help="stop after this many records"),
 ) -> None:
     """Print records of a topic as JSON lines (score events by default)."""
     from leadscore.jobs import tail_job
@@ -469,9 +528,11 @@ def topics() -> None:
 
 @app.command()
 def api(
-    host: Optional[str] = typer.Option(None, help="address to listen on (default: LEADSCORE_API_HOST)"),
-    port: Optional[int] = typer.Option(None, help="port (default: LEADSCORE_API_PORT, 8000)"),
-    workers: Optional[int] = typer.Option(None, help="processes (default: LEADSCORE_API_WORKERS, 1)"),
+    host: str | None = typer.Option(
+        None, help="address to listen on (default: LEADSCORE_API_HOST)"
+    ),
+    port: int | None = typer.Option(None, help="port (default: LEADSCORE_API_PORT, 8000)"),
+    workers: int | None = typer.Option(None, help="processes (default: LEADSCORE_API_WORKERS, 1)"),
     loglevel: str = typer.Option("info", help="debug, info, warning or error"),
 ) -> None:
     """Run the REST API, the WebSocket feed (/v1/stream) and /metrics.
@@ -549,11 +610,15 @@ def keys_list() -> None:
         typer.echo("no API keys yet: leadscore keys create --name NAME --scope read")
     for key in rows:
         state = f"revoked {key.revoked_at}" if key.revoked_at else "active"
-        typer.echo(f"{key.id}  {key.name:<24} {','.join(key.scopes):<16} created {key.created_at}  {state}")
+        typer.echo(
+            f"{key.id}  {key.name:<24} {','.join(key.scopes):<16} created {key.created_at}  {state}"
+        )
 
 
 @keys_app.command("revoke")
-def keys_revoke(key_id: str = typer.Argument(..., help="the key's id (leadscore keys list)")) -> None:
+def keys_revoke(
+    key_id: str = typer.Argument(..., help="the key's id (leadscore keys list)"),
+) -> None:
     """Revoke a key: refused everywhere within LEADSCORE_API_KEY_CACHE_S seconds."""
     from leadscore.infra.access import AccessError, KeyStore
 
@@ -590,10 +655,12 @@ def audit(limit: int = typer.Option(50, help="entries to show, newest first")) -
 
     for entry in asyncio.run(read()):
         who = entry.get("key_name") or "(no valid key)"
-        typer.echo(f"{entry['at']}  {who:<20} {entry['method']:<6} {entry['path']:<40} {entry['status']}  {entry['outcome']}")
+        typer.echo(
+            f"{entry['at']}  {who:<20} {entry['method']:<6} {entry['path']:<40} {entry['status']}  {entry['outcome']}"
+        )
 
 
-def _redis(settings: Settings) -> "object":
+def _redis(settings: Settings) -> object:
     from leadscore.infra.redis_store import connect
 
     return connect(settings.redis_url, retries=2)
@@ -601,7 +668,7 @@ def _redis(settings: Settings) -> "object":
 
 @app.command()
 def demo(
-    duration: Optional[float] = typer.Option(None, help="seconds to run (default: until Ctrl-C)"),
+    duration: float | None = typer.Option(None, help="seconds to run (default: until Ctrl-C)"),
     rate: float = typer.Option(300.0, help="simulated events per second"),
     leads: int = typer.Option(1000, help="leads per simulated cohort"),
 ) -> None:
@@ -623,7 +690,9 @@ def demo(
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     app()
 
 

@@ -23,7 +23,9 @@ def _num(value: Any, spec: str = ".4f") -> str:
 def _span(span: dict[str, Any] | None) -> str:
     if not span or not span.get("n"):
         return "none"
-    return f"{span['n']:,} ({span['positives']:,} converted), {span['from'][:19]} to {span['to'][:19]}"
+    return (
+        f"{span['n']:,} ({span['positives']:,} converted), {span['from'][:19]} to {span['to'][:19]}"
+    )
 
 
 def decision_lines(record: dict[str, Any]) -> list[str]:
@@ -46,7 +48,9 @@ def decision_lines(record: dict[str, Any]) -> list[str]:
         lines.append(f"  why:       {record['detail']}")
     examples = record.get("examples")
     if examples:
-        lines.append(f"  examples:  {examples['n']:,} labelled outcomes ({examples['positives']:,} converted)")
+        lines.append(
+            f"  examples:  {examples['n']:,} labelled outcomes ({examples['positives']:,} converted)"
+        )
     if "training" in record:
         lines.append(f"  training:  {_span(record['training'])}")
         lines.append(f"  holdout:   {_span(record.get('holdout'))}")
@@ -54,10 +58,15 @@ def decision_lines(record: dict[str, Any]) -> list[str]:
     if metrics:
         lines.append("  on the holdout    ROC-AUC   Brier  accuracy")
         champion_name = record.get("champion_scored_as") or record.get("champion") or "-"
-        for role, name in (("candidate", record.get("candidate") or "-"), ("champion", champion_name)):
+        for role, name in (
+            ("candidate", record.get("candidate") or "-"),
+            ("champion", champion_name),
+        ):
             m = metrics.get(role)
             if m is None:
-                lines.append(f"    {role:<9} {name}: not scored ({record.get('champion_error', 'no champion')})")
+                lines.append(
+                    f"    {role:<9} {name}: not scored ({record.get('champion_error', 'no champion')})"
+                )
                 continue
             lines.append(
                 f"    {role:<9}      {_num(m.get('roc_auc')):>7} {_num(m.get('brier')):>7} "
@@ -65,9 +74,13 @@ def decision_lines(record: dict[str, Any]) -> list[str]:
             )
         lines.append(f"  margin:    {record.get('margin')}")
     if record.get("outcome") == "promoted":
-        lines.append(f"  champion:  {record.get('candidate')} (was {record.get('champion') or 'the rules prior'})")
+        lines.append(
+            f"  champion:  {record.get('candidate')} (was {record.get('champion') or 'the rules prior'})"
+        )
     elif record.get("candidate"):
-        lines.append(f"  champion:  {record.get('champion') or 'the rules prior'} (unchanged; the candidate is kept)")
+        lines.append(
+            f"  champion:  {record.get('champion') or 'the rules prior'} (unchanged; the candidate is kept)"
+        )
     if record.get("announce_warning"):
         lines.append(f"  warning:   {record['announce_warning']}")
     took = f"  took {record.get('seconds', 0)} s"
@@ -107,7 +120,11 @@ def _performance(summary: dict[str, Any]) -> str:
 
 
 def drift_lines(
-    latest: dict[str, Any], performance: dict[str, Any], decisions: list[dict[str, Any]], *, top: int = 5
+    latest: dict[str, Any],
+    performance: dict[str, Any],
+    decisions: list[dict[str, Any]],
+    *,
+    top: int = 5,
 ) -> list[str]:
     """The latest drift report and live performance of each model version, then recent retrains.
 
@@ -140,7 +157,9 @@ def drift_lines(
         if version in performance:
             lines.append(_performance(performance[version]))
     if not lines:
-        lines.append("no drift reports yet (the drift agent reports once a window of scored leads is full)")
+        lines.append(
+            "no drift reports yet (the drift agent reports once a window of scored leads is full)"
+        )
     if decisions:
         lines.append("recent retrains (newest first):")
         for d in decisions:

@@ -92,10 +92,16 @@ def run_demo(
         from leadscore.streams.kafka import ensure_topics
 
         asyncio.run(ensure_topics(settings))
-        with _worker(settings, console) as worker_log, _api(settings, console) as (settings, api_key):
+        with (
+            _worker(settings, console) as worker_log,
+            _api(settings, console) as (settings, api_key),
+        ):
             _print_where_to_look(settings, worker_log, console, api_key, score_file)
             asyncio.run(_run_traffic_and_view(settings, duration, rate, leads, console))
-    console.print("stopped: worker, API, simulator" + (" and embedded servers" if services.kafka or services.redis else ""))
+    console.print(
+        "stopped: worker, API, simulator"
+        + (" and embedded servers" if services.kafka or services.redis else "")
+    )
 
 
 def _ensure_model(settings: Settings, console: Console) -> None:
@@ -111,7 +117,14 @@ def _ensure_model(settings: Settings, console: Console) -> None:
     from leadscore.training_jobs import train_job
 
     console.print(f"no usable model in {settings.model_dir}: training a first one (about a minute)")
-    result = train_job(settings, leads=2500, folds=3, search="none", compare=("ensemble", "logistic_regression"), console=console)
+    result = train_job(
+        settings,
+        leads=2500,
+        folds=3,
+        search="none",
+        compare=("ensemble", "logistic_regression"),
+        console=console,
+    )
     console.print(f"[green]✓[/] model {result.version} trained")
 
 
@@ -124,7 +137,10 @@ def _ensure_table_model(settings: Settings, console: Console) -> Path:
     from leadscore.training_jobs import TABLE_SEGMENT, TableSpec, train_job
 
     DEMO_DIR.mkdir(parents=True, exist_ok=True)
-    train_path, score_path = (DEMO_DIR / "crm_leads.csv").resolve(), (DEMO_DIR / "crm_leads_to_score.csv").resolve()
+    train_path, score_path = (
+        (DEMO_DIR / "crm_leads.csv").resolve(),
+        (DEMO_DIR / "crm_leads_to_score.csv").resolve(),
+    )
     registry = ModelRegistry(settings.model_dir)
     version = registry.champion(segment=TABLE_SEGMENT)
     has_table_model = version is not None and registry.manifest(version).kind == "table"
@@ -135,12 +151,20 @@ def _ensure_table_model(settings: Settings, console: Console) -> Path:
     table.iloc[:cut].to_csv(train_path, index=False)
     table.iloc[cut:].drop(columns=["converted"]).to_csv(score_path, index=False)
     if not has_table_model:
-        console.print("no table model for batch files: training one on a simulated CRM export (a few seconds)")
-        result = train_job(
-            settings, table=TableSpec(path=train_path, target="converted", id_column="lead_id"),
-            folds=3, search="none", compare=("ensemble",), console=Console(file=io.StringIO()),
+        console.print(
+            "no table model for batch files: training one on a simulated CRM export (a few seconds)"
         )
-        console.print(f"[green]✓[/] table model {result.version} (segment {TABLE_SEGMENT!r}) from {train_path}")
+        result = train_job(
+            settings,
+            table=TableSpec(path=train_path, target="converted", id_column="lead_id"),
+            folds=3,
+            search="none",
+            compare=("ensemble",),
+            console=Console(file=io.StringIO()),
+        )
+        console.print(
+            f"[green]✓[/] table model {result.version} (segment {TABLE_SEGMENT!r}) from {train_path}"
+        )
     return score_path
 
 
@@ -188,7 +212,9 @@ def _api(settings: Settings, console: Console) -> Iterator[tuple[Settings, str]]
 
     try:
         key = asyncio.run(make_key())
-        console.print(f"[green]✓[/] API at http://{settings.api_host}:{settings.api_port} (pid {child.pid})")
+        console.print(
+            f"[green]✓[/] API at http://{settings.api_host}:{settings.api_port} (pid {child.pid})"
+        )
         yield settings, key
     finally:
         stop_child(child, grace_s=10.0)
@@ -220,7 +246,11 @@ def _print_where_to_look(
 ) -> None:
     command = Path(sys.argv[0]).name if Path(sys.argv[0]).name == "leadscore" else "leadscore"
     base = f"http://{settings.api_host}:{settings.api_port}"
-    lead = "$(curl -s -H \"X-API-Key: $KEY\" " + base + "/v1/leads/top?limit=1 | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"leads\"][0][\"lead_id\"])')"
+    lead = (
+        '$(curl -s -H "X-API-Key: $KEY" '
+        + base
+        + '/v1/leads/top?limit=1 | python3 -c \'import json,sys; print(json.load(sys.stdin)["leads"][0]["lead_id"])\')'
+    )
     lines = [
         "[bold]where to look[/] (in another terminal, while the demo runs):",
         _dashboard_line(settings, base, api_key),
@@ -228,14 +258,14 @@ def _print_where_to_look(
         f"  API docs:   {base}/docs      (demo admin key below; make your own: {command} keys create)",
         f"  export KEY={api_key}",
         f"  curl -s -H \"X-API-Key: $KEY\" '{base}/v1/leads/top?limit=5'",
-        f"  curl -s -H \"X-API-Key: $KEY\" {base}/v1/leads/{lead}/score",
+        f'  curl -s -H "X-API-Key: $KEY" {base}/v1/leads/{lead}/score',
         f"  live feed:  ws://{settings.api_host}:{settings.api_port}/v1/stream?api_key=$KEY",
         f"  metrics:    {base}/metrics   and   {base}/v1/metrics/performance",
         f"  export KAFKA_BOOTSTRAP={settings.kafka_bootstrap} REDIS_URL={settings.redis_url}",
         f"  {command} tail                                   # score events, as JSON lines",
         f"  {command} tail --topic {settings.dead_letter_topic}   # refused input, with reasons",
         f"  {command} drift                                  # drift reports, live performance, retrains",
-        f"  curl -s -H \"X-API-Key: $KEY\" {base}/v1/drift   and   {base}/v1/models/retraining",
+        f'  curl -s -H "X-API-Key: $KEY" {base}/v1/drift   and   {base}/v1/models/retraining',
     ]
     if shutil.which("redis-cli"):
         lines.append(
@@ -286,8 +316,14 @@ async def _run_traffic_and_view(
     simulator = Simulator(SimConfig(n_leads=leads, span_days=30.0, seed=int(time.time()) % 10_000))
     tasks = [
         asyncio.create_task(
-            publish(simulator.live_events(), settings, rate, stop=stop, progress=on_progress,
-                    progress_interval_s=0.5)
+            publish(
+                simulator.live_events(),
+                settings,
+                rate,
+                stop=stop,
+                progress=on_progress,
+                progress_interval_s=0.5,
+            )
         ),
         asyncio.create_task(_follow_scores(settings, view, stop)),
     ]
@@ -375,8 +411,10 @@ def _render(view: _View, rate: float) -> Group:
     for event in view.changes:
         before = event.get("previous_score")
         moved = f"{before} → {event['score']}" if before is not None else f"new: {event['score']}"
-        grade = event["grade"] if event.get("previous_grade") in (None, event["grade"]) else (
-            f"{event['previous_grade']} → {event['grade']}"
+        grade = (
+            event["grade"]
+            if event.get("previous_grade") in (None, event["grade"])
+            else (f"{event['previous_grade']} → {event['grade']}")
         )
         changes.add_row(event["lead_id"], moved, grade, _reason(event))
     loop = Table.grid(padding=(0, 3))

@@ -25,7 +25,7 @@ from rich.console import Console
 from leadscore.models.registry import ModelNotFoundError, ModelRegistry, RegistryError
 from leadscore.models.simulation import UTC, Shift, SimConfig, Simulator, write_labeled_files
 from leadscore.models.simulation_shift import parse_shift_at, shift_regime
-from leadscore.schemas.models import ChampionChangeType, ChampionChanged, champion_changed
+from leadscore.schemas.models import ChampionChanged, ChampionChangeType, champion_changed
 from leadscore.settings import Settings
 
 
@@ -77,18 +77,25 @@ def simulate_job(
     console = console or Console(stderr=True)
     now = datetime.now(UTC)
     if out is not None:  # the file's span ends now
-        shift = _shift_option(shift_at, shift_open_factor, start=now - timedelta(days=days),
-                              span=timedelta(days=days))
+        shift = _shift_option(
+            shift_at, shift_open_factor, start=now - timedelta(days=days), span=timedelta(days=days)
+        )
     else:  # live: wall-clock time from the start of publishing
-        shift = _shift_option(shift_at, shift_open_factor, start=now,
-                              span=None if duration is None else timedelta(seconds=duration))
+        shift = _shift_option(
+            shift_at,
+            shift_open_factor,
+            start=now,
+            span=None if duration is None else timedelta(seconds=duration),
+        )
     config = SimConfig(n_leads=leads, span_days=days, seed=seed, shift=shift)
     if shift is not None:
         console.print(f"shift to the shifted regime at {shift.at.isoformat()}")
     if out is not None:
         n_events, n_leads = write_labeled_files(config, out, truth, now=now)
-        console.print(f"wrote {n_events:,} events of {n_leads:,} leads to {out}"
-                      + (f", truth to {truth}" if truth else ""))
+        console.print(
+            f"wrote {n_events:,} events of {n_leads:,} leads to {out}"
+            + (f", truth to {truth}" if truth else "")
+        )
         return
     if truth is not None:
         raise ValueError("--truth needs --out (the truth of live traffic is not written)")
@@ -109,7 +116,9 @@ async def _publish_live(
     def progress(stats: PublishStats) -> None:
         console.print(f"{stats.sent:,} events sent, {stats.rate_per_s:,.0f}/s", highlight=False)
 
-    console.print(f"publishing to {settings.kafka_bootstrap} at {rate:,.0f} events/s (Ctrl-C stops)")
+    console.print(
+        f"publishing to {settings.kafka_bootstrap} at {rate:,.0f} events/s (Ctrl-C stops)"
+    )
     stats = await publish(
         Simulator(config).live_events(),
         settings,
@@ -211,7 +220,9 @@ def list_models(settings: Settings, *, segment: str | None = None) -> list[Model
     registry = ModelRegistry(settings.model_dir)
     # Only a promoted version is a champion here: the registry's fallback (its newest
     # version) may be a table model that no worker would use.
-    champion = registry.champion(segment=segment) if registry.champion_history(segment=segment) else None
+    champion = (
+        registry.champion(segment=segment) if registry.champion_history(segment=segment) else None
+    )
     rows = []
     for version in registry.list():
         try:

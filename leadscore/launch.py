@@ -25,6 +25,7 @@ READY_LINE = b"[^Worker]: Ready"
 #: Tansu holds a group join for half the session timeout; recovery adds a little.
 DEFAULT_READY_TIMEOUT_S = 90.0
 
+
 class WorkerStartError(RuntimeError):
     """The worker exited or did not become ready; the message holds its log's tail."""
 
@@ -145,14 +146,18 @@ def start_api(
     env = {**os.environ, **settings_env(settings), "PYTHONUNBUFFERED": "1"}
     log_path.parent.mkdir(parents=True, exist_ok=True)
     child = spawn_child(
-        [sys.executable, "-m", "leadscore", "api", "--loglevel", "warning"], log_path, env, cwd or Path.cwd()
+        [sys.executable, "-m", "leadscore", "api", "--loglevel", "warning"],
+        log_path,
+        env,
+        cwd or Path.cwd(),
     )
     url = f"http://{settings.api_host}:{settings.api_port}/readyz"
     deadline = time.monotonic() + ready_timeout_s
     while time.monotonic() < deadline:
         if child.poll() is not None:
             raise ApiStartError(
-                f"the API exited with code {child.returncode}; its log ({log_path}) ends:\n" + log_tail(log_path)
+                f"the API exited with code {child.returncode}; its log ({log_path}) ends:\n"
+                + log_tail(log_path)
             )
         try:
             with urllib.request.urlopen(url, timeout=2) as response:
@@ -162,7 +167,10 @@ def start_api(
             pass
         time.sleep(0.3)
     stop_child(child, grace_s=5.0)
-    raise ApiStartError(f"the API was not ready at {url} after {ready_timeout_s:.0f} s; its log ends:\n" + log_tail(log_path))
+    raise ApiStartError(
+        f"the API was not ready at {url} after {ready_timeout_s:.0f} s; its log ends:\n"
+        + log_tail(log_path)
+    )
 
 
 def log_tail(path: Path, lines: int = 40) -> str:

@@ -26,7 +26,7 @@ import sys
 import time
 import uuid
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -37,8 +37,8 @@ from rich.console import Console
 from leadscore.models.features import FEATURE_NAMES, FEATURE_SPEC_VERSION
 from leadscore.models.performance import binary_metrics
 from leadscore.models.registry import ModelRegistry
-from leadscore.models.training import InsufficientDataError, TrainConfig, TrainingData, train
 from leadscore.models.snapshots import snapshot_set
+from leadscore.models.training import InsufficientDataError, TrainConfig, TrainingData, train
 from leadscore.schemas.learning import FeatureSample, TrainingExample
 from leadscore.settings import Settings
 
@@ -61,7 +61,9 @@ def lock_key(settings: Settings) -> str:
 
 
 #: Lua: release the lock only if it still holds our token.
-RELEASE_LOCK = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+RELEASE_LOCK = (
+    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+)
 
 
 def load_examples(settings: Settings) -> tuple[list[TrainingExample], int]:
@@ -77,14 +79,18 @@ def load_examples(settings: Settings) -> tuple[list[TrainingExample], int]:
         except ValidationError:
             bad += 1
             continue
-        if example.feature_spec_version != FEATURE_SPEC_VERSION or len(example.features) != len(FEATURE_NAMES):
+        if example.feature_spec_version != FEATURE_SPEC_VERSION or len(example.features) != len(
+            FEATURE_NAMES
+        ):
             bad += 1
             continue
         examples[example.id] = example
     return sorted(examples.values(), key=lambda e: (e.outcome_time, e.id)), bad
 
 
-def gate(candidate: dict[str, Any], champion: dict[str, Any] | None, margin: float) -> tuple[bool, str]:
+def gate(
+    candidate: dict[str, Any], champion: dict[str, Any] | None, margin: float
+) -> tuple[bool, str]:
     """Promote or not, and why, from both models' holdout metrics.
 
     Examples:
@@ -218,7 +224,12 @@ def _retrain(
             f"{n_outcomes} labelled outcomes; a retrain needs retrain_min_labels={settings.retrain_min_labels}"
         )
         return "skipped"
-    rows = _rows(settings, examples if settings.retrain_training_set == "outcomes" else labels, samples, record)
+    rows = _rows(
+        settings,
+        examples if settings.retrain_training_set == "outcomes" else labels,
+        samples,
+        record,
+    )
     X, y, leads, times, horizon_s = rows
     n = len(y)
     if settings.retrain_training_set == "snapshots":
@@ -248,7 +259,10 @@ def _retrain(
         source=f"{record['training_set']}: {len(train_idx)} rows before the holdout",
     )  # fmt: skip
     config = TrainConfig(
-        folds=settings.retrain_folds, search=settings.retrain_search, variant=variant, compare=(variant,)
+        folds=settings.retrain_folds,
+        search=settings.retrain_search,
+        variant=variant,
+        compare=(variant,),
     )
     fit_started = time.perf_counter()
     try:
@@ -275,7 +289,8 @@ def _retrain(
 
     report = result.report
     report["gate"] = {
-        k: record.get(k) for k in ("trigger", "training_set", "holdout", "metrics", "margin", "champion")
+        k: record.get(k)
+        for k in ("trigger", "training_set", "holdout", "metrics", "margin", "champion")
     }
     report["gate"]["decision"] = "promoted" if promote else "rejected"
     report["gate"]["reason"] = reason
@@ -300,7 +315,8 @@ def _retrain(
         training_window=(_utc(float(train_t.min())), _utc(float(train_t.max()))),
         n_rows=len(train_idx),
         class_balance={
-            "negative": float(len(train_idx) - y[train_idx].sum()), "positive": float(y[train_idx].sum())
+            "negative": float(len(train_idx) - y[train_idx].sum()),
+            "positive": float(y[train_idx].sum()),
         },
         params=result.params,
         reference_sample=sample,
@@ -311,7 +327,9 @@ def _retrain(
     if promote:
         from leadscore.jobs import promote_job
 
-        change = promote_job(settings, manifest.version, reason=f"retrain ({record['trigger']}): {reason}")
+        change = promote_job(
+            settings, manifest.version, reason=f"retrain ({record['trigger']}): {reason}"
+        )
         if change.announce_error:
             record["announce_warning"] = change.announce_error
         return "promoted"
@@ -328,7 +346,9 @@ def _rows(
     if settings.retrain_training_set == "outcomes":
         record["training_set"] = f"{settings.training_topic} (vectors just before the outcome)"
         return (
-            np.array([e.features for e in examples], dtype=np.float64).reshape(-1, len(FEATURE_NAMES)),
+            np.array([e.features for e in examples], dtype=np.float64).reshape(
+                -1, len(FEATURE_NAMES)
+            ),
             np.array([e.label for e in examples], dtype=np.int64),
             np.array([e.lead_id for e in examples], dtype=object),
             np.array([e.outcome_time.timestamp() for e in examples]),
@@ -346,7 +366,11 @@ def _rows(
         f"{settings.features_topic} snapshots, one per lead per day, labelled by "
         f"{settings.training_topic} within {settings.retrain_horizon_days:g} days"
     )
-    record["snapshots"] = {"n": len(snaps), "positives": int(snaps.y.sum()), "samples": len(samples)}
+    record["snapshots"] = {
+        "n": len(snaps),
+        "positives": int(snaps.y.sum()),
+        "samples": len(samples),
+    }
     return snaps.X, snaps.y, snaps.leads, snaps.times, horizon_s
 
 
@@ -360,7 +384,9 @@ def load_samples(settings: Settings) -> list[FeatureSample]:
             sample = FeatureSample.model_validate_json(value)
         except ValidationError:
             continue
-        if sample.feature_spec_version == FEATURE_SPEC_VERSION and len(sample.features) == len(FEATURE_NAMES):
+        if sample.feature_spec_version == FEATURE_SPEC_VERSION and len(sample.features) == len(
+            FEATURE_NAMES
+        ):
             out.append(sample)
     return out
 
@@ -375,7 +401,7 @@ def _span(times: np.ndarray, y: np.ndarray) -> dict[str, Any]:
 
 
 def _utc(t: float) -> datetime:
-    return datetime.fromtimestamp(t, timezone.utc)
+    return datetime.fromtimestamp(t, UTC)
 
 
 def _finish(settings: Settings, record: dict[str, Any], started: float, publish: bool) -> None:
@@ -399,7 +425,7 @@ def _finish(settings: Settings, record: dict[str, Any], started: float, publish:
         id=f"me_{uuid.uuid4().hex}",
         version=record.get("candidate") or record.get("champion") or "none",
         reason=str(record.get("reason", ""))[:2000],
-        at=datetime.now(timezone.utc),
+        at=datetime.now(UTC),
         outcome=record["outcome"],
         decision=record,
     )
@@ -410,7 +436,7 @@ def _finish(settings: Settings, record: dict[str, Any], started: float, publish:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat()
+    return datetime.now(UTC).isoformat()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -418,12 +444,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m leadscore.retraining")
     parser.add_argument("--trigger", default="manual")
     parser.add_argument("--detail", default="")
-    parser.add_argument("--lock-token", default=None, help="the retrain lock is held with this token")
+    parser.add_argument(
+        "--lock-token", default=None, help="the retrain lock is held with this token"
+    )
     args = parser.parse_args(argv)
     console = Console(file=io.StringIO())
     try:
         record = retrain_job(
-            Settings(), trigger=args.trigger, detail=args.detail, console=console, lock_token=args.lock_token
+            Settings(),
+            trigger=args.trigger,
+            detail=args.detail,
+            console=console,
+            lock_token=args.lock_token,
         )
     except Exception as exc:
         sys.stdout.write(orjson.dumps({"outcome": "failed", "reason": repr(exc)}).decode() + "\n")

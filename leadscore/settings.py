@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-
-from pydantic import AliasChoices, Field, field_validator
 from typing import Annotated
 
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -32,11 +31,18 @@ class Settings(BaseSettings):
     )
     redis_prefix: str = Field("leadscore:", description="prefix of every Redis key we write")
     redis_max_connections: int = Field(
-        64, ge=1, le=10_000, description="Redis connections per process (API, worker); a command "
+        64,
+        ge=1,
+        le=10_000,
+        description="Redis connections per process (API, worker); a command "
         "waits up to 10 s for a free one",
     )
-    kafka_security_protocol: str = Field("PLAINTEXT", pattern=r"^(PLAINTEXT|SSL|SASL_PLAINTEXT|SASL_SSL)$")
-    kafka_sasl_mechanism: str | None = Field(None, description="PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
+    kafka_security_protocol: str = Field(
+        "PLAINTEXT", pattern=r"^(PLAINTEXT|SSL|SASL_PLAINTEXT|SASL_SSL)$"
+    )
+    kafka_sasl_mechanism: str | None = Field(
+        None, description="PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"
+    )
     kafka_sasl_username: str | None = None
     kafka_sasl_password: str | None = None
 
@@ -47,9 +53,12 @@ class Settings(BaseSettings):
     scores_topic: str = "leads.scores.v1"
     dead_letter_topic: str = "leads.dead-letter.v1"
     model_events_topic: str = "models.events.v1"
-    features_topic: str = Field("leads.features.v1", description="scored vectors, for the drift agent")
+    features_topic: str = Field(
+        "leads.features.v1", description="scored vectors, for the drift agent"
+    )
     training_topic: str = Field(
-        "leads.training.v1", description="labelled point-in-time examples, one per lead's first outcome"
+        "leads.training.v1",
+        description="labelled point-in-time examples, one per lead's first outcome",
     )
     drift_topic: str = Field("models.drift.v1", description="drift reports, one per tested window")
     topic_partitions: int = Field(8, ge=1, description="partitions of every topic we create")
@@ -71,7 +80,9 @@ class Settings(BaseSettings):
         description="longest a consumer fetch waits for records; Faust hard-codes 1500. Tansu "
         "answers only after about half of it even when records arrive, so it bounds latency there",
     )
-    dedupe_window: int = Field(256, ge=1, description="event ids remembered per lead to drop repeats")
+    dedupe_window: int = Field(
+        256, ge=1, description="event ids remembered per lead to drop repeats"
+    )
     max_event_bytes: int = Field(65_536, ge=256)
     max_future_skew_s: float = Field(300.0, ge=0)
 
@@ -100,19 +111,30 @@ class Settings(BaseSettings):
         None, description="JSON file overriding the rules prior's points (docs/rules.md)"
     )
     top_changes: int = Field(3, ge=0, le=50, description="moved contributions listed per score")
-    model_poll_s: float = Field(10.0, gt=0, description="how often a worker checks for a new champion")
+    model_poll_s: float = Field(
+        10.0, gt=0, description="how often a worker checks for a new champion"
+    )
     history_length: int = Field(100, ge=0, description="score changes kept per lead in Redis")
     activity_length: int = Field(
-        50, ge=0, le=100_000, description="recent input events kept per lead in Redis "
+        50,
+        ge=0,
+        le=100_000,
+        description="recent input events kept per lead in Redis "
         "(GET /v1/leads/{id}/activity); 0 keeps none",
     )
     trends_bucket_s: int = Field(
-        3600, ge=60, le=86_400, description="event-time bucket of the stored score trends "
+        3600,
+        ge=60,
+        le=86_400,
+        description="event-time bucket of the stored score trends "
         "(GET /v1/trends); must divide a day, so hours (if it divides an hour), days and weeks "
         "can be merged from it",
     )
     trends_retention_days: float = Field(
-        400.0, gt=0, le=36_500, description="how long a trend bucket is kept (wall clock)",
+        400.0,
+        gt=0,
+        le=36_500,
+        description="how long a trend bucket is kept (wall clock)",
     )
 
     # --- api -----------------------------------------------------------------------------------
@@ -120,39 +142,55 @@ class Settings(BaseSettings):
     api_port: int = Field(8000, ge=1, le=65535)
     api_workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes")
     api_cache_ttl_s: float = Field(
-        5.0, ge=0, description="how long the API caches a lead's latest score (score events "
+        5.0,
+        ge=0,
+        description="how long the API caches a lead's latest score (score events "
         "for the lead invalidate it sooner)",
     )
     api_key_cache_s: float = Field(
-        5.0, ge=0, description="how long a verified API key is trusted before Redis is asked "
+        5.0,
+        ge=0,
+        description="how long a verified API key is trusted before Redis is asked "
         "again: the longest a revoked key keeps working on one API process",
     )
     api_max_batch: int = Field(1000, ge=1, le=100_000, description="leads per POST /v1/score/batch")
     api_max_upload_bytes: int = Field(200 * 1024 * 1024, ge=1024, description="largest batch file")
     api_jobs_dir: Path = Path("artifacts/jobs")
     dashboard_dir: Path | None = Field(
-        None, description="built dashboard files `leadscore api` serves at / (default: dashboard/dist "
+        None,
+        description="built dashboard files `leadscore api` serves at / (default: dashboard/dist "
         "of a source checkout)",
     )
     audit_max_entries: int = Field(100_000, ge=100, description="audit log entries kept in Redis")
     ws_queue_size: int = Field(
-        1000, ge=1, le=1_000_000, description="score events queued per WebSocket connection; "
+        1000,
+        ge=1,
+        le=1_000_000,
+        description="score events queued per WebSocket connection; "
         "when full the oldest is dropped and the client gets a 'dropped' message",
     )
     ws_max_clients: int = Field(
-        10_000, ge=1, le=1_000_000, description="WebSocket connections per API process; more "
-        "are refused with close code 1013",
+        10_000,
+        ge=1,
+        le=1_000_000,
+        description="WebSocket connections per API process; more are refused with close code 1013",
     )
     ws_replay_size: int = Field(
-        10_000, ge=0, le=10_000_000, description="recent score events each API process keeps "
+        10_000,
+        ge=0,
+        le=10_000_000,
+        description="recent score events each API process keeps "
         "in memory to resume reconnecting clients; older positions are read back from the topic",
     )
     ws_resume_max_events: int = Field(
-        100_000, ge=0, description="most score events one resume reads back from the topic; "
+        100_000,
+        ge=0,
+        description="most score events one resume reads back from the topic; "
         "a position further back is 'too old'",
     )
     ws_compression: bool = Field(
-        False, description="permessage-deflate on /v1/stream: about 3x the CPU per message for "
+        False,
+        description="permessage-deflate on /v1/stream: about 3x the CPU per message for "
         "smaller frames; off unless clients are on slow links",
     )
 
@@ -166,11 +204,17 @@ class Settings(BaseSettings):
     )
     webhook_first_retry_s: float = Field(5.0, gt=0, description="wait before the first retry")
     webhook_retry_horizon_s: float = Field(
-        86_400.0, gt=0, description="from the first attempt to the last: the exponential retry "
+        86_400.0,
+        gt=0,
+        description="from the first attempt to the last: the exponential retry "
         "delays are sized to add up to it",
     )
-    webhook_timeout_s: float = Field(10.0, gt=0, le=300, description="longest one HTTP attempt may take")
-    webhook_concurrency: int = Field(32, ge=1, le=10_000, description="deliveries in flight per worker")
+    webhook_timeout_s: float = Field(
+        10.0, gt=0, le=300, description="longest one HTTP attempt may take"
+    )
+    webhook_concurrency: int = Field(
+        32, ge=1, le=10_000, description="deliveries in flight per worker"
+    )
     webhook_allow_private: bool = Field(
         False, description="let webhooks go to private, loopback and link-local addresses"
     )
@@ -183,78 +227,120 @@ class Settings(BaseSettings):
 
     # --- closed loop: drift and retraining (docs/drift.md) -------------------------------------
     label_max_delay_s: float = Field(
-        300.0, ge=0, description="longest an outcome waits for the activity and profile topics to "
+        300.0,
+        ge=0,
+        description="longest an outcome waits for the activity and profile topics to "
         "be read up to its time before it becomes a training example anyway",
     )
     feature_sample_rate: float = Field(
-        1.0, ge=0.0, le=1.0, description="share of rescored vectors published to the features "
+        1.0,
+        ge=0.0,
+        le=1.0,
+        description="share of rescored vectors published to the features "
         "topic for the drift agent (0 turns drift detection off)",
     )
     drift_enabled: bool = Field(True, description="run the drift agent in `leadscore worker`")
     drift_window_size: int = Field(
-        1000, ge=20, le=1_000_000, description="distinct leads per drift window (each lead's "
+        1000,
+        ge=20,
+        le=1_000_000,
+        description="distinct leads per drift window (each lead's "
         "latest vector in the window counts once)",
     )
     drift_window_min_days: float = Field(
-        0.0, ge=0, le=365, description="least event-time span of a drift window in days: a window "
+        0.0,
+        ge=0,
+        le=365,
+        description="least event-time span of a drift window in days: a window "
         "with enough leads stays open until it spans this long (7: a whole week, so weekly "
         "seasonality is not drift); 0: close at the window size",
     )
     drift_baseline_windows: int = Field(
-        3, ge=1, le=1000, description="windows of a new champion's live traffic that form its "
+        3,
+        ge=1,
+        le=1000,
+        description="windows of a new champion's live traffic that form its "
         "reference before windows are tested",
     )
     drift_alpha: float = Field(0.01, gt=0, lt=1, description="false discovery rate per window (BH)")
     drift_ks_min_effect: float = Field(0.1, ge=0, le=1, description="smallest KS D that counts")
     drift_psi_min_effect: float = Field(0.1, ge=0, description="smallest PSI that counts")
     drift_persistence: Annotated[tuple[int, int], NoDecode] = Field(
-        (2, 3), description="a feature drifts persistently when it drifted in k of the last m windows: 'k,m'",
+        (2, 3),
+        description="a feature drifts persistently when it drifted in k of the last m windows: 'k,m'",
     )
     performance_window: int = Field(
-        500, ge=20, le=1_000_000, description="labelled outcomes in the sliding performance window",
+        500,
+        ge=20,
+        le=1_000_000,
+        description="labelled outcomes in the sliding performance window",
     )
     performance_auc_drop: float = Field(
-        0.05, gt=0, le=1, description="ROC-AUC drop against the model's first performance window "
+        0.05,
+        gt=0,
+        le=1,
+        description="ROC-AUC drop against the model's first performance window "
         "that raises a medium performance alert (twice it: high)",
     )
-    retrain_enabled: bool = Field(True, description="retrain automatically (drift, labels, schedule)")
+    retrain_enabled: bool = Field(
+        True, description="retrain automatically (drift, labels, schedule)"
+    )
     retrain_on_drift: str = Field(
-        "medium", pattern=r"^(off|low|medium|high)$",
+        "medium",
+        pattern=r"^(off|low|medium|high)$",
         description="drift alert level (or above) that triggers a retrain; off: never",
     )
     retrain_min_new_labels: int = Field(
         2000, ge=0, description="labelled outcomes since the last retrain that trigger one (0: off)"
     )
-    retrain_interval_s: float = Field(0.0, ge=0, description="retrain on a schedule every this many seconds (0: off)")
+    retrain_interval_s: float = Field(
+        0.0, ge=0, description="retrain on a schedule every this many seconds (0: off)"
+    )
     retrain_cooldown_s: float = Field(
-        3600.0, ge=0, description="least time between two automatic retrains (a persisting alert "
+        3600.0,
+        ge=0,
+        description="least time between two automatic retrains (a persisting alert "
         "does not retrain again before it)",
     )
     retrain_min_labels: int = Field(
         300, ge=20, description="labelled outcomes needed to train a candidate at all"
     )
     retrain_training_set: str = Field(
-        "snapshots", pattern=r"^(snapshots|outcomes)$",
+        "snapshots",
+        pattern=r"^(snapshots|outcomes)$",
         description="what a retrain learns from: snapshots (each lead's scored vectors, one per day, "
         "labelled by a conversion within retrain_horizon_days) or outcomes (only the vector just "
         "before each outcome)",
     )
     retrain_horizon_days: float = Field(
-        30.0, gt=0, le=365, description="snapshots: a row is positive if the lead converts within this",
+        30.0,
+        gt=0,
+        le=365,
+        description="snapshots: a row is positive if the lead converts within this",
     )
     retrain_max_examples: int = Field(
-        20_000, ge=100, description="the most recent rows a retrain uses (labelled outcomes, or snapshot rows)"
+        20_000,
+        ge=100,
+        description="the most recent rows a retrain uses (labelled outcomes, or snapshot rows)",
     )
     retrain_holdout_fraction: float = Field(
-        0.25, gt=0, lt=1, description="the most recent share of those, held out to compare the "
+        0.25,
+        gt=0,
+        lt=1,
+        description="the most recent share of those, held out to compare the "
         "candidate with the champion",
     )
     retrain_margin: float = Field(
-        0.005, ge=-1, le=1, description="ROC-AUC on the holdout by which the candidate must beat "
+        0.005,
+        ge=-1,
+        le=1,
+        description="ROC-AUC on the holdout by which the candidate must beat "
         "the champion to be promoted",
     )
     retrain_folds: int = Field(3, ge=2, le=20, description="cross-validation folds of a retrain")
-    retrain_search: str = Field("quick", pattern=r"^(quick|none)$", description="hyperparameter search of a retrain")
+    retrain_search: str = Field(
+        "quick", pattern=r"^(quick|none)$", description="hyperparameter search of a retrain"
+    )
     retrain_timeout_s: float = Field(3600.0, gt=0, description="a retrain running longer is killed")
 
     @field_validator("trends_bucket_s")

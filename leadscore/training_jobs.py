@@ -11,7 +11,7 @@ import dataclasses
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -238,7 +238,9 @@ def _event_data(
     return data, ts.training_window
 
 
-def _topic_data(settings: Settings, console: Console) -> tuple[TrainingData, tuple[datetime, datetime] | None]:
+def _topic_data(
+    settings: Settings, console: Console
+) -> tuple[TrainingData, tuple[datetime, datetime] | None]:
     from leadscore.models.features import FEATURE_NAMES
     from leadscore.retraining import load_examples
 
@@ -265,7 +267,9 @@ def _topic_data(settings: Settings, console: Console) -> tuple[TrainingData, tup
 
 def _table_data(
     spec: TableSpec, console: Console
-) -> tuple[TrainingData, FeaturePipeline, list[dict[str, Any]], list[str], tuple[datetime, datetime] | None]:
+) -> tuple[
+    TrainingData, FeaturePipeline, list[dict[str, Any]], list[str], tuple[datetime, datetime] | None
+]:
     df = load_table(spec.path)
     console.print(f"read [bold]{spec.path}[/]: {len(df):,} rows x {len(df.columns)} columns")
     y, positive = parse_target(df, spec.target, positive=spec.positive)
@@ -405,7 +409,6 @@ def score_file_job(
     result.to_csv(out, index=False)
     console.print(
         f"scored {len(result):,} rows of {path} with model {version}; wrote [bold]{out}[/] "
-        f"({datetime.now(timezone.utc):%H:%M:%S} UTC)"
+        f"({datetime.now(UTC):%H:%M:%S} UTC)"
     )
     return len(result)
-

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,19 +45,31 @@ async def _in_thread(fn: Any, *args: Any, **kwargs: Any) -> Any:
 # --- the caller ----------------------------------------------------------------------------------
 
 
-@router.get("/v1/whoami", tags=["keys"], summary="The calling key: id, name and what it may do", responses=_AUTH)
+@router.get(
+    "/v1/whoami",
+    tags=["keys"],
+    summary="The calling key: id, name and what it may do",
+    responses=_AUTH,
+)
 async def whoami(key: ApiKey = Depends(require_scope("read"))) -> dict[str, Any]:
     """What a client (the dashboard's sign-in) needs to know about its own key, never the key."""
-    return {**key.public(), "allows": {scope: key.allows(scope) for scope in ("read", "score", "admin")}}
+    return {
+        **key.public(),
+        "allows": {scope: key.allows(scope) for scope in ("read", "score", "admin")},
+    }
 
 
 # --- models ------------------------------------------------------------------------------------
 
 
-@router.get("/v1/models", tags=["models"], summary="Every model version, oldest first", responses=_AUTH)
+@router.get(
+    "/v1/models", tags=["models"], summary="Every model version, oldest first", responses=_AUTH
+)
 async def models_list(
     request: Request,
-    segment: str | None = Query(None, max_length=100, description="e.g. 'table'; default: the stream's"),
+    segment: str | None = Query(
+        None, max_length=100, description="e.g. 'table'; default: the stream's"
+    ),
     key: ApiKey = Depends(require_scope("read")),
 ) -> dict[str, Any]:
     ctx = _ctx(request)
@@ -134,7 +146,11 @@ def _change_body(change: Any) -> dict[str, Any]:
     "/v1/models/{version}/promote",
     tags=["models"],
     summary="Make a version the champion; every worker and API process swaps to it",
-    responses={**_AUTH, 404: {"description": "no such version"}, 409: {"description": "cannot be promoted"}},
+    responses={
+        **_AUTH,
+        404: {"description": "no such version"},
+        409: {"description": "cannot be promoted"},
+    },
 )
 async def models_promote(
     version: str,
@@ -147,10 +163,14 @@ async def models_promote(
     _check_version(version)
     reason = body.reason or f"promoted through the API by {key.name}"
     try:
-        change = await _in_thread(promote_job, ctx.settings, version, segment=body.segment, reason=reason)
+        change = await _in_thread(
+            promote_job, ctx.settings, version, segment=body.segment, reason=reason
+        )
     except ModelCommandError as exc:
         status = 404 if "no model" in str(exc).lower() or "not found" in str(exc).lower() else 409
-        raise ApiError(status, "unknown_model" if status == 404 else "cannot_promote", str(exc)) from exc
+        raise ApiError(
+            status, "unknown_model" if status == 404 else "cannot_promote", str(exc)
+        ) from exc
     except ValueError as exc:
         raise ApiError(422, "invalid_segment", str(exc)) from exc
     await ctx.models.sync("promoted through the API")
@@ -164,7 +184,9 @@ async def models_promote(
     responses={**_AUTH, 409: {"description": "there is no previous champion"}},
 )
 async def models_rollback(
-    request: Request, body: RollbackRequest | None = None, key: ApiKey = Depends(require_scope("admin"))
+    request: Request,
+    body: RollbackRequest | None = None,
+    key: ApiKey = Depends(require_scope("admin")),
 ) -> dict[str, Any]:
     ctx = _ctx(request)
     body = body or RollbackRequest()
@@ -221,7 +243,9 @@ def _table_model_problem(model_dir: Path, version: str | None) -> str | None:
     said at upload, before a job is made, rather than by a failed job."""
     registry = ModelRegistry(model_dir)
     chosen = version or registry.champion(segment=TABLE_SEGMENT)
-    train = "train one on a table of your leads: `leadscore train --data leads.csv --target converted`"
+    train = (
+        "train one on a table of your leads: `leadscore train --data leads.csv --target converted`"
+    )
     if chosen is None:
         return f"there is no model to score files with; {train}"
     try:
@@ -241,14 +265,22 @@ def _table_model_problem(model_dir: Path, version: str | None) -> str | None:
     response_model=Job,
     tags=["scoring"],
     summary="Score a CSV/TSV/Parquet file as a job; download the result when it is done",
-    responses={**_AUTH, 413: {"description": "the file is too large"}, 422: {"description": "not a table"}},
+    responses={
+        **_AUTH,
+        413: {"description": "the file is too large"},
+        422: {"description": "not a table"},
+    },
 )
 async def score_file(
     request: Request,
-    file: UploadFile = File(..., description="CSV, TSV (optionally .gz) or Parquet, one lead per row"),
+    file: UploadFile = File(
+        ..., description="CSV, TSV (optionally .gz) or Parquet, one lead per row"
+    ),
     id_column: str | None = Form(None, description="copied into the output"),
     reasons: int = Form(3, ge=0, le=20, description="reasons per row"),
-    model: str | None = Form(None, description="model version (default: the 'table' segment's champion)"),
+    model: str | None = Form(
+        None, description="model version (default: the 'table' segment's champion)"
+    ),
     key: ApiKey = Depends(require_scope("score")),
 ) -> Any:
     """Scores a table with a model trained by ``leadscore train --data`` (the same as
@@ -258,12 +290,19 @@ async def score_file(
     name = (file.filename or "upload.csv").lower()
     suffix = next((s for s in _UPLOAD_SUFFIXES if name.endswith(s)), None)
     if suffix is None:
-        raise ApiError(422, "unsupported_file", f"{file.filename!r}: upload a {', '.join(_UPLOAD_SUFFIXES)} file")
+        raise ApiError(
+            422,
+            "unsupported_file",
+            f"{file.filename!r}: upload a {', '.join(_UPLOAD_SUFFIXES)} file",
+        )
     problem = await _in_thread(_table_model_problem, ctx.settings.model_dir, model)
     if problem is not None:
         raise ApiError(409, "no_table_model", problem)
-    job = await ctx.jobs.store.create("score_file", key.name, {"file": file.filename, "id_column": id_column,
-                                                               "reasons": reasons, "model": model})
+    job = await ctx.jobs.store.create(
+        "score_file",
+        key.name,
+        {"file": file.filename, "id_column": id_column, "reasons": reasons, "model": model},
+    )
     directory = ctx.jobs.job_dir(job["id"])
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"input{suffix}"
@@ -276,18 +315,28 @@ async def score_file(
                 out.close()
                 path.unlink(missing_ok=True)
                 await ctx.jobs.store.update(job["id"], status="failed", message="file too large")
-                raise ApiError(413, "file_too_large",
-                               f"the file is over {limit:,} bytes (LEADSCORE_API_MAX_UPLOAD_BYTES)")
+                raise ApiError(
+                    413,
+                    "file_too_large",
+                    f"the file is over {limit:,} bytes (LEADSCORE_API_MAX_UPLOAD_BYTES)",
+                )
             out.write(chunk)
-    args = {"path": str(path), "out": str(directory / "scored.csv"), "id_column": id_column,
-            "reasons": reasons, "version": model}
+    args = {
+        "path": str(path),
+        "out": str(directory / "scored.csv"),
+        "id_column": id_column,
+        "reasons": reasons,
+        "version": model,
+    }
     await ctx.jobs.submit("score_file", args, key.name, job=job)
     return _job(job)
 
 
 @router.get("/v1/jobs", tags=["jobs"], summary="Recent jobs, newest first", responses=_AUTH)
 async def jobs_list(
-    request: Request, limit: int = Query(50, ge=1, le=500), key: ApiKey = Depends(require_scope("read"))
+    request: Request,
+    limit: int = Query(50, ge=1, le=500),
+    key: ApiKey = Depends(require_scope("read")),
 ) -> dict[str, Any]:
     return {"jobs": [_job(j) for j in await _ctx(request).jobs.store.list(limit)]}
 
@@ -299,7 +348,9 @@ async def jobs_list(
     summary="A job's status and progress",
     responses={**_AUTH, 404: {"description": "no such job"}},
 )
-async def jobs_show(job_id: str, request: Request, key: ApiKey = Depends(require_scope("read"))) -> Any:
+async def jobs_show(
+    job_id: str, request: Request, key: ApiKey = Depends(require_scope("read"))
+) -> Any:
     job = await _ctx(request).jobs.store.get(job_id)
     if job is None:
         raise ApiError(404, "unknown_job", f"no job {job_id!r}")
@@ -311,23 +362,41 @@ async def jobs_show(job_id: str, request: Request, key: ApiKey = Depends(require
     tags=["jobs"],
     summary="Download a finished file-scoring job's CSV",
     response_class=FileResponse,
-    responses={**_AUTH, 404: {"description": "no such job"}, 409: {"description": "not finished"},
-               200: {"content": {"text/csv": {}}}},
+    responses={
+        **_AUTH,
+        404: {"description": "no such job"},
+        409: {"description": "not finished"},
+        200: {"content": {"text/csv": {}}},
+    },
 )
-async def jobs_result(job_id: str, request: Request, key: ApiKey = Depends(require_scope("read"))) -> Any:
+async def jobs_result(
+    job_id: str, request: Request, key: ApiKey = Depends(require_scope("read"))
+) -> Any:
     ctx = _ctx(request)
     job = await ctx.jobs.store.get(job_id)
     if job is None:
         raise ApiError(404, "unknown_job", f"no job {job_id!r}")
     if job["kind"] != "score_file":
-        raise ApiError(404, "no_result_file", f"job {job_id} is a {job['kind']} job: its result is in GET /v1/jobs/{job_id}")
+        raise ApiError(
+            404,
+            "no_result_file",
+            f"job {job_id} is a {job['kind']} job: its result is in GET /v1/jobs/{job_id}",
+        )
     if job["status"] != "succeeded":
-        raise ApiError(409, "not_finished", f"job {job_id} is {job['status']}"
-                       + (f": {job['message']}" if job.get("message") else ""))
+        raise ApiError(
+            409,
+            "not_finished",
+            f"job {job_id} is {job['status']}"
+            + (f": {job['message']}" if job.get("message") else ""),
+        )
     path = ctx.jobs.job_dir(job_id) / "scored.csv"
     if not path.is_file():
-        raise ApiError(404, "result_gone", f"the result of job {job_id} is not on this API host "
-                       "(LEADSCORE_API_JOBS_DIR must be shared by every replica)")
+        raise ApiError(
+            404,
+            "result_gone",
+            f"the result of job {job_id} is not on this API host "
+            "(LEADSCORE_API_JOBS_DIR must be shared by every replica)",
+        )
     return FileResponse(path, media_type="text/csv", filename=f"{job_id}-scored.csv")
 
 
@@ -355,7 +424,9 @@ async def experiments_create(
         if version is not None and version not in versions:
             raise ApiError(404, "unknown_model", f"the {role} {version!r} is not in the registry")
     if body.challenger == champion:
-        raise ApiError(422, "invalid_experiment", "the challenger is the champion: nothing to compare")
+        raise ApiError(
+            422, "invalid_experiment", "the challenger is the champion: nothing to compare"
+        )
     experiment = {
         "id": body.name,
         "name": body.name,
@@ -364,7 +435,7 @@ async def experiments_create(
         "traffic": body.traffic,
         "description": body.description,
         "status": "draft",
-        "created_at": datetime.now(timezone.utc).isoformat(),
+        "created_at": datetime.now(UTC).isoformat(),
         "created_by": key.name,
     }
     if not await ctx.experiments.create(experiment):
@@ -373,7 +444,9 @@ async def experiments_create(
 
 
 @router.get("/v1/experiments", tags=["experiments"], summary="Every experiment", responses=_AUTH)
-async def experiments_list(request: Request, key: ApiKey = Depends(require_scope("read"))) -> dict[str, Any]:
+async def experiments_list(
+    request: Request, key: ApiKey = Depends(require_scope("read"))
+) -> dict[str, Any]:
     return {"experiments": await _ctx(request).experiments.list()}
 
 
@@ -406,11 +479,12 @@ async def experiments_show(
 async def audit_log(
     request: Request,
     limit: int = Query(100, ge=1, le=1000),
-    before: str | None = Query(None, pattern=r"^\d+-\d+$", description="an entry id: older entries only"),
+    before: str | None = Query(
+        None, pattern=r"^\d+-\d+$", description="an entry id: older entries only"
+    ),
     key: ApiKey = Depends(require_scope("admin")),
 ) -> Any:
     try:
         return await _ctx(request).audit.read(limit, before)
     except AccessError as exc:
         raise ApiError(422, "invalid_request", str(exc)) from exc
-

@@ -26,8 +26,8 @@ from leadscore.api.auth import KeyVerifier, audit_admin_call_of
 from leadscore.api.cache import ScoreCache
 from leadscore.api.dashboard import dashboard_response, find_dashboard
 from leadscore.api.errors import error_body, install_error_handlers
-from leadscore.api.observability import ApiMetrics, ThroughputSampler, prometheus_text
 from leadscore.api.jobs import JobRunner
+from leadscore.api.observability import ApiMetrics, ThroughputSampler, prometheus_text
 from leadscore.infra.access import AuditLog, KeyStore
 from leadscore.infra.experiment_store import ExperimentStore
 from leadscore.infra.job_store import JobStore
@@ -81,7 +81,9 @@ def create_app(settings: Settings, *, follow_models: bool = True) -> FastAPI:
         keys = KeyStore(client, settings.redis_prefix)
         scorer = await loop.run_in_executor(None, load_scorer, settings, None)
         models = ModelFollower(
-            ModelRegistry(settings.model_dir), lambda version: load_scorer(settings, version), scorer
+            ModelRegistry(settings.model_dir),
+            lambda version: load_scorer(settings, version),
+            scorer,
         )
         ctx = ApiContext(
             settings=settings,
@@ -103,8 +105,12 @@ def create_app(settings: Settings, *, follow_models: bool = True) -> FastAPI:
         await ctx.feed.start()
         ctx.tasks.append(asyncio.create_task(ctx.throughput.run(), name="throughput-sampler"))
         if follow_models:
-            ctx.tasks.append(asyncio.create_task(follow_model_events(settings, models), name="model-events"))
-            ctx.tasks.append(asyncio.create_task(_poll_models(models, settings.model_poll_s), name="model-poll"))
+            ctx.tasks.append(
+                asyncio.create_task(follow_model_events(settings, models), name="model-events")
+            )
+            ctx.tasks.append(
+                asyncio.create_task(_poll_models(models, settings.model_poll_s), name="model-poll")
+            )
         # Everything loaded so far (libraries, the model) lives as long as the process: keep it
         # out of the collector's full passes, which paused requests ~155 ms every 30-60 s
         # under load. Objects freed by reference counting (a swapped-out model) still go.
@@ -131,7 +137,7 @@ def create_app(settings: Settings, *, follow_models: bool = True) -> FastAPI:
             "Authenticate with an API key (`leadscore keys create`) in `Authorization: Bearer <key>` "
             "or `X-API-Key`. Scopes: `read` (scores, history, metrics), `score` (score leads; "
             "includes read), `admin` (models, experiments, webhooks, audit; includes both). "
-            "Errors are JSON: `{\"error\": {\"code\", \"message\", \"details\"}}`."
+            'Errors are JSON: `{"error": {"code", "message", "details"}}`.'
         ),
         lifespan=lifespan,
     )
@@ -162,7 +168,9 @@ def create_app(settings: Settings, *, follow_models: bool = True) -> FastAPI:
         ready = checks["redis"] == "ok" and checks["broker"] == "ok"
         body = {"status": "ready" if ready else "not ready", "checks": checks}
         if not ready:
-            return JSONResponse({**body, **error_body("not_ready", "a dependency is not ready")}, 503)
+            return JSONResponse(
+                {**body, **error_body("not_ready", "a dependency is not ready")}, 503
+            )
         return JSONResponse(body)
 
     @app.get(
@@ -194,7 +202,11 @@ def _serve_dashboard(app: FastAPI, root: Any) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _dashboard_or_json(request: Request, exc: StarletteHTTPException) -> Response:
-        if exc.status_code == 404 and exc.detail == "Not Found" and request.method in ("GET", "HEAD"):
+        if (
+            exc.status_code == 404
+            and exc.detail == "Not Found"
+            and request.method in ("GET", "HEAD")
+        ):
             response = dashboard_response(root, request.url.path.lstrip("/"))
             if response is not None:
                 return response

@@ -18,7 +18,6 @@ from fastapi import Request
 from leadscore.api.errors import ApiError
 from leadscore.infra.access import ApiKey, AuditLog, KeyStore
 
-
 #: The OpenAPI responses every protected route shares.
 AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "no valid API key"},
@@ -99,7 +98,9 @@ async def authenticate(request: Any, scope: str) -> ApiKey:
         )
     if not record.allows(scope):
         if scope == "admin":
-            await _audit(ctx.audit, request, record, 403, f"denied: key has scopes {list(record.scopes)}")
+            await _audit(
+                ctx.audit, request, record, 403, f"denied: key has scopes {list(record.scopes)}"
+            )
         raise ApiError(
             403,
             "forbidden",
@@ -134,7 +135,9 @@ def _entry(scope: Any, key: ApiKey | None, status: int, outcome: str) -> dict[st
     }
 
 
-async def _audit(audit: AuditLog, request: Any, key: ApiKey | None, status: int, outcome: str) -> None:
+async def _audit(
+    audit: AuditLog, request: Any, key: ApiKey | None, status: int, outcome: str
+) -> None:
     await audit.write(_entry(request.scope, key, status, outcome))
 
 

@@ -48,9 +48,11 @@ dashboard (a directory holding <code>index.html</code>) and restart the API.</p>
 
 def find_dashboard(configured: Path | None) -> Path | None:
     """The directory with the built dashboard (holding ``index.html``), or ``None``."""
-    candidates = [configured] if configured is not None else [
-        Path(__file__).resolve().parents[2] / "dashboard" / "dist"
-    ]
+    candidates = (
+        [configured]
+        if configured is not None
+        else [Path(__file__).resolve().parents[2] / "dashboard" / "dist"]
+    )
     for candidate in candidates:
         if candidate is not None and (candidate / "index.html").is_file():
             return candidate.resolve()
@@ -70,9 +72,13 @@ def dashboard_response(root: Path | None, path: str) -> Response | None:
     if target.is_file():
         cache = "public, max-age=31536000, immutable" if path.startswith("assets/") else "no-cache"
         media_type = mimetypes.guess_type(target.name)[0]
-        return FileResponse(target, media_type=media_type, headers={**SECURITY_HEADERS, "Cache-Control": cache})
+        return FileResponse(
+            target, media_type=media_type, headers={**SECURITY_HEADERS, "Cache-Control": cache}
+        )
     if "." in path.rsplit("/", 1)[-1]:  # a missing file, not a dashboard route
         return None
     return FileResponse(
-        root / "index.html", media_type="text/html", headers={**SECURITY_HEADERS, "Cache-Control": "no-cache"}
+        root / "index.html",
+        media_type="text/html",
+        headers={**SECURITY_HEADERS, "Cache-Control": "no-cache"},
     )

@@ -55,7 +55,9 @@ def _decoded_hash(mapping: dict[bytes, bytes], where: str) -> dict[str, Any]:
 )
 async def drift_reports(
     request: Request,
-    limit: int = Query(20, ge=0, le=500, description="newest reports to list (0: only the latest per model)"),
+    limit: int = Query(
+        20, ge=0, le=500, description="newest reports to list (0: only the latest per model)"
+    ),
     key: ApiKey = Depends(require_scope("read")),
 ) -> dict[str, Any]:
     """``latest``: model version -> its newest ``models.drift.v1`` event (level, window,
@@ -79,7 +81,9 @@ async def drift_reports(
     summary="Each model version's metrics over its sliding window of labelled outcomes",
     responses=_AUTH,
 )
-async def drift_performance(request: Request, key: ApiKey = Depends(require_scope("read"))) -> dict[str, Any]:
+async def drift_performance(
+    request: Request, key: ApiKey = Depends(require_scope("read"))
+) -> dict[str, Any]:
     """``performance``: model version -> ``window`` (accuracy, precision, recall, F1, ROC-AUC,
     Brier over the latest labelled outcomes), ``baseline``, ``level``, ``labels_seen``."""
     ctx = request.app.state.ctx

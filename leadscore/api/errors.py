@@ -23,7 +23,9 @@ log = logging.getLogger(__name__)
 class ApiError(Exception):
     """An error the client can fix (or must know about), mapped to an HTTP status."""
 
-    def __init__(self, status: int, code: str, message: str, details: list[Any] | None = None) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, details: list[Any] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
@@ -57,8 +59,11 @@ def install_error_handlers(app: FastAPI) -> None:
         summary = "; ".join(f"{d['field']}: {d['problem']}" for d in details[:5])
         more = f" (and {len(details) - 5} more)" if len(details) > 5 else ""
         return JSONResponse(
-            error_body("invalid_request", f"the request is not valid: {summary}{more}",
-                       jsonable_encoder(details)),
+            error_body(
+                "invalid_request",
+                f"the request is not valid: {summary}{more}",
+                jsonable_encoder(details),
+            ),
             422,
         )
 
@@ -70,14 +75,18 @@ def install_error_handlers(app: FastAPI) -> None:
             message = f"no such endpoint: {request.method} {request.url.path} (see /docs)"
         elif exc.status_code == 405:
             message = f"{request.method} is not allowed on {request.url.path} (see /docs)"
-        return JSONResponse(error_body(code, message), exc.status_code, getattr(exc, "headers", None))
+        return JSONResponse(
+            error_body(code, message), exc.status_code, getattr(exc, "headers", None)
+        )
 
     @app.exception_handler(RedisConnectionError)
     @app.exception_handler(RedisTimeoutError)
     async def _redis_down(request: Request, exc: Exception) -> JSONResponse:
         log.warning("Redis unreachable on %s %s: %r", request.method, request.url.path, exc)
         return JSONResponse(
-            error_body("unavailable", "the score store (Redis) is unreachable; retry in a few seconds"),
+            error_body(
+                "unavailable", "the score store (Redis) is unreachable; retry in a few seconds"
+            ),
             503,
             {"Retry-After": "5"},
         )
@@ -85,9 +94,13 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> JSONResponse:
         reference = uuid.uuid4().hex[:12]
-        log.exception("unhandled error on %s %s (reference %s)", request.method, request.url.path, reference)
+        log.exception(
+            "unhandled error on %s %s (reference %s)", request.method, request.url.path, reference
+        )
         return JSONResponse(
-            error_body("internal_error", f"the server failed to answer; the log has the details "
-                       f"under reference {reference}"),
+            error_body(
+                "internal_error",
+                f"the server failed to answer; the log has the details under reference {reference}",
+            ),
             500,
         )

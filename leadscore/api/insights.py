@@ -7,7 +7,7 @@ merge the event-time buckets the worker keeps (:mod:`leadscore.models.trends`).
 from __future__ import annotations
 
 import math
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -78,7 +78,9 @@ async def score_distribution(
 def _aware(value: datetime | None, name: str) -> datetime | None:
     if value is not None and value.tzinfo is None:
         raise ApiError(
-            422, "invalid_range", f"{name} must carry a timezone, e.g. 2026-11-01T00:00:00Z; got {value.isoformat()}"
+            422,
+            "invalid_range",
+            f"{name} must carry a timezone, e.g. 2026-11-01T00:00:00Z; got {value.isoformat()}",
         )
     return value
 
@@ -91,13 +93,22 @@ def _align(t_s: int, bucket_s: int, origin_s: int) -> int:
     "/v1/trends",
     tags=["leads"],
     summary="Scores, grades, score components and outcomes per hour, day or week of event time",
-    responses={**_AUTH, 422: {"description": "a bucket smaller than the stored one, or a bad range"}},
+    responses={
+        **_AUTH,
+        422: {"description": "a bucket smaller than the stored one, or a bad range"},
+    },
 )
 async def trends(
     request: Request,
-    since: datetime | None = Query(None, description="start (inclusive); default: 30 days before `until`"),
-    until: datetime | None = Query(None, description="end (exclusive); default: the end of the newest bucket with data"),
-    bucket: Literal["hour", "day", "week"] = Query("day", description="bucket size (weeks start on Monday, UTC)"),
+    since: datetime | None = Query(
+        None, description="start (inclusive); default: 30 days before `until`"
+    ),
+    until: datetime | None = Query(
+        None, description="end (exclusive); default: the end of the newest bucket with data"
+    ),
+    bucket: Literal["hour", "day", "week"] = Query(
+        "day", description="bucket size (weeks start on Monday, UTC)"
+    ),
     key: ApiKey = Depends(require_scope("read")),
 ) -> dict[str, Any]:
     """The worker's trend buckets (``LEADSCORE_TRENDS_BUCKET_S``, by event time) merged into
@@ -117,7 +128,7 @@ async def trends(
         until_s = math.ceil(until.timestamp())
     else:
         newest = await ctx.store.newest_trend_bucket()
-        end = newest + stored_s if newest is not None else int(datetime.now(timezone.utc).timestamp())
+        end = newest + stored_s if newest is not None else int(datetime.now(UTC).timestamp())
         until_s = _align(end - 1, bucket_s, origin_s) + bucket_s  # the end of its display bucket
     if since is not None:
         since_s = math.ceil(since.timestamp())
@@ -140,4 +151,4 @@ async def trends(
 
 
 def _iso(t_s: int) -> str:
-    return datetime.fromtimestamp(t_s, timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.fromtimestamp(t_s, UTC).isoformat().replace("+00:00", "Z")

@@ -35,8 +35,14 @@ class JobRunner:
     def job_dir(self, job_id: str) -> Path:
         return self.root / job_id
 
-    async def submit(self, kind: str, args: dict[str, Any], created_by: str | None,
-                     public_params: dict[str, Any] | None = None, job: dict[str, Any] | None = None) -> dict[str, Any]:
+    async def submit(
+        self,
+        kind: str,
+        args: dict[str, Any],
+        created_by: str | None,
+        public_params: dict[str, Any] | None = None,
+        job: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         """Record a job and start it in the background; returns the job record."""
         job = job or await self.store.create(kind, created_by, public_params or args)
         task = asyncio.create_task(self._run(job["id"], kind, args), name=f"job-{job['id']}")
@@ -69,7 +75,9 @@ class JobRunner:
                     if "stage" in message:
                         total = message.get("total") or 0
                         progress = min(message["done"] / total, 1.0) if total else 0.0
-                        await self.store.update(job_id, stage=message["stage"], progress=round(progress, 4))
+                        await self.store.update(
+                            job_id, stage=message["stage"], progress=round(progress, 4)
+                        )
                     else:
                         outcome = message
                 code = await process.wait()
@@ -78,10 +86,14 @@ class JobRunner:
                 await self.store.update(job_id, status="failed", message="the API process stopped")
                 raise
             if code == 0 and "result" in outcome:
-                await self.store.update(job_id, status="succeeded", progress=1.0, stage="done",
-                                        result=outcome["result"])
+                await self.store.update(
+                    job_id, status="succeeded", progress=1.0, stage="done", result=outcome["result"]
+                )
             else:
-                reason = outcome.get("error") or f"the job process exited with status {code}; see {directory / 'job.log'}"
+                reason = (
+                    outcome.get("error")
+                    or f"the job process exited with status {code}; see {directory / 'job.log'}"
+                )
                 log.warning("job %s failed: %s", job_id, reason)
                 await self.store.update(job_id, status="failed", stage="failed", message=reason)
 

@@ -16,7 +16,23 @@ from leadscore.infra.redis_store import ScoreStore
 log = logging.getLogger(__name__)
 
 #: Latency buckets (s): fine below 10 ms, where single scoring lives.
-_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+_BUCKETS = (
+    0.0005,
+    0.001,
+    0.002,
+    0.003,
+    0.005,
+    0.0075,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    10.0,
+)
 
 
 class ApiMetrics:
@@ -25,7 +41,10 @@ class ApiMetrics:
     def __init__(self, recent: int = 4096) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
-            "leadscore_api_requests", "API requests", ["method", "route", "status"], registry=self.registry
+            "leadscore_api_requests",
+            "API requests",
+            ["method", "route", "status"],
+            registry=self.registry,
         )
         self.latency = Histogram(
             "leadscore_api_request_seconds", "server time per request", ["method", "route"],
@@ -49,8 +68,12 @@ class ApiMetrics:
         for key, window in sorted(self._recent.items()):
             values = np.fromiter(window, dtype=np.float64) * 1000.0
             p50, p95, p99 = np.percentile(values, [50, 95, 99])
-            out[key] = {"requests": len(values), "p50_ms": round(float(p50), 3),
-                        "p95_ms": round(float(p95), 3), "p99_ms": round(float(p99), 3)}
+            out[key] = {
+                "requests": len(values),
+                "p50_ms": round(float(p50), 3),
+                "p95_ms": round(float(p95), 3),
+                "p99_ms": round(float(p99), 3),
+            }
         return out
 
 
@@ -66,7 +89,9 @@ class ThroughputSampler:
     def __init__(self, store: ScoreStore, interval_s: float = 2.0, window_s: float = 60.0) -> None:
         self.store = store
         self.interval_s = interval_s
-        self._samples: deque[tuple[float, dict[str, int]]] = deque(maxlen=int(window_s / interval_s) + 1)
+        self._samples: deque[tuple[float, dict[str, int]]] = deque(
+            maxlen=int(window_s / interval_s) + 1
+        )
 
     async def sample(self) -> dict[str, int]:
         stats = await self.store.stats()
@@ -112,20 +137,50 @@ async def prometheus_text(ctx: Any) -> bytes:
     except Exception:  # Redis down: expose what this process knows
         stats = {}
     for name, value in sorted(stats.items()):
-        parts.append(_line(f"leadscore_worker_{name}_total", "counter",
-                           f"worker counter '{name}', summed over every worker", [("", value)]))
+        parts.append(
+            _line(
+                f"leadscore_worker_{name}_total",
+                "counter",
+                f"worker counter '{name}', summed over every worker",
+                [("", value)],
+            )
+        )
     scorer = ctx.models.scorer
-    parts.append(_line("leadscore_api_model_info", "gauge", "the model this API process scores with",
-                       [(f'{{version="{scorer.version}"}}', 1)]))
+    parts.append(
+        _line(
+            "leadscore_api_model_info",
+            "gauge",
+            "the model this API process scores with",
+            [(f'{{version="{scorer.version}"}}', 1)],
+        )
+    )
     cache = ctx.cache
-    parts.append(_line("leadscore_api_score_cache_hits_total", "counter", "latest-score cache hits",
-                       [("", cache.hits)]))
-    parts.append(_line("leadscore_api_score_cache_misses_total", "counter", "latest-score cache misses",
-                       [("", cache.misses)]))
+    parts.append(
+        _line(
+            "leadscore_api_score_cache_hits_total",
+            "counter",
+            "latest-score cache hits",
+            [("", cache.hits)],
+        )
+    )
+    parts.append(
+        _line(
+            "leadscore_api_score_cache_misses_total",
+            "counter",
+            "latest-score cache misses",
+            [("", cache.misses)],
+        )
+    )
     feed = ctx.feed
     if feed is not None:
         for name, value in sorted(feed.stats().items()):
             if isinstance(value, (int, float)) and not isinstance(value, bool):
-                parts.append(_line(f"leadscore_api_feed_{name}", "gauge", f"WebSocket feed: {name}",
-                                   [("", value)]))
+                parts.append(
+                    _line(
+                        f"leadscore_api_feed_{name}",
+                        "gauge",
+                        f"WebSocket feed: {name}",
+                        [("", value)],
+                    )
+                )
     return "".join(parts).encode()

@@ -136,7 +136,13 @@ class ScoreFeed:
         while True:
             try:
                 await self._consume(on_positioned=reset_backoff)
-            except (KafkaError, OSError, TansuCompatError, TimeoutError, FeedTopicMissingError) as exc:
+            except (
+                KafkaError,
+                OSError,
+                TansuCompatError,
+                TimeoutError,
+                FeedTopicMissingError,
+            ) as exc:
                 self.reconnects += 1
                 log.warning(
                     "score feed on %s lost the broker (%r); reconnecting in %.0f s, where it stopped",
@@ -194,19 +200,35 @@ class ScoreFeed:
         hub = self.hub
         if hub.partitions != len(tps):
             if hub.positioned:
-                log.warning("%s now has %d partitions (had %d): the feed starts at its end",
-                            self.topic, len(tps), hub.partitions)
+                log.warning(
+                    "%s now has %d partitions (had %d): the feed starts at its end",
+                    self.topic,
+                    len(tps),
+                    hub.partitions,
+                )
             hub.reset(end)
         else:
             start = list(hub.vector())
             for p in range(len(tps)):
                 if start[p] > end[p]:
-                    log.warning("%s:%d ends at %d, before the feed's position %d: the topic was "
-                                "recreated? The feed starts at its end", self.topic, p, end[p], start[p])
+                    log.warning(
+                        "%s:%d ends at %d, before the feed's position %d: the topic was "
+                        "recreated? The feed starts at its end",
+                        self.topic,
+                        p,
+                        end[p],
+                        start[p],
+                    )
                     start[p] = end[p]
                 elif start[p] < begin[p]:
-                    log.warning("%s:%d starts at %d, after the feed's position %d: events were "
-                                "deleted before they were read", self.topic, p, begin[p], start[p])
+                    log.warning(
+                        "%s:%d starts at %d, after the feed's position %d: events were "
+                        "deleted before they were read",
+                        self.topic,
+                        p,
+                        begin[p],
+                        start[p],
+                    )
                     start[p] = begin[p]
             if tuple(start) != hub.vector():
                 hub.reset(start)
@@ -233,16 +255,25 @@ class ScoreFeed:
                     hub.skip(partition, record.offset)
                     if record.value is not None:  # None: a tombstone (erasure), not ours to show
                         self.undecodable += 1
-                        log.warning("score feed: record %s:%d@%d is not a score event; skipped",
-                                    tp.topic, partition, record.offset)
+                        log.warning(
+                            "score feed: record %s:%d@%d is not a score event; skipped",
+                            tp.topic,
+                            partition,
+                            record.offset,
+                        )
                     continue
                 for listener in self.listeners:
                     try:
                         listener(event)
                     except Exception:  # a listener's bug must not stop the feed for everyone
                         self.listener_errors += 1
-                        log.exception("score feed listener %r failed on %s:%d@%d",
-                                      listener, tp.topic, partition, record.offset)
+                        log.exception(
+                            "score feed listener %r failed on %s:%d@%d",
+                            listener,
+                            tp.topic,
+                            partition,
+                            record.offset,
+                        )
                 hub.publish(partition, record.offset, record.value, event)
                 done += 1
                 if done % self._chunk == 0:
@@ -309,7 +340,9 @@ class ScoreFeed:
                 if lost:
                     raise ResumeTooOldError(
                         "events from the position on were deleted from the topic (retention): "
-                        + ", ".join(f"partition {p} now starts at {o}" for p, o in sorted(lost.items()))
+                        + ", ".join(
+                            f"partition {p} now starts at {o}" for p, o in sorted(lost.items())
+                        )
                     )
                 for p, (start, _) in gaps.items():
                     consumer.seek(tps[p], start)
@@ -354,10 +387,11 @@ async def topic_bounds(
     """
     begin = await consumer.beginning_offsets(list(tps))
     listed = await consumer.end_offsets(list(tps))
-    fetched = await fetch_end_offsets(consumer, {TP(tp.topic, tp.partition): listed[tp] for tp in tps})
+    fetched = await fetch_end_offsets(
+        consumer, {TP(tp.topic, tp.partition): listed[tp] for tp in tps}
+    )
     ordered = sorted(tps, key=lambda tp: tp.partition)
     return (
         [begin[tp] for tp in ordered],
         [max(listed[tp], fetched[TP(tp.topic, tp.partition)]) for tp in ordered],
     )
-

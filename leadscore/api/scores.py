@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -78,7 +78,9 @@ def build_state(request: ScoreRequest) -> LeadState:
                 f"activities[{i}].{'.'.join(str(p) for p in e['loc'][1:]) or 'data'}: {e['msg']}"
                 for e in exc.errors()[:3]
             )
-            raise _LeadError("invalid_activity", f"activity {i} ({activity.type}) is not valid: {problems}") from exc
+            raise _LeadError(
+                "invalid_activity", f"activity {i} ({activity.type}) is not valid: {problems}"
+            ) from exc
         events.append(event)
         latest = event.time if latest is None or event.time > latest else latest
     if request.profile is not None:
@@ -90,7 +92,7 @@ def build_state(request: ScoreRequest) -> LeadState:
                     "source": "leadscore-api",
                     "subject": request.lead_id,
                     "type": "lead.profile_updated",
-                    "time": request.profile_time or latest or datetime.now(timezone.utc),
+                    "time": request.profile_time or latest or datetime.now(UTC),
                     "data": request.profile,
                 }
             )
@@ -101,7 +103,9 @@ def build_state(request: ScoreRequest) -> LeadState:
     return state
 
 
-async def _states(ctx: Any, requests: list[ScoreRequest]) -> list[tuple[LeadState, str] | _LeadError]:
+async def _states(
+    ctx: Any, requests: list[ScoreRequest]
+) -> list[tuple[LeadState, str] | _LeadError]:
     """Each request's state: from its body, or stored by the worker (one MGET for all)."""
     out: list[tuple[LeadState, str] | _LeadError] = []
     stored_ids = [r.lead_id for r in requests if r.profile is None and not r.activities]
@@ -126,7 +130,9 @@ async def _states(ctx: Any, requests: list[ScoreRequest]) -> list[tuple[LeadStat
     return out
 
 
-def _score_states(scorer: Scorer, states: list[tuple[LeadState, str]], now: datetime) -> list[ScoreResponse]:
+def _score_states(
+    scorer: Scorer, states: list[tuple[LeadState, str]], now: datetime
+) -> list[ScoreResponse]:
     """One model call for all states; the same numbers the worker would publish."""
     if not states:
         return []
@@ -146,7 +152,9 @@ def _score_states(scorer: Scorer, states: list[tuple[LeadState, str]], now: date
                 base_score=explanation.base_score,
                 reasons=explanation.reasons,  # type: ignore[arg-type]
                 changes=explanation.changes_since(
-                    state.last_points, lambda name, row=row: scorer.word(name, row), policy.top_changes
+                    state.last_points,
+                    lambda name, row=row: scorer.word(name, row),
+                    policy.top_changes,
                 ),
                 components=explanation.components,  # type: ignore[arg-type]
                 previous_score=state.score,
@@ -175,7 +183,7 @@ async def score_one(
     if isinstance(state, _LeadError):
         raise ApiError(state.status, state.code, state.message)
     scorer = ctx.models.scorer
-    (response,) = _score_states(scorer, [state], datetime.now(timezone.utc))
+    (response,) = _score_states(scorer, [state], datetime.now(UTC))
     return response
 
 
@@ -208,7 +216,7 @@ async def score_batch(
         if isinstance(s, _LeadError)
     ]
     scorer = ctx.models.scorer
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     rows = [s for _, s in good]
     if len(rows) <= _INLINE_ROWS:
         results = _score_states(scorer, rows, now)  # type: ignore[arg-type]
@@ -255,7 +263,11 @@ async def top_leads(
     "/v1/leads/{lead_id}/score",
     tags=["leads"],
     summary="A lead's latest published score, with its reasons",
-    responses={**_AUTH, **_NOT_FOUND, 200: {"description": "the latest score event (leads.scores.v1)"}},
+    responses={
+        **_AUTH,
+        **_NOT_FOUND,
+        200: {"description": "the latest score event (leads.scores.v1)"},
+    },
 )
 async def latest_score(
     lead_id: str, request: Request, key: ApiKey = Depends(require_scope("read"))
@@ -333,7 +345,9 @@ async def lead_detail(
     summary="Model quality (cross-validated) and system throughput and latency",
     responses=_AUTH,
 )
-async def performance(request: Request, key: ApiKey = Depends(require_scope("read"))) -> dict[str, Any]:
+async def performance(
+    request: Request, key: ApiKey = Depends(require_scope("read"))
+) -> dict[str, Any]:
     ctx = request.app.state.ctx
     scorer: Scorer = ctx.models.scorer
     loop = asyncio.get_running_loop()
@@ -351,7 +365,11 @@ async def performance(request: Request, key: ApiKey = Depends(require_scope("rea
         "api": {
             "uptime_s": round(time.time() - ctx.started_at, 1),
             "latency": ctx.metrics.latency_summary(),
-            "score_cache": {"entries": len(ctx.cache), "hits": ctx.cache.hits, "misses": ctx.cache.misses},
+            "score_cache": {
+                "entries": len(ctx.cache),
+                "hits": ctx.cache.hits,
+                "misses": ctx.cache.misses,
+            },
         },
         "feed": ctx.feed.stats() if ctx.feed is not None else {},
     }
@@ -376,10 +394,20 @@ def _model_summary(model_dir: Any, scorer: Scorer) -> dict[str, Any]:
         cv_scheme=metrics.get("cv_scheme"),
         metrics={
             name: find_metric(metrics, name)
-            for name in ("accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "brier", "log_loss")
+            for name in (
+                "accuracy",
+                "precision",
+                "recall",
+                "f1",
+                "roc_auc",
+                "pr_auc",
+                "brier",
+                "log_loss",
+            )
         },
     )
     if scorer.version != scorer.champion:
-        summary["note"] = f"the champion was trained on too few conversions; scoring with {scorer.version}"
+        summary["note"] = (
+            f"the champion was trained on too few conversions; scoring with {scorer.version}"
+        )
     return summary
-

@@ -107,8 +107,12 @@ async def stream(websocket: WebSocket) -> None:
         try:
             await asyncio.wait_for(feed.positioned.wait(), _READY_WAIT_S)
         except TimeoutError:
-            await _refuse(websocket, CLOSE_TRY_AGAIN_LATER, "feed_unavailable",
-                          "this API process is not connected to the broker yet; retry shortly")
+            await _refuse(
+                websocket,
+                CLOSE_TRY_AGAIN_LATER,
+                "feed_unavailable",
+                "this API process is not connected to the broker yet; retry shortly",
+            )
             return
     client = FeedClient(request.subscription, feed.settings.ws_queue_size, key.name)
     try:
@@ -154,7 +158,9 @@ def _hello(feed: ScoreFeed, client: FeedClient, plan: ResumePlan) -> dict[str, A
     }
 
 
-async def _send(websocket: WebSocket, feed: ScoreFeed, client: FeedClient, plan: ResumePlan) -> None:
+async def _send(
+    websocket: WebSocket, feed: ScoreFeed, client: FeedClient, plan: ResumePlan
+) -> None:
     """The connection's only writer: hello, what it missed, then live events as they come."""
     try:
         await websocket.send_text(orjson.dumps(_hello(feed, client, plan)).decode())
@@ -175,7 +181,9 @@ async def _send(websocket: WebSocket, feed: ScoreFeed, client: FeedClient, plan:
         return
 
 
-async def _replay(websocket: WebSocket, feed: ScoreFeed, client: FeedClient, plan: ResumePlan) -> None:
+async def _replay(
+    websocket: WebSocket, feed: ScoreFeed, client: FeedClient, plan: ResumePlan
+) -> None:
     """Send what a resuming client missed (topic read-back, then the ring), or say why not."""
     resume = plan.resume
     if resume is None:
@@ -187,10 +195,16 @@ async def _replay(websocket: WebSocket, feed: ScoreFeed, client: FeedClient, pla
             if any(r > e for r, e in zip(resume, end)):
                 end = await feed.end_offsets()
             if any(r > e for r, e in zip(resume, end)):
-                plan.problem = ("invalid", "the position is past the end of the topic: it is from "
-                                "another deployment, or the topic was recreated")
+                plan.problem = (
+                    "invalid",
+                    "the position is past the end of the topic: it is from "
+                    "another deployment, or the topic was recreated",
+                )
         except (KafkaError, OSError, TimeoutError, TansuCompatError, FeedTopicMissingError) as exc:
-            plan.problem = ("unavailable", f"the broker could not be asked for the topic's end ({exc!r})")
+            plan.problem = (
+                "unavailable",
+                f"the broker could not be asked for the topic's end ({exc!r})",
+            )
     sent = 0
     if plan.problem is None and plan.gaps:
         vector = list(resume)
@@ -265,8 +279,13 @@ def _on_client_message(feed: ScoreFeed, client: FeedClient, text: str) -> None:
     if kind == "subscribe":
         subscription = Subscription.parse(body.get("leads"), body.get("grades_only"))
         feed.hub.resubscribe(client, subscription)
-        client.say({"type": "subscribed", "subscription": subscription.describe(),
-                    "position": encode_position(feed.hub.vector())})
+        client.say(
+            {
+                "type": "subscribed",
+                "subscription": subscription.describe(),
+                "position": encode_position(feed.hub.vector()),
+            }
+        )
     elif kind == "ping":
         client.say({"type": "pong", "position": encode_position(feed.hub.vector())})
     else:

@@ -260,5 +260,6 @@ def _parse_bool(name: str, value: Any) -> bool:
         return bool(value)
     if isinstance(value, str) and value.lower() in ("true", "1", "yes", "false", "0", "no", ""):
         return value.lower() in ("true", "1", "yes")
-    raise StreamRequestError("invalid_subscription", f"'{name}' must be true or false, got {value!r}")
-
+    raise StreamRequestError(
+        "invalid_subscription", f"'{name}' must be true or false, got {value!r}"
+    )

@@ -372,4 +372,3 @@ class FanOut:
             "resumes_topic": self.resumes["topic"],
             "resumes_failed": self.resumes["failed"],
         }
-

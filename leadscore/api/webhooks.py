@@ -9,7 +9,7 @@ docs/webhooks.md.
 from __future__ import annotations
 
 import secrets
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -18,7 +18,12 @@ from leadscore.api.auth import require_scope
 from leadscore.api.errors import ApiError
 from leadscore.infra.access import ApiKey
 from leadscore.infra.webhook_store import WebhookStore
-from leadscore.models.webhooks import WebhookSecretError, WebhookUrlError, generate_secret, secret_key
+from leadscore.models.webhooks import (
+    WebhookSecretError,
+    WebhookUrlError,
+    generate_secret,
+    secret_key,
+)
 from leadscore.schemas.webhooks import (
     Delivery,
     DeliveryList,
@@ -61,23 +66,33 @@ def _store(request: Request) -> WebhookStore:
 async def _subscription(store: WebhookStore, webhook_id: str) -> WebhookSubscription:
     sub = await store.subscription(webhook_id)
     if sub is None:
-        raise ApiError(404, "unknown_webhook", f"no webhook subscription {webhook_id!r} (GET /v1/webhooks lists them)")
+        raise ApiError(
+            404,
+            "unknown_webhook",
+            f"no webhook subscription {webhook_id!r} (GET /v1/webhooks lists them)",
+        )
     return sub
 
 
 async def _check_url(request: Request, url: str) -> None:
     settings = request.app.state.ctx.settings
     try:
-        await check_url(url, address_policy(settings), timeout_s=min(settings.webhook_timeout_s, 5.0))
+        await check_url(
+            url, address_policy(settings), timeout_s=min(settings.webhook_timeout_s, 5.0)
+        )
     except WebhookUrlError as exc:
-        raise ApiError(422, "invalid_url", str(exc), [{"field": "url", "problem": str(exc)}]) from exc
+        raise ApiError(
+            422, "invalid_url", str(exc), [{"field": "url", "problem": str(exc)}]
+        ) from exc
 
 
 def _check_secret(secret: str) -> None:
     try:
         secret_key(secret)
     except WebhookSecretError as exc:
-        raise ApiError(422, "invalid_secret", str(exc), [{"field": "secret", "problem": str(exc)}]) from exc
+        raise ApiError(
+            422, "invalid_secret", str(exc), [{"field": "secret", "problem": str(exc)}]
+        ) from exc
 
 
 def _public(sub: WebhookSubscription) -> dict[str, Any]:
@@ -104,7 +119,7 @@ async def create_webhook(
     await _check_url(request, body.url)
     if body.secret is not None:
         _check_secret(body.secret)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     sub = WebhookSubscription(
         id="wh_" + secrets.token_hex(8),
         url=body.url,
@@ -125,7 +140,9 @@ async def create_webhook(
     summary="List the webhook subscriptions (without their secrets)",
     responses=_AUTH,
 )
-async def list_webhooks(request: Request, key: ApiKey = Depends(require_scope("admin"))) -> WebhookList:
+async def list_webhooks(
+    request: Request, key: ApiKey = Depends(require_scope("admin"))
+) -> WebhookList:
     """Oldest first."""
     subs = await _store(request).subscriptions()
     return WebhookList(webhooks=[Webhook(**_public(sub)) for sub in subs])
@@ -151,7 +168,10 @@ async def get_webhook(
     responses={**_AUTH, **_NOT_FOUND, **_BAD_URL},
 )
 async def update_webhook(
-    webhook_id: str, body: WebhookUpdate, request: Request, key: ApiKey = Depends(require_scope("admin"))
+    webhook_id: str,
+    body: WebhookUpdate,
+    request: Request,
+    key: ApiKey = Depends(require_scope("admin")),
 ) -> WebhookUpdated:
     """Only the fields given change. ``enabled: false`` pauses: new events are not queued
     and queued ones wait until it is enabled again. A new secret (given, or generated with
@@ -161,10 +181,14 @@ async def update_webhook(
     sub = await _subscription(store, webhook_id)
     if body.secret is not None and body.rotate_secret:
         raise ApiError(422, "invalid_request", "give either 'secret' or 'rotate_secret', not both")
-    changes: dict[str, Any] = body.model_dump(exclude_unset=True, exclude={"rotate_secret", "secret"})
+    changes: dict[str, Any] = body.model_dump(
+        exclude_unset=True, exclude={"rotate_secret", "secret"}
+    )
     for field in ("url", "filters", "enabled"):
         if field in changes and changes[field] is None:
-            raise ApiError(422, "invalid_request", f"'{field}' cannot be null; leave it out to keep it")
+            raise ApiError(
+                422, "invalid_request", f"'{field}' cannot be null; leave it out to keep it"
+            )
     if body.url is not None and body.url != sub.url:
         await _check_url(request, body.url)
     new_secret: str | None = None
@@ -177,7 +201,7 @@ async def update_webhook(
         changes["secret"] = new_secret
     if "filters" in changes:
         changes["filters"] = body.filters
-    updated = sub.model_copy(update={**changes, "updated_at": datetime.now(timezone.utc)})
+    updated = sub.model_copy(update={**changes, "updated_at": datetime.now(UTC)})
     await store.save_subscription(updated)
     return WebhookUpdated(**_public(updated), secret=new_secret)
 
@@ -227,7 +251,9 @@ async def list_deliveries(
         None, description="only pending, delivered or dead ones (dead: kept until replayed)"
     ),
     limit: int = Query(50, ge=1, le=500),
-    cursor: str | None = Query(None, max_length=200, description="next_cursor of the previous page"),
+    cursor: str | None = Query(
+        None, max_length=200, description="next_cursor of the previous page"
+    ),
     key: ApiKey = Depends(require_scope("admin")),
 ) -> DeliveryList:
     """Newest first. Delivered deliveries stay ``LEADSCORE_WEBHOOK_LOG_TTL_S`` seconds;
@@ -235,7 +261,9 @@ async def list_deliveries(
     store = _store(request)
     await _subscription(store, webhook_id)
     try:
-        records, next_cursor = await store.deliveries(webhook_id, limit=limit, cursor=cursor, status=status)
+        records, next_cursor = await store.deliveries(
+            webhook_id, limit=limit, cursor=cursor, status=status
+        )
     except ValueError as exc:
         raise ApiError(422, "invalid_cursor", str(exc)) from exc
     return DeliveryList(deliveries=[_delivery(r) for r in records], next_cursor=next_cursor)
@@ -248,14 +276,19 @@ async def list_deliveries(
     responses={**_AUTH, 404: {"description": "no such subscription or delivery"}},
 )
 async def get_delivery(
-    webhook_id: str, delivery_id: str, request: Request, key: ApiKey = Depends(require_scope("admin"))
+    webhook_id: str,
+    delivery_id: str,
+    request: Request,
+    key: ApiKey = Depends(require_scope("admin")),
 ) -> Delivery:
     """Every attempt (time, duration, status code or error), the status and the next retry."""
     store = _store(request)
     await _subscription(store, webhook_id)
     record = await store.delivery(webhook_id, delivery_id)
     if record is None:
-        raise ApiError(404, "unknown_delivery", f"subscription {webhook_id} has no delivery {delivery_id!r}")
+        raise ApiError(
+            404, "unknown_delivery", f"subscription {webhook_id} has no delivery {delivery_id!r}"
+        )
     return _delivery(record)
 
 
@@ -305,7 +338,10 @@ async def replay_dead(
     },
 )
 async def replay_delivery(
-    webhook_id: str, delivery_id: str, request: Request, key: ApiKey = Depends(require_scope("admin"))
+    webhook_id: str,
+    delivery_id: str,
+    request: Request,
+    key: ApiKey = Depends(require_scope("admin")),
 ) -> Delivery:
     """The delivery goes behind what its lead has queued, with a full set of attempts and
     the same webhook-id (receivers that already have it drop it)."""
@@ -313,11 +349,19 @@ async def replay_delivery(
     await _subscription(store, webhook_id)
     record = await store.delivery(webhook_id, delivery_id)
     if record is None:
-        raise ApiError(404, "unknown_delivery", f"subscription {webhook_id} has no delivery {delivery_id!r}")
+        raise ApiError(
+            404, "unknown_delivery", f"subscription {webhook_id} has no delivery {delivery_id!r}"
+        )
     outcome = await _replay(store, webhook_id, record)
     if outcome == 0:
-        raise ApiError(409, "delivery_pending", f"delivery {delivery_id} is still pending: it is queued already")
+        raise ApiError(
+            409,
+            "delivery_pending",
+            f"delivery {delivery_id} is still pending: it is queued already",
+        )
     if outcome == -1:
-        raise ApiError(404, "unknown_delivery", f"subscription {webhook_id} has no delivery {delivery_id!r}")
+        raise ApiError(
+            404, "unknown_delivery", f"subscription {webhook_id} has no delivery {delivery_id!r}"
+        )
     replayed = await store.delivery(webhook_id, delivery_id)
     return _delivery(replayed or record)

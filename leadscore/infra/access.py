@@ -17,7 +17,7 @@ import hmac
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -99,7 +99,7 @@ def _hash(key: str) -> str:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 class KeyStore:
@@ -112,7 +112,9 @@ class KeyStore:
     async def create(self, name: str, scopes: Iterable[str]) -> tuple[str, ApiKey]:
         """A new key: returns ``(the key, its record)``. The key is not stored anywhere."""
         if not name.strip() or len(name) > 100:
-            raise AccessError("a key needs a name of 1-100 characters, e.g. the system that uses it")
+            raise AccessError(
+                "a key needs a name of 1-100 characters, e.g. the system that uses it"
+            )
         chosen = check_scopes(scopes)
         key_id = secrets.token_hex(6)
         key = f"{KEY_PREFIX}{key_id}_{secrets.token_urlsafe(24)}"
@@ -129,7 +131,9 @@ class KeyStore:
         """Revoke a key by id (the record is kept, for the audit trail)."""
         raw = await self.client.hget(self.key, key_id)
         if raw is None:
-            raise AccessError(f"no API key with id {key_id!r} (list them with `leadscore keys list`)")
+            raise AccessError(
+                f"no API key with id {key_id!r} (list them with `leadscore keys list`)"
+            )
         record = _from_json(orjson.loads(raw))
         if record.revoked_at is None:
             record = ApiKey(**{**_to_json(record), "scopes": record.scopes, "revoked_at": _now()})
@@ -175,7 +179,9 @@ def _from_json(data: dict[str, Any]) -> ApiKey:
 class AuditLog:
     """Append-only record of who did what, when, with what outcome (a capped Redis stream)."""
 
-    def __init__(self, client: aioredis.Redis, prefix: str = "leadscore:", max_entries: int = 100_000) -> None:
+    def __init__(
+        self, client: aioredis.Redis, prefix: str = "leadscore:", max_entries: int = 100_000
+    ) -> None:
         self.client = client
         self.key = f"{prefix}audit"
         self.max_entries = max_entries
@@ -194,7 +200,9 @@ class AuditLog:
         try:
             rows = await self.client.xrevrange(self.key, max=end, min="-", count=limit)
         except ResponseError as exc:  # e.g. an id beyond 64 bits
-            raise AccessError(f"{before!r} is not an audit entry id (like 1764237600000-0)") from exc
+            raise AccessError(
+                f"{before!r} is not an audit entry id (like 1764237600000-0)"
+            ) from exc
         out = []
         for entry_id, fields in rows:
             data = orjson.loads(fields[b"entry"] if b"entry" in fields else fields["entry"])

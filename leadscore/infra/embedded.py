@@ -199,7 +199,7 @@ def _probe_kafka(bootstrap: str, timeout_s: float) -> None:
     for host, port in split_bootstrap(bootstrap):
         try:
             brokers = _run_on_fresh_loop(_fetch_brokers(host, port, timeout_s))
-        except (OSError, KafkaError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError, KafkaError) as exc:
             failures.append(f"{host}:{port}: {exc!r}")
             continue
         if brokers:

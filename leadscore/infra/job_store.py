@@ -9,7 +9,7 @@ Any API replica can answer for any job; the process that started it updates it.
 from __future__ import annotations
 
 import secrets
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -17,7 +17,7 @@ import redis.asyncio as aioredis
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat()
+    return datetime.now(UTC).isoformat()
 
 
 class JobStore:
@@ -31,7 +31,9 @@ class JobStore:
     def key(self, job_id: str) -> str:
         return f"{self.prefix}job:{job_id}"
 
-    async def create(self, kind: str, created_by: str | None, params: dict[str, Any]) -> dict[str, Any]:
+    async def create(
+        self, kind: str, created_by: str | None, params: dict[str, Any]
+    ) -> dict[str, Any]:
         job_id = f"job_{secrets.token_hex(8)}"
         job = {
             "id": job_id,
@@ -48,7 +50,7 @@ class JobStore:
         }
         pipe = self.client.pipeline(transaction=False)
         pipe.set(self.key(job_id), orjson.dumps(job))
-        pipe.zadd(self.index_key, {job_id: datetime.now(timezone.utc).timestamp()})
+        pipe.zadd(self.index_key, {job_id: datetime.now(UTC).timestamp()})
         await pipe.execute()
         return job
 
@@ -70,5 +72,7 @@ class JobStore:
         ids = await self.client.zrevrange(self.index_key, 0, limit - 1)
         if not ids:
             return []
-        rows = await self.client.mget([self.key(i.decode() if isinstance(i, bytes) else i) for i in ids])
+        rows = await self.client.mget(
+            [self.key(i.decode() if isinstance(i, bytes) else i) for i in ids]
+        )
         return [orjson.loads(r) for r in rows if r is not None]

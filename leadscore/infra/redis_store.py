@@ -29,7 +29,6 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from leadscore.schemas.scores import LeadScored
 
-
 #: Adds a batch's trend buckets: KEYS = bucket hashes; ARGV = TTL, then per key the number of
 #: fields and (field, amount) pairs. An amount written with '.'/'e' is a sum (HINCRBYFLOAT),
 #: else a count (HINCRBY). Each hash then expires after the TTL.
@@ -196,11 +195,15 @@ class ScoreStore:
                 args += (name, str(amount) if isinstance(amount, int) else repr(float(amount)))
         if self._add_trends_script is None:
             self._add_trends_script = self.client.register_script(_ADD_TRENDS)
-        await self._add_trends_script(keys=[self.trends_key(start) for start in trends], args=args, client=pipe)
+        await self._add_trends_script(
+            keys=[self.trends_key(start) for start in trends], args=args, client=pipe
+        )
         pipe.zadd(self.trends_index_key, {str(start): start for start in trends})
         # Only the batch's newest bucket is known here (no read in the pipeline); it is never
         # newer than the index's newest, so this never drops a bucket still in retention.
-        pipe.zremrangebyscore(self.trends_index_key, "-inf", f"({max(trends) - self.trends_retention_s}")
+        pipe.zremrangebyscore(
+            self.trends_index_key, "-inf", f"({max(trends) - self.trends_retention_s}"
+        )
 
     async def activity(self, lead_id: str, n: int = 50) -> list[dict[str, Any]]:
         """The lead's most recent ``n`` applied input events, newest first."""
@@ -266,8 +269,12 @@ class ScoreStore:
 
     async def top(self, n: int = 10, offset: int = 0) -> list[tuple[str, float]]:
         """The ``n`` best leads from ``offset``, as (lead id, score) pairs."""
-        rows = await self.client.zrevrange(self.leaderboard_key, offset, offset + n - 1, withscores=True)
-        return [(key.decode() if isinstance(key, bytes) else key, float(score)) for key, score in rows]
+        rows = await self.client.zrevrange(
+            self.leaderboard_key, offset, offset + n - 1, withscores=True
+        )
+        return [
+            (key.decode() if isinstance(key, bytes) else key, float(score)) for key, score in rows
+        ]
 
     async def history(self, lead_id: str, n: int = 100) -> list[dict[str, Any]]:
         rows = await self.client.lrange(self.history_key(lead_id), 0, n - 1)

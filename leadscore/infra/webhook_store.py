@@ -30,7 +30,6 @@ from typing import Any, cast
 import redis.asyncio as aioredis
 
 from leadscore.infra import redis_store
-
 from leadscore.schemas.webhooks import DeliveryRecord, DeliveryStatus, WebhookSubscription
 
 # KEYS: record, queue, due, log, stats. ARGV: record JSON, delivery id, due member, now ms.
@@ -157,7 +156,9 @@ class WebhookStore:
         log_ttl_s: how long delivered deliveries stay in the log.
     """
 
-    def __init__(self, client: aioredis.Redis, prefix: str = "leadscore:", log_ttl_s: float = 604_800.0) -> None:
+    def __init__(
+        self, client: aioredis.Redis, prefix: str = "leadscore:", log_ttl_s: float = 604_800.0
+    ) -> None:
         self.client = client
         self.prefix = prefix
         self.log_ttl_ms = int(log_ttl_s * 1000)
@@ -204,7 +205,9 @@ class WebhookStore:
 
     async def save_subscription(self, subscription: WebhookSubscription) -> None:
         """Create or replace a subscription."""
-        await self.client.hset(self.subscriptions_key, subscription.id, subscription.model_dump_json())
+        await self.client.hset(
+            self.subscriptions_key, subscription.id, subscription.model_dump_json()
+        )
 
     async def subscription(self, subscription_id: str) -> WebhookSubscription | None:
         """One subscription, or ``None``."""
@@ -260,7 +263,12 @@ class WebhookStore:
                     self.log_key(item.subscription_id),
                     self.stats_key,
                 ],
-                args=[record.model_dump_json(), record.id, self.member(item.subscription_id, item.lead_id), now],
+                args=[
+                    record.model_dump_json(),
+                    record.id,
+                    self.member(item.subscription_id, item.lead_id),
+                    now,
+                ],
                 client=pipe,
             )
         results = await pipe.execute()
@@ -269,7 +277,9 @@ class WebhookStore:
     async def claim(self, limit: int, lease_s: float) -> list[tuple[str, str]]:
         """Take up to ``limit`` due (subscription, lead) pairs for ``lease_s`` seconds."""
         now = _now_ms()
-        members = await self._claim(keys=[self.due_key], args=[now, now + int(lease_s * 1000), limit])
+        members = await self._claim(
+            keys=[self.due_key], args=[now, now + int(lease_s * 1000), limit]
+        )
         return [self.split_member(m) for m in members]
 
     async def head(
@@ -294,8 +304,13 @@ class WebhookStore:
         return sub, record
 
     async def retry(
-        self, subscription_id: str, lead_id: str, record: DeliveryRecord, due_at_s: float,
-        *, failed_attempt: bool = True,
+        self,
+        subscription_id: str,
+        lead_id: str,
+        record: DeliveryRecord,
+        due_at_s: float,
+        *,
+        failed_attempt: bool = True,
     ) -> bool:
         """Save the head's ``record`` and make its pair due at ``due_at_s`` (Unix seconds).
 
@@ -400,12 +415,15 @@ class WebhookStore:
         while True:
             page = cast(
                 list[tuple[bytes, float]],
-                await self.client.zrevrangebyscore(key, top, "-inf", start=offset, num=chunk, withscores=True),
+                await self.client.zrevrangebyscore(
+                    key, top, "-inf", start=offset, num=chunk, withscores=True
+                ),
             )
             offset += len(page)
             # Members of one score come in descending id order: skip up to the cursor's id.
             rows = [
-                (member, score) for member, score in ((_text(m), int(s)) for m, s in page)
+                (member, score)
+                for member, score in ((_text(m), int(s)) for m, s in page)
                 if after is None or score < after[0] or member < after[1]
             ]
             keys = [self.record_key(subscription_id, member) for member, _ in rows]
@@ -450,7 +468,12 @@ class WebhookStore:
                 self.dead_key(subscription_id),
                 self.log_key(subscription_id),
             ],
-            args=[record.model_dump_json(), record.id, self.member(subscription_id, record.lead_id), now],
+            args=[
+                record.model_dump_json(),
+                record.id,
+                self.member(subscription_id, record.lead_id),
+                now,
+            ],
         )
         return int(result)
 

@@ -72,7 +72,9 @@ def load_champion(
     if loaded is None or positives < min_training_labels:
         rules = RulesModel(RulesConfig.from_file(rules_file) if rules_file else None)
         if loaded is None:
-            log.warning("no model in %s yet: scoring with the rules prior %s", model_dir, rules.version)
+            log.warning(
+                "no model in %s yet: scoring with the rules prior %s", model_dir, rules.version
+            )
         else:
             log.warning(
                 "model %s was trained on %d conversions (< LEADSCORE_MIN_TRAINING_LABELS=%d): "

@@ -94,8 +94,10 @@ class CompiledModel:
     ) -> CompiledModel:
         """Flatten a fitted ensemble; its probabilities are kept to ~1e-12."""
         n_features = int(model.n_features_in_)
-        names = tuple(feature_names) if feature_names is not None else tuple(
-            f"x{i}" for i in range(n_features)
+        names = (
+            tuple(feature_names)
+            if feature_names is not None
+            else tuple(f"x{i}" for i in range(n_features))
         )
         if len(names) != n_features:
             raise ValueError(
@@ -202,7 +204,14 @@ class CompiledModel:
         # cannot be pickled; pickle the tree arrays instead, so a model can come back from
         # a process pool (training.train runs in one).
         trees = engine.to_arrays(self.trees) if self.trees is not None else None
-        return _unpickle, (self.feature_names, trees, self.linear, self.offset, self.info, self.n_threads)
+        return _unpickle, (
+            self.feature_names,
+            trees,
+            self.linear,
+            self.offset,
+            self.info,
+            self.n_threads,
+        )
 
     # --- saving -------------------------------------------------------------------------
 
@@ -245,7 +254,9 @@ class CompiledModel:
             arrays = {k: npz[k] for k in npz.files}
         trees = None
         if meta["trees"] is not None:
-            tree_arrays = {k.removeprefix("trees."): v for k, v in arrays.items() if k.startswith("trees.")}
+            tree_arrays = {
+                k.removeprefix("trees."): v for k, v in arrays.items() if k.startswith("trees.")
+            }
             trees = engine.from_arrays(tree_arrays, meta["trees"])
         linear = None
         if meta["linear"]:

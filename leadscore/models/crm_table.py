@@ -37,7 +37,11 @@ OUTCOMES: Final = ("lead.converted", "lead.disqualified")
 
 
 def simulated_crm_table(
-    n_leads: int = 3000, *, seed: int = 0, span_days: float = 180.0, export_after_days: float = 14.0,
+    n_leads: int = 3000,
+    *,
+    seed: int = 0,
+    span_days: float = 180.0,
+    export_after_days: float = 14.0,
     min_follow_up_days: float = 60.0,
 ) -> pd.DataFrame:
     """One row per simulated lead, as exported ``export_after_days`` after it arrived.
@@ -68,14 +72,18 @@ def simulated_crm_table(
     counts: dict[str, Counter[str]] = {}
     last_time: datetime | None = None
     export = timedelta(days=export_after_days)
-    for event in Simulator(config).events(on_lead=lambda truth: truths.__setitem__(truth.lead_id, truth)):
+    for event in Simulator(config).events(
+        on_lead=lambda truth: truths.__setitem__(truth.lead_id, truth)
+    ):
         lead_id = event["subject"]
         truth = truths[lead_id]
         time = datetime.fromisoformat(event["time"].replace("Z", "+00:00"))
         last_time = time
         if time > truth.created_at + export or event["type"] in OUTCOMES:
             continue
-        row = rows.setdefault(lead_id, {"lead_id": lead_id, "created_on": truth.created_at.date().isoformat()})
+        row = rows.setdefault(
+            lead_id, {"lead_id": lead_id, "created_on": truth.created_at.date().isoformat()}
+        )
         data = event.get("data") or {}
         if event["type"] == "lead.profile_updated":
             row.update({name: data[name] for name in PROFILE if data.get(name) is not None})
@@ -94,10 +102,17 @@ def simulated_crm_table(
         if truth.outcome_time is not None and truth.outcome_time <= exported:
             continue  # the outcome was already known at the export
         converted = truth.outcome == "converted" and truth.outcome_time is not None
-        out.append({**row, **{name: counts.get(lead_id, Counter())[name] for name in COUNTED.values()},
-                    "converted": "yes" if converted else "no"})
+        out.append(
+            {
+                **row,
+                **{name: counts.get(lead_id, Counter())[name] for name in COUNTED.values()},
+                "converted": "yes" if converted else "no",
+            }
+        )
     columns = ["lead_id", "created_on", *PROFILE, "contact_fields", *COUNTED.values(), "converted"]
     table = pd.DataFrame(out)
-    return table.reindex(columns=[c for c in columns if c in table.columns]).sort_values(
-        ["created_on", "lead_id"], kind="stable"
-    ).reset_index(drop=True)
+    return (
+        table.reindex(columns=[c for c in columns if c in table.columns])
+        .sort_values(["created_on", "lead_id"], kind="stable")
+        .reset_index(drop=True)
+    )

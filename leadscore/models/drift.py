@@ -257,10 +257,15 @@ class DriftReference:
 
     @classmethod
     def from_manifest(
-        cls, manifest: _HasReferenceSample, scores: np.ndarray | None = None, max_categories: int = 10
+        cls,
+        manifest: _HasReferenceSample,
+        scores: np.ndarray | None = None,
+        max_categories: int = 10,
     ) -> DriftReference:
         """Prepare the reference of a registry :class:`~leadscore.models.registry.Manifest`."""
-        return cls.from_sample(manifest.reference_matrix(), manifest.feature_names, scores, max_categories)
+        return cls.from_sample(
+            manifest.reference_matrix(), manifest.feature_names, scores, max_categories
+        )
 
 
 def _checked(x: np.ndarray, n_features: int, what: str) -> np.ndarray:
@@ -428,7 +433,10 @@ class DriftDetector:
         self.n_windows_ += 1
         if x.shape[0] < cfg.min_window:
             report = DriftReport(
-                index, x.shape[0], False, "none",
+                index,
+                x.shape[0],
+                False,
+                "none",
                 reason=f"window of {x.shape[0]} rows is below min_window={cfg.min_window}",
             )
             self.last_report_ = report
@@ -436,7 +444,9 @@ class DriftDetector:
 
         names, tests, stat, pval, effect = [], [], [], [], []
         if ref.numeric_index.size:
-            d, p = ks_2samp_sorted(ref.sorted_numeric, x[:, ref.numeric_index], ref.tie_start, cfg.ks_pvalue)
+            d, p = ks_2samp_sorted(
+                ref.sorted_numeric, x[:, ref.numeric_index], ref.tie_start, cfg.ks_pvalue
+            )
             for j, col in enumerate(ref.numeric_index):
                 names.append(ref.feature_names[col])
                 tests.append("ks")
@@ -472,7 +482,9 @@ class DriftDetector:
             s = _checked(np.asarray(scores, dtype=np.float64).reshape(-1, 1), 1, "scores")
             if s.shape[0] >= cfg.min_window:
                 d, p = ks_2samp_sorted(ref.sorted_scores, s, pvalue=cfg.ks_pvalue)
-                score = self._judge(SCORE_FEATURE, "ks", float(d[0]), float(p[0]), float(p[0]), float(d[0]))
+                score = self._judge(
+                    SCORE_FEATURE, "ks", float(d[0]), float(p[0]), float(p[0]), float(d[0])
+                )
 
         level = self._level(features, score)
         report = DriftReport(index, x.shape[0], True, level, tuple(features), score)
@@ -480,26 +492,43 @@ class DriftDetector:
         return report
 
     def _judge(
-        self, name: str, test: Literal["ks", "chi2"], stat: float, p: float, adj: float, effect: float
+        self,
+        name: str,
+        test: Literal["ks", "chi2"],
+        stat: float,
+        p: float,
+        adj: float,
+        effect: float,
     ) -> FeatureDrift:
         cfg = self.config
         floor, large = (
-            (cfg.ks_min_effect, cfg.ks_large_effect) if test == "ks" else (cfg.psi_min_effect, cfg.psi_large_effect)
+            (cfg.ks_min_effect, cfg.ks_large_effect)
+            if test == "ks"
+            else (cfg.psi_min_effect, cfg.psi_large_effect)
         )
         drifted = bool(adj < cfg.alpha and effect >= floor)
         hist = self.history_.setdefault(name, deque(maxlen=cfg.persistence_m))
         hist.append(drifted)
         persistent = sum(hist) >= cfg.persistence_k
         return FeatureDrift(
-            feature=name, test=test, statistic=_finite(stat), p_value=_finite(p), adjusted_p=_finite(adj),
-            effect=_finite(effect), drifted=drifted, persistent=persistent, large=bool(effect >= large),
+            feature=name,
+            test=test,
+            statistic=_finite(stat),
+            p_value=_finite(p),
+            adjusted_p=_finite(adj),
+            effect=_finite(effect),
+            drifted=drifted,
+            persistent=persistent,
+            large=bool(effect >= large),
         )
 
     def _level(self, features: Sequence[FeatureDrift], score: FeatureDrift | None) -> AlertLevel:
         persistent = [f for f in features if f.persistent]
         n_large = sum(f.large for f in persistent)
         score_persistent = score is not None and score.persistent
-        if n_large >= self.config.high_min_features or (score_persistent and score is not None and score.large):
+        if n_large >= self.config.high_min_features or (
+            score_persistent and score is not None and score.large
+        ):
             return "high"
         if n_large >= 1 or len(persistent) >= 3 or score_persistent:
             return "medium"

@@ -26,7 +26,7 @@ import hashlib
 import heapq
 import io
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -96,7 +96,9 @@ class WindowBuffer:
                 "a window could never close"
             )
 
-    def add(self, lead_id: str, vector: np.ndarray, probability: float, event_time: float) -> ClosedWindow | None:
+    def add(
+        self, lead_id: str, vector: np.ndarray, probability: float, event_time: float
+    ) -> ClosedWindow | None:
         """Add one row; return the closed window when this row closes it."""
         self._start = min(self._start, event_time)
         self._end = max(self._end, event_time)
@@ -171,14 +173,22 @@ class DriftMonitor:
                 reference = DriftReference.from_sample(X, self.feature_names, scores)
                 self.detector_ = DriftDetector(reference, self.config)
                 self._baseline = []
-                reason = f"baseline complete: {X.shape[0]} rows from {self.baseline_windows} windows"
+                reason = (
+                    f"baseline complete: {X.shape[0]} rows from {self.baseline_windows} windows"
+                )
             else:
                 reason = f"baseline window {len(self._baseline)} of {self.baseline_windows}"
             return DriftReport(index, window.X.shape[0], False, "none", reason=reason)
         report = self.detector_.update(window.X, window.scores)
         # Number the reports by this monitor's windows (baseline windows included).
         return DriftReport(
-            index, report.n_rows, report.tested, report.level, report.features, report.score, report.reason
+            index,
+            report.n_rows,
+            report.tested,
+            report.level,
+            report.features,
+            report.score,
+            report.reason,
         )
 
     # --- persistence ----------------------------------------------------------------------
@@ -203,7 +213,7 @@ class DriftMonitor:
             hist = np.full((len(names), m), -1, dtype=np.int8)
             for i, name in enumerate(names):
                 flags = list(self.detector_.history_[name])
-                hist[i, m - len(flags):] = flags
+                hist[i, m - len(flags) :] = flags
             arrays["hist"] = hist
             meta["detector_windows"] = self.detector_.n_windows_
         arrays["meta"] = np.array([repr(meta)])
@@ -236,7 +246,9 @@ class DriftMonitor:
             else:
                 for i in range(int(meta.get("baseline_parts", 0))):
                     t = npz[f"b{i}_t"]
-                    monitor._baseline.append(ClosedWindow(npz[f"b{i}_X"], npz[f"b{i}_s"], float(t[0]), float(t[1])))
+                    monitor._baseline.append(
+                        ClosedWindow(npz[f"b{i}_X"], npz[f"b{i}_s"], float(t[0]), float(t[1]))
+                    )
         return monitor
 
 
@@ -257,4 +269,4 @@ def _reference_matrix(ref: DriftReference) -> np.ndarray:
 
 def utc(t: float) -> datetime | None:
     """Epoch seconds as an aware datetime (``None`` for an empty window's infinities)."""
-    return datetime.fromtimestamp(t, timezone.utc) if np.isfinite(t) else None
+    return datetime.fromtimestamp(t, UTC) if np.isfinite(t) else None

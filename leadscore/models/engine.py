@@ -22,7 +22,6 @@ are in :mod:`leadscore.models.engine_kernels`.
 from __future__ import annotations
 
 import itertools
-
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -159,7 +158,9 @@ def prepare_shap(ens: TreeEnsemble) -> ShapPlan:
 # --- building from scikit-learn ----------------------------------------------------------
 
 
-def leaf_log_odds(frac1: np.ndarray, n: np.ndarray, *, prior: float, smoothing: float) -> np.ndarray:
+def leaf_log_odds(
+    frac1: np.ndarray, n: np.ndarray, *, prior: float, smoothing: float
+) -> np.ndarray:
     """A forest leaf's log-odds: ``logit((frac1 * n + smoothing * prior) / (n + smoothing))``.
 
     ``frac1`` is the leaf's class-1 fraction over its training weight ``n``; the
@@ -201,18 +202,28 @@ def compile_forest(
     if not 0.0 < prior < 1.0:
         raise ValueError(f"prior must be in (0, 1), got {prior!r}")
     if not smoothing > 0.0:
-        raise ValueError(f"smoothing must be > 0 (it keeps leaf log-odds finite), got {smoothing!r}")
+        raise ValueError(
+            f"smoothing must be > 0 (it keeps leaf log-odds finite), got {smoothing!r}"
+        )
     n_classes = len(getattr(rf, "classes_", ()))
     if n_classes != 2 or getattr(rf, "n_outputs_", 1) != 1:
-        raise ValueError(f"compile_forest needs a binary single-output forest, got {n_classes} classes")
+        raise ValueError(
+            f"compile_forest needs a binary single-output forest, got {n_classes} classes"
+        )
     n_trees = len(rf.estimators_)
     trees = []
     for est in rf.estimators_:
         t = est.tree_
         n = t.weighted_n_node_samples.astype(np.float64)
         frac1 = t.value[:, 0, 1].astype(np.float64)  # sklearn >= 1.4 stores class fractions
-        trees.append(_from_sklearn_tree(t, leaf_log_odds(frac1, n, prior=prior, smoothing=smoothing) / n_trees))
-    return _stack(trees, offset=0.0, n_features=int(rf.n_features_in_), budget=shap_table_budget_bytes)
+        trees.append(
+            _from_sklearn_tree(
+                t, leaf_log_odds(frac1, n, prior=prior, smoothing=smoothing) / n_trees
+            )
+        )
+    return _stack(
+        trees, offset=0.0, n_features=int(rf.n_features_in_), budget=shap_table_budget_bytes
+    )
 
 
 def compile_gradient_boosting(
@@ -283,7 +294,9 @@ def compile_hist_gradient_boosting(
             )
         )
     offset = float(np.asarray(hgb._baseline_prediction).reshape(-1)[0])
-    return _stack(trees, offset=offset, n_features=int(hgb.n_features_in_), budget=shap_table_budget_bytes)
+    return _stack(
+        trees, offset=offset, n_features=int(hgb.n_features_in_), budget=shap_table_budget_bytes
+    )
 
 
 def float32_split_as_float64(threshold: np.ndarray) -> np.ndarray:
@@ -317,7 +330,9 @@ def float32_split_as_float64(threshold: np.ndarray) -> np.ndarray:
     return out
 
 
-TreeArrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+TreeArrays = tuple[
+    np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray
+]
 
 
 def _from_sklearn_tree(t: Any, leaf_value: np.ndarray) -> TreeArrays:
@@ -338,7 +353,9 @@ def _from_sklearn_tree(t: Any, leaf_value: np.ndarray) -> TreeArrays:
     )
 
 
-def _stack(trees: Sequence[TreeArrays], *, offset: float, n_features: int, budget: int) -> TreeEnsemble:
+def _stack(
+    trees: Sequence[TreeArrays], *, offset: float, n_features: int, budget: int
+) -> TreeEnsemble:
     """Concatenate per-tree arrays with relative child indices into one ensemble."""
     sizes = np.array([tr[0].shape[0] for tr in trees], dtype=np.int64)
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
@@ -348,7 +365,9 @@ def _stack(trees: Sequence[TreeArrays], *, offset: float, n_features: int, budge
         return np.concatenate(parts).astype(np.int32) if parts else np.empty(0, np.int32)
 
     def joined(k: int, dtype: Any) -> np.ndarray:
-        return np.concatenate([tr[k] for tr in trees]).astype(dtype) if trees else np.empty(0, dtype)
+        return (
+            np.concatenate([tr[k] for tr in trees]).astype(dtype) if trees else np.empty(0, dtype)
+        )
 
     return TreeEnsemble(
         feature=joined(0, np.int32),
@@ -390,7 +409,9 @@ def concat(
         raise ValueError("concat needs at least one (ensemble, scale) pair")
     n_features = {ens.n_features for ens, _ in parts}
     if len(n_features) != 1:
-        raise ValueError(f"concat: the parts expect different numbers of features {sorted(n_features)}")
+        raise ValueError(
+            f"concat: the parts expect different numbers of features {sorted(n_features)}"
+        )
     trees: list[TreeArrays] = []
     for ens, scale in parts:
         base = ens.roots.astype(np.int64)
@@ -450,13 +471,23 @@ def from_arrays(arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> TreeEnse
     missing = [k for k in _NODE_ARRAYS if k not in arrays]
     if missing:
         raise ValueError(f"tree arrays lack {missing}; got {sorted(arrays)}")
-    dtypes = {"feature": np.int32, "left": np.int32, "right": np.int32, "roots": np.int32,
-              "missing_left": bool}
+    dtypes = {
+        "feature": np.int32,
+        "left": np.int32,
+        "right": np.int32,
+        "roots": np.int32,
+        "missing_left": bool,
+    }
     return TreeEnsemble(
-        **{k: np.ascontiguousarray(arrays[k], dtype=dtypes.get(k, np.float64)) for k in _NODE_ARRAYS},
+        **{
+            k: np.ascontiguousarray(arrays[k], dtype=dtypes.get(k, np.float64))
+            for k in _NODE_ARRAYS
+        },
         offset=float(meta["offset"]),
         n_features=int(meta["n_features"]),
-        shap_table_budget_bytes=int(meta.get("shap_table_budget_bytes", DEFAULT_SHAP_TABLE_BUDGET_BYTES)),
+        shap_table_budget_bytes=int(
+            meta.get("shap_table_budget_bytes", DEFAULT_SHAP_TABLE_BUDGET_BYTES)
+        ),
     )
 
 
@@ -480,7 +511,10 @@ def _run_rows(kernel: Callable[[int, int], None], n_rows: int, n_threads: int) -
         return
     bounds = np.linspace(0, n_rows, n_threads + 1).astype(np.int64)
     with ThreadPoolExecutor(n_threads) as pool:  # the kernels release the GIL
-        futures = [pool.submit(kernel, int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+        futures = [
+            pool.submit(kernel, int(a), int(b))
+            for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+        ]
         for fut in futures:
             fut.result()
 
@@ -497,8 +531,20 @@ def predict(ens: TreeEnsemble, X: Any, *, n_threads: int = 1) -> np.ndarray:
     out = np.empty(X.shape[0])
 
     def run(r0: int, r1: int) -> None:
-        _predict_kernel(X, r0, r1, ens.feature, ens.threshold, ens.left, ens.right,
-                        ens.missing_left, ens.value, ens.roots, ens.offset, out)
+        _predict_kernel(
+            X,
+            r0,
+            r1,
+            ens.feature,
+            ens.threshold,
+            ens.left,
+            ens.right,
+            ens.missing_left,
+            ens.value,
+            ens.roots,
+            ens.offset,
+            out,
+        )
 
     _run_rows(run, X.shape[0], n_threads)
     return out
@@ -523,14 +569,42 @@ def shap_values(ens: TreeEnsemble, X: Any, *, n_threads: int = 1) -> tuple[float
 
     def run(r0: int, r1: int) -> None:
         if r1 - r0 < _MIN_BLOCK_ROWS:
-            _shap_row_kernel(X, r0, r1, plan.leaf_value, plan.leaf_start, plan.ent_feature,
-                             plan.ent_lo, plan.ent_hi, plan.ent_nan_ok, plan.ent_z, plan.gl_t,
-                             plan.gl_w, phi)
+            _shap_row_kernel(
+                X,
+                r0,
+                r1,
+                plan.leaf_value,
+                plan.leaf_start,
+                plan.ent_feature,
+                plan.ent_lo,
+                plan.ent_hi,
+                plan.ent_nan_ok,
+                plan.ent_z,
+                plan.gl_t,
+                plan.gl_w,
+                phi,
+            )
         else:
-            _shap_block_kernel(X, r0, r1, _BLOCK_ROWS, plan.n_table_leaves, plan.leaf_value,
-                               plan.leaf_start, plan.ent_feature, plan.ent_lo, plan.ent_hi,
-                               plan.ent_nan_ok, plan.ent_z, plan.ent_coef, plan.table_start,
-                               plan.tables, plan.gl_t, plan.gl_w, phi)
+            _shap_block_kernel(
+                X,
+                r0,
+                r1,
+                _BLOCK_ROWS,
+                plan.n_table_leaves,
+                plan.leaf_value,
+                plan.leaf_start,
+                plan.ent_feature,
+                plan.ent_lo,
+                plan.ent_hi,
+                plan.ent_nan_ok,
+                plan.ent_z,
+                plan.ent_coef,
+                plan.table_start,
+                plan.tables,
+                plan.gl_t,
+                plan.gl_w,
+                phi,
+            )
 
     _run_rows(run, X.shape[0], n_threads)
     return plan.expected_value, phi
@@ -552,7 +626,9 @@ def warmup() -> None:
     )
     # 2 rows take the one-row kernels, 16 the block kernel (8 rows or more): warm both.
     two = np.array([[0.0, 1.0], [1.0, np.nan]])
-    for budget, X in itertools.product((DEFAULT_SHAP_TABLE_BUDGET_BYTES, 0), (two, np.tile(two, (8, 1)))):
+    for budget, X in itertools.product(
+        (DEFAULT_SHAP_TABLE_BUDGET_BYTES, 0), (two, np.tile(two, (8, 1)))
+    ):
         ens = concat([(stump, 1.0)], shap_table_budget_bytes=budget)
         predict(ens, X)
         shap_values(ens, X)

@@ -112,8 +112,17 @@ def _build_plan(ens: TreeEnsemble) -> ShapPlan:
     if internal.any() and not (ens.cover[internal] > 0).all():
         raise ValueError("path-dependent SHAP needs a positive cover at every internal node")
     max_depth = ens.max_depth
-    args = (ens.feature, ens.threshold, ens.left, ens.right, ens.missing_left, ens.cover,
-            ens.value, ens.roots, max_depth)
+    args = (
+        ens.feature,
+        ens.threshold,
+        ens.left,
+        ens.right,
+        ens.missing_left,
+        ens.cover,
+        ens.value,
+        ens.roots,
+        max_depth,
+    )
     n_leaves, n_entries, expected = _collect_paths(*args, False, *_empty_plan_arrays(0, 0))
     arrays = _empty_plan_arrays(n_leaves, n_entries)
     _collect_paths(*args, True, *arrays)
@@ -144,8 +153,16 @@ def _build_plan(ens: TreeEnsemble) -> ShapPlan:
     table_start = np.concatenate([[0], np.cumsum(cost[leaf_order[:n_table]] // 8)]).astype(np.int64)
     tables = np.empty(int(table_start[-1]))
     ent_coef = np.zeros(ent_z.shape[0])
-    _fill_tables(n_table, leaf_value, leaf_start, ent_z, table_start, _shapley_weights(max(max_d, 1)),
-                 tables, ent_coef)
+    _fill_tables(
+        n_table,
+        leaf_value,
+        leaf_start,
+        ent_z,
+        table_start,
+        _shapley_weights(max(max_d, 1)),
+        tables,
+        ent_coef,
+    )
     gl_t, gl_w = _gauss_legendre(max(4, (max_d + 1) // 2))
     return ShapPlan(
         expected_value=float(ens.offset + expected),
@@ -203,8 +220,25 @@ def _max_depth(feature, left, right, roots):  # type: ignore[no-untyped-def]
 
 
 @numba.njit(cache=True, nogil=True)
-def _collect_paths(feature, threshold, left, right, missing_left, cover, value, roots, max_depth,  # type: ignore[no-untyped-def]
-                   fill, leaf_value, leaf_start, ent_feature, ent_lo, ent_hi, ent_nan_ok, ent_z):
+def _collect_paths(
+    feature,
+    threshold,
+    left,
+    right,
+    missing_left,
+    cover,
+    value,
+    roots,
+    max_depth,  # type: ignore[no-untyped-def]
+    fill,
+    leaf_value,
+    leaf_start,
+    ent_feature,
+    ent_lo,
+    ent_hi,
+    ent_nan_ok,
+    ent_z,
+):
     """Each leaf's distinct path features as boxes; only counts unless ``fill``.
 
     Returns (leaves below at least one split, entries, sum over all leaves of value * path
@@ -332,7 +366,9 @@ def _fill_tables(n_table, leaf_value, leaf_start, ent_z, table_start, weights, t
 
 
 @numba.njit(cache=True, nogil=True)
-def _predict_kernel(X, r0, r1, feature, threshold, left, right, missing_left, value, roots, offset, out):  # type: ignore[no-untyped-def]
+def _predict_kernel(
+    X, r0, r1, feature, threshold, left, right, missing_left, value, roots, offset, out
+):  # type: ignore[no-untyped-def]
     """Outputs of rows ``[r0, r1)``: trees outer, rows of a block inner (a tree stays in cache)."""
     block = 256
     for b0 in range(r0, r1, block):
@@ -369,8 +405,26 @@ def _agreement(xt, nb, s, d, ent_feature, ent_lo, ent_hi, ent_nan_ok, pattern): 
 
 
 @numba.njit(cache=True, nogil=True)
-def _shap_block_kernel(X, r0, r1, block, n_table, leaf_value, leaf_start, ent_feature, ent_lo,  # type: ignore[no-untyped-def]
-                       ent_hi, ent_nan_ok, ent_z, ent_coef, table_start, tables, gl_t, gl_w, phi):
+def _shap_block_kernel(
+    X,
+    r0,
+    r1,
+    block,
+    n_table,
+    leaf_value,
+    leaf_start,
+    ent_feature,
+    ent_lo,  # type: ignore[no-untyped-def]
+    ent_hi,
+    ent_nan_ok,
+    ent_z,
+    ent_coef,
+    table_start,
+    tables,
+    gl_t,
+    gl_w,
+    phi,
+):
     """Path-dependent TreeSHAP of rows ``[r0, r1)``, added into ``phi``; for batches.
 
     Rows go in blocks of ``block``, transposed (feature-major) so the loops over a block's
@@ -441,8 +495,21 @@ def _shap_block_kernel(X, r0, r1, block, n_table, leaf_value, leaf_start, ent_fe
 
 
 @numba.njit(cache=True, nogil=True)
-def _shap_row_kernel(X, r0, r1, leaf_value, leaf_start, ent_feature, ent_lo, ent_hi,  # type: ignore[no-untyped-def]
-                     ent_nan_ok, ent_z, gl_t, gl_w, phi):
+def _shap_row_kernel(
+    X,
+    r0,
+    r1,
+    leaf_value,
+    leaf_start,
+    ent_feature,
+    ent_lo,
+    ent_hi,  # type: ignore[no-untyped-def]
+    ent_nan_ok,
+    ent_z,
+    gl_t,
+    gl_w,
+    phi,
+):
     """Path-dependent TreeSHAP of rows ``[r0, r1)`` one at a time, every leaf by quadrature.
 
     For one or a few rows: the tables would be read a few entries per leaf (cache misses),
@@ -465,7 +532,9 @@ def _shap_row_kernel(X, r0, r1, leaf_value, leaf_start, ent_feature, ent_lo, ent
             d = leaf_start[leaf + 1] - s
             for j in range(d):
                 xv = x[ent_feature[s + j]]
-                o[j] = ((xv <= ent_hi[s + j]) & ~(xv <= ent_lo[s + j])) | ((xv != xv) & ent_nan_ok[s + j])
+                o[j] = ((xv <= ent_hi[s + j]) & ~(xv <= ent_lo[s + j])) | (
+                    (xv != xv) & ent_nan_ok[s + j]
+                )
             nq = (d + 1) // 2
             v = leaf_value[leaf]
             if nq <= 4:  # up to 8 path features: four lanes in registers (zero-weight padding)

@@ -124,7 +124,9 @@ def logit(p: Any) -> Any:
     return np.log(p) - np.log1p(-p)
 
 
-def forest_log_odds(rf: RandomForestClassifier, X: np.ndarray, *, prior: float, smoothing: float) -> np.ndarray:
+def forest_log_odds(
+    rf: RandomForestClassifier, X: np.ndarray, *, prior: float, smoothing: float
+) -> np.ndarray:
     """The forest member's log-odds: the mean over trees of the reached leaf's smoothed logit.
 
     Computed with scikit-learn's own trees (``apply`` and ``predict_proba``): this is the
@@ -140,7 +142,9 @@ def forest_log_odds(rf: RandomForestClassifier, X: np.ndarray, *, prior: float, 
     return total / len(rf.estimators_)
 
 
-def make_member(kind: str, params: dict[str, Any] | None, *, seed: int, n_jobs: int | None = 1) -> Any:
+def make_member(
+    kind: str, params: dict[str, Any] | None, *, seed: int, n_jobs: int | None = 1
+) -> Any:
     """An unfitted member: ``"rf"``, ``"gb"``, ``"hgb"`` or ``"lr"``, defaults overridden by ``params``."""
     params = dict(params or {})
     if kind == "rf":
@@ -155,12 +159,16 @@ def make_member(kind: str, params: dict[str, Any] | None, *, seed: int, n_jobs: 
         return make_pipeline(
             FunctionTransformer(signed_log1p, feature_names_out="one-to-one"),
             StandardScaler(),
-            LogisticRegression(**{"max_iter": 2000, **DEFAULT_LR_PARAMS, **params}, random_state=seed),
+            LogisticRegression(
+                **{"max_iter": 2000, **DEFAULT_LR_PARAMS, **params}, random_state=seed
+            ),
         )
     raise ValueError(f"unknown member kind {kind!r}; expected one of rf, gb, hgb, lr")
 
 
-def member_log_odds(kind: str, member: Any, X: np.ndarray, *, prior: float, smoothing: float = 1.0) -> np.ndarray:
+def member_log_odds(
+    kind: str, member: Any, X: np.ndarray, *, prior: float, smoothing: float = 1.0
+) -> np.ndarray:
     """A fitted member's log-odds of class 1 for ``X`` (already restricted to its columns)."""
     if kind == "rf":
         return forest_log_odds(member, X, prior=prior, smoothing=smoothing)
@@ -292,7 +300,9 @@ class LeadScoringEnsemble(ClassifierMixin, BaseEstimator):
         kinds = ("rf", self.booster, "lr")
         for i, (kind, member) in enumerate(zip(kinds, self.estimators_)):
             if member is not None:
-                z[i] = member_log_odds(kind, member, X, prior=self.prior_, smoothing=self.rf_smoothing)
+                z[i] = member_log_odds(
+                    kind, member, X, prior=self.prior_, smoothing=self.rf_smoothing
+                )
         return z
 
     def decision_function(self, X: Any) -> np.ndarray:

@@ -317,7 +317,11 @@ _NUMERIC_FEATURES: Final[tuple[tuple[str, str, str], ...]] = (
     ("email_opens", "behavioral", "{v:.0f} email opens"),
     ("email_clicks", "behavioral", "{v:.0f} email clicks"),
     ("email_click_rate", "behavioral", "clicks {v:.0%} of opened emails"),
-    ("behavioral_recent", "behavioral", "web and email activity recently ({v:.1f}, 7-day half-life)"),
+    (
+        "behavioral_recent",
+        "behavioral",
+        "web and email activity recently ({v:.1f}, 7-day half-life)",
+    ),
     ("calls", "engagement", "{v:.0f} calls logged"),
     ("call_answer_rate", "engagement", "answers {v:.0%} of calls"),
     ("call_minutes", "engagement", "{v:.0f} minutes on calls"),
@@ -342,7 +346,10 @@ _NUMERIC_FEATURES: Final[tuple[tuple[str, str, str], ...]] = (
     ("has_profile", "quality", "profile known: {yesno}"),
     ("contact_completeness", "quality", "contact details {v:.0%} complete"),
 )
-_ONE_HOT: Final = (("industry", INDUSTRIES, "demographic"), ("lead_source", LEAD_SOURCES, "quality"))
+_ONE_HOT: Final = (
+    ("industry", INDUSTRIES, "demographic"),
+    ("lead_source", LEAD_SOURCES, "quality"),
+)
 #: The words for a count of exactly one, where the plural would read wrong ("1 demo request").
 _SINGULAR: Final[dict[str, str]] = {
     "page_views": "1 page view",
@@ -376,7 +383,9 @@ _TEMPLATES: Final = {n: tpl for n, _, tpl in _NUMERIC_FEATURES}
 _SENIORITY_NAMES: Final = {rank: name.replace("_", "-") for name, rank in SENIORITY_RANK.items()}
 
 
-def normalize_category(value: str | None, vocabulary: tuple[str, ...], aliases: dict[str, str]) -> str | None:
+def normalize_category(
+    value: str | None, vocabulary: tuple[str, ...], aliases: dict[str, str]
+) -> str | None:
     """Map free text to a vocabulary entry: lower-case, underscores, aliases, else ``other``."""
     if value is None:
         return None
@@ -426,7 +435,9 @@ def to_vector(state: LeadState, out: np.ndarray | None = None) -> np.ndarray:
     activities = sum(c.get(t, 0) for t in FAMILY_OF_TYPE)
     responsive = sum(c.get(t, 0) for t in _RESPONSIVE_TYPES) + state.calls_answered
     decay = (
-        math.exp(-_DECAY_PER_S * (as_of - state.decay_ref_t)) if state.decay_ref_t is not None else 0.0
+        math.exp(-_DECAY_PER_S * (as_of - state.decay_ref_t))
+        if state.decay_ref_t is not None
+        else 0.0
     )
     today = int(as_of // DAY_S)
     active_30d = sum(1 for d in state.active_days if today - 30 < d <= today)
@@ -476,7 +487,9 @@ def to_vector(state: LeadState, out: np.ndarray | None = None) -> np.ndarray:
 
 NUMERIC_FEATURES: Final[tuple[str, ...]] = tuple(n for n, _, _ in _NUMERIC_FEATURES)
 #: The categorical inputs of the stream's vector and their vocabularies (one-hot, in order).
-CATEGORICAL_FEATURES: Final[dict[str, tuple[str, ...]]] = {prefix: vocab for prefix, vocab, _ in _ONE_HOT}
+CATEGORICAL_FEATURES: Final[dict[str, tuple[str, ...]]] = {
+    prefix: vocab for prefix, vocab, _ in _ONE_HOT
+}
 
 
 def state_record(state: LeadState) -> dict[str, Any]:
@@ -488,8 +501,12 @@ def state_record(state: LeadState) -> dict[str, Any]:
     """
     v = to_vector(state)
     record: dict[str, Any] = {name: float(v[i]) for i, name in enumerate(NUMERIC_FEATURES)}
-    record["industry"] = normalize_category(state.profile.get("industry"), INDUSTRIES, _INDUSTRY_ALIASES)
-    record["lead_source"] = normalize_category(state.profile.get("lead_source"), LEAD_SOURCES, _SOURCE_ALIASES)
+    record["industry"] = normalize_category(
+        state.profile.get("industry"), INDUSTRIES, _INDUSTRY_ALIASES
+    )
+    record["lead_source"] = normalize_category(
+        state.profile.get("lead_source"), LEAD_SOURCES, _SOURCE_ALIASES
+    )
     return record
 
 

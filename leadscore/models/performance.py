@@ -53,7 +53,9 @@ def binary_metrics(y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> dict
         "roc_auc": round(float(roc_auc_score(y, p)), 4) if enough else None,
         "brier": round(float(np.mean((p - y) ** 2)), 4) if n else 0.0,
         "log_loss": (
-            round(float(-np.mean(y * np.log(p + eps) + (1 - y) * np.log(1 - p + eps))), 4) if n else 0.0
+            round(float(-np.mean(y * np.log(p + eps) + (1 - y) * np.log(1 - p + eps))), 4)
+            if n
+            else 0.0
         ),
         "threshold": threshold,
     }

@@ -41,7 +41,7 @@ import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _dist_version
 from pathlib import Path
@@ -286,7 +286,7 @@ class ModelRegistry:
             chosen = report_json.get("chosen")
             variant = chosen.get("name") if isinstance(chosen, Mapping) else None
 
-        created_at = datetime.now(timezone.utc)
+        created_at = datetime.now(UTC)
         for _ in range(10):
             version = f"{created_at:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
             if not (self.root / version).exists():
@@ -561,7 +561,6 @@ class ModelRegistry:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
-
     def _verify_files(self, directory: Path, manifest: Manifest) -> None:
         """Refuse the version unless every file the manifest lists has its checksum."""
         for required in (ARRAYS_FILE, META_FILE):
@@ -698,7 +697,7 @@ def _library_versions() -> dict[str, str]:
 
 
 def _now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat()
+    return datetime.now(UTC).isoformat()
 
 
 def _write_text(path: Path, text: str) -> None:

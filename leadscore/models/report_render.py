@@ -118,7 +118,9 @@ def _render_models(models: Sequence[Mapping[str, Any]], chosen: str, console: Co
             legend.add_row(f"  {escape(model['name'])}:", escape(str(model["description"])))
     legend.add_row("  *", "chosen; bold: best in column (majority accuracy is the baseline)")
     if any(m.get("fit_shared") for m in models):
-        legend.add_row("  †", "one set of member fits per fold, shared by these variants: their total time")
+        legend.add_row(
+            "  †", "one set of member fits per fold, shared by these variants: their total time"
+        )
     console.print(legend)
 
 

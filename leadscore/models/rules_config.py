@@ -177,8 +177,13 @@ class RulesConfig:
                 f"unknown key(s) {unknown}; expected some of {sorted(default.to_dict())}"
             )
         kw: dict[str, Any] = {}
-        for key in ("base_points", "fit_max_points", "engagement_max_points",
-                    "contact_completeness_points", "activity_half_life_days"):
+        for key in (
+            "base_points",
+            "fit_max_points",
+            "engagement_max_points",
+            "contact_completeness_points",
+            "activity_half_life_days",
+        ):
             if key in data:
                 kw[key] = _number(data[key], key)
         for key in ("seniority_points", "industry_points", "lead_source_points"):
@@ -193,11 +198,13 @@ class RulesConfig:
                 k: _signal(v, f"engagement_points.{k}") for k, v in table.items()
             }
         if "company_size_points" in data:
-            kw["company_size_points"] = _bands(data["company_size_points"], "company_size_points",
-                                               "min_employees")
+            kw["company_size_points"] = _bands(
+                data["company_size_points"], "company_size_points", "min_employees"
+            )
         if "inactivity_points" in data:
-            kw["inactivity_points"] = _bands(data["inactivity_points"], "inactivity_points",
-                                             "min_days")
+            kw["inactivity_points"] = _bands(
+                data["inactivity_points"], "inactivity_points", "min_days"
+            )
         return cls(**kw)
 
     def to_dict(self) -> dict[str, Any]:
@@ -228,8 +235,13 @@ class RulesConfig:
 
 
 def _validate(c: RulesConfig) -> None:
-    for name in ("base_points", "fit_max_points", "engagement_max_points",
-                 "contact_completeness_points", "activity_half_life_days"):
+    for name in (
+        "base_points",
+        "fit_max_points",
+        "engagement_max_points",
+        "contact_completeness_points",
+        "activity_half_life_days",
+    ):
         _number(getattr(c, name), name)
     if c.base_points < 0 or c.fit_max_points < 0 or c.engagement_max_points < 0:
         raise RulesConfigError(
@@ -332,8 +344,9 @@ def _signal(value: Any, name: str) -> SignalPoints:
 
 def _bands(value: Any, name: str, key: str) -> tuple[tuple[Any, float], ...]:
     if not isinstance(value, list):
-        raise RulesConfigError(f"{name} must be a JSON list of {{{key!r}, 'points'}} objects, "
-                               f"got {_kind(value)}")
+        raise RulesConfigError(
+            f"{name} must be a JSON list of {{{key!r}, 'points'}} objects, got {_kind(value)}"
+        )
     out = []
     for i, item in enumerate(value):
         band = _object(item, f"{name}[{i}]")
@@ -344,13 +357,19 @@ def _bands(value: Any, name: str, key: str) -> tuple[tuple[Any, float], ...]:
         start = _number(band[key], f"{name}[{i}].{key}")
         if key == "min_employees":
             if start != int(start) or start < 1:
-                raise RulesConfigError(f"{name}[{i}].min_employees must be a whole number >= 1, "
-                                       f"got {band[key]!r}")
+                raise RulesConfigError(
+                    f"{name}[{i}].min_employees must be a whole number >= 1, got {band[key]!r}"
+                )
             start = int(start)
         out.append((start, _number(band["points"], f"{name}[{i}].points")))
     return tuple(out)
 
 
 def _kind(value: Any) -> str:
-    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean",
-            type(None): "null"}.get(type(value), type(value).__name__)
+    return {
+        dict: "an object",
+        list: "a list",
+        str: "a string",
+        bool: "a boolean",
+        type(None): "null",
+    }.get(type(value), type(value).__name__)

@@ -66,7 +66,9 @@ class ScoringPolicy:
             return "C"
         return "D"
 
-    def should_publish(self, previous: int | None, previous_grade: str | None, score: int, grade: str) -> bool:
+    def should_publish(
+        self, previous: int | None, previous_grade: str | None, score: int, grade: str
+    ) -> bool:
         """Whether a new score is news: the first score, a big enough move, or a new grade."""
         if previous is None or grade != previous_grade:
             return True
@@ -202,7 +204,8 @@ class Scorer:
         if families is not None and all(n in families for n in self.feature_names):
             self._families = tuple(sorted({families[n] for n in self.feature_names}))
             self._family_matrix = np.array(
-                [[families[n] == f for n in self.feature_names] for f in self._families], dtype=np.float64
+                [[families[n] == f for n in self.feature_names] for f in self._families],
+                dtype=np.float64,
             )
             self._fit_mask = np.array([f in FIT_FAMILIES for f in self._families])
 

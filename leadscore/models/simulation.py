@@ -47,7 +47,7 @@ import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from operator import itemgetter
 from pathlib import Path
 from types import MappingProxyType
@@ -56,7 +56,7 @@ from typing import Any, Final
 import numpy as np
 import orjson
 
-UTC: Final = timezone.utc
+UTC: Final = UTC
 DAY_S: Final = 86_400.0
 HOUR_S: Final = 3_600.0
 

@@ -50,7 +50,9 @@ def parse_shift_at(spec: str, *, start: datetime, span: timedelta) -> datetime:
         fraction = None
     if fraction is not None:
         if not 0.0 < fraction < 1.0:
-            raise ValueError(f"--shift-at as a fraction of the span must be in (0, 1), got {spec!r}")
+            raise ValueError(
+                f"--shift-at as a fraction of the span must be in (0, 1), got {spec!r}"
+            )
         return start + span * fraction
     try:
         at = datetime.fromisoformat(spec.replace("Z", "+00:00"))
@@ -70,7 +72,9 @@ def shift_regime(email_open_factor: float | None = None) -> Regime:
     return replace(SHIFTED_REGIME, email_open_factor=email_open_factor)
 
 
-def measure_shift(config: SimConfig, *, horizon_days: float = 30.0, seed: int = 0) -> dict[str, float]:
+def measure_shift(
+    config: SimConfig, *, horizon_days: float = 30.0, seed: int = 0
+) -> dict[str, float]:
     """Fit a model on leads that arrived before the shift and score it before and after.
 
     Simulates ``config`` (which needs ``start`` and ``shift``), takes one point-in-time
@@ -129,13 +133,18 @@ if __name__ == "__main__":  # python -m leadscore.models.simulation_shift --lead
 
     import orjson
 
-    parser = argparse.ArgumentParser(description="ROC-AUC of a model trained before a shift, after it.")
+    parser = argparse.ArgumentParser(
+        description="ROC-AUC of a model trained before a shift, after it."
+    )
     parser.add_argument("--leads", type=int, default=8_000)
     parser.add_argument("--days", type=float, default=120.0)
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
     base = SimConfig(
-        n_leads=args.leads, start=datetime(2026, 1, 5, tzinfo=UTC), span_days=args.days, seed=args.seed
+        n_leads=args.leads,
+        start=datetime(2026, 1, 5, tzinfo=UTC),
+        span_days=args.days,
+        seed=args.seed,
     )
     report = measure_shift(replace(base, shift=default_shift(base)), seed=args.seed)
     print(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())

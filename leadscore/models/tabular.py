@@ -596,9 +596,14 @@ class FeaturePipeline:
             if any(v is None for v in norm) or len(set(norm)) != len(norm):
                 raise TableError(f"levels of {name!r} must be distinct and non-empty: {levels!r}")
             specs.append(
-                _Column(name, "categorical", True, f"one-hot {len(norm)} levels",
-                        levels=tuple(str(v) for v in norm),
-                        labels=tuple(str(lvl).strip() for lvl in levels))  # fmt: skip
+                _Column(
+                    name,
+                    "categorical",
+                    True,
+                    f"one-hot {len(norm)} levels",
+                    levels=tuple(str(v) for v in norm),
+                    labels=tuple(str(lvl).strip() for lvl in levels),
+                )  # fmt: skip
             )
         return cls(specs)
 

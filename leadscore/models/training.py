@@ -215,7 +215,9 @@ def _fit_pool(
     )
     search_rows = inner
     if len(inner) > _MAX_SEARCH_ROWS:
-        search_rows = np.sort(np.random.default_rng(seed).choice(inner, _MAX_SEARCH_ROWS, replace=False))
+        search_rows = np.sort(
+            np.random.default_rng(seed).choice(inner, _MAX_SEARCH_ROWS, replace=False)
+        )
     Xi, yi = X[np.ix_(search_rows, columns)], y[search_rows]
     Xh, yh = X[np.ix_(holdout, columns)], y[holdout]
 
@@ -379,7 +381,9 @@ def _baseline_probability(
 # --- folds ---------------------------------------------------------------------------------
 
 
-def _outer_folds(data: TrainingData, folds: int, seed: int) -> tuple[str, list[tuple[np.ndarray, np.ndarray]]]:
+def _outer_folds(
+    data: TrainingData, folds: int, seed: int
+) -> tuple[str, list[tuple[np.ndarray, np.ndarray]]]:
     y = np.asarray(data.y, dtype=np.int64)
     if data.times is not None:
         order = np.argsort(data.times, kind="stable")
@@ -416,15 +420,21 @@ def _check(data: TrainingData, config: TrainConfig) -> None:
     if unknown:
         raise ValueError(f"unknown models to compare {unknown}; known: {[*VARIANTS, *BASELINES]}")
     if config.variant != "auto" and config.variant not in VARIANTS:
-        raise ValueError(f"variant must be 'auto' or one of {list(VARIANTS)}, got {config.variant!r}")
+        raise ValueError(
+            f"variant must be 'auto' or one of {list(VARIANTS)}, got {config.variant!r}"
+        )
     X, y = np.asarray(data.X), np.asarray(data.y)
     if X.ndim != 2 or len(X) != len(y) or len(X) == 0:
-        raise ValueError(f"X must be (n, n_features) with one label per row; got {X.shape} and {y.shape}")
+        raise ValueError(
+            f"X must be (n, n_features) with one label per row; got {X.shape} and {y.shape}"
+        )
     if not np.isfinite(X).all():
         raise ValueError("X has NaN or infinite values; the feature pipeline must fill them")
     for name, values in (("times", data.times), ("groups", data.groups)):
         if values is not None and len(values) != len(y):
-            raise ValueError(f"{name} has {len(values)} entries for {len(y)} rows; give one per row")
+            raise ValueError(
+                f"{name} has {len(values)} entries for {len(y)} rows; give one per row"
+            )
     if data.times is not None and not np.isfinite(np.asarray(data.times, dtype=np.float64)).all():
         bad = int((~np.isfinite(np.asarray(data.times, dtype=np.float64))).sum())
         raise ValueError(f"times has {bad} missing or infinite values; every row needs a time")
@@ -436,7 +446,9 @@ def _check(data: TrainingData, config: TrainConfig) -> None:
     need = 2 * config.folds
     for label in (0, 1):
         members = y == label
-        units = len(np.unique(data.groups[members])) if data.groups is not None else int(members.sum())
+        units = (
+            len(np.unique(data.groups[members])) if data.groups is not None else int(members.sum())
+        )
         if units < need:
             unit = "leads" if data.groups is not None else "rows"
             raise InsufficientDataError(
@@ -448,7 +460,9 @@ def _check(data: TrainingData, config: TrainConfig) -> None:
 # --- the run -------------------------------------------------------------------------------
 
 
-def train(data: TrainingData, config: TrainConfig = TrainConfig(), progress: Progress | None = None) -> TrainResult:
+def train(
+    data: TrainingData, config: TrainConfig = TrainConfig(), progress: Progress | None = None
+) -> TrainResult:
     """Cross-validate every candidate on the same folds, choose one, fit it on all rows.
 
     Returns:
@@ -557,7 +571,9 @@ def _train(data: TrainingData, config: TrainConfig, progress: Progress | None) -
             "calibration": [float(calib[0]), float(calib[1])],
             "params": {k: pool.params.get(k, {}) for k in kinds_c},
             "features_used": int(len(pool.columns)),
-            "features_dropped": [data.feature_names[j] for j in np.setdiff1d(np.arange(X.shape[1]), pool.columns)],
+            "features_dropped": [
+                data.feature_names[j] for j in np.setdiff1d(np.arange(X.shape[1]), pool.columns)
+            ],
             "features_used_per_fold": selected,
             "fit_seconds": final_seconds,
         },
@@ -579,7 +595,9 @@ def _used_kinds(variant: str) -> list[tuple[str, float]]:
     return [(k, w) for k, w in zip(kinds, weights) if w > 0]
 
 
-def _choose(forced: str, variants: Sequence[str], per_fold: Mapping[str, list[dict[str, Any]]]) -> tuple[str, str]:
+def _choose(
+    forced: str, variants: Sequence[str], per_fold: Mapping[str, list[dict[str, Any]]]
+) -> tuple[str, str]:
     """The variant to deploy, and why (see the module notes)."""
     if forced != "auto":
         return forced, f"chosen by configuration (variant={forced!r})"
@@ -611,7 +629,12 @@ def _choose(forced: str, variants: Sequence[str], per_fold: Mapping[str, list[di
 
 
 def _assemble(
-    kinds: Sequence[str], w: np.ndarray, calib: tuple[float, float], pool: _Pool, n_features: int, seed: int
+    kinds: Sequence[str],
+    w: np.ndarray,
+    calib: tuple[float, float],
+    pool: _Pool,
+    n_features: int,
+    seed: int,
 ) -> LeadScoringEnsemble:
     """A fitted :class:`LeadScoringEnsemble` made of ``pool``'s members (no refit)."""
     booster = kinds[1]
@@ -634,7 +657,9 @@ def _assemble(
     return estimator
 
 
-def _importance(model: CompiledModel, X: np.ndarray, seed: int, rows: int = 2000) -> list[dict[str, Any]]:
+def _importance(
+    model: CompiledModel, X: np.ndarray, seed: int, rows: int = 2000
+) -> list[dict[str, Any]]:
     """Mean absolute SHAP value (log-odds) per feature on a sample, largest first."""
     rng = np.random.default_rng(seed)
     sample = X[rng.choice(len(X), min(rows, len(X)), replace=False)]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from leadscore.schemas.learning import TrainingExample
@@ -29,6 +29,7 @@ BUCKET_SIZES_S = {"hour": 3600, "day": 86_400, "week": 604_800}
 
 #: 1970-01-05T00:00Z, a Monday: weeks start there (epoch multiples of a week start on Thursdays).
 WEEK_ORIGIN_S = 345_600
+
 
 def bucket_start(t: datetime, bucket_s: int, origin_s: int = 0) -> int:
     """The epoch second at which ``t``'s bucket starts.
@@ -136,7 +137,7 @@ def merge(
             outcomes[grade] = {"n": int(n), "converted": int(conv), "rate": _rate(conv, n)}
         buckets.append(
             {
-                "start": datetime.fromtimestamp(start, timezone.utc).isoformat().replace("+00:00", "Z"),
+                "start": datetime.fromtimestamp(start, UTC).isoformat().replace("+00:00", "Z"),
                 "scores": int(row.get("scores", 0)),
                 "bins": [int(row.get(f"bin:{i}", 0)) for i in range(10)],
                 "grades": {grade: int(row.get(f"grade:{grade}", 0)) for grade in GRADES},
@@ -158,7 +159,11 @@ def merge(
         "totals": {
             "scores": sum(bucket["scores"] for bucket in buckets),
             "outcomes": outcome_totals(totals),
-            "overall": {"n": int(n_all), "converted": int(conv_all), "rate": _rate(conv_all, n_all)},
+            "overall": {
+                "n": int(n_all),
+                "converted": int(conv_all),
+                "rate": _rate(conv_all, n_all),
+            },
         },
     }
 

@@ -285,7 +285,9 @@ def parse_target(url: str) -> Target:
     host = parts.hostname.rstrip(".").lower()
     if not host:
         raise WebhookUrlError(f"the webhook URL {url!r} has no host")
-    return Target(url=url, scheme=scheme, host=host, port=port or (443 if scheme == "https" else 80))
+    return Target(
+        url=url, scheme=scheme, host=host, port=port or (443 if scheme == "https" else 80)
+    )
 
 
 def literal_address(host: str) -> IPAddress | None:
@@ -389,7 +391,11 @@ def check_addresses(target: Target, addresses: list[IPAddress], policy: AddressP
     for address in addresses:
         reason = policy.refusal(address)
         if reason is not None:
-            where = target.host if literal_address(target.host) is not None else f"{target.host} ({address})"
+            where = (
+                target.host
+                if literal_address(target.host) is not None
+                else f"{target.host} ({address})"
+            )
             raise WebhookUrlError(
                 f"webhooks may not go to {where}: {reason}; set LEADSCORE_WEBHOOK_ALLOW_PRIVATE=true "
                 "or list the network in LEADSCORE_WEBHOOK_ALLOWED_NETWORKS to allow it"
@@ -397,7 +403,9 @@ def check_addresses(target: Target, addresses: list[IPAddress], policy: AddressP
     return addresses[0]
 
 
-def next_attempt_delay(round_attempts: int, delays: list[float], rng: random.Random) -> float | None:
+def next_attempt_delay(
+    round_attempts: int, delays: list[float], rng: random.Random
+) -> float | None:
     """Seconds to wait before the next attempt, or ``None`` when the attempts are used up.
 
     Args:
@@ -442,7 +450,9 @@ def sample_event(event_id: str, now: datetime) -> LeadScored:
         base_score=31.0,
         reasons=[
             Reason(feature="demo_requests", label="1 demo request", value=1.0, contribution=24.5),
-            Reason(feature="pricing_views", label="3 pricing page views", value=3.0, contribution=11.2),
+            Reason(
+                feature="pricing_views", label="3 pricing page views", value=3.0, contribution=11.2
+            ),
         ],
         cause_event_id="sample-event",
         event_time=now,

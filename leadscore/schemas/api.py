@@ -30,7 +30,9 @@ class ActivityIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     type: ActivityType
-    time: AwareDatetime = Field(description="when it happened (timezone-aware, e.g. 2026-11-26T10:00:00Z)")
+    time: AwareDatetime = Field(
+        description="when it happened (timezone-aware, e.g. 2026-11-26T10:00:00Z)"
+    )
     id: Identifier | None = Field(None, description="event id; repeats of an id count once")
     data: dict[str, Any] = Field(
         default_factory=dict,
@@ -54,11 +56,18 @@ class ScoreRequest(BaseModel):
             "examples": [
                 {
                     "lead_id": "lead-42",
-                    "profile": {"company_size": 250, "industry": "software", "job_title": "VP Sales",
-                                "lead_source": "webinar"},
+                    "profile": {
+                        "company_size": 250,
+                        "industry": "software",
+                        "job_title": "VP Sales",
+                        "lead_source": "webinar",
+                    },
                     "activities": [
-                        {"type": "lead.page_viewed", "time": "2026-11-20T10:00:00Z",
-                         "data": {"url": "/pricing", "duration_s": 90}},
+                        {
+                            "type": "lead.page_viewed",
+                            "time": "2026-11-20T10:00:00Z",
+                            "data": {"url": "/pricing", "duration_s": 90},
+                        },
                         {"type": "lead.demo_requested", "time": "2026-11-21T09:30:00Z"},
                     ],
                 },
@@ -152,7 +161,9 @@ class ExperimentRequest(BaseModel):
         description="model version to test"
     )
     champion: str | None = Field(None, description="default: the current champion")
-    traffic: Annotated[float, Field(gt=0, lt=1)] = Field(0.1, description="share of leads on the challenger")
+    traffic: Annotated[float, Field(gt=0, lt=1)] = Field(
+        0.1, description="share of leads on the challenger"
+    )
     description: Annotated[str, Field(max_length=2000)] = ""
 
 

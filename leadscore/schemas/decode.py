@@ -112,8 +112,10 @@ def _explain(exc: ValidationError) -> InvalidEventError:
     for err in errors[:5]:
         loc = err["loc"]
         # The first element of loc is the union tag (the event type); the rest is the field path.
-        path = ".".join(str(p) for p in loc[1:]) if loc and loc[0] in EVENT_TYPES else ".".join(
-            str(p) for p in loc
+        path = (
+            ".".join(str(p) for p in loc[1:])
+            if loc and loc[0] in EVENT_TYPES
+            else ".".join(str(p) for p in loc)
         )
         got = "" if err["type"] == "missing" else f" (got {_short(err.get('input'))})"
         parts.append(f"{path or '<root>'}: {err['msg']}{got}")

@@ -16,7 +16,7 @@ to drop repeats.
 from __future__ import annotations
 
 from enum import Enum
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
 
@@ -228,22 +228,20 @@ class LeadDisqualified(_CloudEvent):
     data: OutcomeData = OutcomeData()
 
 
-ActivityEvent = Union[
-    PageViewed,
-    EmailOpened,
-    EmailClicked,
-    FormSubmitted,
-    ContentDownloaded,
-    DemoRequested,
-    CallLogged,
-    MeetingHeld,
-    SocialEngaged,
-    ReferralMade,
-]
-OutcomeEvent = Union[LeadConverted, LeadDisqualified]
-LeadEvent = Annotated[
-    Union[ActivityEvent, ProfileUpdated, OutcomeEvent], Field(discriminator="type")
-]
+ActivityEvent = (
+    PageViewed
+    | EmailOpened
+    | EmailClicked
+    | FormSubmitted
+    | ContentDownloaded
+    | DemoRequested
+    | CallLogged
+    | MeetingHeld
+    | SocialEngaged
+    | ReferralMade
+)
+OutcomeEvent = LeadConverted | LeadDisqualified
+LeadEvent = Annotated[ActivityEvent | ProfileUpdated | OutcomeEvent, Field(discriminator="type")]
 
 ACTIVITY_TYPES: frozenset[str] = frozenset(
     m.model_fields["type"].annotation.__args__[0]  # type: ignore[union-attr]

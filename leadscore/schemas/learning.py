@@ -52,11 +52,15 @@ class TrainingExample(BaseModel):
     outcome: Literal["converted", "disqualified"]
     outcome_event_id: str
     outcome_time: AwareDatetime
-    feature_time: AwareDatetime | None = Field(description="None when nothing but the outcome is known")
+    feature_time: AwareDatetime | None = Field(
+        description="None when nothing but the outcome is known"
+    )
     feature_spec_version: int
     features: list[float]
     model_version: str = Field(description="the champion when the label arrived")
-    probability: float = Field(ge=0.0, le=1.0, description="what that champion said for this vector")
+    probability: float = Field(
+        ge=0.0, le=1.0, description="what that champion said for this vector"
+    )
     produced_at: AwareDatetime
 
 

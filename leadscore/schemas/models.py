@@ -15,7 +15,7 @@ now". Readers must ignore types they do not know: ``model.trained`` and
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
@@ -47,7 +47,7 @@ class ModelEvent(BaseModel):
     @field_validator("at")
     @classmethod
     def _to_utc(cls, value: datetime) -> datetime:
-        return value.astimezone(timezone.utc)
+        return value.astimezone(UTC)
 
     @property
     def key(self) -> str:
@@ -89,7 +89,7 @@ def champion_changed(
         previous=previous,
         segment=segment,
         reason=reason,
-        at=at or datetime.now(timezone.utc),
+        at=at or datetime.now(UTC),
     )
 
 

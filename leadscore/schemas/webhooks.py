@@ -69,8 +69,8 @@ class WebhookFilters(BaseModel):
         description="only events whose grade differs from the previous grade (a lead's first "
         "score counts as a grade change)",
     )
-    lead_ids: Annotated[frozenset[Identifier], Field(min_length=1, max_length=10_000)] | None = Field(
-        default=None, description="only events of these leads (1-10,000 ids)"
+    lead_ids: Annotated[frozenset[Identifier], Field(min_length=1, max_length=10_000)] | None = (
+        Field(default=None, description="only events of these leads (1-10,000 ids)")
     )
 
 
@@ -97,9 +97,12 @@ class DeliveryAttempt(BaseModel):
     number: int = Field(description="1 for the first attempt; counts on across replays")
     started_at: AwareDatetime
     duration_ms: float
-    status_code: int | None = Field(default=None, description="the receiver's HTTP status, if it answered")
+    status_code: int | None = Field(
+        default=None, description="the receiver's HTTP status, if it answered"
+    )
     error: str | None = Field(
-        default=None, description="why the attempt failed: a non-2xx status, a timeout, a refused address, ..."
+        default=None,
+        description="why the attempt failed: a non-2xx status, a timeout, a refused address, ...",
     )
 
 
@@ -123,7 +126,9 @@ class Delivery(BaseModel):
     round_attempts: int = Field(
         0, description="attempts since the delivery was queued or last replayed (the retry budget)"
     )
-    next_attempt_at: AwareDatetime | None = Field(default=None, description="when the next retry is due")
+    next_attempt_at: AwareDatetime | None = Field(
+        default=None, description="when the next retry is due"
+    )
     created_at: AwareDatetime
     delivered_at: AwareDatetime | None = None
     dead_lettered_at: AwareDatetime | None = None
@@ -190,9 +195,12 @@ class WebhookUpdate(BaseModel):
 
     url: WebhookUrl | None = None
     description: Description | None = None
-    filters: WebhookFilters | None = Field(default=None, description="replaces the filters as a whole")
+    filters: WebhookFilters | None = Field(
+        default=None, description="replaces the filters as a whole"
+    )
     enabled: bool | None = Field(
-        default=None, description="false pauses deliveries (new events are not queued; queued ones wait)"
+        default=None,
+        description="false pauses deliveries (new events are not queued; queued ones wait)",
     )
     secret: Secret | None = None
     rotate_secret: bool = Field(default=False, description="generate a new secret (returned once)")
@@ -219,7 +227,9 @@ class WebhookWithSecret(Webhook):
 class WebhookUpdated(Webhook):
     """A changed subscription; ``secret`` is there only when the secret changed."""
 
-    secret: str | None = Field(default=None, description="the new secret, when it changed; not shown again")
+    secret: str | None = Field(
+        default=None, description="the new secret, when it changed; not shown again"
+    )
 
 
 class WebhookList(BaseModel):

@@ -11,16 +11,16 @@ import logging
 import ssl
 import time
 import weakref
-from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any
 
 import faust
 import orjson
 from faust.streams import _current_event
-from faust.types import TP
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+from faust.types import TP
 
 from leadscore.infra.redis_store import ScoreStore, connect, public_state
 from leadscore.models.champion import NoModelError, load_champion  # noqa: F401 (NoModelError: re-exported for the CLI)
@@ -32,7 +32,6 @@ from leadscore.settings import Settings
 from leadscore.streams.drift_agent import DriftAgent
 from leadscore.streams.model_events import ModelFollower, follow_model_events
 from leadscore.streams.outcome_clock import OutcomeClock, released
-from leadscore.streams.retrain import RetrainController
 from leadscore.streams.processing import (
     InputRecord,
     Limits,
@@ -41,6 +40,7 @@ from leadscore.streams.processing import (
     recent_activity,
     score_batch,
 )
+from leadscore.streams.retrain import RetrainController
 from leadscore.streams.tansu_compat import install_tansu_compat
 from leadscore.streams.webhook_queue import ScoreRecord
 from leadscore.streams.webhooks import WebhookWorker
@@ -124,7 +124,10 @@ def create_app(settings: Settings, scorer: Scorer | None = None) -> faust.App:
         web_enabled=False,
     )
     input_topic = app.topic(
-        *settings.input_topics, key_type=bytes, value_type=bytes, partitions=settings.topic_partitions
+        *settings.input_topics,
+        key_type=bytes,
+        value_type=bytes,
+        partitions=settings.topic_partitions,
     )
     # Lead id (utf-8 bytes) -> LeadState as orjson bytes. Changelogged: a restarted worker
     # recovers it. Bytes, not dicts, so no batch can alias or half-mutate a stored state.
@@ -152,6 +155,7 @@ def create_app(settings: Settings, scorer: Scorer | None = None) -> faust.App:
         max_future_skew_s=settings.max_future_skew_s,
         dedupe_window=settings.dedupe_window,
     )
+
     # Outcomes wait until the activity and profile topics have been read up to their time
     # (leadscore.streams.outcome_clock), so a training example never misses earlier events.
     def topic_progress(topic: str, partition: int) -> tuple[int | None, int | None]:
@@ -217,7 +221,7 @@ def create_app(settings: Settings, scorer: Scorer | None = None) -> faust.App:
         app.producer.buffer.max_messages = max(1000, 4 * settings.batch_size)
         async for events in stream.take_events(settings.batch_size, within=settings.batch_window_s):
             started = time.perf_counter()
-            now = datetime.now(timezone.utc)
+            now = datetime.now(UTC)
             records = [_record(event) for event in events]
             batch = apply_records(
                 records,
@@ -229,7 +233,9 @@ def create_app(settings: Settings, scorer: Scorer | None = None) -> faust.App:
                 sample_rate=settings.feature_sample_rate,
                 outcome_gate=outcome_clock,
             )
-            held = dict(outcome_clock.hold(records[index], t) for index, t in batch.result.deferrals)
+            held = dict(
+                outcome_clock.hold(records[index], t) for index, t in batch.result.deferrals
+            )
             scorer = models.scorer  # one model for the whole batch, even if a swap lands now
             await loop.run_in_executor(executor, score_batch, batch, scorer, now)
             result = batch.result
@@ -253,7 +259,10 @@ def create_app(settings: Settings, scorer: Scorer | None = None) -> faust.App:
             }
             # The batch's offsets are committed only after this loop body returns, so an
             # outage waits here (and the consumer with it) instead of losing the batch.
-            states = {lead_id: public_state(state.to_dict()) for lead_id, (state, _) in result.states.items()}
+            states = {
+                lead_id: public_state(state.to_dict())
+                for lead_id, (state, _) in result.states.items()
+            }
             activity = recent_activity(result, settings.activity_length)
             trends = aggregate_trends(
                 result.scores,
@@ -297,10 +306,14 @@ def create_app(settings: Settings, scorer: Scorer | None = None) -> faust.App:
     # --- webhooks: leads.scores.v1 -> per-subscription queues in Redis -> receivers -----------
     # The logic is in leadscore.streams.webhooks (docs/webhooks.md); these agents only feed it.
     webhooks = WebhookWorker(
-        settings, lambda topic, key, value: app.producer.send_and_wait(topic, key, value, None, None, None)
+        settings,
+        lambda topic, key, value: app.producer.send_and_wait(topic, key, value, None, None, None),
     )
     scores_topic = app.topic(
-        settings.scores_topic, key_type=bytes, value_type=bytes, partitions=settings.topic_partitions
+        settings.scores_topic,
+        key_type=bytes,
+        value_type=bytes,
+        partitions=settings.topic_partitions,
     )
 
     @app.agent(scores_topic)

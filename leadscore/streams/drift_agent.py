@@ -28,7 +28,7 @@ import time
 import uuid
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -197,7 +197,9 @@ class DriftAgent:
                 mapping={v: orjson.dumps(self.performance[v].summary()) for v in touched},
             )
             for v in touched:  # the rows too: a restarted agent continues the window
-                pipe.set(self.keys.performance_state(v), orjson.dumps(self.performance[v].to_dict()))
+                pipe.set(
+                    self.keys.performance_state(v), orjson.dumps(self.performance[v].to_dict())
+                )
             await pipe.execute()
         if n and self.on_labels is not None:
             await self.on_labels(n)
@@ -212,7 +214,9 @@ class DriftAgent:
             except ValidationError as exc:
                 self._invalid(record, exc)
                 continue
-            if sample.feature_spec_version != FEATURE_SPEC_VERSION or len(sample.features) != len(FEATURE_NAMES):
+            if sample.feature_spec_version != FEATURE_SPEC_VERSION or len(sample.features) != len(
+                FEATURE_NAMES
+            ):
                 self._invalid(record, "another feature definition")
                 continue
             self.stats["samples"] += 1
@@ -235,7 +239,11 @@ class DriftAgent:
             try:
                 return PerformanceWindow.from_dict(orjson.loads(raw), size, drop)
             except (orjson.JSONDecodeError, TypeError, ValueError) as exc:
-                log.warning("drift: saved performance of model %s unusable (%r); starting over", version, exc)
+                log.warning(
+                    "drift: saved performance of model %s unusable (%r); starting over",
+                    version,
+                    exc,
+                )
         return PerformanceWindow(size, drop)
 
     async def _monitor(self, version: str) -> tuple[DriftMonitor, WindowBuffer]:
@@ -261,8 +269,12 @@ class DriftAgent:
                 log.info("drift: model %s resumes after %d windows", version, monitor.windows_seen_)
                 return monitor
             except Exception as exc:  # a damaged state only costs a new baseline
-                log.warning("drift: saved state of model %s unusable (%r); new baseline", version, exc)
-        return DriftMonitor(version, FEATURE_NAMES, self.config, self.settings.drift_baseline_windows)
+                log.warning(
+                    "drift: saved state of model %s unusable (%r); new baseline", version, exc
+                )
+        return DriftMonitor(
+            version, FEATURE_NAMES, self.config, self.settings.drift_baseline_windows
+        )
 
     async def _test(self, version: str, window: ClosedWindow) -> None:
         monitor, _ = self.monitors[version]
@@ -295,7 +307,7 @@ class DriftAgent:
             report=report.to_dict(),
             performance=perf,
             cpu_ms=round(cpu_ms, 3),
-            at=datetime.now(timezone.utc),
+            at=datetime.now(UTC),
         )
         body = orjson.dumps(event.model_dump(mode="json"))
         assert self._producer is not None
@@ -317,4 +329,6 @@ class DriftAgent:
     def _invalid(self, record: Any, why: Any) -> None:
         # Our own records: a bad one is a bug or a foreign producer; skip it, say where.
         self.stats["invalid"] += 1
-        log.warning("drift agent skips %s:%d@%d: %s", record.topic, record.partition, record.offset, why)
+        log.warning(
+            "drift agent skips %s:%d@%d: %s", record.topic, record.partition, record.offset, why
+        )

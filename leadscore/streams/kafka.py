@@ -162,7 +162,9 @@ async def read_topic(settings: Settings, topic: str, *, timeout_s: float = 120.0
                     break
                 batches = await consumer.getmany(*remaining, timeout_ms=500, max_records=10_000)
                 for tp, records in batches.items():
-                    values.extend(r.value for r in records if r.offset < ends[tp] and r.value is not None)
+                    values.extend(
+                        r.value for r in records if r.offset < ends[tp] and r.value is not None
+                    )
         return values
     finally:
         await stop_consumer(consumer)

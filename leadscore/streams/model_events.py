@@ -120,8 +120,13 @@ class ModelFollower:
                     None, lambda: self.registry.champion(segment=self.segment)
                 )
             except (RegistryError, OSError) as exc:  # e.g. a hand-edited champion.json
-                log.error("cannot read the champion from %s (%r); still scoring with %s "
-                          "(cause: %s)", self.registry.root, exc, current, cause)
+                log.error(
+                    "cannot read the champion from %s (%r); still scoring with %s (cause: %s)",
+                    self.registry.root,
+                    exc,
+                    current,
+                    cause,
+                )
                 return False
             if version is None or version == current:
                 return False
@@ -148,8 +153,11 @@ class ModelFollower:
             event = ModelEvent.model_validate_json(record.value or b"")
         except ValidationError as exc:
             # Not ours to dead-letter (the topic is not lead data); the pointer still decides.
-            log.warning("undecodable model event at %s (%s); checking the registry anyway",
-                        where, exc.errors()[0]["msg"] if exc.errors() else exc)
+            log.warning(
+                "undecodable model event at %s (%s); checking the registry anyway",
+                where,
+                exc.errors()[0]["msg"] if exc.errors() else exc,
+            )
             return await self.sync(f"undecodable record at {where}")
         if event.type not in CHAMPION_CHANGE_TYPES:
             log.debug("model event %s of type %s at %s: nothing to do", event.id, event.type, where)

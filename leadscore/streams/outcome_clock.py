@@ -80,7 +80,9 @@ class OutcomeClock:
         """The held outcome as a (field, JSON) pair for the Redis hash of held outcomes."""
         since = deferred_since(record.headers) or self.clock()
         headers = [
-            [name, base64.b64encode(value).decode()] for name, value in record.headers if name != DEFERRED_HEADER
+            [name, base64.b64encode(value).decode()]
+            for name, value in record.headers
+            if name != DEFERRED_HEADER
         ]
         entry = {
             "topic": record.topic,
@@ -106,7 +108,9 @@ class OutcomeClock:
             try:
                 committed, end = self.progress(topic, partition)
             except Exception:  # a consumer internals change: do not hold labels on it
-                log.debug("no progress for %s:%d; outcome not held", topic, partition, exc_info=True)
+                log.debug(
+                    "no progress for %s:%d; outcome not held", topic, partition, exc_info=True
+                )
                 continue
             position = self.next_.get((topic, partition), committed)
             if position is None or end is None or end < 0 or position >= end:

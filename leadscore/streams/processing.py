@@ -11,7 +11,7 @@ import base64
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from hashlib import blake2b
 from typing import Any, Protocol
 
@@ -19,7 +19,13 @@ import numpy as np
 import orjson
 from aiokafka.partitioner import murmur2
 
-from leadscore.models.features import FEATURE_SPEC_VERSION, LeadState, apply_event, to_matrix, to_vector
+from leadscore.models.features import (
+    FEATURE_SPEC_VERSION,
+    LeadState,
+    apply_event,
+    to_matrix,
+    to_vector,
+)
 from leadscore.models.scoring import Scorer, to_score
 from leadscore.schemas.decode import EventKind, decode_event
 from leadscore.schemas.errors import InvalidEventError
@@ -155,7 +161,7 @@ def process_batch(
     Returns:
         A :class:`BatchResult`. Nothing is written by this function.
     """
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     batch = apply_records(
         records,
         kind_of_topic=kind_of_topic,
@@ -249,9 +255,19 @@ def apply_records(
             if applied and first_outcome:
                 labelled.append(_labelled(lead.state, event))
         except Exception as exc:  # a bug or a corrupt stored state: lose nothing, stop nothing
-            log.exception("record %s[%d]@%d could not be applied", record.topic, record.partition, record.offset)
+            log.exception(
+                "record %s[%d]@%d could not be applied",
+                record.topic,
+                record.partition,
+                record.offset,
+            )
             result.dead_letters.append(
-                (index, dead_letter(record, "processing_error", f"could not apply the event: {exc!r}", now))
+                (
+                    index,
+                    dead_letter(
+                        record, "processing_error", f"could not apply the event: {exc!r}", now
+                    ),
+                )
             )
             continue
         if not applied:
@@ -303,7 +319,9 @@ def score_batch(batch: AppliedBatch, scorer: Scorer, now: datetime) -> None:
                 _score([lead], result, scorer, now, batch.sample_rate)
             except Exception as exc:
                 log.exception("lead %s could not be scored", lead.state.lead_id)
-                result.scoring_failures.append((lead.last_index, f"could not score the lead: {exc!r}"))
+                result.scoring_failures.append(
+                    (lead.last_index, f"could not score the lead: {exc!r}")
+                )
 
 
 def _label(labelled: list[_Labelled], result: BatchResult, scorer: Scorer, now: datetime) -> None:
@@ -324,7 +342,9 @@ def _label(labelled: list[_Labelled], result: BatchResult, scorer: Scorer, now: 
     try:
         probabilities = scorer.probabilities(np.stack([item.vector for item in clean]))
     except Exception:  # the labels must not cost the batch its scores
-        log.exception("could not score %d labelled vectors; their examples are not emitted", len(clean))
+        log.exception(
+            "could not score %d labelled vectors; their examples are not emitted", len(clean)
+        )
         return
     for item, p in zip(clean, probabilities):
         event = item.event
@@ -338,7 +358,7 @@ def _label(labelled: list[_Labelled], result: BatchResult, scorer: Scorer, now: 
                 outcome_event_id=event.id,
                 outcome_time=event.time,
                 feature_time=(
-                    datetime.fromtimestamp(item.feature_time, timezone.utc)
+                    datetime.fromtimestamp(item.feature_time, UTC)
                     if item.feature_time is not None
                     else None
                 ),
@@ -372,7 +392,7 @@ def activity_entry(event: Any) -> bytes:
         {
             "id": event.id,
             "type": event.type,
-            "time": event.time.astimezone(timezone.utc).isoformat().replace("+00:00", "Z"),
+            "time": event.time.astimezone(UTC).isoformat().replace("+00:00", "Z"),
             "data": small,
         }
     )
@@ -412,7 +432,11 @@ def sampled(cause_event_id: str, rate: float) -> bool:
 
 
 def _score(
-    leads: list[_LeadWork], result: BatchResult, scorer: Scorer, now: datetime, sample_rate: float = 1.0
+    leads: list[_LeadWork],
+    result: BatchResult,
+    scorer: Scorer,
+    now: datetime,
+    sample_rate: float = 1.0,
 ) -> None:
     # Decide and build first, mutate states last: a failure leaves every state as it was.
     x = to_matrix([lead.state for lead in leads])
@@ -449,7 +473,12 @@ def _score(
         events.append(
             LeadScored(
                 id=score_event_id(
-                    lead.state.lead_id, lead.cause_id, scorer.version, x[i], previous, previous_grade
+                    lead.state.lead_id,
+                    lead.cause_id,
+                    scorer.version,
+                    x[i],
+                    previous,
+                    previous_grade,
                 ),
                 lead_id=lead.state.lead_id,
                 score=score,

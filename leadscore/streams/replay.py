@@ -10,7 +10,7 @@ worker's records against the truth.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -21,7 +21,11 @@ from leadscore.streams.processing import BatchResult, InputRecord, Limits, proce
 
 __all__ = ["replay"]
 
-_TOPIC = {EventKind.ACTIVITY: "activity", EventKind.PROFILE: "profile", EventKind.OUTCOME: "outcome"}
+_TOPIC = {
+    EventKind.ACTIVITY: "activity",
+    EventKind.PROFILE: "profile",
+    EventKind.OUTCOME: "outcome",
+}
 
 
 def replay(
@@ -37,7 +41,7 @@ def replay(
     ``now`` stamps ``scored_at`` and bounds event times (default: far in the future, so
     simulated histories of any date are accepted).
     """
-    now = now or datetime(2100, 1, 1, tzinfo=timezone.utc)
+    now = now or datetime(2100, 1, 1, tzinfo=UTC)
     states: dict[str, dict[str, Any]] = {}
     kinds = {name: kind for kind, name in _TOPIC.items()}
     limits = Limits()

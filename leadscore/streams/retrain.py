@@ -33,7 +33,6 @@ log = logging.getLogger(__name__)
 SKIPPED_RETRY_S = 60.0
 
 
-
 class RetrainController:
     """Decides when to retrain and runs it in a child process, one at a time across workers."""
 
@@ -102,7 +101,9 @@ class RetrainController:
             log.debug("retrain (%s) not started: within the cooldown", trigger)
             return False
         token = f"{self.owner}:{time.time()}"
-        if not await self.redis.set(self.lock_key, token, nx=True, ex=int(s.retrain_timeout_s) + 60):
+        if not await self.redis.set(
+            self.lock_key, token, nx=True, ex=int(s.retrain_timeout_s) + 60
+        ):
             return False
         await self.redis.set(self.last_key, time.time())
         await self.redis.set(self.labels_key, 0)
@@ -120,7 +121,9 @@ class RetrainController:
                 stderr=asyncio.subprocess.PIPE,
             )  # fmt: skip
             try:
-                out, err = await asyncio.wait_for(process.communicate(), self.settings.retrain_timeout_s)
+                out, err = await asyncio.wait_for(
+                    process.communicate(), self.settings.retrain_timeout_s
+                )
             except (TimeoutError, asyncio.CancelledError):
                 process.kill()
                 await process.wait()

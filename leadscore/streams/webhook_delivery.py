@@ -12,7 +12,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -151,12 +151,18 @@ class WebhookDeliverer:
                     pairs = await self.store.claim(free, self.policy.lease_s) if free > 0 else []
                     redis_backoff_s = 0.2
                 except RedisError as exc:  # Redis down: deliveries wait in it, nothing is lost
-                    log.warning("webhook delivery cannot reach Redis (%r); retrying in %.1f s", exc, redis_backoff_s)
+                    log.warning(
+                        "webhook delivery cannot reach Redis (%r); retrying in %.1f s",
+                        exc,
+                        redis_backoff_s,
+                    )
                     await asyncio.sleep(redis_backoff_s)
                     redis_backoff_s = min(redis_backoff_s * 2, 10.0)
                     continue
                 for pair in pairs:
-                    inflight[asyncio.create_task(self.deliver(*pair), name="webhook-delivery")] = pair
+                    inflight[asyncio.create_task(self.deliver(*pair), name="webhook-delivery")] = (
+                        pair
+                    )
                 waiting: set[asyncio.Future[Any]] = set(inflight)
                 waker = None
                 if not (pairs and len(pairs) == free):
@@ -165,7 +171,9 @@ class WebhookDeliverer:
                     waker = asyncio.ensure_future(self._wake.wait())
                     waiting.add(waker)
                 done, _ = await asyncio.wait(
-                    waiting, timeout=None if waker is None else POLL_S, return_when=asyncio.FIRST_COMPLETED
+                    waiting,
+                    timeout=None if waker is None else POLL_S,
+                    return_when=asyncio.FIRST_COMPLETED,
                 )
                 if waker is not None:
                     waker.cancel()
@@ -189,7 +197,8 @@ class WebhookDeliverer:
         task = asyncio.create_task(self.run())
         deadline = time.monotonic() + timeout_s
         try:
-            while time.monotonic() < deadline and await self.store.backlog() > 0:
+            # polls the backlog in Redis: no in-process event to wait on
+            while time.monotonic() < deadline and await self.store.backlog() > 0:  # noqa: ASYNC110
                 await asyncio.sleep(0.05)
         finally:
             await cancel_until_done(task)
@@ -199,11 +208,19 @@ class WebhookDeliverer:
             return
         exc = task.exception()
         if isinstance(exc, RedisError):
-            log.warning("webhook delivery of %s stopped on a Redis error (%r); retried when its "
-                        "lease runs out", pair, exc)
+            log.warning(
+                "webhook delivery of %s stopped on a Redis error (%r); retried when its "
+                "lease runs out",
+                pair,
+                exc,
+            )
         elif exc is not None:
-            log.error("webhook delivery of %s failed; retried when its lease runs out (%.0f s)",
-                      pair, self.policy.lease_s, exc_info=exc)
+            log.error(
+                "webhook delivery of %s failed; retried when its lease runs out (%.0f s)",
+                pair,
+                self.policy.lease_s,
+                exc_info=exc,
+            )
 
     async def deliver(self, subscription_id: str, lead_id: str) -> None:
         """Attempt the head delivery of one claimed pair, and settle it."""
@@ -217,7 +234,9 @@ class WebhookDeliverer:
             await self._dead_letter(sub, record)
             return
         if self.clients is None:
-            raise RuntimeError("WebhookDeliverer.deliver() runs inside run(), which opens the clients")
+            raise RuntimeError(
+                "WebhookDeliverer.deliver() runs inside run(), which opens the clients"
+            )
         client = self.clients.lend()
         try:
             outcome = await post_signed(
@@ -229,15 +248,20 @@ class WebhookDeliverer:
         number = (record.attempts[-1].number if record.attempts else 0) + 1
         record = record.model_copy(
             update={
-                "attempts": [*record.attempts[-(MAX_KEPT_ATTEMPTS - 1) :], outcome.as_attempt(number)],
+                "attempts": [
+                    *record.attempts[-(MAX_KEPT_ATTEMPTS - 1) :],
+                    outcome.as_attempt(number),
+                ],
                 "round_attempts": record.round_attempts + 1,
                 "next_attempt_at": None,
             }
         )
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         if outcome.ok:
             await self.store.finish(
-                subscription_id, lead_id, record.model_copy(update={"status": "delivered", "delivered_at": now})
+                subscription_id,
+                lead_id,
+                record.model_copy(update={"status": "delivered", "delivered_at": now}),
             )
             return
         delay = next_attempt_delay(record.round_attempts, self.delays, self.rng)
@@ -245,11 +269,17 @@ class WebhookDeliverer:
             await self._dead_letter(sub, record)
             return
         due = time.time() + delay
-        log.debug("webhook %s to %s failed (attempt %d: %s); retrying in %.1f s",
-                 record.id, sub.url, number, outcome.error, delay)
+        log.debug(
+            "webhook %s to %s failed (attempt %d: %s); retrying in %.1f s",
+            record.id,
+            sub.url,
+            number,
+            outcome.error,
+            delay,
+        )
         await self.store.retry(
             subscription_id, lead_id,
-            record.model_copy(update={"next_attempt_at": datetime.fromtimestamp(due, timezone.utc)}), due,
+            record.model_copy(update={"next_attempt_at": datetime.fromtimestamp(due, UTC)}), due,
         )  # fmt: skip
 
     async def _dead_letter(self, sub: WebhookSubscription, record: DeliveryRecord) -> None:
@@ -258,7 +288,7 @@ class WebhookDeliverer:
         The letter goes first: if the broker cannot take it, the delivery stays at the head
         of its queue and the letter is tried again (so it may go out twice, never zero times).
         """
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         last_error = record.attempts[-1].error if record.attempts else None
         letter = WebhookDeadLettered(
             subscription_id=sub.id,
@@ -279,12 +309,22 @@ class WebhookDeliverer:
             )  # fmt: skip
         except Exception as exc:  # whatever the producer raises: keep the delivery, try later
             due = time.time() + DEAD_LETTER_RETRY_S
-            log.warning("could not publish dead letter of webhook %s on %s (%r); trying again in %.0f s",
-                        record.id, self.policy.dead_letter_topic, exc, DEAD_LETTER_RETRY_S)
+            log.warning(
+                "could not publish dead letter of webhook %s on %s (%r); trying again in %.0f s",
+                record.id,
+                self.policy.dead_letter_topic,
+                exc,
+                DEAD_LETTER_RETRY_S,
+            )
             await self.store.retry(sub.id, record.lead_id, record, due, failed_attempt=False)
             return
-        log.warning("webhook %s to %s dead-lettered after %d attempts: %s",
-                    record.id, sub.url, record.round_attempts, last_error)
+        log.warning(
+            "webhook %s to %s dead-lettered after %d attempts: %s",
+            record.id,
+            sub.url,
+            record.round_attempts,
+            last_error,
+        )
         await self.store.finish(
             sub.id, record.lead_id,
             record.model_copy(update={"status": "dead", "dead_lettered_at": now, "next_attempt_at": None}),

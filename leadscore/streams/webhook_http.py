@@ -13,7 +13,7 @@ import socket
 import ssl
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import httpx
 import orjson
@@ -96,7 +96,8 @@ class ClientSlots:
     def __init__(self, size: int, timeout_s: float) -> None:
         context = ssl.create_default_context()
         self._all = [
-            http_client(timeout_s, connections=self.CONNECTIONS_PER_SLOT, verify=context) for _ in range(size)
+            http_client(timeout_s, connections=self.CONNECTIONS_PER_SLOT, verify=context)
+            for _ in range(size)
         ]
         self._free = list(self._all)
 
@@ -201,7 +202,7 @@ async def post_signed(
     Never raises for what the receiver or the network does: every failure comes back as
     an outcome with its reason (refused address, DNS, connection, timeout, status).
     """
-    started_at = datetime.now(timezone.utc)
+    started_at = datetime.now(UTC)
     started = time.perf_counter()
     status: int | None = None
     error: str | None = None
@@ -213,9 +214,16 @@ async def post_signed(
         extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
         # httpx's timeout bounds each phase; this bounds the whole request, so a receiver
         # that answers a byte at a time cannot hold an attempt past its lease.
-        async with asyncio.timeout(timeout_s), client.stream(
-            "POST", target.pinned_url(address), content=body, headers=headers, extensions=extensions
-        ) as response:
+        async with (
+            asyncio.timeout(timeout_s),
+            client.stream(
+                "POST",
+                target.pinned_url(address),
+                content=body,
+                headers=headers,
+                extensions=extensions,
+            ) as response,
+        ):
             status = response.status_code
             excerpt = b""
             async for chunk in response.aiter_raw():  # read a little, so the connection is reused
@@ -242,9 +250,11 @@ async def post_signed(
     )
 
 
-async def fire_test_event(subscription: WebhookSubscription, settings: Settings) -> WebhookTestResult:
+async def fire_test_event(
+    subscription: WebhookSubscription, settings: Settings
+) -> WebhookTestResult:
     """Send one signed sample event to a subscription now (not queued, not retried)."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     webhook_id = "test_" + delivery_id(subscription.id, f"{time.time_ns()}")[4:]
     body = envelope_body(sample_event(webhook_id, now))
     async with http_client(settings.webhook_timeout_s, connections=1) as client:
@@ -260,4 +270,3 @@ async def fire_test_event(subscription: WebhookSubscription, settings: Settings)
         duration_ms=round(outcome.duration_ms, 1),
         payload=orjson.loads(body),
     )
-

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import faust
 from pydantic import ValidationError
@@ -58,7 +58,9 @@ class SubscriptionCache:
         parsed: dict[bytes, WebhookSubscription] = {}
         for value in raw.values():
             cached = self._parsed.get(value)
-            parsed[value] = cached if cached is not None else WebhookSubscription.model_validate_json(value)
+            parsed[value] = (
+                cached if cached is not None else WebhookSubscription.model_validate_json(value)
+            )
         self._parsed = parsed
         return [sub for sub in parsed.values() if sub.enabled]
 
@@ -106,7 +108,7 @@ async def queue_score_events(
     result = QueueResult(queued=0, matched=0, undecodable=[])
     if not subs:
         return result
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     items: list[QueuedDelivery] = []
     for record in records:
         try:
@@ -118,4 +120,3 @@ async def queue_score_events(
     result.matched = len(items)
     result.queued = await store.enqueue(items)
     return result
-

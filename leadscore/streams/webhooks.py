@@ -31,7 +31,7 @@ import asyncio
 import base64
 import logging
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import orjson
 from redis.exceptions import RedisError
@@ -77,7 +77,9 @@ class WebhookWorker:
         if self._store is None:
             # one connection per delivery in flight, plus the queuing agent's
             client = connect(self.settings.redis_url, max_connections=self.policy.concurrency + 4)
-            self._store = WebhookStore(client, self.settings.redis_prefix, self.settings.webhook_log_ttl_s)
+            self._store = WebhookStore(
+                client, self.settings.redis_prefix, self.settings.webhook_log_ttl_s
+            )
             self._subscriptions = SubscriptionCache(self._store)
         return self._store
 
@@ -104,7 +106,9 @@ class WebhookWorker:
                 result = await queue_score_events(records, subscriptions, store)
                 break
             except RedisError as exc:  # an outage: wait it out, never skip the batch
-                log.warning("could not queue webhooks in Redis (%r); retrying in %.1f s", exc, delay_s)
+                log.warning(
+                    "could not queue webhooks in Redis (%r); retrying in %.1f s", exc, delay_s
+                )
                 await asyncio.sleep(delay_s)
                 delay_s = min(delay_s * 2, 10.0)
         for record, reason in result.undecodable:
@@ -116,10 +120,13 @@ class WebhookWorker:
                 offset=record.offset,
                 key_b64=_b64(record.key),
                 value_b64=_b64(record.value),
-                received_at=datetime.now(timezone.utc),
+                received_at=datetime.now(UTC),
             )
-            await self.send(self.settings.dead_letter_topic, record.key or b"",
-                            orjson.dumps(letter.model_dump(mode="json")))
+            await self.send(
+                self.settings.dead_letter_topic,
+                record.key or b"",
+                orjson.dumps(letter.model_dump(mode="json")),
+            )
         if result.queued:
             self.deliverer.wake()
         return result

@@ -31,23 +31,34 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, timeout_s
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            pytest.fail(f"the API exited {process.returncode}:\n{log.read_text()[-3000:]}", pytrace=False)
+            pytest.fail(
+                f"the API exited {process.returncode}:\n{log.read_text()[-3000:]}", pytrace=False
+            )
         try:
             if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
         time.sleep(0.2)
-    pytest.fail(f"the API was not ready in {timeout_s:.0f} s:\n{log.read_text()[-3000:]}", pytrace=False)
+    pytest.fail(
+        f"the API was not ready in {timeout_s:.0f} s:\n{log.read_text()[-3000:]}", pytrace=False
+    )
 
 
 @contextmanager
 def running_api(
-    settings: Settings, log_path: Path, *, loglevel: str = "warning", ready_timeout_s: float = API_READY_TIMEOUT_S
+    settings: Settings,
+    log_path: Path,
+    *,
+    loglevel: str = "warning",
+    ready_timeout_s: float = API_READY_TIMEOUT_S,
 ) -> Iterator[str]:
     """A ready ``leadscore api`` on ``settings.api_port``; yields its base URL; stopped after."""
     process = spawn_child(
-        [sys.executable, "-m", "leadscore", "api", "--loglevel", loglevel], log_path, worker_env(settings), Path.cwd()
+        [sys.executable, "-m", "leadscore", "api", "--loglevel", loglevel],
+        log_path,
+        worker_env(settings),
+        Path.cwd(),
     )
     try:
         url = f"http://127.0.0.1:{settings.api_port}"
@@ -63,7 +74,9 @@ def running_api(
                 process.wait()
 
 
-def make_keys(settings: Settings, scopes: Iterable[str] = ("read", "score", "admin")) -> dict[str, str]:
+def make_keys(
+    settings: Settings, scopes: Iterable[str] = ("read", "score", "admin")
+) -> dict[str, str]:
     """One API key per scope, named ``test-<scope>``: scope -> key."""
 
     async def make() -> dict[str, str]:
@@ -83,7 +96,9 @@ def drop_redis_keys(settings: Settings) -> None:
     async def drop() -> None:
         client = aioredis.Redis.from_url(settings.redis_url)
         try:
-            keys = [k async for k in client.scan_iter(match=f"{settings.redis_prefix}*", count=1000)]
+            keys = [
+                k async for k in client.scan_iter(match=f"{settings.redis_prefix}*", count=1000)
+            ]
             if keys:
                 await client.unlink(*keys)
         finally:

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import argparse
 import time
-from concurrent.futures import ProcessPoolExecutor
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
@@ -34,7 +34,7 @@ from leadscore.streams.app import load_scorer
 from leadscore.streams.replay import replay
 
 #: Simulated event times start here (all in the past, the same on every run).
-SIM_START = datetime(2025, 1, 1, tzinfo=timezone.utc)
+SIM_START = datetime(2025, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,9 @@ class DriftRun:
         return None if self.shift_day is None else SIM_START + timedelta(days=self.shift_day)
 
     def calm(self) -> DriftRun:
-        return DriftRun(self.n_leads, self.span_days, self.max_life_days, self.warmup_days, None, self.seed)
+        return DriftRun(
+            self.n_leads, self.span_days, self.max_life_days, self.warmup_days, None, self.seed
+        )
 
     def sim_config(self) -> SimConfig:
         at = self.shift_at
@@ -110,7 +112,10 @@ class OfflineWindow:
 
 
 def offline_windows(
-    samples: list[Sample], window_size: int, baseline_windows: int, config: DriftConfig,
+    samples: list[Sample],
+    window_size: int,
+    baseline_windows: int,
+    config: DriftConfig,
     min_span_s: float = 0.0,
 ) -> Iterator[OfflineWindow]:
     """The drift agent's windows for ``samples`` read in this order, computed in process."""
@@ -127,7 +132,12 @@ def offline_windows(
         if window is not None:
             report = monitor.test(window)
             yield OfflineWindow(
-                report.window_index, report.level, report.tested, window.start, window.end, i,
+                report.window_index,
+                report.level,
+                report.tested,
+                window.start,
+                window.end,
+                i,
                 window.X.shape[0],
             )
 
@@ -161,7 +171,10 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=400)
     parser.add_argument("--baseline-windows", type=int, nargs="+", default=[3])
     parser.add_argument(
-        "--min-days", type=float, nargs="+", default=[0.0],
+        "--min-days",
+        type=float,
+        nargs="+",
+        default=[0.0],
         help="least event-time span of a window in days (LEADSCORE_DRIFT_WINDOW_MIN_DAYS); "
         "several values: one pass each",
     )

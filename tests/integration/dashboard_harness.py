@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Coroutine, Iterable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -41,14 +41,18 @@ def require_browser_and_build() -> None:
     """Skip (fail under ``CI=true``) when chromium or the built dashboard is missing."""
     missing = []
     if not CHROMIUM.is_file():
-        missing.append(f"{CHROMIUM} is missing: install Debian's chromium (sudo apt-get install chromium)")
+        missing.append(
+            f"{CHROMIUM} is missing: install Debian's chromium (sudo apt-get install chromium)"
+        )
     if not (DIST / "index.html").is_file():
         missing.append(f"{DIST / 'index.html'} is missing: build the dashboard (make dashboard)")
     if not missing:
         return
     message = "; ".join(missing)
     if _UNDER_CI:
-        pytest.fail(f"{message}\n(CI=true: a missing prerequisite fails, never skips)", pytrace=False)
+        pytest.fail(
+            f"{message}\n(CI=true: a missing prerequisite fails, never skips)", pytrace=False
+        )
     pytest.skip(message)
 
 
@@ -65,11 +69,19 @@ def run_async(make: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
 # --- input events --------------------------------------------------------------------------------
 
 
-def event(lead: str, type_: str, at: datetime, data: dict[str, Any] | None = None, *, id_: str | None = None) -> dict[str, Any]:
+def event(
+    lead: str,
+    type_: str,
+    at: datetime,
+    data: dict[str, Any] | None = None,
+    *,
+    id_: str | None = None,
+) -> dict[str, Any]:
     """One CloudEvent for ``lead`` (docs/events.md)."""
     body: dict[str, Any] = {
         "specversion": "1.0",
-        "id": id_ or f"{lead}-{type_.rsplit('.', 1)[-1]}-{at.timestamp():.3f}-{random.getrandbits(32):08x}",
+        "id": id_
+        or f"{lead}-{type_.rsplit('.', 1)[-1]}-{at.timestamp():.3f}-{random.getrandbits(32):08x}",
         "source": "e2e-test",
         "type": type_,
         "time": at.isoformat(),
@@ -96,7 +108,9 @@ def profile(lead: str, at: datetime, *, hot: bool) -> dict[str, Any]:
 def high_intent(lead: str, at: datetime) -> list[dict[str, Any]]:
     """A burst that should raise a score: pricing views, a demo request, a meeting."""
     return [
-        event(lead, "lead.page_viewed", at, {"url": "https://example.com/pricing", "duration_s": 240}),
+        event(
+            lead, "lead.page_viewed", at, {"url": "https://example.com/pricing", "duration_s": 240}
+        ),
         event(lead, "lead.demo_requested", at + timedelta(seconds=1), {"product": "core"}),
         event(lead, "lead.meeting_held", at + timedelta(seconds=2), {"duration_min": 45}),
     ]
@@ -105,27 +119,58 @@ def high_intent(lead: str, at: datetime) -> list[dict[str, Any]]:
 def seed_events(leads: Iterable[str], seed: int = 5) -> list[dict[str, Any]]:
     """A profile and 2-6 activities per lead over the last hour; about a third are hot."""
     rng = random.Random(seed)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     events: list[dict[str, Any]] = []
     for n, lead in enumerate(leads):
         at = now - timedelta(minutes=60 - n)
         hot = n % 3 == 0
         events.append(profile(lead, at, hot=hot))
         if hot and n % 2 == 0:  # some leads well above the rest, for grades A and B
-            events += high_intent(lead, at + timedelta(seconds=5)) + high_intent(lead, at + timedelta(seconds=10))
+            events += high_intent(lead, at + timedelta(seconds=5)) + high_intent(
+                lead, at + timedelta(seconds=10)
+            )
             at += timedelta(seconds=15)
         for k in range(rng.randint(2, 6)):
             at += timedelta(seconds=30)
-            kind = rng.choice(["page", "email", "download", "call"] + (["demo", "meeting"] if hot else []))
+            kind = rng.choice(
+                ["page", "email", "download", "call"] + (["demo", "meeting"] if hot else [])
+            )
             if kind == "page":
-                url = rng.choice(["https://example.com/blog/a", "https://example.com/pricing", "https://example.com/docs"])
-                events.append(event(lead, "lead.page_viewed", at, {"url": url, "duration_s": rng.randint(5, 400)}))
+                url = rng.choice(
+                    [
+                        "https://example.com/blog/a",
+                        "https://example.com/pricing",
+                        "https://example.com/docs",
+                    ]
+                )
+                events.append(
+                    event(
+                        lead,
+                        "lead.page_viewed",
+                        at,
+                        {"url": url, "duration_s": rng.randint(5, 400)},
+                    )
+                )
             elif kind == "email":
                 events.append(event(lead, "lead.email_opened", at, {"campaign_id": "nov"}))
             elif kind == "download":
-                events.append(event(lead, "lead.content_downloaded", at, {"asset": f"guide-{k}", "kind": "whitepaper"}))
+                events.append(
+                    event(
+                        lead,
+                        "lead.content_downloaded",
+                        at,
+                        {"asset": f"guide-{k}", "kind": "whitepaper"},
+                    )
+                )
             elif kind == "call":
-                events.append(event(lead, "lead.call_logged", at, {"answered": rng.random() < 0.5, "duration_s": 120}))
+                events.append(
+                    event(
+                        lead,
+                        "lead.call_logged",
+                        at,
+                        {"answered": rng.random() < 0.5, "duration_s": 120},
+                    )
+                )
             elif kind == "demo":
                 events.append(event(lead, "lead.demo_requested", at, {"product": "core"}))
             else:
@@ -147,7 +192,13 @@ def synthetic_table(path: Path, rows: int = 400, seed: int = 7) -> list[dict[str
             visits = rng.randint(0, 40)
             industry = rng.choice(["software", "retail", "healthcare", "education"])
             source = rng.choice(["website", "referral", "event", "purchased_list"])
-            z = -2 + 0.08 * visits + 0.4 * math.log10(size) + 0.8 * (source == "referral") + 0.5 * (industry == "software")
+            z = (
+                -2
+                + 0.08 * visits
+                + 0.4 * math.log10(size)
+                + 0.8 * (source == "referral")
+                + 0.5 * (industry == "software")
+            )
             converted = "yes" if rng.random() < 1 / (1 + math.exp(-z)) else "no"
             out.writerow([f"row-{i:04d}", size, visits, industry, source, converted])
     with path.open(newline="") as handle:
@@ -164,13 +215,18 @@ def start_training(args: list[str], env: dict[str, str], log: Path) -> subproces
         )  # fmt: skip
 
 
-def finish_training(process: subprocess.Popen[bytes], log: Path, what: str, timeout_s: float = 150.0) -> None:
+def finish_training(
+    process: subprocess.Popen[bytes], log: Path, what: str, timeout_s: float = 150.0
+) -> None:
     try:
         code = process.wait(timeout=timeout_s)
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
-        pytest.fail(f"training {what} took over {timeout_s:.0f} s:\n{log.read_text()[-3000:]}", pytrace=False)
+        pytest.fail(
+            f"training {what} took over {timeout_s:.0f} s:\n{log.read_text()[-3000:]}",
+            pytrace=False,
+        )
     if code != 0:
         pytest.fail(f"training {what} exited {code}:\n{log.read_text()[-3000:]}", pytrace=False)
 
@@ -182,7 +238,9 @@ def api_get(url: str, key: str, path: str, **params: Any) -> httpx.Response:
     return httpx.get(f"{url}{path}", params=params, headers={"X-API-Key": key}, timeout=30)
 
 
-def wait_for(what: str, probe: Callable[[], _T | None], timeout_s: float = 60.0, poll_s: float = 0.25) -> _T:
+def wait_for(
+    what: str, probe: Callable[[], _T | None], timeout_s: float = 60.0, poll_s: float = 0.25
+) -> _T:
     """Call ``probe`` until it returns something other than ``None``; fail after ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
     while True:
@@ -274,7 +332,10 @@ def settle(page: Page, timeout_ms: int = 15_000) -> list[str]:
     except Exception:  # Playwright's TimeoutError: the page keeps fetching; not fatal by itself
         pass
     try:
-        page.wait_for_function("() => document.querySelectorAll('main .state.loading').length === 0", timeout=timeout_ms)
+        page.wait_for_function(
+            "() => document.querySelectorAll('main .state.loading').length === 0",
+            timeout=timeout_ms,
+        )
     except Exception:
         texts = page.locator("main .state.loading").all_inner_texts()
         problems.append(f"[{page.url}] still loading after {timeout_ms / 1000:.0f} s: {texts}")

@@ -49,10 +49,21 @@ async def test_a_revoked_key_stops_working_once_the_cache_expires(
     assert await verifier.verify(key) is None
 
 
-async def test_the_audit_log_pages_newest_first(redis_client: aioredis.Redis, name_prefix: str) -> None:
+async def test_the_audit_log_pages_newest_first(
+    redis_client: aioredis.Redis, name_prefix: str
+) -> None:
     audit = AuditLog(redis_client, name_prefix, max_entries=1000)
     for i in range(5):
-        await audit.write({"key_id": "k", "key_name": "n", "method": "POST", "path": f"/p{i}", "status": 200, "outcome": "ok"})
+        await audit.write(
+            {
+                "key_id": "k",
+                "key_name": "n",
+                "method": "POST",
+                "path": f"/p{i}",
+                "status": 200,
+                "outcome": "ok",
+            }
+        )
     first = await audit.read(limit=3)
     assert [e["path"] for e in first] == ["/p4", "/p3", "/p2"]
     rest = await audit.read(limit=3, before=first[-1]["id"])

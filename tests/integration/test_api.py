@@ -20,7 +20,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -52,10 +52,19 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def stack(kafka_bootstrap: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(
+    kafka_bootstrap: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
     root = tmp_path_factory.mktemp("api")
     model_dir = root / "models"
-    train_job(Settings(model_dir=model_dir), leads=600, folds=2, search="none", compare=("ensemble",), seed=1)
+    train_job(
+        Settings(model_dir=model_dir),
+        leads=600,
+        folds=2,
+        search="none",
+        compare=("ensemble",),
+        seed=1,
+    )
     port = free_port()
     settings = worker_settings(
         f"t-api-{uuid.uuid4().hex[:8]}.",
@@ -67,7 +76,9 @@ def stack(kafka_bootstrap: str, redis_url: str, tmp_path_factory: pytest.TempPat
     )
     asyncio.run(create_topics(settings))
     events = list(
-        Simulator(SimConfig(n_leads=40, span_days=20, seed=3, start=datetime(2025, 3, 1, tzinfo=timezone.utc))).events()
+        Simulator(
+            SimConfig(n_leads=40, span_days=20, seed=3, start=datetime(2025, 3, 1, tzinfo=UTC))
+        ).events()
     )
     worker = WorkerProcess(settings, root / "worker.log")
     try:
@@ -114,10 +125,17 @@ def test_the_api_scores_a_lead_exactly_as_the_stream_did(stack: Stack) -> None:
         assert body["probability"] == pytest.approx(published["probability"], abs=1e-6)
         assert body["score"] == published["score"] and body["grade"] == published["grade"]
         assert body["model_version"] == published["model_version"]
-        assert [r["feature"] for r in body["reasons"]] == [r["feature"] for r in published["reasons"]]
+        assert [r["feature"] for r in body["reasons"]] == [
+            r["feature"] for r in published["reasons"]
+        ]
 
         # from the same events in the body: the stream's own state-building code
-        own = [e for e in stack.events if e["subject"] == lead and not e["type"].startswith(("lead.converted", "lead.disqualified"))]
+        own = [
+            e
+            for e in stack.events
+            if e["subject"] == lead
+            and not e["type"].startswith(("lead.converted", "lead.disqualified"))
+        ]
         profile: dict[str, Any] = {}
         profile_time = None
         activities = []
@@ -126,7 +144,14 @@ def test_the_api_scores_a_lead_exactly_as_the_stream_did(stack: Stack) -> None:
                 profile.update(event["data"])
                 profile_time = event["time"]
             else:
-                activities.append({"type": event["type"], "time": event["time"], "id": event["id"], "data": event["data"]})
+                activities.append(
+                    {
+                        "type": event["type"],
+                        "time": event["time"],
+                        "id": event["id"],
+                        "data": event["data"],
+                    }
+                )
         request = {"lead_id": lead, "activities": activities}
         if profile:
             request |= {"profile": profile, "profile_time": profile_time}
@@ -149,29 +174,58 @@ def test_batch_scores_each_lead_and_reports_the_ones_it_cannot(stack: Stack) -> 
         single = client.post("/v1/score", json={"lead_id": lead}).json()
         response = client.post(
             "/v1/score/batch",
-            json={"leads": [{"lead_id": lead}, {"lead_id": "nobody-here"}, *[{"lead_id": lead}] * 10]},
+            json={
+                "leads": [{"lead_id": lead}, {"lead_id": "nobody-here"}, *[{"lead_id": lead}] * 10]
+            },
         )
         assert response.status_code == 200, response.text
         body = response.json()
-        assert [e["index"] for e in body["errors"]] == [1] and body["errors"][0]["code"] == "unknown_lead"
+        assert [e["index"] for e in body["errors"]] == [1] and body["errors"][0][
+            "code"
+        ] == "unknown_lead"
         assert len(body["results"]) == 11
         assert {r["probability"] for r in body["results"]} == {single["probability"]}
-        too_many = client.post("/v1/score/batch", json={"leads": [{"lead_id": lead}] * (stack.settings.api_max_batch + 1)})
-        assert too_many.status_code == 413 and "LEADSCORE_API_MAX_BATCH" in too_many.json()["error"]["message"]
+        too_many = client.post(
+            "/v1/score/batch",
+            json={"leads": [{"lead_id": lead}] * (stack.settings.api_max_batch + 1)},
+        )
+        assert (
+            too_many.status_code == 413
+            and "LEADSCORE_API_MAX_BATCH" in too_many.json()["error"]["message"]
+        )
 
 
 def test_bad_input_gets_a_4xx_that_says_what_is_wrong(stack: Stack) -> None:
     with stack.client("score") as client:
         bad = client.post(
             "/v1/score",
-            json={"lead_id": "x", "activities": [{"type": "lead.page_viewed", "time": "2026-01-01T00:00:00Z", "data": {}}]},
+            json={
+                "lead_id": "x",
+                "activities": [
+                    {"type": "lead.page_viewed", "time": "2026-01-01T00:00:00Z", "data": {}}
+                ],
+            },
         )
         assert bad.status_code == 422 and "activities[0].data.url" in bad.json()["error"]["message"]
-        naive = client.post("/v1/score", json={"lead_id": "x", "activities": [{"type": "lead.email_opened", "time": "2026-01-01T00:00:00"}]})
+        naive = client.post(
+            "/v1/score",
+            json={
+                "lead_id": "x",
+                "activities": [{"type": "lead.email_opened", "time": "2026-01-01T00:00:00"}],
+            },
+        )
         assert naive.status_code == 422 and "activities.0.time" in naive.json()["error"]["message"]
-        unknown_type = client.post("/v1/score", json={"lead_id": "x", "activities": [{"type": "lead.teleported", "time": "2026-01-01T00:00:00Z"}]})
+        unknown_type = client.post(
+            "/v1/score",
+            json={
+                "lead_id": "x",
+                "activities": [{"type": "lead.teleported", "time": "2026-01-01T00:00:00Z"}],
+            },
+        )
         assert unknown_type.status_code == 422
-        not_json = client.post("/v1/score", content=b"{nope", headers={"content-type": "application/json"})
+        not_json = client.post(
+            "/v1/score", content=b"{nope", headers={"content-type": "application/json"}
+        )
         assert not_json.status_code == 422 and not_json.json()["error"]["code"] == "invalid_request"
         assert client.get("/v1/leads/nobody/score").status_code == 404
         assert client.get("/v1/nothing-here").json()["error"]["code"] == "not_found"
@@ -205,11 +259,18 @@ def test_the_distribution_counts_every_lead_in_the_bin_and_grade_of_its_score(st
         assert body["thresholds"] == {"A": 80, "B": 60, "C": 40}
         scores = [row["score"] for row in board["leads"]]
         assert [b["count"] for b in body["bins"]] == [
-            sum(b["from"] <= s < b["to"] or (b["to"] == 100 and s == 100) for s in scores) for b in body["bins"]
+            sum(b["from"] <= s < b["to"] or (b["to"] == 100 and s == 100) for s in scores)
+            for b in body["bins"]
         ]
-        assert body["grades"] == {g: sum(row["grade"] == g for row in board["leads"]) for g in "ABCD"}
+        assert body["grades"] == {
+            g: sum(row["grade"] == g for row in board["leads"]) for g in "ABCD"
+        }
         default = client.get("/v1/leads/distribution").json()
-        assert len(default["bins"]) == 20 and default["bins"][0] == {"from": 0, "to": 5, "count": default["bins"][0]["count"]}
+        assert len(default["bins"]) == 20 and default["bins"][0] == {
+            "from": 0,
+            "to": 5,
+            "count": default["bins"][0]["count"],
+        }
         assert sum(b["count"] for b in default["bins"]) == body["total"]
         for bins in (0, 101):
             bad = client.get("/v1/leads/distribution", params={"bins": bins})
@@ -231,14 +292,23 @@ def test_trends_merge_the_workers_buckets_and_refuse_bad_ranges(stack: Stack) ->
         assert weekly["totals"] == daily["totals"]  # both ranges hold every bucket
         assert all(datetime.fromisoformat(b["start"]).weekday() == 0 for b in weekly["buckets"])
         first = daily["buckets"][0]["start"]
-        hourly = client.get("/v1/trends", params={"bucket": "hour", "since": first, "until": daily["until"]}).json()
+        hourly = client.get(
+            "/v1/trends", params={"bucket": "hour", "since": first, "until": daily["until"]}
+        ).json()
         assert hourly["totals"] == daily["totals"]
         assert len(hourly["buckets"]) == 24 * 30
 
         for params, code in (
             ({"since": "2026-01-02T00:00:00Z", "until": "2026-01-01T00:00:00Z"}, "invalid_range"),
             ({"since": "2026-01-01T00:00:00"}, "invalid_range"),  # no timezone
-            ({"since": "2000-01-01T00:00:00Z", "until": "2026-01-01T00:00:00Z", "bucket": "hour"}, "invalid_range"),
+            (
+                {
+                    "since": "2000-01-01T00:00:00Z",
+                    "until": "2026-01-01T00:00:00Z",
+                    "bucket": "hour",
+                },
+                "invalid_range",
+            ),
             ({"bucket": "minute"}, "invalid_request"),
         ):
             bad = client.get("/v1/trends", params=params)
@@ -313,10 +383,14 @@ def test_every_protected_route_refuses_a_missing_or_under_scoped_key(stack: Stac
             refused = anonymous.request(method, url)
             assert refused.status_code == 401, (method, path, refused.text)
             assert refused.json()["error"]["code"] == "unauthenticated"
-            wrong = anonymous.request(method, url, headers={"X-API-Key": "lsk_000000000000_not-a-real-key"})
+            wrong = anonymous.request(
+                method, url, headers={"X-API-Key": "lsk_000000000000_not-a-real-key"}
+            )
             assert wrong.status_code == 401, (method, path)
             for weaker in _WEAKER[scope]:
-                response = anonymous.request(method, url, headers={"Authorization": f"Bearer {stack.keys[weaker]}"})
+                response = anonymous.request(
+                    method, url, headers={"Authorization": f"Bearer {stack.keys[weaker]}"}
+                )
                 assert response.status_code == 403, (method, path, weaker, response.text)
                 assert f"needs '{scope}'" in response.json()["error"]["message"]
         for method, path in OPEN:
@@ -324,7 +398,11 @@ def test_every_protected_route_refuses_a_missing_or_under_scoped_key(stack: Stac
 
 
 def test_whoami_names_the_calling_key_and_what_it_may_do(stack: Stack) -> None:
-    for scope, allows in (("read", (True, False, False)), ("score", (True, True, False)), ("admin", (True, True, True))):
+    for scope, allows in (
+        ("read", (True, False, False)),
+        ("score", (True, True, False)),
+        ("admin", (True, True, True)),
+    ):
         with stack.client(scope) as client:
             body = client.get("/v1/whoami").json()
         assert body["name"] == f"test-{scope}" and body["scopes"] == [scope]
@@ -335,13 +413,23 @@ def test_whoami_names_the_calling_key_and_what_it_may_do(stack: Stack) -> None:
 def test_admin_calls_are_audited_with_who_what_and_outcome(stack: Stack) -> None:
     with stack.client("admin") as admin, stack.client("read") as reader:
         assert reader.post("/v1/models/rollback").status_code == 403
-        created = admin.post("/v1/experiments", json={"name": f"exp-{uuid.uuid4().hex[:6]}", "challenger": "nope"})
+        created = admin.post(
+            "/v1/experiments", json={"name": f"exp-{uuid.uuid4().hex[:6]}", "challenger": "nope"}
+        )
         assert created.status_code == 404
         entries = admin.get("/v1/audit", params={"limit": 20}).json()
     denied = next(e for e in entries if e["path"] == "/v1/models/rollback")
-    assert denied["key_name"] == "test-read" and denied["status"] == 403 and denied["outcome"].startswith("denied")
+    assert (
+        denied["key_name"] == "test-read"
+        and denied["status"] == 403
+        and denied["outcome"].startswith("denied")
+    )
     failed = next(e for e in entries if e["path"] == "/v1/experiments")
-    assert failed["key_name"] == "test-admin" and failed["method"] == "POST" and failed["status"] == 404
+    assert (
+        failed["key_name"] == "test-admin"
+        and failed["method"] == "POST"
+        and failed["status"] == 404
+    )
 
 
 # --- aliases ---------------------------------------------------------------------------------------
@@ -352,7 +440,12 @@ def test_the_seed_aliases_answer_like_their_v1_twins(stack: Stack) -> None:
         lead = client.get("/v1/leads/top", params={"limit": 1}).json()["leads"][0]["lead_id"]
         pairs = [
             ("POST", "/ai/scoring/score/single", "/v1/score", {"lead_id": lead}),
-            ("POST", "/ai/scoring/score/batch", "/v1/score/batch", {"leads": [{"lead_id": lead}, {"lead_id": "none"}]}),
+            (
+                "POST",
+                "/ai/scoring/score/batch",
+                "/v1/score/batch",
+                {"leads": [{"lead_id": lead}, {"lead_id": "none"}]},
+            ),
             ("GET", f"/ai/scoring/score/{lead}", f"/v1/leads/{lead}/score", None),
             ("POST", "/ai/scoring/score/single", "/v1/score", {"lead_id": 3}),  # an error, alike
         ]
@@ -362,8 +455,13 @@ def test_the_seed_aliases_answer_like_their_v1_twins(stack: Stack) -> None:
             assert a.status_code == b.status_code, (alias, a.text, b.text)
             assert _strip_times(a.json()) == _strip_times(b.json()), alias
         metrics = client.get("/ai/scoring/performance/metrics")
-        assert metrics.status_code == 200 and metrics.json().keys() == client.get("/v1/metrics/performance").json().keys()
-        a = client.post("/ai/scoring/abtest/create", json={"name": "dup-check", "challenger": "missing"})
+        assert (
+            metrics.status_code == 200
+            and metrics.json().keys() == client.get("/v1/metrics/performance").json().keys()
+        )
+        a = client.post(
+            "/ai/scoring/abtest/create", json={"name": "dup-check", "challenger": "missing"}
+        )
         b = client.post("/v1/experiments", json={"name": "dup-check", "challenger": "missing"})
         assert a.status_code == b.status_code == 404 and a.json() == b.json()
         a = client.post("/ai/scoring/model/train", json={"leads": 5})
@@ -383,7 +481,9 @@ def test_models_can_be_listed_trained_promoted_and_rolled_back(stack: Stack) -> 
         assert shown["manifest"]["version"] == first and "reference_sample" not in shown["manifest"]
         assert client.get("/v1/models/does-not-exist").status_code == 404
 
-        job = client.post("/v1/models/train", json={"leads": 300, "folds": 2, "search": "none", "seed": 5})
+        job = client.post(
+            "/v1/models/train", json={"leads": 300, "folds": 2, "search": "none", "seed": 5}
+        )
         assert job.status_code == 202, job.text
         job_id = job.json()["id"]
         deadline = time.monotonic() + 240
@@ -394,7 +494,9 @@ def test_models_can_be_listed_trained_promoted_and_rolled_back(stack: Stack) -> 
             time.sleep(1)
         assert state["status"] == "succeeded", state
         new = state["result"]["version"]
-        assert client.get("/v1/jobs/" + job_id + "/result").status_code == 404  # a train job has no file
+        assert (
+            client.get("/v1/jobs/" + job_id + "/result").status_code == 404
+        )  # a train job has no file
 
         promoted = client.post(f"/v1/models/{new}/promote", json={"reason": "test"})
         assert promoted.status_code == 200, promoted.text
@@ -404,34 +506,57 @@ def test_models_can_be_listed_trained_promoted_and_rolled_back(stack: Stack) -> 
         assert rolled.status_code == 200 and rolled.json()["champion"] == first
         assert client.get("/v1/models").json()["serving"] == first
 
-        experiment = client.post("/v1/experiments", json={"name": f"e-{uuid.uuid4().hex[:6]}", "challenger": new, "traffic": 0.2})
+        experiment = client.post(
+            "/v1/experiments",
+            json={"name": f"e-{uuid.uuid4().hex[:6]}", "challenger": new, "traffic": 0.2},
+        )
         assert experiment.status_code == 201, experiment.text
         assert experiment.json()["champion"] == first and experiment.json()["status"] == "draft"
-        again = client.post("/v1/experiments", json={"name": experiment.json()["name"], "challenger": new})
+        again = client.post(
+            "/v1/experiments", json={"name": experiment.json()["name"], "challenger": new}
+        )
         assert again.status_code == 409
 
 
 def test_a_table_file_is_scored_as_a_job_and_downloaded(stack: Stack, tmp_path: Path) -> None:
     rows = ["id,employees,industry,visits,converted"]
     for i in range(300):
-        rows.append(f"c{i},{10 + i * 7},{['saas', 'retail', 'bank'][i % 3]},{i % 17},{'yes' if (i % 17) > 9 else 'no'}")
+        rows.append(
+            f"c{i},{10 + i * 7},{['saas', 'retail', 'bank'][i % 3]},{i % 17},{'yes' if (i % 17) > 9 else 'no'}"
+        )
     table = tmp_path / "crm.csv"
     table.write_text("\n".join(rows) + "\n")
-    with stack.client("score") as client:  # no table model yet: refused at upload, not by a failed job
+    with stack.client(
+        "score"
+    ) as client:  # no table model yet: refused at upload, not by a failed job
         stream_model = client.get("/v1/models").json()["champion"]
         for form in ({}, {"model": stream_model} if stream_model else {}):
-            refused = client.post("/v1/score/batch/file", files={"file": ("crm.csv", b"id\n1\n", "text/csv")}, data=form)
-            assert refused.status_code == 409 and refused.json()["error"]["code"] == "no_table_model", refused.text
+            refused = client.post(
+                "/v1/score/batch/file",
+                files={"file": ("crm.csv", b"id\n1\n", "text/csv")},
+                data=form,
+            )
+            assert (
+                refused.status_code == 409 and refused.json()["error"]["code"] == "no_table_model"
+            ), refused.text
             assert "leadscore train --data" in refused.json()["error"]["message"]
-    train_job(stack.settings, table=_table_spec(table), folds=2, search="none", compare=("ensemble",))
+    train_job(
+        stack.settings, table=_table_spec(table), folds=2, search="none", compare=("ensemble",)
+    )
     with stack.client("score") as client:
         with table.open("rb") as handle:
-            job = client.post("/v1/score/batch/file", files={"file": ("crm.csv", handle, "text/csv")},
-                              data={"id_column": "id", "reasons": "2"})
+            job = client.post(
+                "/v1/score/batch/file",
+                files={"file": ("crm.csv", handle, "text/csv")},
+                data={"id_column": "id", "reasons": "2"},
+            )
         assert job.status_code == 202, job.text
         job_id = job.json()["id"]
         deadline = time.monotonic() + 120
-        while (state := client.get(f"/v1/jobs/{job_id}").json())["status"] not in ("succeeded", "failed"):
+        while (state := client.get(f"/v1/jobs/{job_id}").json())["status"] not in (
+            "succeeded",
+            "failed",
+        ):
             assert time.monotonic() < deadline, state
             time.sleep(0.5)
         assert state["status"] == "succeeded", state
@@ -439,8 +564,12 @@ def test_a_table_file_is_scored_as_a_job_and_downloaded(stack: Stack, tmp_path: 
         result = client.get(f"/v1/jobs/{job_id}/result")
         assert result.status_code == 200 and result.headers["content-type"].startswith("text/csv")
         lines = result.text.splitlines()
-        assert lines[0].split(",")[:4] == ["id", "score", "grade", "probability"] and len(lines) == 301
-        wrong = client.post("/v1/score/batch/file", files={"file": ("x.exe", b"MZ", "application/octet-stream")})
+        assert (
+            lines[0].split(",")[:4] == ["id", "score", "grade", "probability"] and len(lines) == 301
+        )
+        wrong = client.post(
+            "/v1/score/batch/file", files={"file": ("x.exe", b"MZ", "application/octet-stream")}
+        )
         assert wrong.status_code == 422 and wrong.json()["error"]["code"] == "unsupported_file"
 
 
@@ -462,14 +591,19 @@ def test_health_readiness_metrics_and_performance(stack: Stack) -> None:
         assert performance["stream"]["totals"]["events"] >= len(stack.events)
         assert performance["model"]["metrics"]["roc_auc"] > 0.5
         text = client.get("/metrics").text
-        assert "leadscore_api_request_seconds_bucket" in text and "leadscore_worker_events_total" in text
+        assert (
+            "leadscore_api_request_seconds_bucket" in text
+            and "leadscore_worker_events_total" in text
+        )
 
 
 # --- the OpenAPI spec, fuzzed ----------------------------------------------------------------------
 
 
 def test_schemathesis_finds_no_server_error(stack: Stack, tmp_path: Path) -> None:
-    st = shutil.which("st", path=os.path.dirname(sys.executable)) or shutil.which("schemathesis", path=os.path.dirname(sys.executable))
+    st = shutil.which("st", path=os.path.dirname(sys.executable)) or shutil.which(
+        "schemathesis", path=os.path.dirname(sys.executable)
+    )
     assert st, "schemathesis is a test dependency"
     command = [
         st, "run", f"{stack.url}/openapi.json",

@@ -23,7 +23,9 @@ pytestmark = pytest.mark.integration
 INDEX = "<!doctype html><html><body><div id=root></div><script src=/assets/app.3f2a.js></script></body></html>"
 
 
-def serve(kafka_bootstrap: str, redis_url: str, root: Path, dashboard: Path | None) -> Iterator[tuple[str, dict[str, str]]]:
+def serve(
+    kafka_bootstrap: str, redis_url: str, root: Path, dashboard: Path | None
+) -> Iterator[tuple[str, dict[str, str]]]:
     settings = worker_settings(
         f"t-api-dash-{uuid.uuid4().hex[:8]}.", kafka_bootstrap=kafka_bootstrap, redis_url=redis_url,
         model_dir=root / "models", api_port=free_port(), api_jobs_dir=root / "jobs",
@@ -38,7 +40,9 @@ def serve(kafka_bootstrap: str, redis_url: str, root: Path, dashboard: Path | No
 
 
 @pytest.fixture(scope="module")
-def built(kafka_bootstrap: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
+def built(
+    kafka_bootstrap: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, dict[str, str]]]:
     root = tmp_path_factory.mktemp("api-dashboard")
     dist = root / "dist"
     (dist / "assets").mkdir(parents=True)
@@ -48,7 +52,9 @@ def built(kafka_bootstrap: str, redis_url: str, tmp_path_factory: pytest.TempPat
     yield from serve(kafka_bootstrap, redis_url, root, dist)
 
 
-def test_the_dashboard_is_served_at_the_root_with_its_routes_and_assets(built: tuple[str, dict[str, str]]) -> None:
+def test_the_dashboard_is_served_at_the_root_with_its_routes_and_assets(
+    built: tuple[str, dict[str, str]],
+) -> None:
     url, _ = built
     with httpx.Client(base_url=url, timeout=30) as client:
         root = client.get("/")

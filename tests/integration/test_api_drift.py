@@ -14,8 +14,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from pathlib import Path
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -33,7 +32,7 @@ from leadscore.streams.drift_agent import DriftKeys
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(180)]
 
-AT = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
+AT = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
 @dataclass
@@ -47,7 +46,9 @@ class Api:
 
 
 @pytest.fixture(scope="module")
-def api(kafka_bootstrap: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+def api(
+    kafka_bootstrap: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Api]:
     root = tmp_path_factory.mktemp("api-drift")
     settings = worker_settings(
         f"t-api-drift-{uuid.uuid4().hex[:8]}.",
@@ -79,7 +80,12 @@ def drift_event(version: str, index: int, level: str) -> DriftEvent:
     )  # fmt: skip
 
 
-def put(settings: Settings, events: list[DriftEvent], performance: dict[str, Any], decisions: list[dict[str, Any]]) -> None:
+def put(
+    settings: Settings,
+    events: list[DriftEvent],
+    performance: dict[str, Any],
+    decisions: list[dict[str, Any]],
+) -> None:
     """Write what the drift agent and the retrainer write (lists newest first, as they LPUSH)."""
     keys = DriftKeys(settings.redis_prefix)
     client = redis.Redis.from_url(settings.redis_url)
@@ -90,7 +96,9 @@ def put(settings: Settings, events: list[DriftEvent], performance: dict[str, Any
             client.lpush(keys.events, body)
             client.hset(keys.latest, event.model_version, body)
         if performance:
-            client.hset(keys.performance, mapping={v: orjson.dumps(s) for v, s in performance.items()})
+            client.hset(
+                keys.performance, mapping={v: orjson.dumps(s) for v, s in performance.items()}
+            )
         for decision in decisions:
             client.lpush(decisions_key(settings), orjson.dumps(decision))
     finally:
@@ -98,16 +106,24 @@ def put(settings: Settings, events: list[DriftEvent], performance: dict[str, Any
 
 
 def test_drift_reports_latest_per_model_and_newest_first(api: Api) -> None:
-    events = [drift_event("m1", 1, "none"), drift_event("m1", 2, "medium"), drift_event("m2", 1, "high")]
+    events = [
+        drift_event("m1", 1, "none"),
+        drift_event("m1", 2, "medium"),
+        drift_event("m2", 1, "high"),
+    ]
     put(api.settings, events, {}, [])
     with api.client("read") as client:
         body = client.get("/v1/drift").json()
         assert set(body["latest"]) == {"m1", "m2"}
-        assert body["latest"]["m1"]["id"] == "drift-m1-2" and body["latest"]["m1"]["level"] == "medium"
+        assert (
+            body["latest"]["m1"]["id"] == "drift-m1-2" and body["latest"]["m1"]["level"] == "medium"
+        )
         assert body["latest"]["m2"]["report"]["features"][0]["statistic"] == 0.31
         assert [e["id"] for e in body["events"]] == ["drift-m2-1", "drift-m1-2", "drift-m1-1"]
         assert DriftEvent.model_validate(body["events"][0]) == events[-1]
-        assert [e["id"] for e in client.get("/v1/drift", params={"limit": 1}).json()["events"]] == ["drift-m2-1"]
+        assert [e["id"] for e in client.get("/v1/drift", params={"limit": 1}).json()["events"]] == [
+            "drift-m2-1"
+        ]
         only_latest = client.get("/v1/drift", params={"limit": 0}).json()
         assert only_latest["events"] == [] and set(only_latest["latest"]) == {"m1", "m2"}
         assert client.get("/v1/drift", params={"limit": 501}).status_code == 422
@@ -134,7 +150,10 @@ def test_performance_per_model_version(api: Api) -> None:
 
 
 def test_retrain_decisions_newest_first(api: Api) -> None:
-    decisions = [{"id": f"rt_{i}", "outcome": o, "reason": f"r{i}"} for i, o in enumerate(["skipped", "rejected", "promoted"])]
+    decisions = [
+        {"id": f"rt_{i}", "outcome": o, "reason": f"r{i}"}
+        for i, o in enumerate(["skipped", "rejected", "promoted"])
+    ]
     put(api.settings, [], {}, decisions)
     with api.client("read") as client:
         body = client.get("/v1/models/retraining").json()
@@ -165,14 +184,19 @@ def test_a_retrain_job_on_an_empty_training_topic_is_skipped(api: Api) -> None:
         job = started.json()
         assert job["kind"] == "retrain" and job["status"] in ("queued", "running")
         deadline = time.monotonic() + 90
-        while (job := client.get(f"/v1/jobs/{job['id']}").json())["status"] not in ("succeeded", "failed"):
+        while (job := client.get(f"/v1/jobs/{job['id']}").json())["status"] not in (
+            "succeeded",
+            "failed",
+        ):
             assert time.monotonic() < deadline, job
             time.sleep(0.3)
         assert job["status"] == "succeeded", job
         decision = job["result"]
         assert decision["outcome"] == "skipped" and decision["trigger"] == "api"
         assert decision["detail"] == "requested through the API by test-admin"
-        assert decision["reason"].startswith("0 labelled outcomes; a retrain needs retrain_min_labels=")
+        assert decision["reason"].startswith(
+            "0 labelled outcomes; a retrain needs retrain_min_labels="
+        )
         listed = client.get("/v1/models/retraining").json()["decisions"]
         assert [d["id"] for d in listed] == [decision["id"]]
         audit = client.get("/v1/audit", params={"limit": 20}).json()

@@ -11,8 +11,9 @@ from leadscore.api.app import create_app
 from leadscore.infra.embedded import free_port
 from leadscore.settings import Settings
 
-
-pytestmark = pytest.mark.slow  # the Redis client retries with backoff before giving up (~1.5 s a call)
+pytestmark = (
+    pytest.mark.slow
+)  # the Redis client retries with backoff before giving up (~1.5 s a call)
 
 
 def test_redis_down_is_a_503_that_says_what_is_unreachable(tmp_path: Path) -> None:
@@ -21,12 +22,20 @@ def test_redis_down_is_a_503_that_says_what_is_unreachable(tmp_path: Path) -> No
         redis_url=dead, kafka_bootstrap=f"127.0.0.1:{free_port()}", model_dir=tmp_path / "models",
         api_jobs_dir=tmp_path / "jobs",
     )  # fmt: skip
-    with TestClient(create_app(settings, follow_models=False), raise_server_exceptions=False) as client:
+    with TestClient(
+        create_app(settings, follow_models=False), raise_server_exceptions=False
+    ) as client:
         response = client.get("/v1/leads/top", headers={"X-API-Key": "lsk_0123456789ab_secret"})
         assert response.status_code == 503, response.text
         assert response.headers["retry-after"] == "5"
         body = response.json()["error"]
-        assert body["code"] == "unavailable" and "Redis" in body["message"] and dead not in body["message"]
+        assert (
+            body["code"] == "unavailable"
+            and "Redis" in body["message"]
+            and dead not in body["message"]
+        )
         assert client.get("/healthz").status_code == 200
         ready = client.get("/readyz")
-        assert ready.status_code == 503 and ready.json()["checks"]["redis"].startswith("unreachable")
+        assert ready.status_code == 503 and ready.json()["checks"]["redis"].startswith(
+            "unreachable"
+        )

@@ -13,7 +13,7 @@ import asyncio
 import json
 import os
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -80,14 +80,18 @@ async def publish_training_set(settings: Settings, n_leads: int) -> int:
     if not n_leads:
         return 0
     rules = load_scorer(Settings(model_dir=settings.model_dir / "none"))
-    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
     config = SimConfig(n_leads=n_leads, span_days=40, seed=6, start=start, max_life_days=30)
     examples = [e for batch in replay(simulate(config), rules) for e in batch.examples]
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=5)
     await producer.start()
     try:
         sent = [
-            await producer.send(settings.training_topic, key=e.lead_id.encode(), value=orjson.dumps(e.model_dump(mode="json")))
+            await producer.send(
+                settings.training_topic,
+                key=e.lead_id.encode(),
+                value=orjson.dumps(e.model_dump(mode="json")),
+            )
             for e in examples
         ]
         await asyncio.gather(*sent)
@@ -113,7 +117,9 @@ def test_retrain_on_an_empty_topic_is_skipped_with_exit_status_0(
     assert record["outcome"] == "skipped" and record["trigger"] == "manual"
     client = redis.Redis.from_url(settings.redis_url)
     try:
-        assert [orjson.loads(d)["id"] for d in client.lrange(decisions_key(settings), 0, -1)][0] == record["id"]
+        assert [orjson.loads(d)["id"] for d in client.lrange(decisions_key(settings), 0, -1)][
+            0
+        ] == record["id"]
     finally:
         client.close()
 
@@ -163,7 +169,7 @@ def test_drift_prints_level_model_window_and_the_top_features(
     ]  # fmt: skip
     event = DriftEvent(
         type="drift.window", id="drift-1", model_version="20260301T000000Z-abc123", agent="host:1", level="high",
-        window_index=7, n_rows=1000, at=datetime(2026, 3, 1, 12, tzinfo=timezone.utc),
+        window_index=7, n_rows=1000, at=datetime(2026, 3, 1, 12, tzinfo=UTC),
         report={"level": "high", "reason": "2 features drift persistently", "features": features,
                 "score": {"test": "ks", "statistic": 0.18, "p_value": 2e-9, "drifted": True}},
     )  # fmt: skip
@@ -194,7 +200,9 @@ def test_drift_prints_level_model_window_and_the_top_features(
     assert "web_visits_7d" not in out  # --top 2: the two most drifting only
     assert "score distribution: ks 0.1800, p 2.00e-09, drifting" in out
     assert "ROC-AUC 0.7400 (baseline 0.8600)" in out and "alert high" in out
-    assert re.search(r"drift +promoted +20260301T120000Z-def456 +candidate ROC-AUC 0\.8100", out), out
+    assert re.search(r"drift +promoted +20260301T120000Z-def456 +candidate ROC-AUC 0\.8100", out), (
+        out
+    )
 
 
 def test_drift_before_any_report(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:

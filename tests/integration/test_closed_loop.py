@@ -14,7 +14,7 @@ and ``benchmarks/drift_loop.py``.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,7 @@ pytestmark = pytest.mark.integration
 async def test_a_drift_alert_retrains_and_the_worker_swaps_to_the_promoted_model(
     kafka_bootstrap: str, redis_url: str, tmp_path: Path
 ) -> None:
-    prefix = f"loop{datetime.now().strftime('%H%M%S%f')}."
+    prefix = f"loop{datetime.now(UTC).strftime('%H%M%S%f')}."
     settings = worker_settings(
         prefix,
         kafka_bootstrap=kafka_bootstrap,
@@ -58,9 +58,13 @@ async def test_a_drift_alert_retrains_and_the_worker_swaps_to_the_promoted_model
         retrain_horizon_days=7.0,  # snapshots (the default training set) labelled within a week
         model_variant="ensemble",
     )
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     config = SimConfig(
-        n_leads=2000, span_days=60, max_life_days=20, seed=11, shift=Shift(at=now - timedelta(days=30))
+        n_leads=2000,
+        span_days=60,
+        max_life_days=20,
+        seed=11,
+        shift=Shift(at=now - timedelta(days=30)),
     )
     events = list(Simulator(config).events(now=now))
     outcomes = sum(e["type"] in ("lead.converted", "lead.disqualified") for e in events)
@@ -86,19 +90,32 @@ async def test_a_drift_alert_retrains_and_the_worker_swaps_to_the_promoted_model
             assert promoted["examples"]["n"] >= 200
             assert promoted["training_set"].startswith(settings.features_topic)  # snapshots
             assert promoted["snapshots"]["n"] > promoted["examples"]["n"]
-            assert promoted["holdout"]["n"] > 0 and promoted["metrics"]["candidate"]["roc_auc"] is not None
+            assert (
+                promoted["holdout"]["n"] > 0
+                and promoted["metrics"]["candidate"]["roc_auc"] is not None
+            )
             version = promoted["candidate"]
 
             # The alert that started it is on models.drift.v1 and in Redis.
-            drift = [orjson.loads(r.value) for r in await read_to_end(kafka_bootstrap, [settings.drift_topic], 1)]
-            assert any(d["level"] != "none" and d["model_version"].startswith("rules-") for d in drift)
+            drift = [
+                orjson.loads(r.value)
+                for r in await read_to_end(kafka_bootstrap, [settings.drift_topic], 1)
+            ]
+            assert any(
+                d["level"] != "none" and d["model_version"].startswith("rules-") for d in drift
+            )
             # The examples it trained on were written by this worker, point in time.
             examples = [
                 orjson.loads(r.value)
-                for r in await read_to_end(kafka_bootstrap, [settings.training_topic], settings.topic_partitions)
+                for r in await read_to_end(
+                    kafka_bootstrap, [settings.training_topic], settings.topic_partitions
+                )
             ]
             assert len({e["lead_id"] for e in examples}) == len({e["id"] for e in examples}) >= 200
-            assert all(e["feature_time"] is None or e["feature_time"] <= e["outcome_time"] for e in examples)
+            assert all(
+                e["feature_time"] is None or e["feature_time"] <= e["outcome_time"]
+                for e in examples
+            )
 
             # The worker swaps without a restart (scoring with a swapped model is checked
             # event by event in test_model_swap.py).

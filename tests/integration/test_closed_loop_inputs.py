@@ -45,7 +45,7 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +75,13 @@ from worker_harness import (
 )
 
 from leadscore.infra.redis_store import ScoreStore
-from leadscore.models.features import FEATURE_NAMES, FEATURE_SPEC_VERSION, LeadState, apply_event, to_vector
+from leadscore.models.features import (
+    FEATURE_NAMES,
+    FEATURE_SPEC_VERSION,
+    LeadState,
+    apply_event,
+    to_vector,
+)
 from leadscore.models.simulation import SimConfig, Simulator
 from leadscore.schemas.events import OUTCOME_TYPES, lead_event_adapter
 from leadscore.schemas.learning import DriftEvent, FeatureSample, TrainingExample
@@ -138,7 +144,11 @@ def group_by_lead(events: list[Event]) -> dict[str, list[Event]]:
 
 def after_outcome(outcome: Event, n: int, type_: str = "lead.page_viewed") -> Event:
     """An event of the outcome's lead, one hour after the outcome."""
-    data = {"url": "https://example.com/pricing", "duration_s": 30} if type_ == "lead.page_viewed" else {}
+    data = (
+        {"url": "https://example.com/pricing", "duration_s": 30}
+        if type_ == "lead.page_viewed"
+        else {}
+    )
     time = event_time(outcome) + timedelta(hours=1)
     return {
         "specversion": "1.0", "id": f"{outcome['subject']}.after-{n}", "source": "test", "type": type_,
@@ -163,7 +173,9 @@ def unique_examples(records: list[Any]) -> dict[str, TrainingExample]:
 def check_example(example: TrainingExample, outcome: Event, version: str) -> None:
     """Label, times, model; the vector is checked by the caller."""
     outcome_type = outcome["type"].removeprefix("lead.")
-    assert (example.outcome, example.label) == (outcome_type, int(outcome_type == "converted")), example
+    assert (example.outcome, example.label) == (outcome_type, int(outcome_type == "converted")), (
+        example
+    )
     assert example.outcome_event_id == outcome["id"]
     assert example.outcome_time == event_time(outcome)
     assert example.feature_time is None or example.feature_time <= example.outcome_time, example
@@ -171,7 +183,9 @@ def check_example(example: TrainingExample, outcome: Event, version: str) -> Non
     assert example.model_version == version
 
 
-def applied_prefixes(lead: str, before: list[Event], features: list[float]) -> tuple[int, int] | None:
+def applied_prefixes(
+    lead: str, before: list[Event], features: list[float]
+) -> tuple[int, int] | None:
     """(profile events, activity events) of ``before`` the vector holds, if it is such prefixes.
 
     The worker reads each input topic in order, but not one topic against another: what a
@@ -190,7 +204,11 @@ def applied_prefixes(lead: str, before: list[Event], features: list[float]) -> t
 
 
 async def test_worker_examples_hold_only_what_was_known_before_the_label(
-    kafka_bootstrap: str, redis_url: str, name_prefix: str, redis_client: aioredis.Redis, tmp_path: Path
+    kafka_bootstrap: str,
+    redis_url: str,
+    name_prefix: str,
+    redis_client: aioredis.Redis,
+    tmp_path: Path,
 ) -> None:
     """Two simulated runs through one worker.
 
@@ -218,10 +236,14 @@ async def test_worker_examples_hold_only_what_was_known_before_the_label(
 
     phased, ordered = simulated("phased", 11), simulated("ordered", 12)
     leads = group_by_lead(phased + ordered)
-    outcome_of = {lead: out for lead, evs in leads.items() if (out := events_before_outcome(evs)[1])}
+    outcome_of = {
+        lead: out for lead, evs in leads.items() if (out := events_before_outcome(evs)[1])
+    }
     phased_leads = {e["subject"] for e in phased}
     phased_outcomes = [e for e in phased if e["type"] in OUTCOME_TYPES]
-    assert len(phased_outcomes) >= 30 and len(outcome_of) - len(phased_outcomes) >= 30, "too few outcomes"
+    assert len(phased_outcomes) >= 30 and len(outcome_of) - len(phased_outcomes) >= 30, (
+        "too few outcomes"
+    )
     # In the simulator nothing follows a lead's outcome, and every earlier event is earlier in time.
     for lead, outcome in outcome_of.items():
         before, _ = events_before_outcome(leads[lead])
@@ -229,7 +251,9 @@ async def test_worker_examples_hold_only_what_was_known_before_the_label(
         assert all(event_time(e) <= event_time(outcome) for e in before)
     later = [after_outcome(out, 1) for out in phased_outcomes]
     second = [
-        after_outcome(out, 2, "lead.disqualified" if out["type"] == "lead.converted" else "lead.converted")
+        after_outcome(
+            out, 2, "lead.disqualified" if out["type"] == "lead.converted" else "lead.converted"
+        )
         for out in phased_outcomes[::3]
     ]
     await create_topics(settings)
@@ -249,14 +273,18 @@ async def test_worker_examples_hold_only_what_was_known_before_the_label(
         # republication and its second reading, so wait for the examples themselves.
 
         async def read_training() -> list[Any]:
-            return await read_to_end(kafka_bootstrap, [settings.training_topic], settings.topic_partitions)
+            return await read_to_end(
+                kafka_bootstrap, [settings.training_topic], settings.topic_partitions
+            )
 
         training = await wait_until(
             "an example for every lead with an outcome", read_training,
             lambda records: set(unique_examples(records)) >= set(outcome_of), workers=[worker],
             describe=lambda records: f"{len(unique_examples(records))} of {len(outcome_of)} leads",
         )  # fmt: skip
-        features = await read_to_end(kafka_bootstrap, [settings.features_topic], settings.topic_partitions)
+        features = await read_to_end(
+            kafka_bootstrap, [settings.features_topic], settings.topic_partitions
+        )
         counters = await ScoreStore(redis_client, settings.redis_prefix).stats()
         # The worker's own drift agent (its own group) reads the examples into the model's
         # performance window.
@@ -294,7 +322,9 @@ async def test_worker_examples_hold_only_what_was_known_before_the_label(
             assert example.probability == pytest.approx(p, abs=1e-9)
         else:
             held = applied_prefixes(lead, before, example.features)
-            assert held is not None, f"{lead}: the example is not the vector of events before its outcome"
+            assert held is not None, (
+                f"{lead}: the example is not the vector of events before its outcome"
+            )
             n_profiles = sum(e["type"] == "lead.profile_updated" for e in before)
             if held != (n_profiles, len(before) - n_profiles):
                 stale.append((lead, held, len(before)))
@@ -313,7 +343,9 @@ async def test_worker_examples_hold_only_what_was_known_before_the_label(
         assert sample.feature_spec_version == FEATURE_SPEC_VERSION
         assert len(sample.features) == len(FEATURE_NAMES)
         last[sample.lead_id] = sample  # one lead's samples share a partition, in offset order
-    active = {lead for lead, evs in leads.items() if any(e["type"] not in OUTCOME_TYPES for e in evs)}
+    active = {
+        lead for lead, evs in leads.items() if any(e["type"] not in OUTCOME_TYPES for e in evs)
+    }
     assert set(last) == active
     news = group_by_lead(later)
     for lead, sample in last.items():
@@ -369,7 +401,9 @@ def drift_settings(prefix: str, kafka_bootstrap: str, redis_url: str, tmp_path: 
 
 async def send_samples(settings: Settings, samples: list[Sample]) -> None:
     """Publish samples as the worker does (key lead id), batched, and wait for every ack."""
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=20, acks="all")
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap, linger_ms=20, acks="all"
+    )
     await producer.start()
     try:
         futures = [
@@ -410,13 +444,17 @@ async def wait_consumed(
             pytest.fail("the drift agent stopped", pytrace=False)
         topics = [settings.features_topic]
         ends = await end_offsets(settings.kafka_bootstrap, topics, 1)
-        committed = await committed_offsets(settings.kafka_bootstrap, f"{settings.app_id}-drift", topics, 1)
+        committed = await committed_offsets(
+            settings.kafka_bootstrap, f"{settings.app_id}-drift", topics, 1
+        )
         return dict(agent.stats), ends == committed
 
     await wait_until(
         f"{n_samples} samples and {n_windows} windows through the drift agent",
         probe,
-        lambda seen: seen[0]["samples"] >= n_samples and seen[0]["windows"] >= n_windows and seen[1],
+        lambda seen: (
+            seen[0]["samples"] >= n_samples and seen[0]["windows"] >= n_windows and seen[1]
+        ),
         timeout_s=90.0,
     )
     assert agent.stats["samples"] == n_samples and agent.stats["windows"] == n_windows, agent.stats
@@ -428,7 +466,9 @@ async def drift_events(settings: Settings) -> list[DriftEvent]:
     return [DriftEvent.model_validate_json(record.value) for record in records]
 
 
-def check_against_offline(events: list[DriftEvent], windows: list[OfflineWindow], version: str) -> None:
+def check_against_offline(
+    events: list[DriftEvent], windows: list[OfflineWindow], version: str
+) -> None:
     """The agent's reports are the offline monitor's windows, in order, one each."""
     assert [e.window_index for e in events] == [w.index for w in windows]
     for event, window in zip(events, windows):
@@ -436,8 +476,8 @@ def check_against_offline(events: list[DriftEvent], windows: list[OfflineWindow]
         assert event.type == ("drift.window" if window.tested else "drift.baseline"), event
         assert event.level == window.level, (event.window_index, event.level, window.level)
         assert event.n_rows == WINDOW
-        assert event.window_end == datetime.fromtimestamp(window.end, timezone.utc)
-        assert event.window_start == datetime.fromtimestamp(window.start, timezone.utc)
+        assert event.window_end == datetime.fromtimestamp(window.end, UTC)
+        assert event.window_start == datetime.fromtimestamp(window.start, UTC)
 
 
 async def test_a_shift_raises_a_drift_alert_within_bounded_windows_and_a_restart_resumes(
@@ -475,7 +515,9 @@ async def test_a_shift_raises_a_drift_alert_within_bounded_windows_and_a_restart
 
     # Kept in Redis for the API: newest first, the latest per model, the monitor's state.
     keys = DriftKeys(settings.redis_prefix)
-    kept = [DriftEvent.model_validate_json(raw) for raw in await redis_client.lrange(keys.events, 0, -1)]
+    kept = [
+        DriftEvent.model_validate_json(raw) for raw in await redis_client.lrange(keys.events, 0, -1)
+    ]
     assert [e.id for e in kept] == [e.id for e in reversed(events)]
     latest = await redis_client.hget(keys.latest, version)
     assert latest is not None and DriftEvent.model_validate_json(latest).id == events[-1].id
@@ -486,11 +528,13 @@ async def test_a_shift_raises_a_drift_alert_within_bounded_windows_and_a_restart
     await send_samples(settings, scenario.samples[cut:])
     async with running_agent(settings, redis_client) as (agent, task):
         await wait_consumed(settings, agent, task, len(scenario.samples) - cut, AFTER_RESTART)
-    resumed = (await drift_events(settings))[len(events):]
+    resumed = (await drift_events(settings))[len(events) :]
     assert all(e.type == "drift.window" for e in resumed), [e.type for e in resumed]
     check_against_offline(resumed, windows[-AFTER_RESTART:], version)
     assert len(await redis_client.lrange(keys.events, 0, -1)) == len(windows)
-    assert any(e.level in ("medium", "high") for e in resumed), "the shift never reached a medium alert"
+    assert any(e.level in ("medium", "high") for e in resumed), (
+        "the shift never reached a medium alert"
+    )
 
 
 async def test_a_calm_run_raises_no_drift_alert(

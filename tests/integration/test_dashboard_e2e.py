@@ -23,7 +23,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +51,13 @@ from dashboard_harness import (
     wait_for,
 )
 from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect, sync_playwright
-from worker_harness import WorkerProcess, create_topics, wait_all_committed, worker_env, worker_settings
+from worker_harness import (
+    WorkerProcess,
+    create_topics,
+    wait_all_committed,
+    worker_env,
+    worker_settings,
+)
 
 from leadscore.infra.embedded import free_port
 from leadscore.settings import Settings
@@ -79,13 +85,17 @@ class Stack:
 
     def get(self, path: str, scope: str = "read", **params: Any) -> Any:
         response = api_get(self.url, self.keys[scope], path, **params)
-        assert response.status_code == 200, f"GET {path}: {response.status_code} {response.text[:500]}"
+        assert response.status_code == 200, (
+            f"GET {path}: {response.status_code} {response.text[:500]}"
+        )
         return response.json()
 
     def publish(self, events: list[dict[str, Any]]) -> None:
         run_async(lambda: publish(events, self.settings))
 
-    def wait_scored_by(self, lead: str, cause_event_id: str, timeout_s: float = LIVE_S) -> dict[str, Any]:
+    def wait_scored_by(
+        self, lead: str, cause_event_id: str, timeout_s: float = LIVE_S
+    ) -> dict[str, Any]:
         """The lead's score event once the API has the one caused by ``cause_event_id``."""
 
         def probe() -> dict[str, Any] | None:
@@ -99,7 +109,9 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def stack(kafka_bootstrap: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(
+    kafka_bootstrap: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
     require_browser_and_build()
     root = tmp_path_factory.mktemp("dashboard-e2e")
     # A copy of the checkout's build: `vite build` empties dist/ first, and a rebuild during
@@ -115,7 +127,9 @@ def stack(kafka_bootstrap: str, redis_url: str, tmp_path_factory: pytest.TempPat
     # both models at once (2 cores): the stream model in the default segment, the table one in 'table'
     stream_train = start_training(["--leads", "300"], env, root / "train-stream.log")
     table_train = start_training(
-        ["--data", str(table_csv), "--target", "converted", "--id-column", "lead_id"], env, root / "train-table.log"
+        ["--data", str(table_csv), "--target", "converted", "--id-column", "lead_id"],
+        env,
+        root / "train-table.log",
     )
     asyncio.run(create_topics(settings))
     started = time.monotonic()
@@ -226,12 +240,19 @@ def test_the_overview_shows_the_api_s_numbers(stack: Stack, page: Page) -> None:
     rows.first.wait_for()
     distribution = stack.get("/v1/leads/distribution", bins=20)
     for grade in "ABCD":
-        expect(page.get_by_test_id(f"grade-count-{grade}")).to_have_text(f"{distribution['grades'][grade]:,}")
+        expect(page.get_by_test_id(f"grade-count-{grade}")).to_have_text(
+            f"{distribution['grades'][grade]:,}"
+        )
     for stat in ("stat-events-rate", "stat-scores-rate"):
         expect(page.get_by_test_id(stat)).to_have_text(re.compile(r"^\d[\d,]*(\.\d+)?$"))
     top = stack.get("/v1/leads/top", limit=5)["leads"]
-    shown = [(r.get_attribute("data-lead-id"), r.get_by_role("cell").nth(2).inner_text()) for r in rows.all()[:5]]
-    assert [int(score) for _, score in shown] == [row["score"] for row in top], f"leaderboard {shown}, API {top}"
+    shown = [
+        (r.get_attribute("data-lead-id"), r.get_by_role("cell").nth(2).inner_text())
+        for r in rows.all()[:5]
+    ]
+    assert [int(score) for _, score in shown] == [row["score"] for row in top], (
+        f"leaderboard {shown}, API {top}"
+    )
     problems = seen.take()
     assert not problems, "\n".join(problems)
 
@@ -241,18 +262,24 @@ def test_the_overview_shows_the_api_s_numbers(stack: Stack, page: Page) -> None:
 
 def _score_cell(page: Page, lead: str, score: int) -> Locator:
     """The cell of ``lead``'s leaderboard row that reads exactly ``score``."""
-    row = page.locator(f'[data-testid="leaderboard"] [data-testid="leaderboard-row"][data-lead-id="{lead}"]')
+    row = page.locator(
+        f'[data-testid="leaderboard"] [data-testid="leaderboard-row"][data-lead-id="{lead}"]'
+    )
     return row.get_by_role("cell", name=str(score), exact=True)
 
 
-def _expect_in_leaderboard(page: Page, stack: Stack, lead: str, score: int | None = None, timeout_s: float = LIVE_S) -> None:
+def _expect_in_leaderboard(
+    page: Page, stack: Stack, lead: str, score: int | None = None, timeout_s: float = LIVE_S
+) -> None:
     """``lead``'s row (reading ``score``, if given) shows in the leaderboard, without a reload.
 
     The table is virtualized: only the rows in view exist, and where a new lead ranks depends
     on the model the module trained. So the table is scrolled to the lead's rank (from the
     API) the way a person would scroll, and looked at again until the timeout.
     """
-    row = page.locator(f'[data-testid="leaderboard"] [data-testid="leaderboard-row"][data-lead-id="{lead}"]')
+    row = page.locator(
+        f'[data-testid="leaderboard"] [data-testid="leaderboard-row"][data-lead-id="{lead}"]'
+    )
     target = _score_cell(page, lead, score) if score is not None else row
     deadline = time.monotonic() + timeout_s
     while True:
@@ -272,7 +299,9 @@ def _expect_in_leaderboard(page: Page, stack: Stack, lead: str, score: int | Non
             return
         if time.monotonic() > deadline:
             shown = row.all_inner_texts()
-            pytest.fail(f"{lead} (rank {ranks.get(lead)}, score {score}) never showed in the leaderboard; its row: {shown}")
+            pytest.fail(
+                f"{lead} (rank {ranks.get(lead)}, score {score}) never showed in the leaderboard; its row: {shown}"
+            )
         page.wait_for_timeout(300)
 
 
@@ -283,7 +312,9 @@ def _mark(page: Page) -> str:
 
 
 def _assert_not_reloaded(page: Page, marker: str, seen: PageWatch, loads_before: int) -> None:
-    assert page.evaluate("() => window.__e2eMarker") == marker, "the page was reloaded (the marker on window is gone)"
+    assert page.evaluate("() => window.__e2eMarker") == marker, (
+        "the page was reloaded (the marker on window is gone)"
+    )
     assert seen.loads == loads_before, f"the page loaded {seen.loads - loads_before} more time(s)"
 
 
@@ -296,16 +327,23 @@ def test_live_updates_without_a_reload(stack: Stack, page: Page) -> None:
 
     # a new lead (where it ranks depends on the model the module trained)
     new_lead = f"e2e-new-{uuid.uuid4().hex[:6]}"
-    now = datetime.now(timezone.utc)
-    burst = [profile(new_lead, now - timedelta(seconds=30), hot=True), *high_intent(new_lead, now - timedelta(seconds=20))]
+    now = datetime.now(UTC)
+    burst = [
+        profile(new_lead, now - timedelta(seconds=30), hot=True),
+        *high_intent(new_lead, now - timedelta(seconds=20)),
+    ]
     stack.publish(burst)
     stack.wait_scored_by(new_lead, burst[-1]["id"])
-    expect(page.locator(f'[data-testid="newest-changes"] [data-testid="change-item"][data-lead-id="{new_lead}"]').first).to_be_visible(timeout=LIVE_S * 1000)
+    expect(
+        page.locator(
+            f'[data-testid="newest-changes"] [data-testid="change-item"][data-lead-id="{new_lead}"]'
+        ).first
+    ).to_be_visible(timeout=LIVE_S * 1000)
     # it appears (its exact last score there: test_the_leaderboard_settles_on_a_lead_s_last_score)
     _expect_in_leaderboard(page, stack, new_lead)
 
     # a demo request for a lead the page already knows
-    demo = event(LIVE_DEMO_LEAD, "lead.demo_requested", datetime.now(timezone.utc), {"product": "core"})
+    demo = event(LIVE_DEMO_LEAD, "lead.demo_requested", datetime.now(UTC), {"product": "core"})
     stack.publish([demo])
     scored = stack.wait_scored_by(LIVE_DEMO_LEAD, demo["id"])
     item = page.locator(
@@ -321,10 +359,12 @@ def test_live_updates_without_a_reload(stack: Stack, page: Page) -> None:
     before = stack.get(f"/v1/leads/{LIVE_PAGE_LEAD}/score")
     expect(score).to_have_text(re.compile(rf"(?<!\d){before['score']}(?!\d)"))
     marker, loads = _mark(page), seen.loads
-    burst = high_intent(LIVE_PAGE_LEAD, datetime.now(timezone.utc) - timedelta(seconds=5))
+    burst = high_intent(LIVE_PAGE_LEAD, datetime.now(UTC) - timedelta(seconds=5))
     stack.publish(burst)
     after = stack.wait_scored_by(LIVE_PAGE_LEAD, burst[-1]["id"])
-    assert after["score"] != before["score"], f"the burst left {LIVE_PAGE_LEAD} at {before['score']}: nothing to see"
+    assert after["score"] != before["score"], (
+        f"the burst left {LIVE_PAGE_LEAD} at {before['score']}: nothing to see"
+    )
     expect(score).to_have_text(re.compile(rf"(?<!\d){after['score']}(?!\d)"), timeout=LIVE_S * 1000)
     _assert_not_reloaded(page, marker, seen, loads)
     problems = seen.take()
@@ -341,14 +381,17 @@ def test_the_leaderboard_settles_on_a_lead_s_last_score(stack: Stack, page: Page
     sign_in_by_hash(page, stack.url, stack.keys["admin"])
     page.locator('[data-testid="leaderboard-row"]').first.wait_for()
     lead = f"e2e-settle-{uuid.uuid4().hex[:6]}"
-    now = datetime.now(timezone.utc)
-    first = [profile(lead, now - timedelta(seconds=60), hot=True), *high_intent(lead, now - timedelta(seconds=50))]
+    now = datetime.now(UTC)
+    first = [
+        profile(lead, now - timedelta(seconds=60), hot=True),
+        *high_intent(lead, now - timedelta(seconds=50)),
+    ]
     stack.publish(first)
     shown = stack.wait_scored_by(lead, first[-1]["id"])
     _expect_in_leaderboard(page, stack, lead, shown["score"])
     # then, at once, one rescore that moves the score (a few tries: a burst may leave it unmoved)
     for attempt in range(3):
-        at = datetime.now(timezone.utc) - timedelta(seconds=30 - 10 * attempt)
+        at = datetime.now(UTC) - timedelta(seconds=30 - 10 * attempt)
         more = [event(lead, "lead.content_downloaded", at, {"asset": f"roi-{attempt}", "kind": "pricing"}),
                 event(lead, "lead.call_logged", at + timedelta(seconds=1), {"answered": True, "duration_s": 900, "outcome": "interested"})]  # fmt: skip
         stack.publish(more)
@@ -370,9 +413,13 @@ def _check_waterfall(page: Page, stack: Stack, lead: str) -> None:
     page.goto(f"{stack.url}/leads/{lead}")
     rows = page.locator('[data-testid="waterfall-row"]')
     rows.first.wait_for()
-    expect(page.locator('[data-testid="lead-score"]')).to_have_text(re.compile(rf"(?<!\d){api['score']}(?!\d)"))
+    expect(page.locator('[data-testid="lead-score"]')).to_have_text(
+        re.compile(rf"(?<!\d){api['score']}(?!\d)")
+    )
     base = signed_one_decimal(page.locator('[data-testid="base-score"]').inner_text())
-    assert base and abs(base[0] - api["base_score"]) <= 0.05 + 1e-9, f"base-score shows {base}, the API says {api['base_score']}"
+    assert base and abs(base[0] - api["base_score"]) <= 0.05 + 1e-9, (
+        f"base-score shows {base}, the API says {api['base_score']}"
+    )
 
     shown: list[tuple[str, float]] = []
     other: float | None = None
@@ -380,14 +427,18 @@ def _check_waterfall(page: Page, stack: Stack, lead: str) -> None:
         feature = row.get_attribute("data-feature")
         cell = row.locator('[data-testid="waterfall-contribution"]')
         numbers = signed_one_decimal((cell if cell.count() else row).inner_text())
-        assert feature and numbers, f"waterfall row {feature!r} {row.inner_text()!r}: no feature or no 1-decimal number"
+        assert feature and numbers, (
+            f"waterfall row {feature!r} {row.inner_text()!r}: no feature or no 1-decimal number"
+        )
         # the contribution is the row's last one-decimal number (a label may hold others)
         if feature == "other":
             other = numbers[-1]
         else:
             shown.append((feature, numbers[-1]))
     reasons = [(r["feature"], r["contribution"]) for r in api["reasons"]]
-    assert [f for f, _ in shown] == [f for f, _ in reasons], f"features: page {shown}, API {reasons}"
+    assert [f for f, _ in shown] == [f for f, _ in reasons], (
+        f"features: page {shown}, API {reasons}"
+    )
     for (feature, on_page), (_, exact) in zip(shown, reasons):
         assert abs(on_page - exact) <= 0.05 + 1e-9, f"{lead} {feature}: page {on_page}, API {exact}"
     if other is not None:
@@ -419,9 +470,13 @@ def test_batch_scoring_from_the_page(stack: Stack, page: Page, tmp_path: Path) -
     upload.set_input_files(str(stack.table_csv))
     # the id column is copied into the result: rows can be matched to the input's
     page.get_by_label(re.compile(r"^Id column")).select_option("lead_id")
-    with page.expect_response(lambda r: "/v1/score/batch/file" in r.url and r.request.method == "POST") as posted:
+    with page.expect_response(
+        lambda r: "/v1/score/batch/file" in r.url and r.request.method == "POST"
+    ) as posted:
         page.get_by_role("button", name="Score the file").click()
-    assert posted.value.status == 202, f"POST /v1/score/batch/file: {posted.value.status} {posted.value.text()[:300]}"
+    assert posted.value.status == 202, (
+        f"POST /v1/score/batch/file: {posted.value.status} {posted.value.text()[:300]}"
+    )
     job_id = posted.value.json()["id"]
 
     progress = page.locator('[data-testid="batch-progress"]')
@@ -446,14 +501,22 @@ def test_batch_scoring_from_the_page(stack: Stack, page: Page, tmp_path: Path) -
     caught.value.save_as(saved)
     result = api_get(stack.url, stack.keys["read"], f"/v1/jobs/{job_id}/result")
     assert result.status_code == 200, result.text[:300]
-    assert saved.read_bytes() == result.content, "the downloaded file differs from GET /v1/jobs/{id}/result"
+    assert saved.read_bytes() == result.content, (
+        "the downloaded file differs from GET /v1/jobs/{id}/result"
+    )
 
     rows = list(csv.DictReader(io.StringIO(saved.read_text())))
-    assert len(rows) == len(stack.table_rows), f"{len(rows)} rows downloaded for {len(stack.table_rows)} uploaded"
+    assert len(rows) == len(stack.table_rows), (
+        f"{len(rows)} rows downloaded for {len(stack.table_rows)} uploaded"
+    )
     assert {"score", "grade"} <= set(rows[0]), f"columns: {list(rows[0])}"
     assert all(0 <= int(r["score"]) <= 100 and r["grade"] in "ABCD" for r in rows)
-    assert "lead_id" in rows[0], f"the id column chosen on the page is not in the result: {list(rows[0])}"
-    assert [r["lead_id"] for r in rows] == [r["lead_id"] for r in stack.table_rows], "rows out of the input's order"
+    assert "lead_id" in rows[0], (
+        f"the id column chosen on the page is not in the result: {list(rows[0])}"
+    )
+    assert [r["lead_id"] for r in rows] == [r["lead_id"] for r in stack.table_rows], (
+        "rows out of the input's order"
+    )
     problems = seen.take()
     assert not problems, "\n".join(problems)
 
@@ -465,8 +528,12 @@ def test_no_key_in_the_build_nor_in_the_wrong_storage(stack: Stack, page: Page) 
     # the build: no key of this run, nothing shaped like a key (lsk_<id>_<secret>); the bare
     # prefix may appear (the sign-in field's placeholder is "lsk_…")
     key_shape = re.compile(rb"lsk_[0-9a-f]{6,}_[A-Za-z0-9_\-]{6,}")
-    assert all(key_shape.fullmatch(key.encode()) for key in stack.keys.values()), "the key pattern misses real keys"
-    files = [p for p in DIST.rglob("*") if p.is_file()] + [p for p in stack.dist.rglob("*") if p.is_file()]
+    assert all(key_shape.fullmatch(key.encode()) for key in stack.keys.values()), (
+        "the key pattern misses real keys"
+    )
+    files = [p for p in DIST.rglob("*") if p.is_file()] + [
+        p for p in stack.dist.rglob("*") if p.is_file()
+    ]
     assert files, f"{DIST} is empty"
     for path in files:
         data = path.read_bytes()
@@ -490,7 +557,9 @@ def test_no_key_in_the_build_nor_in_the_wrong_storage(stack: Stack, page: Page) 
         })"""
     )
     assert key in storage["session"], "the signed-in key is not in sessionStorage"
-    assert not any(key in (v or "") for v in storage["local"]), "the key was put in localStorage without 'remember'"
+    assert not any(key in (v or "") for v in storage["local"]), (
+        "the key was put in localStorage without 'remember'"
+    )
     assert key not in storage["cookie"], "the key is in a cookie"
     assert key not in page.url, f"the key is in the address {page.url}"
 
@@ -531,5 +600,7 @@ def test_a_read_key_sees_no_admin_buttons(stack: Stack, browser: Browser) -> Non
         admin_context.close()
         read_context.close()
     # with an admin key the buttons are there (or this test would pass on an empty page)
-    assert any(admin.values()), f"an admin key sees no Promote/Rollback/Retrain button on {MODEL_PAGES}"
+    assert any(admin.values()), (
+        f"an admin key sees no Promote/Rollback/Retrain button on {MODEL_PAGES}"
+    )
     assert not any(read.values()), f"a read key sees admin buttons: {read}"

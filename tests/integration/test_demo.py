@@ -34,22 +34,31 @@ def _wait_for(predicate, timeout_s: float, what: str, output: Path) -> None:  # 
         if predicate():
             return
         time.sleep(0.5)
-    pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what}; demo output:\n{output.read_text()[-4000:]}")
+    pytest.fail(
+        f"timed out after {timeout_s:.0f} s waiting for {what}; demo output:\n{output.read_text()[-4000:]}"
+    )
 
 
 def test_demo_runs_the_loop_and_ctrl_c_stops_every_process(tmp_path: Path) -> None:
     models = tmp_path / "models"
-    train_job(Settings(model_dir=models), leads=600, folds=2, search="none", compare=("ensemble",), seed=1)
+    train_job(
+        Settings(model_dir=models), leads=600, folds=2, search="none", compare=("ensemble",), seed=1
+    )
     env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP", "REDIS_URL")}
     env |= {"LEADSCORE_MODEL_DIR": str(models), "COLUMNS": "160", "PYTHONUNBUFFERED": "1"}
     output = tmp_path / "demo.out"
     with open(output, "wb") as out:
         demo = subprocess.Popen(
             [sys.executable, "-m", "leadscore", "demo", "--rate", "300", "--leads", "200"],
-            cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT,
+            cwd=tmp_path,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     try:
-        _wait_for(lambda: "where to look" in output.read_text(), 120, "the worker to be ready", output)
+        _wait_for(
+            lambda: "where to look" in output.read_text(), 120, "the worker to be ready", output
+        )
         time.sleep(12)  # traffic flows through the worker for a while
         demo.send_signal(signal.SIGINT)
         demo.wait(timeout=60)
@@ -73,6 +82,8 @@ def test_demo_runs_the_loop_and_ctrl_c_stops_every_process(tmp_path: Path) -> No
     key = re.search(r"export KEY=(lsk_\S+)", text)
     assert key and re.search(r"API at http://127\.0\.0\.1:\d+ \(pid", text), text[-4000:]
     if find_dashboard(None) is not None:  # built (make test builds it first)
-        assert re.search(rf"dashboard:\s+http://127\.0\.0\.1:\d+/#key={re.escape(key.group(1))}", text), text[-4000:]
+        assert re.search(
+            rf"dashboard:\s+http://127\.0\.0\.1:\d+/#key={re.escape(key.group(1))}", text
+        ), text[-4000:]
     else:
         assert "dashboard:  not built" in text

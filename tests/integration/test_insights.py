@@ -27,12 +27,33 @@ async def test_distribution_counts_each_lead_in_the_bin_and_grade_of_its_score(
 ) -> None:
     store = ScoreStore(redis_client, name_prefix)
     rng = random.Random(7)
-    edges = [0.795, 0.7949999, 0.805, 0.595, 0.5949999, 0.395, 0.3949999, 0.575, 0.0, 1.0, 0.005, 0.004999, 0.995]
+    edges = [
+        0.795,
+        0.7949999,
+        0.805,
+        0.595,
+        0.5949999,
+        0.395,
+        0.3949999,
+        0.575,
+        0.0,
+        1.0,
+        0.005,
+        0.004999,
+        0.995,
+    ]
     probabilities = edges + [round(rng.random(), 6) for _ in range(500)]
     # As the worker writes the leaderboard: member lead id, score probability x 100.
-    await redis_client.zadd(store.leaderboard_key, {f"lead-{i}": p * 100.0 for i, p in enumerate(probabilities)})
+    await redis_client.zadd(
+        store.leaderboard_key, {f"lead-{i}": p * 100.0 for i, p in enumerate(probabilities)}
+    )
 
-    for n_bins, thresholds in ((20, (80, 60, 40)), (3, (80, 60, 40)), (100, (75, 50, 25)), (1, (90, 50, 10))):
+    for n_bins, thresholds in (
+        (20, (80, 60, 40)),
+        (3, (80, 60, 40)),
+        (100, (75, 50, 25)),
+        (1, (90, 50, 10)),
+    ):
         policy = ScoringPolicy(grade_thresholds=thresholds)
         ranges, bins, grades = distribution_bounds(n_bins, thresholds)
         total, counts = await store.count_between(bins + grades)
@@ -50,9 +71,13 @@ async def test_distribution_counts_each_lead_in_the_bin_and_grade_of_its_score(
     assert 0.7949999 * 100.0 < a_low <= 0.795 * 100.0
 
 
-async def test_activity_is_newest_first_and_capped(redis_client: aioredis.Redis, name_prefix: str) -> None:
+async def test_activity_is_newest_first_and_capped(
+    redis_client: aioredis.Redis, name_prefix: str
+) -> None:
     store = ScoreStore(redis_client, name_prefix, activity_length=3)
-    entry = lambda n: orjson.dumps({"id": f"e{n}", "type": "lead.page_viewed", "time": "2026-01-01T00:00:00Z", "data": {}})  # noqa: E731
+    entry = lambda n: orjson.dumps(
+        {"id": f"e{n}", "type": "lead.page_viewed", "time": "2026-01-01T00:00:00Z", "data": {}}
+    )
     await store.write_batch([], [], {}, activity={"a": [entry(1), entry(2)]})
     await store.write_batch([], [], {}, activity={"a": [entry(3), entry(4)], "b": [entry(9)]})
     assert [e["id"] for e in await store.activity("a")] == ["e4", "e3", "e2"]
@@ -72,7 +97,9 @@ async def test_trend_buckets_add_up_expire_and_the_index_drops_old_ones(
     store = ScoreStore(redis_client, name_prefix, trends_retention_s=10 * day)
     t0 = 1_767_225_600  # 2026-01-01T00:00Z
     await store.write_batch([], [], {}, trends={t0: {"scores": 2, "fit": 1.5, "grade:A": 2}})
-    await store.write_batch([], [], {}, trends={t0: {"scores": 1, "fit": 0.25}, t0 + 3600: {"scores": 5}})
+    await store.write_batch(
+        [], [], {}, trends={t0: {"scores": 1, "fit": 0.25}, t0 + 3600: {"scores": 5}}
+    )
 
     assert await store.trend_buckets(t0, t0 + day) == {
         t0: {"scores": 3.0, "fit": 1.75, "grade:A": 2.0},

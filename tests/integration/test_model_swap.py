@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
@@ -23,8 +23,8 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 from worker_harness import (
     WorkerProcess,
-    running_worker,
     create_topics,
+    running_worker,
     table_states,
     wait_all_committed,
     wait_until,
@@ -33,13 +33,13 @@ from worker_harness import (
 
 from leadscore.infra.redis_store import ScoreStore
 from leadscore.jobs import promote_job, rollback_job
-from leadscore.training_jobs import train_job
 from leadscore.models.registry import ModelRegistry
 from leadscore.models.simulation import SimConfig, Simulator
 from leadscore.schemas.models import champion_changed
 from leadscore.settings import Settings
 from leadscore.streams.model_events import publish_model_event
 from leadscore.streams.producer import publish
+from leadscore.training_jobs import train_job
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -53,9 +53,15 @@ RATE_PER_S = 120.0
 def first_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """A registry holding one small promoted model (~10 s): (directory, version)."""
     model_dir = tmp_path_factory.mktemp("swap-models")
-    result = train_job(Settings(model_dir=model_dir), leads=800, folds=2, search="none", compare=("ensemble",), seed=0)
+    result = train_job(
+        Settings(model_dir=model_dir),
+        leads=800,
+        folds=2,
+        search="none",
+        compare=("ensemble",),
+        seed=0,
+    )
     return model_dir, result.version
-
 
 
 class ScoreWatcher:
@@ -98,9 +104,7 @@ class ScoreWatcher:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
 
-    async def first_of(
-        self, version: str, after: datetime, worker: WorkerProcess
-    ) -> datetime:
+    async def first_of(self, version: str, after: datetime, worker: WorkerProcess) -> datetime:
         """The ``scored_at`` of the first score by ``version`` made after ``after``."""
 
         async def probe() -> list[datetime]:
@@ -123,8 +127,14 @@ async def wait_for_log(worker: WorkerProcess, text: str, what: str, timeout_s: f
     async def probe() -> str:
         return worker.log_text()
 
-    await wait_until(what, probe, lambda log: text in log, timeout_s=timeout_s, workers=[worker],
-                     describe=lambda _: f"{text!r} not in the log yet")
+    await wait_until(
+        what,
+        probe,
+        lambda log: text in log,
+        timeout_s=timeout_s,
+        workers=[worker],
+        describe=lambda _: f"{text!r} not in the log yet",
+    )
 
 
 def model_runs(scores: list[tuple[str, datetime]]) -> list[tuple[str, int]]:
@@ -154,7 +164,7 @@ async def test_a_promotion_event_swaps_the_model_without_losing_events(
         model_dir=model_dir,
         model_poll_s=3600.0,  # only the message can cause a swap in this test
     )
-    start = datetime(2025, 1, 1, tzinfo=timezone.utc)
+    start = datetime(2025, 1, 1, tzinfo=UTC)
     # ~11,000 events (90 s at the rate), at most ~50 per lead: fewer than the 256 ids a
     # lead's state remembers, so the state lists every event applied to it.
     events = list(Simulator(SimConfig(n_leads=2000, span_days=6, seed=5, start=start)).events())
@@ -162,20 +172,28 @@ async def test_a_promotion_event_swaps_the_model_without_losing_events(
     stop_publishing = asyncio.Event()
     timings: dict[str, float] = {}
 
-    async with running_worker(settings, tmp_path / "worker.log") as worker, ScoreWatcher(
-        settings
-    ) as watcher:
+    async with (
+        running_worker(settings, tmp_path / "worker.log") as worker,
+        ScoreWatcher(settings) as watcher,
+    ):
         listening = f"listening for model events on {settings.model_events_topic}"
         await wait_for_log(worker, listening, "the model-event listener", timeout_s=30)
         publishing = asyncio.create_task(
             publish(events, settings, RATE_PER_S, stop=stop_publishing)
         )
-        await watcher.first_of(v1, datetime(2000, 1, 1, tzinfo=timezone.utc), worker)
+        await watcher.first_of(v1, datetime(2000, 1, 1, tzinfo=UTC), worker)
 
         # A second model, trained while events stream in (in a thread: the loop keeps publishing).
         started = time.monotonic()
         trained = await asyncio.to_thread(
-            train_job, Settings(model_dir=model_dir), leads=800, folds=2, search="none", compare=("ensemble",), seed=1, promote=False
+            train_job,
+            Settings(model_dir=model_dir),
+            leads=800,
+            folds=2,
+            search="none",
+            compare=("ensemble",),
+            seed=1,
+            promote=False,
         )
         v2 = trained.version
         timings["train_s"] = time.monotonic() - started
@@ -218,7 +236,9 @@ async def test_a_promotion_event_swaps_the_model_without_losing_events(
     runs = model_runs(scores)
     assert [version for version, _ in runs] == [v1, v2, v1], runs
     assert f"model {v2} replaces {v1} (cause: model.promoted event {promoted.event.id})" in log
-    assert f"model {v1} replaces {v2} (cause: model.rolled_back event {rolled_back.event.id})" in log
+    assert (
+        f"model {v1} replaces {v2} (cause: model.rolled_back event {rolled_back.event.id})" in log
+    )
     assert len(re.findall(r"model \S+ replaces", log)) == 2, log
     assert "Crashed" not in log and "could not be loaded" not in log, worker.log_tail()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import orjson
 import pytest
@@ -42,9 +42,7 @@ async def settings(kafka_bootstrap: str, name_prefix: str) -> Settings:
 
 def _events(n: int) -> list[dict]:
     """``n`` simulated events whose times are in the past (the span ends now)."""
-    events = list(
-        simulate(SimConfig(n_leads=200, span_days=30.0, seed=9), now=datetime.now(timezone.utc))
-    )
+    events = list(simulate(SimConfig(n_leads=200, span_days=30.0, seed=9), now=datetime.now(UTC)))
     assert len(events) >= n
     return events[:n]
 

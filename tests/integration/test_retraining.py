@@ -25,7 +25,7 @@ import os
 import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -52,12 +52,17 @@ from leadscore.streams.retrain import RetrainController
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(300)]
 
-T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
 SHIFT_AT = T0 + timedelta(days=10)
 #: Fast enough for a 2-core box: ~1-3 s per training of ~1,000 examples.
 # These tests give the retrain labelled outcomes only (no features topic): the outcomes mode.
-FAST = {"retrain_folds": 2, "retrain_search": "none", "min_training_labels": 0, "retrain_min_labels": 100,
-        "retrain_training_set": "outcomes"}
+FAST = {
+    "retrain_folds": 2,
+    "retrain_search": "none",
+    "min_training_labels": 0,
+    "retrain_min_labels": 100,
+    "retrain_training_set": "outcomes",
+}
 
 
 def examples_of(config: SimConfig, scorer: Any) -> list[TrainingExample]:
@@ -91,10 +96,14 @@ def data(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Data
     life = {"start": T0, "max_life_days": 30}
     old = examples_of(SimConfig(n_leads=4000, span_days=60, seed=1, run_id="old", **life), rules)
     shifted = examples_of(
-        SimConfig(n_leads=5000, span_days=60, seed=2, run_id="new", shift=Shift(at=SHIFT_AT), **life), rules
+        SimConfig(
+            n_leads=5000, span_days=60, seed=2, run_id="new", shift=Shift(at=SHIFT_AT), **life
+        ),
+        rules,
     )
     test = examples_of(
-        SimConfig(n_leads=3000, span_days=45, seed=3, run_id="test", regime=SHIFTED_REGIME, **life), rules
+        SimConfig(n_leads=3000, span_days=45, seed=3, run_id="test", regime=SHIFTED_REGIME, **life),
+        rules,
     )
     later = {"start": T0 + timedelta(days=60), "max_life_days": 30}
     same = examples_of(SimConfig(n_leads=1500, span_days=40, seed=6, run_id="same", **later), rules)
@@ -167,7 +176,9 @@ async def publish_models(
     await producer.start()
     try:
         sent = [
-            await producer.send(topic, key=i.lead_id.encode(), value=orjson.dumps(i.model_dump(mode="json")))
+            await producer.send(
+                topic, key=i.lead_id.encode(), value=orjson.dumps(i.model_dump(mode="json"))
+            )
             for i in items
         ]
         await asyncio.gather(*sent)
@@ -200,7 +211,12 @@ def drop_keys(redis_url: str, name_prefix: str) -> Iterable[None]:
 
 
 def test_a_shift_retrains_and_promotes_a_better_model(
-    data: Data, kafka_bootstrap: str, redis_url: str, name_prefix: str, tmp_path: Path, drop_keys: None
+    data: Data,
+    kafka_bootstrap: str,
+    redis_url: str,
+    name_prefix: str,
+    tmp_path: Path,
+    drop_keys: None,
 ) -> None:
     settings = run_settings(name_prefix, kafka_bootstrap, redis_url, own_registry(data, tmp_path))
     n = asyncio.run(publish_examples(settings, data.shifted))
@@ -236,7 +252,12 @@ def test_a_shift_retrains_and_promotes_a_better_model(
 
 
 def test_a_worse_candidate_is_not_promoted(
-    data: Data, kafka_bootstrap: str, redis_url: str, name_prefix: str, tmp_path: Path, drop_keys: None
+    data: Data,
+    kafka_bootstrap: str,
+    redis_url: str,
+    name_prefix: str,
+    tmp_path: Path,
+    drop_keys: None,
 ) -> None:
     # The champion learnt from ~1,300 outcomes; the candidate gets the latest 300 of the same
     # regime, 180 to train on and 120 held out.
@@ -269,10 +290,19 @@ def test_a_worse_candidate_is_not_promoted(
 
 
 def test_too_few_labels_skip_the_retrain(
-    data: Data, kafka_bootstrap: str, redis_url: str, name_prefix: str, tmp_path: Path, drop_keys: None
+    data: Data,
+    kafka_bootstrap: str,
+    redis_url: str,
+    name_prefix: str,
+    tmp_path: Path,
+    drop_keys: None,
 ) -> None:
     settings = run_settings(
-        name_prefix, kafka_bootstrap, redis_url, own_registry(data, tmp_path), retrain_min_labels=300
+        name_prefix,
+        kafka_bootstrap,
+        redis_url,
+        own_registry(data, tmp_path),
+        retrain_min_labels=300,
     )
     asyncio.run(publish_examples(settings, data.shifted[:50]))
     before = ModelRegistry(settings.model_dir).list()
@@ -296,7 +326,11 @@ async def test_the_controller_retrains_in_a_child_process_once_per_cooldown(
     redis_client: aioredis.Redis, monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
     settings = run_settings(
-        name_prefix, kafka_bootstrap, redis_url, own_registry(data, tmp_path), retrain_cooldown_s=3600
+        name_prefix,
+        kafka_bootstrap,
+        redis_url,
+        own_registry(data, tmp_path),
+        retrain_cooldown_s=3600,
     )
     await publish_examples(settings, data.same_regime)
     # the child reads Settings() from its environment, inherited from this process
@@ -317,7 +351,9 @@ async def test_the_controller_retrains_in_a_child_process_once_per_cooldown(
     assert decision["examples"]["n"] == len(data.same_regime)
     assert decision["candidate"] in ModelRegistry(settings.model_dir).list()
     assert controller.last_decision == decision
-    stored = [orjson.loads(raw) for raw in await redis_client.lrange(decisions_key(settings), 0, -1)]
+    stored = [
+        orjson.loads(raw) for raw in await redis_client.lrange(decisions_key(settings), 0, -1)
+    ]
     assert [d["id"] for d in stored] == [decision["id"]]
     assert await redis_client.get(controller.lock_key) is None  # released
 
@@ -328,9 +364,13 @@ async def test_the_controller_retrains_in_a_child_process_once_per_cooldown(
     assert await redis_client.get(controller.lock_key) is None
 
 
-
 def test_a_shift_retrains_on_snapshots_and_the_new_model_ranks_live_leads_better(
-    data: Data, kafka_bootstrap: str, redis_url: str, name_prefix: str, tmp_path: Path, drop_keys: None
+    data: Data,
+    kafka_bootstrap: str,
+    redis_url: str,
+    name_prefix: str,
+    tmp_path: Path,
+    drop_keys: None,
 ) -> None:
     """The default training set: the stream's scored vectors, labelled within a horizon."""
     from leadscore.models.dataset import build_training_set
@@ -342,7 +382,13 @@ def test_a_shift_retrains_on_snapshots_and_the_new_model_ranks_live_leads_better
     )  # fmt: skip
     rules = load_scorer(Settings(model_dir=tmp_path / "empty"))
     config = SimConfig(
-        n_leads=5000, span_days=60, seed=2, run_id="new", shift=Shift(at=SHIFT_AT), start=T0, max_life_days=30
+        n_leads=5000,
+        span_days=60,
+        seed=2,
+        run_id="new",
+        shift=Shift(at=SHIFT_AT),
+        start=T0,
+        max_life_days=30,
     )
     examples, samples = [], []
     for batch in replay(simulate(config), rules):
@@ -359,15 +405,21 @@ def test_a_shift_retrains_on_snapshots_and_the_new_model_ranks_live_leads_better
     assert decision["champion_scored_as"] == data.champion
     assert datetime.fromisoformat(decision["holdout"]["from"]) > SHIFT_AT
     # Training rows end a horizon before the holdout starts (their labels were decided before it).
-    gap = datetime.fromisoformat(decision["holdout"]["from"]) - datetime.fromisoformat(decision["training"]["to"])
+    gap = datetime.fromisoformat(decision["holdout"]["from"]) - datetime.fromisoformat(
+        decision["training"]["to"]
+    )
     assert gap >= timedelta(days=7)
     # On another seed's post-shift leads, ranked all along their lives (7-day horizon snapshots,
     # as the stream uses the model), the promoted model beats the old champion.
-    test_config = SimConfig(n_leads=3000, span_days=45, seed=3, run_id="test", regime=SHIFTED_REGIME, start=T0)
+    test_config = SimConfig(
+        n_leads=3000, span_days=45, seed=3, run_id="test", regime=SHIFTED_REGIME, start=T0
+    )
     mid_life = build_training_set(simulate(test_config), horizon_days=7, seed=3)
     new = load_scorer(settings)
     old = load_scorer(settings, version=data.champion)
     new_auc = float(binary_metrics(mid_life.y, new.probabilities(mid_life.X))["roc_auc"])
     old_auc = float(binary_metrics(mid_life.y, old.probabilities(mid_life.X))["roc_auc"])
-    print(f"snapshots: gate {decision['reason']}; mid-life post-shift ROC-AUC new {new_auc:.4f}, old {old_auc:.4f}")
+    print(
+        f"snapshots: gate {decision['reason']}; mid-life post-shift ROC-AUC new {new_auc:.4f}, old {old_auc:.4f}"
+    )
     assert new.version == decision["candidate"] and new_auc > old_auc, (new_auc, old_auc)

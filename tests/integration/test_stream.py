@@ -16,7 +16,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -106,7 +106,10 @@ async def running_api(settings: Settings, *, wait_connected: bool = True) -> Asy
 def settings(kafka_bootstrap: str, redis_url: str, name_prefix: str, tmp_path: Path) -> Settings:
     """This test's topics (4 partitions), Redis keys and an empty registry (rules prior)."""
     return worker_settings(
-        name_prefix, kafka_bootstrap=kafka_bootstrap, redis_url=redis_url, model_dir=tmp_path / "models"
+        name_prefix,
+        kafka_bootstrap=kafka_bootstrap,
+        redis_url=redis_url,
+        model_dir=tmp_path / "models",
     )
 
 
@@ -117,9 +120,10 @@ async def read_key(settings: Settings, redis_client: aioredis.Redis) -> str:
     return key
 
 
-def score_event(lead: str, n: int, *, grade: str = "B", previous_grade: str | None = "B",
-                reasons: int = 1) -> LeadScored:
-    now = datetime.now(timezone.utc)
+def score_event(
+    lead: str, n: int, *, grade: str = "B", previous_grade: str | None = "B", reasons: int = 1
+) -> LeadScored:
+    now = datetime.now(UTC)
     return LeadScored(
         id=f"{lead}-{n}", lead_id=lead, score=65, probability=0.65, grade=grade,  # type: ignore[arg-type]
         previous_score=60, previous_grade=previous_grade, model_version="test", base_score=40.0,  # type: ignore[arg-type]
@@ -145,7 +149,9 @@ async def publish_scores(settings: Settings, events: Iterable[LeadScored]) -> li
         events = list(events)
         futures = [
             await producer.send(
-                settings.scores_topic, orjson.dumps(e.model_dump(mode="json")), key=e.lead_id.encode()
+                settings.scores_topic,
+                orjson.dumps(e.model_dump(mode="json")),
+                key=e.lead_id.encode(),
             )
             for e in events
         ]
@@ -162,7 +168,9 @@ async def receive(ws: ClientConnection, timeout_s: float = _RECEIVE_TIMEOUT_S) -
         pytest.fail(f"no message within {timeout_s:.0f} s")
 
 
-async def receive_scores(ws: ClientConnection, count: int, *, also: Iterable[str] = ()) -> list[Message]:
+async def receive_scores(
+    ws: ClientConnection, count: int, *, also: Iterable[str] = ()
+) -> list[Message]:
     """Messages until ``count`` score messages arrived; fails on a type not in ``also``."""
     out: list[Message] = []
     while sum(m["type"] == "score" for m in out) < count:
@@ -198,12 +206,16 @@ def in_lead_order(ids: list[str], published: list[Published]) -> bool:
 
 
 @asynccontextmanager
-async def client(api: Api, key: str | None, **query: str) -> AsyncIterator[tuple[ClientConnection, Message]]:
+async def client(
+    api: Api, key: str | None, **query: str
+) -> AsyncIterator[tuple[ClientConnection, Message]]:
     """A connection and its ``hello`` message (the key goes in the header)."""
     headers = {"Authorization": f"Bearer {key}"} if key else None
     # max_queue=None: the test reads when it likes; a bounded client queue would stop reading
     # the socket, and with it the server's close frame (a 10 s close timeout)
-    async with connect(api.ws(**query), additional_headers=headers, compression=None, max_queue=None) as ws:
+    async with connect(
+        api.ws(**query), additional_headers=headers, compression=None, max_queue=None
+    ) as ws:
         hello = await receive(ws)
         assert hello["type"] == "hello", hello
         yield ws, hello
@@ -212,7 +224,9 @@ async def client(api: Api, key: str | None, **query: str) -> AsyncIterator[tuple
 # --- tests ---------------------------------------------------------------------------------------
 
 
-async def test_a_key_with_read_scope_is_needed_and_refusals_say_why(settings: Settings, read_key: str) -> None:
+async def test_a_key_with_read_scope_is_needed_and_refusals_say_why(
+    settings: Settings, read_key: str
+) -> None:
     async with running_api(settings) as api:
         for url, headers in (
             (api.ws(), None),
@@ -236,7 +250,9 @@ async def test_a_key_with_read_scope_is_needed_and_refusals_say_why(settings: Se
             assert hello["subscription"] == {"leads": None, "grades_only": False}
 
 
-async def test_every_client_gets_what_its_filter_asks_for(settings: Settings, read_key: str) -> None:
+async def test_every_client_gets_what_its_filter_asks_for(
+    settings: Settings, read_key: str
+) -> None:
     async with running_api(settings) as api:
         async with (
             client(api, read_key) as (everything, _),
@@ -249,7 +265,9 @@ async def test_every_client_gets_what_its_filter_asks_for(settings: Settings, re
             for n in range(30):
                 lead = f"lead-{'abcd'[n % 4]}"
                 changed = n % 5 == 0
-                events.append(score_event(lead, n, grade="A" if changed else "B", previous_grade="B"))
+                events.append(
+                    score_event(lead, n, grade="A" if changed else "B", previous_grade="B")
+                )
             published = await publish_scores(settings, events)
             all_ids = [p.id for p in published]
 
@@ -264,7 +282,9 @@ async def test_every_client_gets_what_its_filter_asks_for(settings: Settings, re
 
             # a client changes its filter with a message
             assert len(await receive_scores(changes_later, 30)) == 30
-            await changes_later.send(orjson.dumps({"type": "subscribe", "leads": ["lead-d"]}).decode())
+            await changes_later.send(
+                orjson.dumps({"type": "subscribe", "leads": ["lead-d"]}).decode()
+            )
             ack = await receive(changes_later)
             assert ack["type"] == "subscribed" and ack["subscription"]["leads"] == ["lead-d"]
             await changes_later.send("not json")
@@ -279,7 +299,11 @@ async def test_every_client_gets_what_its_filter_asks_for(settings: Settings, re
 
 
 async def test_a_slow_client_is_told_what_it_lost_while_a_fast_one_gets_everything(
-    kafka_bootstrap: str, redis_url: str, name_prefix: str, tmp_path: Path, redis_client: aioredis.Redis
+    kafka_bootstrap: str,
+    redis_url: str,
+    name_prefix: str,
+    tmp_path: Path,
+    redis_client: aioredis.Redis,
 ) -> None:
     settings = worker_settings(name_prefix, kafka_bootstrap=kafka_bootstrap, redis_url=redis_url,
                                model_dir=tmp_path, ws_queue_size=16)  # fmt: skip
@@ -293,7 +317,9 @@ async def test_a_slow_client_is_told_what_it_lost_while_a_fast_one_gets_everythi
         sock.connect(("127.0.0.1", api.port))
         headers = {"Authorization": f"Bearer {key}"}
         async with (
-            connect(api.ws(), sock=sock, additional_headers=headers, max_queue=1, compression=None) as slow,
+            connect(
+                api.ws(), sock=sock, additional_headers=headers, max_queue=1, compression=None
+            ) as slow,
             client(api, key) as (fast, _),
         ):
             assert (await receive(slow))["type"] == "hello"
@@ -302,7 +328,9 @@ async def test_a_slow_client_is_told_what_it_lost_while_a_fast_one_gets_everythi
             fast_messages = await receive_scores(fast, total)
             assert [m["type"] for m in fast_messages] == ["score"] * total  # no drop
             fast_ids = score_ids(fast_messages)
-            assert sorted(fast_ids) == sorted(e.id for e in events) and in_lead_order(fast_ids, published)
+            assert sorted(fast_ids) == sorted(e.id for e in events) and in_lead_order(
+                fast_ids, published
+            )
 
             slow_messages: list[Message] = []
             while True:  # now read everything it has
@@ -313,7 +341,9 @@ async def test_a_slow_client_is_told_what_it_lost_while_a_fast_one_gets_everythi
             drops = [m for m in slow_messages if m["type"] == "dropped"]
             slow_ids = score_ids(slow_messages)
             assert drops, "the slow client should have lost events"
-            assert sum(d["count"] for d in drops) + len(slow_ids) == total  # every event accounted for
+            assert (
+                sum(d["count"] for d in drops) + len(slow_ids) == total
+            )  # every event accounted for
             assert in_lead_order(slow_ids, published)
             assert api.feed.stats()["dropped"] == sum(d["count"] for d in drops)
 
@@ -338,7 +368,9 @@ async def test_resume_after_disconnect_returns_exactly_the_missed_events(
             got = await receive_scores(ws, 25)  # the connection drops after 25 of 40
         position = got[-1]["position"]
         seen = set(score_ids(got))
-        second = await publish_scores(settings, [score_event(f"l{n % 7}", n) for n in range(40, 55)])
+        second = await publish_scores(
+            settings, [score_event(f"l{n % 7}", n) for n in range(40, 55)]
+        )
         missed = sorted(p.id for p in first + second if p.id not in seen)
         async with client(api, read_key, resume=position) as (ws, hello):
             assert hello["replay"] == "memory" and hello["resume"] == position
@@ -357,7 +389,11 @@ async def test_resume_after_disconnect_returns_exactly_the_missed_events(
 
 
 async def test_resume_reads_the_topic_when_memory_is_short_and_on_another_replica(
-    kafka_bootstrap: str, redis_url: str, name_prefix: str, tmp_path: Path, redis_client: aioredis.Redis
+    kafka_bootstrap: str,
+    redis_url: str,
+    name_prefix: str,
+    tmp_path: Path,
+    redis_client: aioredis.Redis,
 ) -> None:
     settings = worker_settings(name_prefix, kafka_bootstrap=kafka_bootstrap, redis_url=redis_url,
                                model_dir=tmp_path, ws_replay_size=5)  # fmt: skip
@@ -369,7 +405,9 @@ async def test_resume_reads_the_topic_when_memory_is_short_and_on_another_replic
             got = await receive_scores(ws, 4)
         position = got[-1]["position"]
         seen = set(score_ids(got))
-        second = await publish_scores(settings, [score_event(f"l{n % 4}", n) for n in range(20, 50)])
+        second = await publish_scores(
+            settings, [score_event(f"l{n % 4}", n) for n in range(20, 50)]
+        )
         missed = sorted(p.id for p in first + second if p.id not in seen and p.lead_id != "l0")
         # same process: only the last 5 events are in memory, the rest comes from the topic
         async with client(api, key, leads="l1,l2,l3", resume=position) as (ws, hello):
@@ -382,7 +420,10 @@ async def test_resume_reads_the_topic_when_memory_is_short_and_on_another_replic
             assert (done["source"], done["count"]) == ("topic", messages.index(done))
             await nothing_more(ws)
         # another replica, started after all of it: everything comes from the topic
-        async with running_api(settings) as other, client(other, key, leads="l1,l2,l3", resume=position) as (ws, hello):
+        async with (
+            running_api(settings) as other,
+            client(other, key, leads="l1,l2,l3", resume=position) as (ws, hello),
+        ):
             assert hello["replay"] == "topic"
             messages = await receive_scores(ws, len(missed), also=["resumed"])
             assert sorted(score_ids(messages)) == missed
@@ -397,7 +438,11 @@ async def test_resume_reads_the_topic_when_memory_is_short_and_on_another_replic
 
 
 async def test_a_resume_that_cannot_be_served_says_so_and_the_feed_goes_on(
-    kafka_bootstrap: str, redis_url: str, name_prefix: str, tmp_path: Path, redis_client: aioredis.Redis
+    kafka_bootstrap: str,
+    redis_url: str,
+    name_prefix: str,
+    tmp_path: Path,
+    redis_client: aioredis.Redis,
 ) -> None:
     settings = worker_settings(name_prefix, kafka_bootstrap=kafka_bootstrap, redis_url=redis_url,
                                model_dir=tmp_path, ws_replay_size=2, ws_resume_max_events=10)  # fmt: skip
@@ -426,7 +471,10 @@ async def test_a_resume_that_cannot_be_served_says_so_and_the_feed_goes_on(
 
 
 async def test_the_api_and_its_clients_live_through_a_broker_restart(
-    redis_url: str, name_prefix: str, tmp_path: Path, redis_client: aioredis.Redis,
+    redis_url: str,
+    name_prefix: str,
+    tmp_path: Path,
+    redis_client: aioredis.Redis,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(score_feed_module, "_PROBE_INTERVAL_S", 0.5)  # notice the loss sooner
@@ -446,7 +494,9 @@ async def test_the_api_and_its_clients_live_through_a_broker_restart(
             await until("the feed noticing the broker is gone", lambda: not api.feed.connected)
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{api.port}") as http:
                 ready = await http.get("/readyz")
-                assert ready.status_code == 503 and ready.json()["checks"]["broker"] == "not connected"
+                assert (
+                    ready.status_code == 503 and ready.json()["checks"]["broker"] == "not connected"
+                )
                 assert (await http.get("/healthz")).status_code == 200
 
             broker = EmbeddedKafka(port=port)  # memory storage: an empty broker, topics recreated
@@ -461,10 +511,12 @@ async def test_the_api_and_its_clients_live_through_a_broker_restart(
 
 
 @pytest.mark.slow
-async def test_a_lead_event_becomes_a_score_on_the_websocket(settings: Settings, read_key: str) -> None:
+async def test_a_lead_event_becomes_a_score_on_the_websocket(
+    settings: Settings, read_key: str
+) -> None:
     """End to end: lead events -> real worker -> leads.scores.v1 -> API feed -> client."""
     events = list(Simulator(SimConfig(n_leads=6, span_days=5, seed=11,
-                                      start=datetime(2025, 2, 1, tzinfo=timezone.utc))).events())  # fmt: skip
+                                      start=datetime(2025, 2, 1, tzinfo=UTC))).events())  # fmt: skip
     leads = sorted({e["subject"] for e in events})
     async with (
         running_worker(settings, settings.model_dir.parent / "worker.log") as worker,
@@ -474,12 +526,16 @@ async def test_a_lead_event_becomes_a_score_on_the_websocket(settings: Settings,
     ):
         await publish(events, settings)
         await wait_all_committed(settings, workers=[worker])  # every score is on the topic now
-        records = await read_to_end(settings.kafka_bootstrap, [settings.scores_topic], settings.topic_partitions)
+        records = await read_to_end(
+            settings.kafka_bootstrap, [settings.scores_topic], settings.topic_partitions
+        )
         on_topic = [orjson.loads(r.value) for r in records]
         assert {e["lead_id"] for e in on_topic} == set(leads)
         got = await receive_scores(everything, len(on_topic))
         assert sorted(score_ids(got)) == sorted(e["id"] for e in on_topic)
-        assert sorted((m["data"] for m in got), key=lambda e: e["id"]) == sorted(on_topic, key=lambda e: e["id"])
+        assert sorted((m["data"] for m in got), key=lambda e: e["id"]) == sorted(
+            on_topic, key=lambda e: e["id"]
+        )
         mine = [m for m in got if m["data"]["lead_id"] == leads[0]]
         got_one = await receive_scores(one_lead, len(mine))
         assert score_ids(got_one) == score_ids(mine)

@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -56,7 +56,9 @@ class Stack:
 
     def api(self, scope: str = "admin") -> httpx.AsyncClient:
         return httpx.AsyncClient(
-            base_url=self.api_url, headers={"Authorization": f"Bearer {self.keys[scope]}"}, timeout=30
+            base_url=self.api_url,
+            headers={"Authorization": f"Bearer {self.keys[scope]}"},
+            timeout=30,
         )
 
     def describe(self) -> str:
@@ -64,7 +66,9 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def stack(kafka_bootstrap: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(
+    kafka_bootstrap: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
     root = tmp_path_factory.mktemp("webhooks")
     port = free_port()
     settings = worker_settings(
@@ -106,7 +110,11 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 
 async def eventually(
-    what: str, probe: Callable[[], Awaitable[_T]], done: Callable[[_T], bool], stack: Stack, timeout_s: float = 60.0
+    what: str,
+    probe: Callable[[], Awaitable[_T]],
+    done: Callable[[_T], bool],
+    stack: Stack,
+    timeout_s: float = 60.0,
 ) -> _T:
     """Call ``probe`` until ``done(result)``; fail with the last result and the logs after ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
@@ -116,13 +124,16 @@ async def eventually(
         if done(result):
             return result
         if time.monotonic() > deadline:
-            pytest.fail(f"no {what} within {timeout_s:.0f} s; last: {result!r}\n{stack.describe()}", pytrace=False)
+            pytest.fail(
+                f"no {what} within {timeout_s:.0f} s; last: {result!r}\n{stack.describe()}",
+                pytrace=False,
+            )
         await asyncio.sleep(0.1)
 
 
 def page_view(lead: str, round_: int, tag: str) -> dict[str, Any]:
     """One page view of ``lead``; later rounds are later in event time."""
-    start = datetime.now(timezone.utc) - timedelta(hours=1)
+    start = datetime.now(UTC) - timedelta(hours=1)
     return {
         "specversion": "1.0",
         "id": f"{tag}-{lead}-{round_}",
@@ -154,21 +165,37 @@ async def publish_rounds(
         for round_ in range(first_round, first_round + rounds):
             await send_records(
                 settings.kafka_bootstrap,
-                [(settings.activity_topic, lead.encode(), orjson.dumps(page_view(lead, round_, tag))) for lead in leads],
+                [
+                    (
+                        settings.activity_topic,
+                        lead.encode(),
+                        orjson.dumps(page_view(lead, round_, tag)),
+                    )
+                    for lead in leads
+                ],
             )
             await eventually(
-                f"round {round_} scored", scored, lambda n, round_=round_: min(n) > round_, stack, timeout_s=30
+                f"round {round_} scored",
+                scored,
+                lambda n, round_=round_: min(n) > round_,
+                stack,
+                timeout_s=30,
             )
     finally:
         await client.aclose()
 
     async def on_topic() -> dict[str, list[str]]:
-        records = await read_to_end(settings.kafka_bootstrap, [settings.scores_topic], settings.topic_partitions)
+        records = await read_to_end(
+            settings.kafka_bootstrap, [settings.scores_topic], settings.topic_partitions
+        )
         events = by_lead(records)
         return {lead: [event["id"] for event in events.get(lead, [])] for lead in leads}
 
     return await eventually(
-        "every score event on the topic", on_topic, lambda ids: all(len(v) == first_round + rounds for v in ids.values()), stack
+        "every score event on the topic",
+        on_topic,
+        lambda ids: all(len(v) == first_round + rounds for v in ids.values()),
+        stack,
     )
 
 
@@ -202,14 +229,22 @@ def first_seen(requests: list[Request], ok_only: bool = True) -> dict[str, list[
     return out
 
 
-async def subscribe(api: httpx.AsyncClient, url: str, leads: list[str], **extra: Any) -> dict[str, Any]:
-    response = await api.post("/v1/webhooks", json={"url": url, "filters": {"lead_ids": leads}, **extra})
+async def subscribe(
+    api: httpx.AsyncClient, url: str, leads: list[str], **extra: Any
+) -> dict[str, Any]:
+    response = await api.post(
+        "/v1/webhooks", json={"url": url, "filters": {"lead_ids": leads}, **extra}
+    )
     assert response.status_code == 201, response.text
     return response.json()
 
 
-async def deliveries(api: httpx.AsyncClient, webhook_id: str, **params: Any) -> list[dict[str, Any]]:
-    response = await api.get(f"/v1/webhooks/{webhook_id}/deliveries", params={"limit": 500, **params})
+async def deliveries(
+    api: httpx.AsyncClient, webhook_id: str, **params: Any
+) -> list[dict[str, Any]]:
+    response = await api.get(
+        f"/v1/webhooks/{webhook_id}/deliveries", params={"limit": 500, **params}
+    )
     assert response.status_code == 200, response.text
     rows: list[dict[str, Any]] = response.json()["deliveries"]
     return rows
@@ -247,7 +282,10 @@ async def test_a_score_change_reaches_the_receiver_signed_with_the_secret_the_ap
         got = first_seen(receiver.requests())
         assert got[lead] == expected
         scored = [r.payload()["data"] for r in receiver.requests()]
-        assert scored[0]["previous_score"] is None and scored[1]["previous_score"] == scored[0]["score"]
+        assert (
+            scored[0]["previous_score"] is None
+            and scored[1]["previous_score"] == scored[0]["score"]
+        )
 
         log = await eventually(
             "a delivered log", lambda: deliveries(api, webhook_id),
@@ -260,7 +298,9 @@ async def test_a_score_change_reaches_the_receiver_signed_with_the_secret_the_ap
         assert (await api.get(f"/v1/webhooks/{webhook_id}")).status_code == 404
 
 
-async def test_the_test_endpoint_fires_a_signed_sample_to_the_receiver(stack: Stack, receiver: Receiver) -> None:
+async def test_the_test_endpoint_fires_a_signed_sample_to_the_receiver(
+    stack: Stack, receiver: Receiver
+) -> None:
     async with stack.api() as api:
         created = await subscribe(api, receiver.url, ["nobody"])
         fired = await api.post(f"/v1/webhooks/{created['id']}/test")
@@ -273,7 +313,11 @@ async def test_the_test_endpoint_fires_a_signed_sample_to_the_receiver(stack: St
 
         receiver.status = 503
         failed = (await api.post(f"/v1/webhooks/{created['id']}/test")).json()
-        assert failed["delivered"] is False and failed["status_code"] == 503 and "503" in failed["error"]
+        assert (
+            failed["delivered"] is False
+            and failed["status_code"] == 503
+            and "503" in failed["error"]
+        )
         await api.delete(f"/v1/webhooks/{created['id']}")
 
 
@@ -331,7 +375,10 @@ async def test_a_failing_receiver_ends_in_dead_letters_that_replay_in_order(
         )  # fmt: skip
         by_id = {row["webhook_id"]: row for row in dead}
         for row in dead:
-            assert len(row["attempts"]) == RETRIES["webhook_max_attempts"] and row["round_attempts"] == 6
+            assert (
+                len(row["attempts"]) == RETRIES["webhook_max_attempts"]
+                and row["round_attempts"] == 6
+            )
             assert all(a["status_code"] == 500 and "500" in a["error"] for a in row["attempts"])
             assert row["dead_lettered_at"] and row["next_attempt_at"] is None
         # the first event was given up before the second was tried: order holds even in failure
@@ -341,7 +388,9 @@ async def test_a_failing_receiver_ends_in_dead_letters_that_replay_in_order(
         assert tried == [expected[0]] * 6 + [expected[1]] * 6
 
         letters = await read_to_end(
-            settings.kafka_bootstrap, [settings.webhook_dead_letter_topic], settings.topic_partitions
+            settings.kafka_bootstrap,
+            [settings.webhook_dead_letter_topic],
+            settings.topic_partitions,
         )
         mine = [orjson.loads(r.value) for r in letters if r.key == lead.encode()]
         assert [m["webhook_id"] for m in mine] == expected
@@ -386,7 +435,9 @@ async def test_a_paused_subscription_gets_nothing_queued_and_resumes_with_new_ev
             "the event scored after resuming", lambda: asyncio.sleep(0, receiver.requests()),
             lambda got: len(got) >= 1, stack,
         )  # fmt: skip
-        assert [r.webhook_id for r in receiver.requests()] == ids[lead][1:]  # not the one scored while paused
+        assert [r.webhook_id for r in receiver.requests()] == ids[lead][
+            1:
+        ]  # not the one scored while paused
         await api.delete(f"/v1/webhooks/{created['id']}")
 
 
@@ -400,7 +451,10 @@ async def test_every_webhook_route_needs_an_admin_key(stack: Stack) -> None:
         ("GET", "/v1/webhooks/wh_x/deliveries"), ("GET", "/v1/webhooks/wh_x/deliveries/dlv_x"),
         ("POST", "/v1/webhooks/wh_x/deliveries/replay"), ("POST", "/v1/webhooks/wh_x/deliveries/dlv_x/replay"),
     ]  # fmt: skip
-    async with httpx.AsyncClient(base_url=stack.api_url, timeout=30) as anonymous, stack.api("read") as reader:
+    async with (
+        httpx.AsyncClient(base_url=stack.api_url, timeout=30) as anonymous,
+        stack.api("read") as reader,
+    ):
         for method, path in routes:
             response = await anonymous.request(method, path, json={})
             assert response.status_code == 401, (method, path, response.text)
@@ -431,10 +485,14 @@ async def test_urls_to_private_addresses_or_malformed_are_refused_at_creation(
     assert error["code"] == "invalid_url" and problem in error["message"], error
 
 
-async def test_secrets_are_taken_or_generated_shown_once_and_rotated(stack: Stack, receiver: Receiver) -> None:
+async def test_secrets_are_taken_or_generated_shown_once_and_rotated(
+    stack: Stack, receiver: Receiver
+) -> None:
     own = "whsec_" + "QUJD" * 8  # base64 of 24 bytes
     async with stack.api() as api:
-        assert (await api.post("/v1/webhooks", json={"url": receiver.url, "secret": "whsec_short"})).status_code == 422
+        assert (
+            await api.post("/v1/webhooks", json={"url": receiver.url, "secret": "whsec_short"})
+        ).status_code == 422
         created = await subscribe(api, receiver.url, ["nobody"], secret=own)
         assert created["secret"] == own
         shown = (await api.get(f"/v1/webhooks/{created['id']}")).json()
@@ -448,14 +506,26 @@ async def test_secrets_are_taken_or_generated_shown_once_and_rotated(stack: Stac
         assert fired["delivered"] is True
         receiver.requests()[-1].verify(new_secret)  # signed with the new secret from now on
 
-        both = await api.patch(f"/v1/webhooks/{created['id']}", json={"rotate_secret": True, "secret": own})
+        both = await api.patch(
+            f"/v1/webhooks/{created['id']}", json={"rotate_secret": True, "secret": own}
+        )
         assert both.status_code == 422
         null_url = await api.patch(f"/v1/webhooks/{created['id']}", json={"url": None})
-        assert null_url.status_code == 422 and "cannot be null" in null_url.json()["error"]["message"]
-        refused = await api.patch(f"/v1/webhooks/{created['id']}", json={"url": "http://192.168.1.1/"})
+        assert (
+            null_url.status_code == 422 and "cannot be null" in null_url.json()["error"]["message"]
+        )
+        refused = await api.patch(
+            f"/v1/webhooks/{created['id']}", json={"url": "http://192.168.1.1/"}
+        )
         assert refused.status_code == 422 and refused.json()["error"]["code"] == "invalid_url"
-        filters = await api.patch(f"/v1/webhooks/{created['id']}", json={"filters": {"min_score": 70}})
-        assert filters.json()["filters"] == {"min_score": 70, "grade_change_only": False, "lead_ids": None}
+        filters = await api.patch(
+            f"/v1/webhooks/{created['id']}", json={"filters": {"min_score": 70}}
+        )
+        assert filters.json()["filters"] == {
+            "min_score": 70,
+            "grade_change_only": False,
+            "lead_ids": None,
+        }
         await api.delete(f"/v1/webhooks/{created['id']}")
         assert (await api.delete(f"/v1/webhooks/{created['id']}")).status_code == 404
 
@@ -469,21 +539,34 @@ async def test_the_delivery_log_pages_without_gaps_and_a_pending_delivery_is_not
 
     settings = stack.settings
     async with stack.api() as api:
-        created = await subscribe(api, receiver.url, ["nobody"], enabled=False)  # paused: stays pending
+        created = await subscribe(
+            api, receiver.url, ["nobody"], enabled=False
+        )  # paused: stays pending
         client = aioredis.Redis.from_url(settings.redis_url)
         try:
             store = WebhookStore(client, settings.redis_prefix)
-            now = datetime.now(timezone.utc)
+            now = datetime.now(UTC)
             records = [
                 DeliveryRecord(
-                    id=delivery_id(created["id"], f"sc_{i}"), subscription_id=created["id"], webhook_id=f"sc_{i}",
-                    lead_id=f"lead-{i % 3}", status="pending", created_at=now, body="{}",
+                    id=delivery_id(created["id"], f"sc_{i}"),
+                    subscription_id=created["id"],
+                    webhook_id=f"sc_{i}",
+                    lead_id=f"lead-{i % 3}",
+                    status="pending",
+                    created_at=now,
+                    body="{}",
                 )  # fmt: skip
                 for i in range(7)
             ]
             # one call: the log entries share a millisecond, which the cursor must survive
-            assert await store.enqueue([QueuedDelivery(created["id"], r.lead_id, r) for r in records]) == 7
-            assert await store.enqueue([QueuedDelivery(created["id"], r.lead_id, r) for r in records]) == 0
+            assert (
+                await store.enqueue([QueuedDelivery(created["id"], r.lead_id, r) for r in records])
+                == 7
+            )
+            assert (
+                await store.enqueue([QueuedDelivery(created["id"], r.lead_id, r) for r in records])
+                == 0
+            )
         finally:
             await client.aclose()
 
@@ -498,13 +581,17 @@ async def test_the_delivery_log_pages_without_gaps_and_a_pending_delivery_is_not
                 break
         assert sorted(seen) == sorted(r.id for r in records) and len(seen) == 7
 
-        bad = await api.get(f"/v1/webhooks/{created['id']}/deliveries", params={"cursor": "nonsense"})
+        bad = await api.get(
+            f"/v1/webhooks/{created['id']}/deliveries", params={"cursor": "nonsense"}
+        )
         assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_cursor"
         pending = await api.post(f"/v1/webhooks/{created['id']}/deliveries/{records[0].id}/replay")
         assert pending.status_code == 409 and pending.json()["error"]["code"] == "delivery_pending"
         unknown = await api.post(f"/v1/webhooks/{created['id']}/deliveries/dlv_nope/replay")
         assert unknown.status_code == 404
-        assert (await api.post(f"/v1/webhooks/{created['id']}/deliveries/replay")).json() == {"replayed": []}
+        assert (await api.post(f"/v1/webhooks/{created['id']}/deliveries/replay")).json() == {
+            "replayed": []
+        }
         await api.delete(f"/v1/webhooks/{created['id']}")
 
 
@@ -516,9 +603,13 @@ async def test_the_address_is_checked_again_at_delivery_time(receiver: Receiver)
 
     local = f"http://localhost:{receiver.port}/hooks/leadscore"  # resolves to loopback
     async with httpx.AsyncClient() as client:
-        refused = await post_signed(client, local, generate_secret(), "sc_x", b"{}", AddressPolicy(), 2.0)
+        refused = await post_signed(
+            client, local, generate_secret(), "sc_x", b"{}", AddressPolicy(), 2.0
+        )
         assert not refused.ok and refused.status_code is None
-        assert refused.error is not None and "refused" in refused.error and "loopback" in refused.error
+        assert (
+            refused.error is not None and "refused" in refused.error and "loopback" in refused.error
+        )
         assert receiver.requests() == []
         allowed = AddressPolicy(allowed_networks=parse_networks("127.0.0.0/8,::1/128"))
         sent = await post_signed(client, local, generate_secret(), "sc_x", b"{}", allowed, 2.0)
@@ -534,6 +625,8 @@ async def test_a_receiver_slower_than_the_timeout_fails_the_attempt(receiver: Re
     allowed = AddressPolicy(allowed_networks=parse_networks("127.0.0.0/8"))
     async with httpx.AsyncClient() as client:
         started = time.monotonic()
-        outcome = await post_signed(client, receiver.url, generate_secret(), "sc_slow", b"{}", allowed, 0.5)
+        outcome = await post_signed(
+            client, receiver.url, generate_secret(), "sc_slow", b"{}", allowed, 0.5
+        )
     assert not outcome.ok and outcome.error == "no answer within 0.5 s"
     assert time.monotonic() - started < 1.4

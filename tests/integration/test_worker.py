@@ -23,7 +23,7 @@ import asyncio
 import base64
 import re
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -47,17 +47,17 @@ from worker_harness import (
 )
 
 from leadscore.infra.redis_store import ScoreStore
-from leadscore.training_jobs import train_job
 from leadscore.models.features import LeadState, apply_event, to_vector
 from leadscore.models.scoring import Scorer, to_score
 from leadscore.models.simulation import SimConfig, Simulator
-from leadscore.schemas.events import OUTCOME_TYPES, lead_event_adapter
 from leadscore.models.trends import aggregate as aggregate_trends
+from leadscore.schemas.events import OUTCOME_TYPES, lead_event_adapter
 from leadscore.schemas.learning import TrainingExample
 from leadscore.schemas.scores import DeadLetter, LeadScored
 from leadscore.settings import Settings
 from leadscore.streams.app import load_scorer
 from leadscore.streams.producer import publish, topic_router
+from leadscore.training_jobs import train_job
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -70,7 +70,14 @@ Event = dict[str, Any]
 def trained_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """A small model, trained once per session (~10 s): (registry directory, version)."""
     model_dir = tmp_path_factory.mktemp("models")
-    result = train_job(Settings(model_dir=model_dir), leads=800, folds=2, search="none", compare=("ensemble",), seed=0)
+    result = train_job(
+        Settings(model_dir=model_dir),
+        leads=800,
+        folds=2,
+        search="none",
+        compare=("ensemble",),
+        seed=0,
+    )
     return model_dir, result.version
 
 
@@ -100,9 +107,8 @@ def make_settings(
     return make
 
 
-
 #: Simulated event times start here: the same events on every run, all in the past.
-_SIM_START = datetime(2025, 1, 1, tzinfo=timezone.utc)
+_SIM_START = datetime(2025, 1, 1, tzinfo=UTC)
 
 
 def simulated(n_leads: int, span_days: float, seed: int) -> list[Event]:
@@ -264,7 +270,9 @@ async def test_the_worker_keeps_each_leads_activity_and_the_trend_buckets(
         listed = await wait_until(
             "every applied event in the activity lists",
             activity,
-            lambda got: {lead: sorted(e["id"] for e in rows) for lead, rows in got.items()} == expected_ids,
+            lambda got: (
+                {lead: sorted(e["id"] for e in rows) for lead, rows in got.items()} == expected_ids
+            ),
             workers=[worker],
             describe=lambda got: repr({lead: len(rows) for lead, rows in got.items()}),
         )
@@ -278,7 +286,7 @@ async def test_the_worker_keeps_each_leads_activity_and_the_trend_buckets(
     assert "Crashed" not in worker.log_text(), worker.log_tail()
 
     published = {event["id"]: event for event in events}
-    for lead, rows in listed.items():
+    for rows in listed.values():
         for row in rows:
             source = published[row["id"]]
             assert row["type"] == source["type"] and set(row) == {"id", "type", "time", "data"}
@@ -286,7 +294,9 @@ async def test_the_worker_keeps_each_leads_activity_and_the_trend_buckets(
             assert row["time"].endswith("Z")
 
     # Each score event once (a repeat of its cause re-publishes the same id).
-    scores = list({s.id: s for s in (LeadScored.model_validate_json(r.value) for r in score_records)}.values())
+    scores = list(
+        {s.id: s for s in (LeadScored.model_validate_json(r.value) for r in score_records)}.values()
+    )
     for score in scores:
         assert score.cause_event_type == published[score.cause_event_id]["type"], score
     examples = [TrainingExample.model_validate_json(r.value) for r in example_records]
@@ -433,7 +443,7 @@ async def test_malformed_records_go_to_the_dead_letter_topic_and_the_rest_is_sco
     topic_of = {"activity": settings.activity_topic, "profile": settings.profile_topic,
                 "outcome": settings.outcome_topic}  # fmt: skip
     route = topic_router(settings)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     valid = simulated(n_leads=12, span_days=10, seed=3)
     leads = group_by_lead(valid)
     bad = _bad_records(valid[0]["subject"], now, max_bytes)

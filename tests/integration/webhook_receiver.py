@@ -69,13 +69,15 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
                 status = receiver.status
                 time.sleep(receiver.delay_s)
                 with receiver._lock:
                     receiver._requests.append(
-                        Request({k.lower(): v for k, v in self.headers.items()}, body, status, self.path)
+                        Request(
+                            {k.lower(): v for k, v in self.headers.items()}, body, status, self.path
+                        )
                     )
                 self.send_response(status)
                 self.send_header("content-length", "2")

@@ -260,11 +260,13 @@ async def wait_all_committed(
         lambda pair: pair[0] == pair[1],
         timeout_s=timeout_s,
         workers=workers,
-        describe=lambda pair: "partition: (end, committed) "
-        + ", ".join(
-            f"{tp.topic.rsplit('.', 2)[-2]}:{tp.partition}: ({end}, {pair[1][tp]})"
-            for tp, end in sorted(pair[0].items())
-            if end != pair[1][tp]
+        describe=lambda pair: (
+            "partition: (end, committed) "
+            + ", ".join(
+                f"{tp.topic.rsplit('.', 2)[-2]}:{tp.partition}: ({end}, {pair[1][tp]})"
+                for tp, end in sorted(pair[0].items())
+                if end != pair[1][tp]
+            )
         ),
     )
     return ends
@@ -295,7 +297,7 @@ async def read_to_end(
                     pytrace=False,
                 )
             batch = await consumer.getmany(timeout_ms=500)
-            for tp, rows in batch.items():
+            for rows in batch.values():
                 records.extend(rows)
             for tp in list(remaining):
                 if await consumer.position(tp) >= ends[TP(tp.topic, tp.partition)]:

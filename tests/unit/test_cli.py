@@ -17,7 +17,18 @@ from leadscore.models.features import FEATURE_NAMES, N_FEATURES
 from leadscore.models.registry import ModelRegistry
 
 runner = CliRunner()
-COMMANDS = ("worker", "train", "score", "models", "retrain", "drift", "simulate", "tail", "topics", "demo")
+COMMANDS = (
+    "worker",
+    "train",
+    "score",
+    "models",
+    "retrain",
+    "drift",
+    "simulate",
+    "tail",
+    "topics",
+    "demo",
+)
 
 
 def test_help_lists_and_explains_every_command() -> None:
@@ -41,11 +52,26 @@ def test_bad_configuration_names_the_variable(monkeypatch: pytest.MonkeyPatch) -
     assert "LEADSCORE_GRADE_THRESHOLDS" in result.output
 
 
-def test_simulate_to_a_file_then_train_on_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_simulate_to_a_file_then_train_on_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     events, truth, models = tmp_path / "events.jsonl", tmp_path / "truth.csv", tmp_path / "models"
     monkeypatch.setenv("LEADSCORE_MODEL_DIR", str(models))
     result = runner.invoke(
-        app, ["simulate", "--out", str(events), "--truth", str(truth), "--leads", "700", "--days", "120", "--seed", "4"]
+        app,
+        [
+            "simulate",
+            "--out",
+            str(events),
+            "--truth",
+            str(truth),
+            "--leads",
+            "700",
+            "--days",
+            "120",
+            "--seed",
+            "4",
+        ],
     )
     assert result.exit_code == 0, result.output
     lines = events.read_text().splitlines()
@@ -53,7 +79,9 @@ def test_simulate_to_a_file_then_train_on_it(tmp_path: Path, monkeypatch: pytest
     with open(truth) as f:
         assert len(list(csv.DictReader(f))) == 700
 
-    result = runner.invoke(app, ["train", "--events", str(events), "--folds", "2", "--search", "none", "--seed", "4"])
+    result = runner.invoke(
+        app, ["train", "--events", str(events), "--folds", "2", "--search", "none", "--seed", "4"]
+    )
     assert result.exit_code == 0, result.output
     registry = ModelRegistry(models)
     (version,) = registry.list()
@@ -62,7 +90,9 @@ def test_simulate_to_a_file_then_train_on_it(tmp_path: Path, monkeypatch: pytest
     assert manifest.n_rows > 0 and "roc_auc" in json.dumps(manifest.metrics)
 
 
-def test_train_refuses_unusable_input_with_a_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_train_refuses_unusable_input_with_a_message(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("LEADSCORE_MODEL_DIR", str(tmp_path / "models"))
     missing = runner.invoke(app, ["train", "--events", str(tmp_path / "nope.jsonl")])
     assert missing.exit_code == 2 and "no such file" in missing.output

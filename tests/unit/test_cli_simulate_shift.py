@@ -16,8 +16,23 @@ def test_simulate_with_a_shift_half_way_writes_both_regimes(tmp_path: Path) -> N
     events, truth = tmp_path / "events.jsonl", tmp_path / "truth.csv"
     result = runner.invoke(
         app,
-        ["simulate", "--out", str(events), "--truth", str(truth), "--leads", "200", "--days", "20",
-         "--seed", "2", "--shift-at", "0.5", "--shift-open-factor", "0.3"],
+        [
+            "simulate",
+            "--out",
+            str(events),
+            "--truth",
+            str(truth),
+            "--leads",
+            "200",
+            "--days",
+            "20",
+            "--seed",
+            "2",
+            "--shift-at",
+            "0.5",
+            "--shift-open-factor",
+            "0.3",
+        ],
     )
     assert result.exit_code == 0, result.output
     with open(truth) as f:

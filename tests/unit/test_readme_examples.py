@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +85,7 @@ def test_example_is_valid(where: str, before: str, example: Any) -> None:
 
 def check_input_event(where: str, before: str, example: dict[str, Any]) -> None:
     try:
-        event = decode_event(orjson.dumps(example), now=datetime.now(timezone.utc))
+        event = decode_event(orjson.dumps(example), now=datetime.now(UTC))
     except InvalidEventError as exc:
         pytest.fail(f"{where}: the example event is refused: {exc}")
     # When the text just before the example names an input topic, it must be the right one.

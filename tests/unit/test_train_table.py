@@ -22,7 +22,9 @@ def write_crm_export(path: Path, rows: int = 600, *, seed: int = 0) -> None:
     rng = np.random.default_rng(seed)
     with path.open("w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["Lead ID", "Employees", "Industry", "Source", "Web Visits", "Demo", "Converted"])
+        w.writerow(
+            ["Lead ID", "Employees", "Industry", "Source", "Web Visits", "Demo", "Converted"]
+        )
         for i in range(rows):
             visits = int(rng.poisson(3))
             demo = rng.random() < 0.2
@@ -133,7 +135,10 @@ def test_score_without_a_table_model_says_how_to_get_one(tmp_path: Path, models:
 def test_a_table_model_is_kept_out_of_the_streams_segment(tmp_path: Path, models: Path) -> None:
     data = tmp_path / "export.csv"
     write_crm_export(data, rows=300)
-    assert runner.invoke(app, ["train", "--data", str(data), "--target", "Converted", *FAST]).exit_code == 0
+    assert (
+        runner.invoke(app, ["train", "--data", str(data), "--target", "Converted", *FAST]).exit_code
+        == 0
+    )
     registry = ModelRegistry(models)
     (version,) = registry.list()
 
@@ -161,12 +166,17 @@ def test_numeric_forces_a_column_with_thousands_separators(tmp_path: Path, model
     assert columns["Deal Size"]["kind"] == "numeric"
 
 
-def test_compare_limits_the_candidates_and_a_bad_name_is_refused(tmp_path: Path, models: Path) -> None:
+def test_compare_limits_the_candidates_and_a_bad_name_is_refused(
+    tmp_path: Path, models: Path
+) -> None:
     data, report = tmp_path / "export.csv", tmp_path / "r.json"
     write_crm_export(data, rows=300)
     args = ["train", "--data", str(data), "--target", "Converted", "--report", str(report), *FAST]
     result = runner.invoke(app, [*args, "--compare", "ensemble, lgbm_default"])
     assert result.exit_code == 0, result.output
-    assert [m["name"] for m in json.loads(report.read_text())["models"]] == ["ensemble", "lgbm_default"]
+    assert [m["name"] for m in json.loads(report.read_text())["models"]] == [
+        "ensemble",
+        "lgbm_default",
+    ]
     bad = runner.invoke(app, [*args, "--compare", "ensemble,xgboost"])
     assert bad.exit_code == 1 and "xgboost" in bad.output

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -30,7 +30,11 @@ def _request_from_events(lead: str, events: list[dict]) -> ScoreRequest:
 
 
 def test_a_body_gives_the_vector_the_worker_builds_from_the_same_events() -> None:
-    events = list(Simulator(SimConfig(n_leads=60, span_days=20, seed=4, start=datetime(2025, 1, 1, tzinfo=timezone.utc))).events())
+    events = list(
+        Simulator(
+            SimConfig(n_leads=60, span_days=20, seed=4, start=datetime(2025, 1, 1, tzinfo=UTC))
+        ).events()
+    )
     by_lead: dict[str, list[dict]] = {}
     for event in events:
         by_lead.setdefault(event["subject"], []).append(event)
@@ -54,7 +58,9 @@ def test_an_invalid_activity_is_named_with_its_index_and_field() -> None:
             {"type": "lead.content_downloaded", "time": "2026-01-01T00:00:00Z", "data": {"kind": "ebook"}},
         ]}
     )  # fmt: skip
-    with pytest.raises(_LeadError, match=r"activity 1 \(lead.content_downloaded\).*activities\[1\]\.data\.asset"):
+    with pytest.raises(
+        _LeadError, match=r"activity 1 \(lead.content_downloaded\).*activities\[1\]\.data\.asset"
+    ):
         build_state(request)
 
 

@@ -23,8 +23,13 @@ from leadscore.settings import Settings
 
 
 def event(lead: str, n: int, grade: str = "B", previous_grade: str | None = "B") -> dict[str, Any]:
-    return {"id": f"{lead}-{n}", "lead_id": lead, "score": 70, "grade": grade,
-            "previous_grade": previous_grade}
+    return {
+        "id": f"{lead}-{n}",
+        "lead_id": lead,
+        "score": 70,
+        "grade": grade,
+        "previous_grade": previous_grade,
+    }
 
 
 def publish(hub: FanOut, partition: int, body: dict[str, Any]) -> None:
@@ -45,8 +50,14 @@ def ids(messages: list[dict[str, Any]]) -> list[str]:
     return [m["data"]["id"] for m in messages if m["type"] == "score"]
 
 
-def hub_with(partitions: int = 2, *, queue: int = 100, ring: int = 100, max_clients: int = 100,
-             resume_max: int = 10_000) -> FanOut:
+def hub_with(
+    partitions: int = 2,
+    *,
+    queue: int = 100,
+    ring: int = 100,
+    max_clients: int = 100,
+    resume_max: int = 10_000,
+) -> FanOut:
     hub = FanOut(queue, ring, max_clients, resume_max)
     hub.reset([0] * partitions)
     return hub
@@ -62,7 +73,9 @@ def test_positions_round_trip(offsets: tuple[int, ...]) -> None:
     assert decode_position(text) == offsets
 
 
-@pytest.mark.parametrize("text", ["", "1.2.3", "v2.1.2", "v1.", "v1.1..2", "v1.1.-2", "v1.1.zz!", "v1." + "1." * 3000])
+@pytest.mark.parametrize(
+    "text", ["", "1.2.3", "v2.1.2", "v1.", "v1.1..2", "v1.1.-2", "v1.1.zz!", "v1." + "1." * 3000]
+)
 def test_malformed_positions_are_refused_with_a_code(text: str) -> None:
     with pytest.raises(StreamRequestError) as info:
         decode_position(text)
@@ -171,7 +184,9 @@ def test_a_full_queue_drops_the_oldest_and_says_how_many_and_where_to_resume() -
     plan = hub.attach(again, decode_position(messages[0]["resume"]))
     assert plan.source == "memory"
     assert [again.frame_of(e) for e in plan.replay] == [e.frame for e in plan.replay]
-    assert [orjson.loads(e.frame)["data"]["id"] for e in plan.replay] == [f"l{n}-{n}" for n in range(10)]
+    assert [orjson.loads(e.frame)["data"]["id"] for e in plan.replay] == [
+        f"l{n}-{n}" for n in range(10)
+    ]
 
 
 def test_drops_are_counted_per_run_and_the_position_is_of_the_first_of_each_run() -> None:
@@ -292,7 +307,14 @@ def test_resume_older_than_the_ring_reads_the_gap_from_the_topic() -> None:
     plan = hub.attach(FeedClient(Subscription(), 100), (2, 5))
     assert plan.source == "topic"
     assert plan.gaps == {0: (2, 7), 1: (5, 7)}
-    assert [(e.partition, e.offset) for e in plan.replay] == [(0, 7), (1, 7), (0, 8), (1, 8), (0, 9), (1, 9)]
+    assert [(e.partition, e.offset) for e in plan.replay] == [
+        (0, 7),
+        (1, 7),
+        (0, 8),
+        (1, 8),
+        (0, 9),
+        (1, 9),
+    ]
 
 
 def test_resume_positions_never_go_below_where_the_client_was() -> None:
@@ -335,7 +357,9 @@ def test_a_ring_of_size_zero_sends_every_resume_to_the_topic() -> None:
 
 
 def record(partition: int, offset: int, value: bytes | None) -> ConsumerRecord:
-    return ConsumerRecord("scores", partition, offset, 0, 0, b"k", value, None, 1, len(value or b""), ())
+    return ConsumerRecord(
+        "scores", partition, offset, 0, 0, b"k", value, None, 1, len(value or b""), ()
+    )
 
 
 async def test_records_are_decoded_once_for_listeners_and_clients_and_bad_ones_skipped() -> None:

@@ -20,7 +20,9 @@ def request_with(settings: Settings) -> Any:
 @pytest.mark.parametrize(
     ("stored_s", "bucket"), [(86_400, "hour"), (7200, "hour"), (2400, "hour"), (43_200, "hour")]
 )
-async def test_a_bucket_smaller_than_or_not_a_multiple_of_the_stored_one_is_a_422(stored_s: int, bucket: str) -> None:
+async def test_a_bucket_smaller_than_or_not_a_multiple_of_the_stored_one_is_a_422(
+    stored_s: int, bucket: str
+) -> None:
     settings = Settings(trends_bucket_s=stored_s)
     with pytest.raises(ApiError) as caught:
         await trends(request_with(settings), since=None, until=None, bucket=bucket, key=None)  # type: ignore[arg-type]

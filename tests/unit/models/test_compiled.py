@@ -67,7 +67,9 @@ def fitted(case: str) -> tuple[LeadScoringEnsemble, CompiledModel]:
     X, y = lead_data()
     params = dict(CASES[case])
     gb_params = HGB if params.get("booster") == "hgb" else GB
-    model = LeadScoringEnsemble(**params, rf_params=RF, gb_params=gb_params, random_state=0).fit(X, y)
+    model = LeadScoringEnsemble(**params, rf_params=RF, gb_params=gb_params, random_state=0).fit(
+        X, y
+    )
     return model, model.compile(tuple(f"f{i}" for i in range(N_FEATURES)))
 
 
@@ -111,8 +113,14 @@ def _split_rows(model: LeadScoringEnsemble, X: np.ndarray) -> np.ndarray:
     rows = []
     for k, (feature, t) in enumerate(splits):
         t32 = float(np.float32(t))
-        for value in {t, t32, np.nextafter(t, -np.inf), np.nextafter(t, np.inf),
-                      np.nextafter(t32, -np.inf), np.nextafter(t32, np.inf)}:
+        for value in {
+            t,
+            t32,
+            np.nextafter(t, -np.inf),
+            np.nextafter(t, np.inf),
+            np.nextafter(t32, -np.inf),
+            np.nextafter(t32, np.inf),
+        }:
             row = X[k % len(X)].copy()
             row[model.columns_[feature]] = value  # tree features index the selected columns
             rows.append(row)
@@ -276,7 +284,11 @@ def test_blend_explanation_is_the_weighted_members_shap(case: str) -> None:
 
 
 def _outputs(compiled: CompiledModel, X: np.ndarray) -> list[Any]:
-    return [compiled.predict_proba(X), *compiled.explain_log_odds(X), *compiled.score_and_explain(X)]
+    return [
+        compiled.predict_proba(X),
+        *compiled.explain_log_odds(X),
+        *compiled.score_and_explain(X),
+    ]
 
 
 @pytest.mark.parametrize("case", ["gb_calibrated", "hgb_subset_calibrated", "lr_only", "gb_only"])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -14,7 +14,7 @@ from leadscore.models.features import FEATURE_NAMES, LeadState, apply_event, to_
 from leadscore.models.training import TrainConfig, TrainingData, train
 from leadscore.schemas.events import lead_event_adapter
 
-T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
 IDX = {name: i for i, name in enumerate(FEATURE_NAMES)}
 
 
@@ -258,7 +258,7 @@ def test_seeded_and_independent_of_other_leads(log) -> None:  # type: ignore[no-
     assert not np.array_equal(a.snapshot_times, c.snapshot_times)
     # dropping other leads does not change a lead's draw (as_of held fixed)
     one = [e for e in log if e["subject"] == "lead-0001"]
-    alone = build_training_set(one, seed=5, as_of=datetime.fromtimestamp(a.as_of, tz=timezone.utc))
+    alone = build_training_set(one, seed=5, as_of=datetime.fromtimestamp(a.as_of, tz=UTC))
     mask = a.lead_ids == "lead-0001"
     np.testing.assert_array_equal(alone.snapshot_times, a.snapshot_times[mask])
 

@@ -21,7 +21,9 @@ from leadscore.models.drift import (
 
 N_NUMERIC = 40
 N_BINARY = 8
-NAMES = [f"num_{i}" for i in range(N_NUMERIC)] + [f"bin_{i}" for i in range(N_BINARY)] + ["industry"]
+NAMES = (
+    [f"num_{i}" for i in range(N_NUMERIC)] + [f"bin_{i}" for i in range(N_BINARY)] + ["industry"]
+)
 INDUSTRY_MIX = np.array([0.4, 0.3, 0.2, 0.1])
 BINARY_RATES = np.linspace(0.05, 0.5, N_BINARY)
 
@@ -29,7 +31,9 @@ BINARY_RATES = np.linspace(0.05, 0.5, N_BINARY)
 def sample(rng: np.random.Generator, n: int, industry_mix: np.ndarray = INDUSTRY_MIX) -> np.ndarray:
     """Rows shaped like lead vectors: skewed counts, rates, one-hot-like flags, a category code."""
     normal = rng.normal(size=(n, N_NUMERIC // 2))
-    counts = rng.poisson(lam=np.linspace(3, 40, N_NUMERIC // 2), size=(n, N_NUMERIC // 2)).astype(float)
+    counts = rng.poisson(lam=np.linspace(3, 40, N_NUMERIC // 2), size=(n, N_NUMERIC // 2)).astype(
+        float
+    )
     flags = (rng.random((n, N_BINARY)) < BINARY_RATES).astype(float)
     industry = rng.choice(4, size=(n, 1), p=industry_mix).astype(float)
     return np.hstack([normal, counts, flags, industry])
@@ -48,7 +52,9 @@ def test_reference_splits_numeric_and_categorical(reference: DriftReference) -> 
     assert np.all(np.diff(reference.sorted_numeric, axis=0) >= 0)
 
 
-@pytest.mark.parametrize(("n_ref", "n_win", "rounding"), [(500, 1_000, None), (5_000, 1_000, 1), (300, 37, 0)])
+@pytest.mark.parametrize(
+    ("n_ref", "n_win", "rounding"), [(500, 1_000, None), (5_000, 1_000, 1), (300, 37, 0)]
+)
 def test_ks_equals_scipy_asymp(n_ref: int, n_win: int, rounding: int | None) -> None:
     rng = np.random.default_rng(7)
     ref = rng.normal(size=(n_ref, 12))
@@ -67,7 +73,9 @@ def test_ks_equals_scipy_asymp(n_ref: int, n_win: int, rounding: int | None) -> 
 
 def test_bh_and_holm_match_scipy() -> None:
     p = np.random.default_rng(3).random(50) ** 3
-    np.testing.assert_allclose(adjust_pvalues(p, "bh"), stats.false_discovery_control(p, method="bh"))
+    np.testing.assert_allclose(
+        adjust_pvalues(p, "bh"), stats.false_discovery_control(p, method="bh")
+    )
     holm = adjust_pvalues(p, "holm")
     assert np.all(holm >= p) and np.all(holm <= 1.0)
 
@@ -147,7 +155,9 @@ def test_bh_reduces_alarms_with_50_null_features() -> None:
     rng = np.random.default_rng(8)
     ref = DriftReference.from_sample(rng.normal(size=(1_000, 50)), [f"f{i}" for i in range(50)])
     # No effect floor or persistence, so only the correction stands between noise and an alarm.
-    loose = dict(alpha=0.05, ks_min_effect=0.0, persistence_k=1, persistence_m=1, ks_pvalue="kstwobign")
+    loose = dict(
+        alpha=0.05, ks_min_effect=0.0, persistence_k=1, persistence_m=1, ks_pvalue="kstwobign"
+    )
     raw = DriftDetector(ref, DriftConfig(correction="none", **loose))  # type: ignore[arg-type]
     bh = DriftDetector(ref, DriftConfig(correction="bh", **loose))  # type: ignore[arg-type]
     holm = DriftDetector(ref, DriftConfig(correction="holm", **loose))  # type: ignore[arg-type]
@@ -185,7 +195,15 @@ def test_report_is_json_ready(reference: DriftReference) -> None:
     data = json.loads(json.dumps(report.to_dict(), allow_nan=False))
     assert data["level"] == "none" and len(data["features"]) == len(NAMES)
     assert set(data["features"][0]) == {
-        "feature", "test", "statistic", "p_value", "adjusted_p", "effect", "drifted", "persistent", "large",
+        "feature",
+        "test",
+        "statistic",
+        "p_value",
+        "adjusted_p",
+        "effect",
+        "drifted",
+        "persistent",
+        "large",
     }
 
 

@@ -96,7 +96,9 @@ def forest_reference(rf: RandomForestClassifier, X: np.ndarray, prior: float, sm
     return total / len(rf.estimators_)
 
 
-def forest_shap_reference(rf: RandomForestClassifier, X: np.ndarray, prior: float, smoothing: float):
+def forest_shap_reference(
+    rf: RandomForestClassifier, X: np.ndarray, prior: float, smoothing: float
+):
     """shap on the forest with our log-odds leaves but sklearn's own float32 thresholds."""
     trees = []
     for est in rf.estimators_:
@@ -124,7 +126,9 @@ def sklearn_thresholds(model) -> np.ndarray:
     """Per node of the compiled ensemble, the model's original threshold."""
     if isinstance(model, HistGradientBoostingClassifier):
         return np.concatenate([p[0].nodes["num_threshold"] for p in model._predictors])
-    estimators = model.estimators_ if isinstance(model, RandomForestClassifier) else model.estimators_[:, 0]
+    estimators = (
+        model.estimators_ if isinstance(model, RandomForestClassifier) else model.estimators_[:, 0]
+    )
     return np.concatenate([e.tree_.threshold for e in estimators])
 
 
@@ -174,7 +178,16 @@ def test_float32_split_as_float64_matches_the_float32_compare():
         [
             rng.normal(size=3000) * 10.0 ** rng.integers(-40, 38, 3000),
             (f32(rng.normal(size=500)).astype(np.float64) + f32(rng.normal(size=500))) / 2,
-            [0.0, -0.0, 1.0, -1.0, 2.0**-149, -(2.0**-149), 2.0**-126, float(np.finfo(np.float32).max)],
+            [
+                0.0,
+                -0.0,
+                1.0,
+                -1.0,
+                2.0**-149,
+                -(2.0**-149),
+                2.0**-126,
+                float(np.finfo(np.float32).max),
+            ],
             -float(np.finfo(np.float32).max) + np.zeros(1),
         ]
     )
@@ -214,7 +227,9 @@ def test_gradient_boosting_equals_decision_function(gb, data):
     X, _ = data
     ens = engine.compile_gradient_boosting(gb)
     rows = rows_for(gb, ens, X)
-    np.testing.assert_allclose(engine.predict(ens, rows), gb.decision_function(rows), rtol=0, atol=TOL)
+    np.testing.assert_allclose(
+        engine.predict(ens, rows), gb.decision_function(rows), rtol=0, atol=TOL
+    )
 
 
 def test_hist_gradient_boosting_equals_decision_function(hgb_nan, data_nan):
@@ -242,7 +257,9 @@ def test_concat_is_the_scaled_sum_and_mixes_float32_and_float64_splits(rf_nan, h
     hgb = engine.compile_hist_gradient_boosting(hgb_nan)
     both = engine.concat([(rf, 0.4), (hgb, 1.5)])
     rows = np.vstack([rows_for(rf_nan, rf, X), rows_for(hgb_nan, hgb, X)])
-    expected = 0.4 * forest_reference(rf_nan, rows, PRIOR, 1.0) + 1.5 * hgb_nan.decision_function(rows)
+    expected = 0.4 * forest_reference(rf_nan, rows, PRIOR, 1.0) + 1.5 * hgb_nan.decision_function(
+        rows
+    )
     np.testing.assert_allclose(engine.predict(both, rows), expected, rtol=0, atol=TOL)
 
 
@@ -300,9 +317,16 @@ def test_hist_gradient_boosting_shap_equals_shap(hgb_nan, data_nan, budget):
 
 def single_leaf_tree(value: float, cover: float, n_features: int) -> engine.TreeEnsemble:
     return engine.TreeEnsemble(
-        feature=np.array([-1], np.int32), threshold=np.zeros(1), left=np.array([-1], np.int32),
-        right=np.array([-1], np.int32), missing_left=np.zeros(1, bool), value=np.array([value]),
-        cover=np.array([cover]), roots=np.array([0], np.int32), offset=0.0, n_features=n_features,
+        feature=np.array([-1], np.int32),
+        threshold=np.zeros(1),
+        left=np.array([-1], np.int32),
+        right=np.array([-1], np.int32),
+        missing_left=np.zeros(1, bool),
+        value=np.array([value]),
+        cover=np.array([cover]),
+        roots=np.array([0], np.int32),
+        offset=0.0,
+        n_features=n_features,
     )
 
 
@@ -389,7 +413,9 @@ def test_arrays_round_trip_and_remap(gb, data):
     wide[:, columns] = X
     moved = engine.remap_features(ens, columns, 10)
     np.testing.assert_array_equal(engine.predict(moved, wide), engine.predict(ens, X))
-    np.testing.assert_allclose(engine.shap_values(moved, wide)[1][:, columns], engine.shap_values(ens, X)[1])
+    np.testing.assert_allclose(
+        engine.shap_values(moved, wide)[1][:, columns], engine.shap_values(ens, X)[1]
+    )
 
 
 def test_bad_input_is_refused(gb, data):

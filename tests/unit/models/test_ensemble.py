@@ -75,7 +75,9 @@ def test_decision_function_is_the_calibrated_weighted_sum_of_member_log_odds() -
     np.testing.assert_allclose(z[1], gb.decision_function(X), atol=1e-12)
     np.testing.assert_allclose(z[2], lr.decision_function(X), atol=1e-12)
     np.testing.assert_allclose(
-        model.decision_function(X), -0.5 + 0.8 * (0.5 * z[0] + 0.25 * z[1] + 0.25 * z[2]), atol=1e-12
+        model.decision_function(X),
+        -0.5 + 0.8 * (0.5 * z[0] + 0.25 * z[1] + 0.25 * z[2]),
+        atol=1e-12,
     )
     p = model.predict_proba(X)
     np.testing.assert_allclose(p[:, 1], sigmoid(model.decision_function(X)), atol=1e-15)

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
 
 from leadscore.models import features as f
-from leadscore.models.features import FEATURE_NAMES, LeadState, apply_event, describe, to_matrix, to_vector
+from leadscore.models.features import (
+    FEATURE_NAMES,
+    LeadState,
+    apply_event,
+    describe,
+    to_matrix,
+    to_vector,
+)
 from leadscore.schemas.events import lead_event_adapter
 
-T0 = datetime(2026, 10, 1, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 10, 1, 9, 0, tzinfo=UTC)
 
 
 def ev(i: int, etype: str, data: dict, days: float, lead: str = "lead-1") -> object:
@@ -31,9 +38,18 @@ def ev(i: int, etype: str, data: dict, days: float, lead: str = "lead-1") -> obj
 
 def journey() -> list:
     return [
-        ev(1, "lead.profile_updated", {"company_size": 500, "industry": "Banking", "job_title": "Head of Ops",
-                                       "lead_source": "Referral", "contact_fields": {"email": True, "phone": True,
-                                                                                     "company": True}}, 0),
+        ev(
+            1,
+            "lead.profile_updated",
+            {
+                "company_size": 500,
+                "industry": "Banking",
+                "job_title": "Head of Ops",
+                "lead_source": "Referral",
+                "contact_fields": {"email": True, "phone": True, "company": True},
+            },
+            0,
+        ),
         ev(2, "lead.page_viewed", {"url": "/blog/x", "duration_s": 30}, 0.1),
         ev(3, "lead.email_opened", {}, 1),
         ev(4, "lead.email_clicked", {}, 1.01),
@@ -42,7 +58,12 @@ def journey() -> list:
         ev(7, "lead.content_downloaded", {"asset": "wp-a", "kind": "whitepaper"}, 4),
         ev(8, "lead.content_downloaded", {"asset": "cs-b", "kind": "case_study"}, 5),
         ev(9, "lead.call_logged", {"answered": False}, 6),
-        ev(10, "lead.call_logged", {"answered": True, "duration_s": 600, "outcome": "interested"}, 7),
+        ev(
+            10,
+            "lead.call_logged",
+            {"answered": True, "duration_s": 600, "outcome": "interested"},
+            7,
+        ),
         ev(11, "lead.demo_requested", {}, 8),
         ev(12, "lead.social_engaged", {"network": "linkedin", "action": "share"}, 9),
         ev(13, "lead.referral_made", {}, 10),
@@ -129,7 +150,9 @@ def test_dedupe_window_is_bounded() -> None:
 def test_late_profile_update_does_not_overwrite_a_newer_one() -> None:
     state = LeadState("lead-1")
     apply_event(state, ev(1, "lead.profile_updated", {"industry": "retail"}, 5))
-    apply_event(state, ev(2, "lead.profile_updated", {"industry": "software", "company_size": 10}, 1))
+    apply_event(
+        state, ev(2, "lead.profile_updated", {"industry": "software", "company_size": 10}, 1)
+    )
     assert state.profile == {"industry": "retail", "company_size": 10}
 
 
@@ -185,13 +208,20 @@ def test_describe_never_fails_on_extreme_values() -> None:
 def test_an_outcome_never_changes_the_feature_vector() -> None:
     """Regression (found by the worker's integration tests): an outcome moved the time the
     vector is valued at, so a lead's score depended on when its label was consumed."""
-    t0 = datetime(2026, 3, 1, tzinfo=timezone.utc)
+    t0 = datetime(2026, 3, 1, tzinfo=UTC)
 
     def ev(n: int, type_: str, days: float, data: dict | None = None):  # type: ignore[no-untyped-def]
-        return lead_event_adapter.validate_python({
-            "specversion": "1.0", "id": f"e{n}", "source": "/t", "type": type_, "subject": "l",
-            "time": (t0 + timedelta(days=days)).isoformat(), "data": data or {},
-        })
+        return lead_event_adapter.validate_python(
+            {
+                "specversion": "1.0",
+                "id": f"e{n}",
+                "source": "/t",
+                "type": type_,
+                "subject": "l",
+                "time": (t0 + timedelta(days=days)).isoformat(),
+                "data": data or {},
+            }
+        )
 
     views = [ev(i, "lead.page_viewed", i, {"url": "/pricing", "duration_s": 30}) for i in range(3)]
     outcome = ev(9, "lead.converted", 20)
@@ -216,7 +246,7 @@ def test_the_stream_vector_is_the_fixed_table_pipeline_of_the_state_record() -> 
 
     pipeline = FeaturePipeline.fixed(f.NUMERIC_FEATURES, f.CATEGORICAL_FEATURES)
     assert pipeline.feature_names == FEATURE_NAMES
-    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
     states: dict[str, LeadState] = {}
     for event in simulate(SimConfig(n_leads=150, span_days=30, seed=9, start=start - td(days=31))):
         parsed = lead_event_adapter.validate_python(event)
@@ -224,4 +254,6 @@ def test_the_stream_vector_is_the_fixed_table_pipeline_of_the_state_record() -> 
         apply_event(state, parsed)
     assert len(states) > 100
     for state in states.values():
-        np.testing.assert_array_equal(pipeline.transform_one(f.state_record(state)), to_vector(state))
+        np.testing.assert_array_equal(
+            pipeline.transform_one(f.state_record(state)), to_vector(state)
+        )

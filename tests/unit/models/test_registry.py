@@ -7,7 +7,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from leadscore.models.registry import (
 )
 from leadscore.models.tabular import FeaturePipeline
 
-WINDOW = (datetime(2026, 1, 1, tzinfo=timezone.utc), datetime(2026, 3, 1, tzinfo=timezone.utc))
+WINDOW = (datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 3, 1, tzinfo=UTC))
 REPORT = {
     "data": {"rows": 200, "positive_rate": 0.25},
     "models": [{"name": "blend", "cv": {"roc_auc": {"mean": 0.8, "std": float("nan")}}}],
@@ -168,9 +168,7 @@ def test_table_model_round_trips_its_pipeline(
 ) -> None:
     model, pipeline, df = table_model
     X = pipeline.transform(df)
-    manifest = save(
-        reg, model, X, kind="table", pipeline=pipeline, report=None, source="crm.csv"
-    )
+    manifest = save(reg, model, X, kind="table", pipeline=pipeline, report=None, source="crm.csv")
     assert manifest.kind == "table" and manifest.feature_spec_version is None
     assert manifest.variant is None  # no report, and the compiled model names none
     assert manifest.pipeline == json.loads(json.dumps(pipeline.to_dict()))
@@ -188,9 +186,7 @@ def test_table_model_round_trips_its_pipeline(
         loaded.model.predict_proba([loaded.pipeline.transform_one(record)]),
         model.predict_proba([pipeline.transform_one(record)]),
     )
-    np.testing.assert_array_equal(
-        loaded.model.explain_log_odds(X)[1], model.explain_log_odds(X)[1]
-    )
+    np.testing.assert_array_equal(loaded.model.explain_log_odds(X)[1], model.explain_log_odds(X)[1])
 
 
 def test_variant_comes_from_the_model_before_the_report(
@@ -219,9 +215,7 @@ def test_save_refuses_mismatches_and_writes_nothing(
     stream_only = r"must use the stream's features .* features only in the model: \['age'"
     with pytest.raises(ValueError, match=stream_only):
         save(reg, t_model, TX)
-    renamed = fit_small(X, (X[:, 0] > 1).astype(int)).compile(
-        (*FEATURE_NAMES[:-1], "shoe_size")
-    )
+    renamed = fit_small(X, (X[:, 0] > 1).astype(int)).compile((*FEATURE_NAMES[:-1], "shoe_size"))
     with pytest.raises(ValueError, match=r"only in the model: \['shoe_size'\]"):
         save(reg, renamed, X)
     with pytest.raises(ValueError, match="a table model needs its FeaturePipeline"):
@@ -243,7 +237,7 @@ def test_save_refuses_mismatches_and_writes_nothing(
     with pytest.raises(ValueError, match="keep it at most"):
         save(reg, model, X, reference_sample=too_many)
     with pytest.raises(ValueError, match="timezone-aware"):
-        save(reg, model, X, training_window=(datetime(2026, 1, 1), datetime(2026, 2, 1)))
+        save(reg, model, X, training_window=(datetime(2026, 1, 1), datetime(2026, 2, 1)))  # noqa: DTZ001 (naive on purpose)
     assert reg.list() == []
     assert list(reg.root.iterdir()) == []
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -18,9 +18,20 @@ from leadscore.schemas.events import lead_event_adapter
 
 COL = {name: i for i, name in enumerate(FEATURE_NAMES)}
 N = len(FEATURE_NAMES)
-COUNTS = [n for n in FEATURE_NAMES if "=" not in n and not n.endswith(("_rate", "_recent"))
-          and n not in {"recency_days", "company_size_log10", "seniority_rank", "has_profile",
-                        "contact_completeness"}]
+COUNTS = [
+    n
+    for n in FEATURE_NAMES
+    if "=" not in n
+    and not n.endswith(("_rate", "_recent"))
+    and n
+    not in {
+        "recency_days",
+        "company_size_log10",
+        "seniority_rank",
+        "has_profile",
+        "contact_completeness",
+    }
+]
 RATES = ["email_click_rate", "call_answer_rate", "interaction_rate", "contact_completeness"]
 
 
@@ -81,22 +92,25 @@ def test_reasons_add_up_on_edge_rows() -> None:
     for name in COUNTS:
         huge[COL[name]] = 1e300
     huge[COL["company_size_log10"]] = 1e300
-    edges = np.array([
-        np.zeros(N),
-        huge,
-        row(recency_days=365.0),  # what the stream sends for a lead with no activity
-        row(recency_days=1e300, demo_requests=3),
-        row(seniority_rank=1, lead_source="purchased_list"),  # negative fit only
-        row(demo_requests=-5, seniority_rank=99, contact_completeness=7),  # out-of-range input
-    ])
+    edges = np.array(
+        [
+            np.zeros(N),
+            huge,
+            row(recency_days=365.0),  # what the stream sends for a lead with no activity
+            row(recency_days=1e300, demo_requests=3),
+            row(seniority_rank=1, lead_source="purchased_list"),  # negative fit only
+            row(demo_requests=-5, seniority_rank=99, contact_completeness=7),  # out-of-range input
+        ]
+    )
     assert_additive(RulesModel(), edges)
     p = RulesModel().score_and_explain(edges)[0]
     assert p[0] == 0.0 and p[2] == 0.0 and p[4] == 0.0
 
 
 def test_reasons_add_up_with_a_base_and_a_table_without_caps_in_reach() -> None:
-    config = RulesConfig(base_points=10.0, fit_max_points=30.0, engagement_max_points=60.0,
-                         inactivity_points=())
+    config = RulesConfig(
+        base_points=10.0, fit_max_points=30.0, engagement_max_points=60.0, inactivity_points=()
+    )
     assert_additive(RulesModel(config), random_rows(500, seed=2))
 
 
@@ -104,16 +118,30 @@ def test_reasons_add_up_with_a_base_and_a_table_without_caps_in_reach() -> None:
 
 
 def test_points_follow_the_default_table() -> None:
-    x = row(company_size_log10=np.log10(500), seniority_rank=4, industry="healthcare",
-            lead_source="event", contact_completeness=0.5, demo_requests=1, email_clicks=2,
-            call_answer_rate=0.5)
+    x = row(
+        company_size_log10=np.log10(500),
+        seniority_rank=4,
+        industry="healthcare",
+        lead_source="event",
+        contact_completeness=0.5,
+        demo_requests=1,
+        email_clicks=2,
+        call_answer_rate=0.5,
+    )
     _, _, points = RulesModel().score_and_explain(x[None])
     got = {FEATURE_NAMES[j]: points[0, j] for j in np.flatnonzero(points[0])}
-    assert got == pytest.approx({
-        "company_size_log10": 10.0, "seniority_rank": 9.0, "industry=healthcare": 4.0,
-        "lead_source=event": 5.0, "contact_completeness": 3.0,
-        "demo_requests": 25.0, "email_clicks": 6.0, "call_answer_rate": 5.0,
-    })
+    assert got == pytest.approx(
+        {
+            "company_size_log10": 10.0,
+            "seniority_rank": 9.0,
+            "industry=healthcare": 4.0,
+            "lead_source=event": 5.0,
+            "contact_completeness": 3.0,
+            "demo_requests": 25.0,
+            "email_clicks": 6.0,
+            "call_answer_rate": 5.0,
+        }
+    )
 
 
 def test_company_size_band_edges() -> None:
@@ -133,27 +161,46 @@ def test_each_signal_is_capped() -> None:
 def test_engagement_cap_scales_signals_proportionally() -> None:
     x = row(demo_requests=1, meetings=2, high_intent_page_views=4, referrals=2)  # 25+30+20+20 = 95
     _, _, points = RulesModel().score_and_explain(x[None])
-    signals = points[0, [COL["demo_requests"], COL["meetings"], COL["high_intent_page_views"],
-                         COL["referrals"]]]
+    signals = points[
+        0, [COL["demo_requests"], COL["meetings"], COL["high_intent_page_views"], COL["referrals"]]
+    ]
     np.testing.assert_allclose(signals, np.array([25, 30, 20, 20]) * 60 / 95, atol=1e-12)
     assert RulesModel().components(x[None])["engagement"][0] == pytest.approx(60.0, abs=1e-12)
 
 
 def test_fit_cap_scales_only_the_positive_side() -> None:
     # 12 (1000+) + 12 (vp) + 8 (software) + 6 (complete) + 8 (referral) = 46 > 40
-    x = row(company_size_log10=4, seniority_rank=5, industry="software", contact_completeness=1,
-            lead_source="referral")
+    x = row(
+        company_size_log10=4,
+        seniority_rank=5,
+        industry="software",
+        contact_completeness=1,
+        lead_source="referral",
+    )
     _, _, points = RulesModel().score_and_explain(x[None])
-    fit = {n: points[0, COL[n]] for n in ("company_size_log10", "seniority_rank",
-                                           "industry=software", "contact_completeness",
-                                           "lead_source=referral")}
+    fit = {
+        n: points[0, COL[n]]
+        for n in (
+            "company_size_log10",
+            "seniority_rank",
+            "industry=software",
+            "contact_completeness",
+            "lead_source=referral",
+        )
+    }
     assert sum(fit.values()) == pytest.approx(40.0, abs=1e-12)
     assert fit["company_size_log10"] / fit["industry=software"] == pytest.approx(12 / 8)
     # A negative fit point is kept whole while the positives shrink: 52 - 10 = 42 > 40.
-    config = RulesConfig(lead_source_points={"purchased_list": -10.0},
-                         industry_points={"software": 24.0})
-    y = row(company_size_log10=4, seniority_rank=5, industry="software", contact_completeness=1,
-            lead_source="purchased_list")
+    config = RulesConfig(
+        lead_source_points={"purchased_list": -10.0}, industry_points={"software": 24.0}
+    )
+    y = row(
+        company_size_log10=4,
+        seniority_rank=5,
+        industry="software",
+        contact_completeness=1,
+        lead_source="purchased_list",
+    )
     _, _, points = RulesModel(config).score_and_explain(y[None])
     assert points[0, COL["lead_source=purchased_list"]] == -10.0
     assert points[0, RulesModel(config)._fit_cols].sum() == pytest.approx(40.0, abs=1e-12)
@@ -168,8 +215,16 @@ def test_negative_fit_is_floored_at_zero_by_shrinking_the_negatives() -> None:
 
 
 def test_best_possible_lead_scores_100() -> None:
-    x = row(company_size_log10=5, seniority_rank=6, industry="software", lead_source="referral",
-            contact_completeness=1, demo_requests=2, meetings=3, high_intent_page_views=9)
+    x = row(
+        company_size_log10=5,
+        seniority_rank=6,
+        industry="software",
+        lead_source="referral",
+        contact_completeness=1,
+        demo_requests=2,
+        meetings=3,
+        high_intent_page_views=9,
+    )
     assert RulesModel().predict_proba(x[None])[0, 1] == pytest.approx(1.0, abs=1e-12)
 
 
@@ -223,17 +278,32 @@ def test_longer_inactivity_never_raises_engagement() -> None:
 
 
 def test_scores_stream_vectors_and_plugs_into_the_scorer() -> None:
-    t0 = datetime(2026, 10, 1, 9, 0, tzinfo=timezone.utc)
+    t0 = datetime(2026, 10, 1, 9, 0, tzinfo=UTC)
 
     def ev(i: int, etype: str, data: dict, days: float) -> object:
-        return lead_event_adapter.validate_python({
-            "specversion": "1.0", "id": f"e{i}", "source": "test", "type": etype,
-            "time": t0 + timedelta(days=days), "subject": "lead-1", "data": data})
+        return lead_event_adapter.validate_python(
+            {
+                "specversion": "1.0",
+                "id": f"e{i}",
+                "source": "test",
+                "type": etype,
+                "time": t0 + timedelta(days=days),
+                "subject": "lead-1",
+                "data": data,
+            }
+        )
 
     hot, cold = LeadState("hot"), LeadState("cold")
     for state, demo in ((hot, True), (cold, False)):
-        apply_event(state, ev(1, "lead.profile_updated", {"company_size": 300, "industry": "SaaS",
-                                                           "job_title": "VP Sales"}, 0))
+        apply_event(
+            state,
+            ev(
+                1,
+                "lead.profile_updated",
+                {"company_size": 300, "industry": "SaaS", "job_title": "VP Sales"},
+                0,
+            ),
+        )
         apply_event(state, ev(2, "lead.page_viewed", {"url": "/pricing", "duration_s": 60}, 1))
         if demo:
             apply_event(state, ev(3, "lead.demo_requested", {}, 1.1))
@@ -290,11 +360,15 @@ def test_pickle_round_trip_and_input_not_mutated() -> None:
 
 def test_file_overrides_merge_over_the_defaults(tmp_path: Path) -> None:
     path = tmp_path / "rules.json"
-    path.write_text(json.dumps({
-        "engagement_points": {"demo_requests": {"points_per_unit": 30, "max_points": 30}},
-        "industry_points": {"healthcare": 10},
-        "inactivity_points": [{"min_days": 60, "points": -20}],
-    }))
+    path.write_text(
+        json.dumps(
+            {
+                "engagement_points": {"demo_requests": {"points_per_unit": 30, "max_points": 30}},
+                "industry_points": {"healthcare": 10},
+                "inactivity_points": [{"min_days": 60, "points": -20}],
+            }
+        )
+    )
     config = RulesConfig.from_file(path)
     assert config.engagement_points["demo_requests"] == SignalPoints(30.0, 30.0)
     assert config.engagement_points["meetings"] == SignalPoints(15.0, 30.0)  # default kept
@@ -336,8 +410,10 @@ def test_the_docs_list_the_default_table() -> None:
     rows += [f"| {_num(d)} | {_num(p)} |" for d, p in c.inactivity_points]
     for table in (c.seniority_points, c.industry_points, c.lead_source_points):
         rows += [f"| `{k}` | {_num(v)} |" for k, v in table.items()]
-    rows += [f"| `{k}` | {_num(s.points_per_unit)} | {_num(s.max_points)} |"
-             for k, s in c.engagement_points.items()]
+    rows += [
+        f"| `{k}` | {_num(s.points_per_unit)} | {_num(s.max_points)} |"
+        for k, s in c.engagement_points.items()
+    ]
     missing = [r for r in rows if r not in text]
     assert not missing, f"docs/rules.md is out of date with the default table: {missing}"
     assert f"**{_num(c.contact_completeness_points)}** points" in text
@@ -346,9 +422,18 @@ def test_the_docs_list_the_default_table() -> None:
 
 
 def test_the_worked_example_in_the_docs() -> None:
-    x = row(company_size_log10=np.log10(500), seniority_rank=5, industry="software",
-            lead_source="website", contact_completeness=4 / 6, demo_requests=1,
-            high_intent_page_views=3, page_views=10, email_clicks=2, recency_days=20)
+    x = row(
+        company_size_log10=np.log10(500),
+        seniority_rank=5,
+        industry="software",
+        lead_source="website",
+        contact_completeness=4 / 6,
+        demo_requests=1,
+        high_intent_page_views=3,
+        page_views=10,
+        email_clicks=2,
+        recency_days=20,
+    )
     model = RulesModel()
     parts = model.components(x[None])
     assert parts["fit"][0] == pytest.approx(38.0)

@@ -18,19 +18,31 @@ from leadscore.models.rules_config import RulesConfig, RulesConfigError
         ('{"fit_max_points": "40"}', "fit_max_points must be a finite number, got a string '40'"),
         ('{"fit_max_points": 50}', "must be <= 100"),
         ('{"industry_points": {"sofware": 5}}', r"industry_points: unknown key\(s\) \['sofware'\]"),
-        ('{"engagement_points": {"demo_requests": {"points_per_unit": 5}}}',
-         "engagement_points.demo_requests must have exactly the keys"),
-        ('{"engagement_points": {"meetings": {"points_per_unit": 5, "max_points": -1}}}',
-         "engagement_points.meetings.max_points must be >= 0"),
-        ('{"engagement_points": {"recency_days": {"points_per_unit": 5, "max_points": 5}}}',
-         r"engagement_points: unknown key\(s\) \['recency_days'\]"),
-        ('{"company_size_points": [{"min_employees": 10, "points": 3}]}',
-         "must start at min_employees 1"),
-        ('{"company_size_points": [{"min_employees": 1, "points": 0},'
-         ' {"min_employees": 1, "points": 2}]}',
-         "strictly increasing"),
-        ('{"inactivity_points": [{"min_days": 30, "points": -10}, {"min_days": 90, "points": -5}]}',
-         "never rise"),
+        (
+            '{"engagement_points": {"demo_requests": {"points_per_unit": 5}}}',
+            "engagement_points.demo_requests must have exactly the keys",
+        ),
+        (
+            '{"engagement_points": {"meetings": {"points_per_unit": 5, "max_points": -1}}}',
+            "engagement_points.meetings.max_points must be >= 0",
+        ),
+        (
+            '{"engagement_points": {"recency_days": {"points_per_unit": 5, "max_points": 5}}}',
+            r"engagement_points: unknown key\(s\) \['recency_days'\]",
+        ),
+        (
+            '{"company_size_points": [{"min_employees": 10, "points": 3}]}',
+            "must start at min_employees 1",
+        ),
+        (
+            '{"company_size_points": [{"min_employees": 1, "points": 0},'
+            ' {"min_employees": 1, "points": 2}]}',
+            "strictly increasing",
+        ),
+        (
+            '{"inactivity_points": [{"min_days": 30, "points": -10}, {"min_days": 90, "points": -5}]}',
+            "never rise",
+        ),
         ('{"activity_half_life_days": 0}', "activity_half_life_days must be > 0"),
     ],
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import itertools
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import orjson
@@ -37,7 +37,7 @@ from leadscore.models.simulation import (
 from leadscore.schemas.decode import EventKind, decode_event, kind_of
 from leadscore.schemas.events import ACTIVITY_TYPES, EVENT_TYPES, lead_event_adapter
 
-START = datetime(2026, 1, 5, tzinfo=timezone.utc)
+START = datetime(2026, 1, 5, tzinfo=UTC)
 
 
 def _config(**changes: object) -> SimConfig:
@@ -189,7 +189,7 @@ def test_live_events_never_run_ahead_of_the_clock() -> None:
     assert len({e["id"] for e in events}) == len(events)
     assert len(truth) == 180
     # Cohort k ends at the clock reading taken when it started; the reading is never exceeded.
-    latest = datetime.fromtimestamp(START.timestamp() + 90 * 86_400 + 3 * 3_600.0, timezone.utc)
+    latest = datetime.fromtimestamp(START.timestamp() + 90 * 86_400 + 3 * 3_600.0, UTC)
     now = latest.isoformat().replace("+00:00", "Z")
     assert max(e["time"] for e in events) < now
     for event in events[:500]:
@@ -199,7 +199,7 @@ def test_live_events_never_run_ahead_of_the_clock() -> None:
 def test_live_shift_switches_whole_cohorts_at_wall_clock_time() -> None:
     t0 = START.timestamp() + 90 * 86_400
     readings = iter([t0, t0, t0 + 7_200])  # run id, cohort 0, cohort 1
-    shift = Shift(at=datetime.fromtimestamp(t0 + 3_600, timezone.utc))
+    shift = Shift(at=datetime.fromtimestamp(t0 + 3_600, UTC))
     truth: list = []
     sim = Simulator(_config(n_leads=50, span_days=10.0, shift=shift))
     for _ in sim.live_events(on_lead=truth.append, clock=lambda: next(readings), cohorts=2):
@@ -209,7 +209,7 @@ def test_live_shift_switches_whole_cohorts_at_wall_clock_time() -> None:
 
 
 def test_span_ends_now_when_no_start_is_given() -> None:
-    now = datetime(2026, 11, 26, 12, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 26, 12, tzinfo=UTC)
     events = list(simulate(_config(n_leads=30, start=None, span_days=5.0), now=now))
     assert events[-1]["time"] < "2026-11-26T12:00:00.001Z"
     assert events[0]["time"] >= "2026-11-21T12"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import orjson
@@ -25,7 +25,7 @@ from leadscore.models.simulation_shift import (
     shift_regime,
 )
 
-START = datetime(2026, 1, 5, tzinfo=timezone.utc)
+START = datetime(2026, 1, 5, tzinfo=UTC)
 AT = START + timedelta(days=30)
 
 # sha256 of the JSON lines of SimConfig(n_leads=100, start=START, span_days=30, seed=3), taken
@@ -117,10 +117,14 @@ def test_parse_shift_at_takes_a_time_or_a_fraction() -> None:
     span = timedelta(days=60)
     assert parse_shift_at("0.25", start=START, span=span) == START + timedelta(days=15)
     assert parse_shift_at("2026-02-01T06:00:00Z", start=START, span=span) == datetime(
-        2026, 2, 1, 6, tzinfo=timezone.utc
+        2026, 2, 1, 6, tzinfo=UTC
     )
     assert parse_shift_at("2026-02-01T07:00:00+01:00", start=START, span=span).tzinfo is not None
-    for bad, message in [("1.5", "in \\(0, 1\\)"), ("2026-02-01", "time zone"), ("soon", "ISO-8601")]:
+    for bad, message in [
+        ("1.5", "in \\(0, 1\\)"),
+        ("2026-02-01", "time zone"),
+        ("soon", "ISO-8601"),
+    ]:
         with pytest.raises(ValueError, match=message):
             parse_shift_at(bad, start=START, span=span)
     assert shift_regime() is SHIFTED_REGIME

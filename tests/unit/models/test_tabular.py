@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leadscore.models.tabular import FeaturePipeline, TableError
 from leadscore.models.tables import load_table, parse_target
+from leadscore.models.tabular import FeaturePipeline, TableError
 
 DATA = Path("/work/shared/data")
 REAL_FILES = [

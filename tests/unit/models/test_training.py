@@ -94,11 +94,16 @@ def test_every_candidate_is_evaluated_on_the_same_folds(full: Any) -> None:
 def test_returned_compiled_model_equals_the_estimator(full: Any) -> None:
     data, result = full
     np.testing.assert_allclose(
-        result.model.predict_proba(data.X), result.estimator.predict_proba(data.X), rtol=0, atol=1e-6
+        result.model.predict_proba(data.X),
+        result.estimator.predict_proba(data.X),
+        rtol=0,
+        atol=1e-6,
     )
     assert result.model.feature_names == data.feature_names
     assert result.report["final"]["weights"] == pytest.approx(list(result.estimator.weights_))
-    assert result.report["final"]["calibration"] == pytest.approx(list(result.estimator.calibration))
+    assert result.report["final"]["calibration"] == pytest.approx(
+        list(result.estimator.calibration)
+    )
 
 
 def test_all_zero_columns_are_dropped_and_at_least_five_kept(full: Any) -> None:
@@ -130,7 +135,9 @@ def test_select_features_keeps_five_and_never_a_constant_column() -> None:
 
 def test_forced_variant_is_used_and_the_reason_says_configuration() -> None:
     data = make_data(n=600, seed=1)
-    config = TrainConfig(folds=3, search="none", variant="logistic_regression", compare=("ensemble",))
+    config = TrainConfig(
+        folds=3, search="none", variant="logistic_regression", compare=("ensemble",)
+    )
     result = train(data, config)
     assert result.variant == "logistic_regression"
     assert "configuration" in result.report["chosen"]["reason"]
@@ -214,7 +221,10 @@ def test_too_few_positive_leads_are_refused() -> None:
 @pytest.mark.parametrize(
     ("config", "message"),
     [
-        (TrainConfig(folds=3, search="none", variant="xgboost"), "variant must be 'auto' or one of"),
+        (
+            TrainConfig(folds=3, search="none", variant="xgboost"),
+            "variant must be 'auto' or one of",
+        ),
         (TrainConfig(folds=3, search="none", compare=("ensemble", "catboost")), "catboost"),
         (TrainConfig(folds=3, search="grid"), "search must be one of"),
         (TrainConfig(folds=1, search="none"), "folds must be at least 2"),
@@ -263,7 +273,10 @@ def timed_data(n: int = 900, horizon_days: float = 10.0, seed: int = 0) -> Train
     data = make_data(n=n, seed=seed)
     times = 1.7e9 + np.random.default_rng(seed).uniform(0, 300 * DAY_S, size=n)
     return TrainingData(
-        X=data.X, y=data.y, feature_names=data.feature_names, times=times,
+        X=data.X,
+        y=data.y,
+        feature_names=data.feature_names,
+        times=times,
         horizon_s=horizon_days * DAY_S,
     )
 

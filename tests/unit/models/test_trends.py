@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -13,11 +13,13 @@ from leadscore.models.trends import WEEK_ORIGIN_S, aggregate, bucket_start, merg
 from leadscore.schemas.learning import TrainingExample
 from leadscore.schemas.scores import LeadScored, ScoreComponents
 
-T0 = datetime(2026, 3, 2, 0, 0, tzinfo=timezone.utc)  # a Monday
+T0 = datetime(2026, 3, 2, 0, 0, tzinfo=UTC)  # a Monday
 POLICY = ScoringPolicy(grade_thresholds=(80, 60, 40))
 
 
-def scored(n: int, score: int, at: datetime, components: ScoreComponents | None = None) -> LeadScored:
+def scored(
+    n: int, score: int, at: datetime, components: ScoreComponents | None = None
+) -> LeadScored:
     return LeadScored(
         id=f"sc_{n}",
         lead_id=f"lead-{n}",
@@ -56,7 +58,9 @@ def grade_of(p: float) -> str:
 
 
 def test_a_batch_adds_one_amount_per_field_and_bucket() -> None:
-    parts = ScoreComponents(fit=10.0, engagement=30.0, families={"behavioral": 25.0, "demographic": 10.0})
+    parts = ScoreComponents(
+        fit=10.0, engagement=30.0, families={"behavioral": 25.0, "demographic": 10.0}
+    )
     scores = [
         scored(1, 85, T0 + timedelta(minutes=5), parts),
         scored(2, 100, T0 + timedelta(minutes=50), parts),
@@ -64,7 +68,10 @@ def test_a_batch_adds_one_amount_per_field_and_bucket() -> None:
         scored(4, 61, T0 + timedelta(hours=1)),  # the next hour
         scored(5, 50, T0, parts),  # a re-emitted score: not counted
     ]
-    examples = [example(6, 0.795, 1, T0 + timedelta(minutes=1)), example(7, 0.35, 0, T0 + timedelta(hours=1, minutes=2))]
+    examples = [
+        example(6, 0.795, 1, T0 + timedelta(minutes=1)),
+        example(7, 0.35, 0, T0 + timedelta(hours=1, minutes=2)),
+    ]
 
     rows = aggregate(scores, examples, grade_of=grade_of, bucket_s=3600, skip_ids={"sc_5"})
 
@@ -77,16 +84,26 @@ def test_a_batch_adds_one_amount_per_field_and_bucket() -> None:
         "fit": 20.0, "engagement": 60.0, "fam:behavioral": 50.0, "fam:demographic": 20.0,
         "out:A:n": 1, "out:A:conv": 1,  # 0.795 scores 80: an A
     }  # fmt: skip
-    assert rows[start + 3600] == {"scores": 1, "bin:6": 1, "grade:B": 1, "out:D:n": 1, "out:D:conv": 0}
+    assert rows[start + 3600] == {
+        "scores": 1,
+        "bin:6": 1,
+        "grade:B": 1,
+        "out:D:n": 1,
+        "out:D:conv": 0,
+    }
     # Counts are ints (HINCRBY), sums floats (HINCRBYFLOAT).
-    assert all(isinstance(v, int) for k, v in rows[start].items() if k not in ("fit", "engagement") and not k.startswith("fam:"))
+    assert all(
+        isinstance(v, int)
+        for k, v in rows[start].items()
+        if k not in ("fit", "engagement") and not k.startswith("fam:")
+    )
     assert isinstance(rows[start]["fit"], float)
 
 
 def test_buckets_are_aligned_to_the_epoch_and_weeks_to_mondays() -> None:
-    t = datetime(2026, 3, 5, 13, 45, tzinfo=timezone.utc)  # a Thursday
-    assert bucket_start(t, 3600) == int(datetime(2026, 3, 5, 13, tzinfo=timezone.utc).timestamp())
-    assert bucket_start(t, 86_400) == int(datetime(2026, 3, 5, tzinfo=timezone.utc).timestamp())
+    t = datetime(2026, 3, 5, 13, 45, tzinfo=UTC)  # a Thursday
+    assert bucket_start(t, 3600) == int(datetime(2026, 3, 5, 13, tzinfo=UTC).timestamp())
+    assert bucket_start(t, 86_400) == int(datetime(2026, 3, 5, tzinfo=UTC).timestamp())
     assert bucket_start(t, 604_800, WEEK_ORIGIN_S) == int(T0.timestamp())
 
 
@@ -108,7 +125,9 @@ def test_merge_sums_stored_buckets_and_lists_empty_ones() -> None:
     assert first["start"] == "2026-03-02T00:00:00Z"
     assert first["scores"] == 3 and first["bins"] == [0, 0, 1, 0, 0, 0, 0, 0, 2, 0]
     assert first["grades"] == {"A": 2, "B": 0, "C": 0, "D": 1}
-    assert first["fit"] == pytest.approx(25 / 3, abs=1e-4) and first["engagement"] == pytest.approx(41 / 3, abs=1e-4)
+    assert first["fit"] == pytest.approx(25 / 3, abs=1e-4) and first["engagement"] == pytest.approx(
+        41 / 3, abs=1e-4
+    )
     assert first["families"] == {"behavioral": pytest.approx(11.0)}
     assert first["outcomes"]["A"] == {"n": 2, "converted": 1, "rate": 0.5}
     assert first["outcomes"]["D"] == {"n": 2, "converted": 0, "rate": 0.0}
@@ -129,8 +148,15 @@ def test_merge_sums_stored_buckets_and_lists_empty_ones() -> None:
 
 def test_merge_into_weeks_starts_on_monday_and_covers_a_partial_range() -> None:
     h = int(T0.timestamp())
-    stored = {h - 3600: {"scores": 1}, h: {"scores": 2}, h + 6 * 86_400 + 3600: {"scores": 3}, h + 7 * 86_400: {"scores": 4}}
-    body = merge(stored, since_s=h - 86_400, until_s=h + 8 * 86_400, bucket_s=604_800, origin_s=WEEK_ORIGIN_S)
+    stored = {
+        h - 3600: {"scores": 1},
+        h: {"scores": 2},
+        h + 6 * 86_400 + 3600: {"scores": 3},
+        h + 7 * 86_400: {"scores": 4},
+    }
+    body = merge(
+        stored, since_s=h - 86_400, until_s=h + 8 * 86_400, bucket_s=604_800, origin_s=WEEK_ORIGIN_S
+    )
     assert [(b["start"], b["scores"]) for b in body["buckets"]] == [
         ("2026-02-23T00:00:00Z", 1),
         ("2026-03-02T00:00:00Z", 5),
@@ -153,7 +179,17 @@ def test_lift_is_undefined_without_conversions_or_outcomes() -> None:
 def test_lowest_points_is_exactly_where_to_score_changes() -> None:
     rng = random.Random(0)
     edges = [s / 100 + d for s in range(101) for d in (-0.005, -1e-12, 0.0, 1e-12, 0.005)]
-    for p in [0.795, 0.805, 0.575, 0.005, 0.995, 0.0, 1.0, *edges, *(rng.random() for _ in range(5000))]:
+    for p in [
+        0.795,
+        0.805,
+        0.575,
+        0.005,
+        0.995,
+        0.0,
+        1.0,
+        *edges,
+        *(rng.random() for _ in range(5000)),
+    ]:
         p = min(max(p, 0.0), 1.0)
         points = p * 100.0  # as the leaderboard stores it
         s = to_score(p)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import ipaddress
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
@@ -35,11 +35,16 @@ from leadscore.schemas.scores import LeadScored
 from leadscore.schemas.webhooks import WebhookCreate, WebhookEnvelope, WebhookFilters
 from leadscore.settings import Settings
 
-NOW = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
-def event(score: int = 85, previous: int | None = 70, grade: str = "A", previous_grade: str | None = "B",
-          lead_id: str = "lead-1") -> LeadScored:
+def event(
+    score: int = 85,
+    previous: int | None = 70,
+    grade: str = "A",
+    previous_grade: str | None = "B",
+    lead_id: str = "lead-1",
+) -> LeadScored:
     return sample_event("sc_0123", NOW).model_copy(
         update={"score": score, "previous_score": previous, "grade": grade,
                 "previous_grade": previous_grade, "lead_id": lead_id}
@@ -52,7 +57,7 @@ def event(score: int = 85, previous: int | None = 70, grade: str = "A", previous
 def test_a_signed_body_verifies_with_the_stock_standardwebhooks_package() -> None:
     secret = generate_secret()
     body = envelope_body(event())
-    now = int(datetime.now(timezone.utc).timestamp())
+    now = int(datetime.now(UTC).timestamp())
     headers = signature_headers(secret, "sc_0123", now, body)
 
     payload = Webhook(secret).verify(body, headers)
@@ -66,7 +71,7 @@ def test_a_signed_body_verifies_with_the_stock_standardwebhooks_package() -> Non
 def test_the_signature_fails_for_another_secret_a_changed_body_or_another_id() -> None:
     secret = generate_secret()
     body = envelope_body(event())
-    now = int(datetime.now(timezone.utc).timestamp())
+    now = int(datetime.now(UTC).timestamp())
     headers = signature_headers(secret, "sc_0123", now, body)
     with pytest.raises(WebhookVerificationError):
         Webhook(generate_secret()).verify(body, headers)
@@ -79,7 +84,7 @@ def test_the_signature_fails_for_another_secret_a_changed_body_or_another_id() -
 def test_an_old_timestamp_is_refused_by_the_verifier() -> None:
     secret = generate_secret()
     body = envelope_body(event())
-    stale = int((datetime.now(timezone.utc) - timedelta(minutes=10)).timestamp())
+    stale = int((datetime.now(UTC) - timedelta(minutes=10)).timestamp())
     with pytest.raises(WebhookVerificationError):
         Webhook(secret).verify(body, signature_headers(secret, "sc_0123", stale, body))
 
@@ -88,13 +93,19 @@ def test_generated_secrets_are_whsec_base64_of_32_random_bytes() -> None:
     first, second = generate_secret(), generate_secret()
     assert first.startswith("whsec_") and first != second
     assert len(base64.b64decode(first.removeprefix("whsec_"))) == 32
-    assert WebhookCreate(url="https://example.com/hook", secret=first).secret == first  # the API accepts it
+    assert (
+        WebhookCreate(url="https://example.com/hook", secret=first).secret == first
+    )  # the API accepts it
 
 
 @pytest.mark.parametrize(
     "secret",
-    ["MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whsec_not base64!", "whsec_" + base64.b64encode(b"x" * 8).decode(),
-     "whsec_" + base64.b64encode(b"x" * 65).decode()],
+    [
+        "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        "whsec_not base64!",
+        "whsec_" + base64.b64encode(b"x" * 8).decode(),
+        "whsec_" + base64.b64encode(b"x" * 65).decode(),
+    ],
     ids=["no-prefix", "not-base64", "too-short", "too-long"],
 )
 def test_malformed_secrets_are_refused(secret: str) -> None:
@@ -112,7 +123,10 @@ def test_the_envelope_carries_the_event_whole_and_its_time() -> None:
 
 def test_delivery_ids_are_stable_and_differ_per_subscription() -> None:
     assert delivery_id("wh_a", "sc_1") == delivery_id("wh_a", "sc_1")
-    assert len({delivery_id("wh_a", "sc_1"), delivery_id("wh_b", "sc_1"), delivery_id("wh_a", "sc_2")}) == 3
+    assert (
+        len({delivery_id("wh_a", "sc_1"), delivery_id("wh_b", "sc_1"), delivery_id("wh_a", "sc_2")})
+        == 3
+    )
 
 
 # --- filters ---------------------------------------------------------------------------------------
@@ -130,11 +144,19 @@ def test_no_filter_passes_everything() -> None:
         (WebhookFilters(grade_change_only=True), True),
         (WebhookFilters(lead_ids=frozenset({"lead-1", "lead-2"})), True),
         (WebhookFilters(lead_ids=frozenset({"lead-2"})), False),
-        (WebhookFilters(min_score=80, grade_change_only=True, lead_ids=frozenset({"lead-1"})), True),
-        (WebhookFilters(min_score=90, grade_change_only=True, lead_ids=frozenset({"lead-1"})), False),
+        (
+            WebhookFilters(min_score=80, grade_change_only=True, lead_ids=frozenset({"lead-1"})),
+            True,
+        ),
+        (
+            WebhookFilters(min_score=90, grade_change_only=True, lead_ids=frozenset({"lead-1"})),
+            False,
+        ),
     ],
 )
-def test_an_event_passes_when_every_given_filter_passes(filters: WebhookFilters, expected: bool) -> None:
+def test_an_event_passes_when_every_given_filter_passes(
+    filters: WebhookFilters, expected: bool
+) -> None:
     assert passes(filters, event(score=85, grade="A", previous_grade="B")) is expected
 
 
@@ -165,7 +187,9 @@ def test_the_default_schedule_starts_at_the_first_retry_and_ends_at_the_horizon(
     assert len(ratios) == 1 and ratios.pop() > 1  # exponential: one common ratio
 
 
-@pytest.mark.parametrize(("attempts", "first", "horizon"), [(2, 1.0, 30.0), (6, 0.1, 4.0), (50, 5.0, 86_400.0)])
+@pytest.mark.parametrize(
+    ("attempts", "first", "horizon"), [(2, 1.0, 30.0), (6, 0.1, 4.0), (50, 5.0, 86_400.0)]
+)
 def test_schedules_add_up_to_the_horizon(attempts: int, first: float, horizon: float) -> None:
     delays = retry_delays(attempts, first, horizon)
     assert len(delays) == attempts - 1
@@ -198,8 +222,14 @@ def test_next_attempt_delay_runs_out_after_the_last_attempt() -> None:
 
 @pytest.mark.parametrize(
     "url",
-    ["ftp://example.com/x", "https:///nohost", "https://user:pw@example.com/", "https://example.com/#frag",
-     "https://example.com:99999/", "example.com/hook"],
+    [
+        "ftp://example.com/x",
+        "https:///nohost",
+        "https://user:pw@example.com/",
+        "https://example.com/#frag",
+        "https://example.com:99999/",
+        "example.com/hook",
+    ],
 )
 def test_malformed_urls_are_refused(url: str) -> None:
     with pytest.raises(WebhookUrlError):
@@ -210,7 +240,10 @@ def test_a_target_keeps_host_port_and_path_and_pins_an_address() -> None:
     target = parse_target("https://Hooks.Example.com./in/leadscore?tenant=7")
     assert (target.scheme, target.host, target.port) == ("https", "hooks.example.com", 443)
     assert target.host_header == "hooks.example.com"
-    assert target.pinned_url(ipaddress.ip_address("93.184.215.14")) == "https://93.184.215.14:443/in/leadscore?tenant=7"
+    assert (
+        target.pinned_url(ipaddress.ip_address("93.184.215.14"))
+        == "https://93.184.215.14:443/in/leadscore?tenant=7"
+    )
     local = parse_target("http://[::1]:8080")
     assert local.host_header == "[::1]:8080"
     assert local.pinned_url(ipaddress.ip_address("::1")) == "http://[::1]:8080/"
@@ -218,8 +251,21 @@ def test_a_target_keeps_host_port_and_path_and_pins_an_address() -> None:
 
 @pytest.mark.parametrize(
     "address",
-    ["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0",
-     "224.0.0.1", "::1", "fe80::1", "fc00::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1"],
+    [
+        "127.0.0.1",
+        "10.1.2.3",
+        "172.16.0.1",
+        "192.168.1.1",
+        "169.254.169.254",
+        "100.64.0.1",
+        "0.0.0.0",
+        "224.0.0.1",
+        "::1",
+        "fe80::1",
+        "fc00::1",
+        "::ffff:127.0.0.1",
+        "::ffff:10.0.0.1",
+    ],
 )
 def test_private_loopback_and_link_local_addresses_are_refused_by_default(address: str) -> None:
     assert AddressPolicy().refusal(ipaddress.ip_address(address)) is not None
@@ -241,7 +287,10 @@ def test_allowed_networks_and_allow_private_open_exactly_what_they_say() -> None
 def test_a_name_with_any_refused_address_is_refused_and_the_message_says_how_to_allow_it() -> None:
     target = parse_target("https://mixed.example.com/hook")
     addresses = [ipaddress.ip_address("93.184.215.14"), ipaddress.ip_address("10.0.0.5")]
-    with pytest.raises(WebhookUrlError, match=r"mixed\.example\.com \(10\.0\.0\.5\).*private.*LEADSCORE_WEBHOOK_ALLOW_PRIVATE"):
+    with pytest.raises(
+        WebhookUrlError,
+        match=r"mixed\.example\.com \(10\.0\.0\.5\).*private.*LEADSCORE_WEBHOOK_ALLOW_PRIVATE",
+    ):
         check_addresses(target, addresses, AddressPolicy())
     assert check_addresses(target, addresses[:1], AddressPolicy()) == addresses[0]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import orjson
 import pytest
@@ -11,7 +11,7 @@ from leadscore.schemas.decode import EventKind, decode_event, kind_of
 from leadscore.schemas.errors import InvalidEventError
 from leadscore.schemas.events import EVENT_TYPES
 
-NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
 
 def event(**overrides: object) -> dict:
@@ -54,8 +54,15 @@ def test_valid_page_view_decodes_with_lead_id_and_aware_time() -> None:
         ("lead.meeting_held", {"duration_min": 30}),
         ("lead.social_engaged", {"network": "linkedin", "action": "like"}),
         ("lead.referral_made", {"referred_lead_id": "lead-7"}),
-        ("lead.profile_updated", {"company_size": 200, "industry": "SaaS", "country": "DE",
-                                   "contact_fields": {"email": True}}),
+        (
+            "lead.profile_updated",
+            {
+                "company_size": 200,
+                "industry": "SaaS",
+                "country": "DE",
+                "contact_fields": {"email": True},
+            },
+        ),
         ("lead.converted", {"value": 12000}),
         ("lead.disqualified", {"reason": "student"}),
     ],
@@ -93,7 +100,11 @@ def test_unknown_data_fields_are_ignored_and_extensions_kept() -> None:
         (event(data={"url": "/", "duration_s": -1}), "schema", "data.duration_s"),
         (event(data={"url": "/", "duration_s": "long"}), "schema", "data.duration_s"),
         (event(type="lead.call_logged", data={"duration_s": 3}), "schema", "data.answered"),
-        (event(type="lead.profile_updated", data={"company_size": 0}), "schema", "data.company_size"),
+        (
+            event(type="lead.profile_updated", data={"company_size": 0}),
+            "schema",
+            "data.company_size",
+        ),
         (event(type="lead.profile_updated", data={"country": "Germany"}), "schema", "data.country"),
         (event(data=None), "schema", "data"),
     ],

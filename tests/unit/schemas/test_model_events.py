@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import orjson
 import pytest
@@ -21,7 +21,15 @@ V1, V2 = "20261127T030939Z-0fdf18", "20261127T031530Z-3a9974"
 def test_a_promotion_round_trips_as_json() -> None:
     event = champion_changed("model.promoted", version=V2, previous=V1, reason="better AUC")
     raw = orjson.dumps(event.model_dump(mode="json"))
-    assert set(orjson.loads(raw)) == {"type", "id", "version", "previous", "segment", "reason", "at"}
+    assert set(orjson.loads(raw)) == {
+        "type",
+        "id",
+        "version",
+        "previous",
+        "segment",
+        "reason",
+        "at",
+    }
     assert decode_model_event(raw) == event
     assert isinstance(decode_model_event(raw), ChampionChanged)
 
@@ -38,13 +46,18 @@ def test_ids_are_unique_and_times_are_utc() -> None:
     event = champion_changed(
         "model.promoted", version=V1, previous=None, at=datetime(2026, 1, 1, 13, tzinfo=paris)
     )
-    assert event.at == datetime(2026, 1, 1, 12, tzinfo=timezone.utc)
+    assert event.at == datetime(2026, 1, 1, 12, tzinfo=UTC)
     assert event.at.utcoffset() == timedelta(0)
 
 
 def test_later_types_decode_as_the_envelope() -> None:
-    raw = {"type": "model.trained", "id": "me_1", "version": V2, "at": "2026-01-01T00:00:00Z",
-           "auc": 0.8}  # a field of its own: ignored by the envelope
+    raw = {
+        "type": "model.trained",
+        "id": "me_1",
+        "version": V2,
+        "at": "2026-01-01T00:00:00Z",
+        "auc": 0.8,
+    }  # a field of its own: ignored by the envelope
     event = decode_model_event(orjson.dumps(raw))
     assert type(event) is ModelEvent and event.type == "model.trained" and event.version == V2
 

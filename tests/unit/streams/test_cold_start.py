@@ -18,9 +18,15 @@ def save_model(registry: ModelRegistry, positives: int, *, kind: str = "lead_eve
     rng = np.random.default_rng(positives)
     X = rng.poisson(1.5, size=(300, N_FEATURES)).astype(float)
     y = (X[:, 0] + rng.normal(size=300) > 2).astype(int)
-    model = LeadScoringEnsemble(
-        rf_params={"n_estimators": 5, "max_depth": 3}, gb_params={"n_estimators": 10}, random_state=0
-    ).fit(X, y).compile(FEATURE_NAMES)
+    model = (
+        LeadScoringEnsemble(
+            rf_params={"n_estimators": 5, "max_depth": 3},
+            gb_params={"n_estimators": 10},
+            random_state=0,
+        )
+        .fit(X, y)
+        .compile(FEATURE_NAMES)
+    )
     manifest = registry.save(
         model, kind="lead_events", pipeline=None, report=None, metrics={},
         training_window=None, n_rows=300,
@@ -75,11 +81,15 @@ def test_a_registry_holding_only_a_table_model_is_a_cold_start(tmp_path: Path) -
     from leadscore.models.tabular import FeaturePipeline
 
     rng = np.random.default_rng(0)
-    df = pd.DataFrame({"visits": rng.poisson(3, 200).astype(str), "plan": rng.choice(["a", "b"], 200)})
+    df = pd.DataFrame(
+        {"visits": rng.poisson(3, 200).astype(str), "plan": rng.choice(["a", "b"], 200)}
+    )
     y = (rng.random(200) < 0.3).astype(int)
     pipeline = FeaturePipeline.fit(df, y=y)
     X = pipeline.transform(df)
-    model = LeadScoringEnsemble(rf_params={"n_estimators": 3}, gb_params={"n_estimators": 5}).fit(X, y)
+    model = LeadScoringEnsemble(rf_params={"n_estimators": 3}, gb_params={"n_estimators": 5}).fit(
+        X, y
+    )
     registry = ModelRegistry(tmp_path / "models")
     version = registry.save(
         model.compile(pipeline.feature_names), kind="table", pipeline=pipeline, report=None,
@@ -87,7 +97,9 @@ def test_a_registry_holding_only_a_table_model_is_a_cold_start(tmp_path: Path) -
         params=None, reference_sample=X[:5],
     ).version  # fmt: skip
     registry.promote(version, segment="table")
-    assert load_scorer(Settings(model_dir=registry.root, min_training_labels=0)).version.startswith("rules-v")
+    assert load_scorer(Settings(model_dir=registry.root, min_training_labels=0)).version.startswith(
+        "rules-v"
+    )
     registry.promote(version)  # promoted for the stream by mistake: refused, with the reason
     with pytest.raises(NoModelError, match="trained on a table"):
         load_scorer(Settings(model_dir=registry.root, min_training_labels=0))

@@ -41,5 +41,7 @@ def test_sasl_carries_user_mechanism_and_tls(protocol: str, tls: bool) -> None:
 
 
 def test_sasl_without_a_mechanism_means_plain_for_every_client() -> None:
-    settings = Settings(kafka_security_protocol="SASL_SSL", kafka_sasl_username="u", kafka_sasl_password="p")
+    settings = Settings(
+        kafka_security_protocol="SASL_SSL", kafka_sasl_username="u", kafka_sasl_password="p"
+    )
     assert str(broker_credentials(settings).mechanism.value) == "PLAIN"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -24,10 +24,14 @@ from leadscore.streams.processing import (
     sampled,
 )
 
-NOW = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 ACTIVITY, PROFILE, OUTCOME = "leads.activity.v1", "leads.profile.v1", "leads.outcome.v1"
 KINDS = {ACTIVITY: EventKind.ACTIVITY, PROFILE: EventKind.PROFILE, OUTCOME: EventKind.OUTCOME}
-TOPIC_OF = {"lead.profile_updated": PROFILE, "lead.converted": OUTCOME, "lead.disqualified": OUTCOME}
+TOPIC_OF = {
+    "lead.profile_updated": PROFILE,
+    "lead.converted": OUTCOME,
+    "lead.disqualified": OUTCOME,
+}
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +70,11 @@ def event(
 ) -> dict[str, Any]:
     defaults: dict[str, dict[str, Any]] = {
         "lead.page_viewed": {"url": "https://example.com/pricing", "duration_s": 40},
-        "lead.profile_updated": {"company_size": 250, "industry": "software", "job_title": "VP Sales"},
+        "lead.profile_updated": {
+            "company_size": 250,
+            "industry": "software",
+            "job_title": "VP Sales",
+        },
     }
     return {
         "specversion": "1.0",
@@ -107,11 +115,15 @@ def test_an_example_is_the_vector_just_before_the_outcome(scorer: Scorer) -> Non
     assert example.feature_time == NOW - timedelta(days=6)
     assert example.model_version == scorer.version
     np.testing.assert_allclose(example.features, vector_of(*before), rtol=0, atol=1e-12)
-    assert example.probability == pytest.approx(float(scorer.probabilities(vector_of(*before)[None, :])[0]))
+    assert example.probability == pytest.approx(
+        float(scorer.probabilities(vector_of(*before)[None, :])[0])
+    )
     assert result.samples == [], "an outcome is a label, not a rescore"
 
 
-def test_a_disqualification_is_label_zero_and_an_outcome_alone_has_no_feature_time(scorer: Scorer) -> None:
+def test_a_disqualification_is_label_zero_and_an_outcome_alone_has_no_feature_time(
+    scorer: Scorer,
+) -> None:
     result = Worker(scorer).run(event("b", 1, "lead.disqualified", days_ago=3))
     [example] = result.examples
     assert (example.label, example.outcome, example.feature_time) == (0, "disqualified", None)
@@ -129,7 +141,9 @@ def test_an_event_after_the_outcome_that_arrived_first_means_no_example(scorer: 
 
 def test_the_same_holds_within_one_batch(scorer: Scorer) -> None:
     result = Worker(scorer).run(
-        event("c", 1, days_ago=9), event("c", 2, days_ago=1), event("c", 3, "lead.converted", days_ago=2)
+        event("c", 1, days_ago=9),
+        event("c", 2, days_ago=1),
+        event("c", 3, "lead.converted", days_ago=2),
     )
     assert (result.examples, result.examples_skipped) == ([], 1)
 
@@ -180,7 +194,9 @@ def test_every_rescored_lead_gives_one_sample(scorer: Scorer) -> None:
     assert g.model_version == scorer.version
     assert g.event_time == NOW - timedelta(days=2)
     assert g.scored_at == NOW
-    np.testing.assert_allclose(g.features, vector_of(event("g", 1, days_ago=3), event("g", 2, days_ago=2)))
+    np.testing.assert_allclose(
+        g.features, vector_of(event("g", 1, days_ago=3), event("g", 2, days_ago=2))
+    )
     assert g.probability == pytest.approx(float(scorer.probabilities(np.asarray([g.features]))[0]))
 
 
@@ -208,4 +224,3 @@ def test_a_replayed_batch_samples_the_same_leads(scorer: Scorer) -> None:
     b = Worker(scorer, sample_rate=0.5).run(*events)
     assert 60 < len(a.samples) < 140
     assert [s.lead_id for s in a.samples] == [s.lead_id for s in b.samples]
-

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import orjson
 
@@ -10,7 +10,7 @@ from leadscore.schemas.decode import EventKind
 from leadscore.streams.outcome_clock import DEFERRED_HEADER, OutcomeClock, deferred_since, released
 from leadscore.streams.processing import InputRecord, Limits, apply_records
 
-NOW = datetime(2026, 11, 27, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 27, tzinfo=UTC)
 KINDS = {"a": EventKind.ACTIVITY, "p": EventKind.PROFILE, "o": EventKind.OUTCOME}
 
 
@@ -72,7 +72,9 @@ def test_a_held_outcome_goes_back_after_the_max_delay_keeping_its_first_time() -
     again = record("o", 5, headers=tuple(headers))
     assert deferred_since(again.headers) == 1000.0
     assert not clock.ready(again, outcome_time=100.0)
-    assert orjson.loads(clock.hold(again, outcome_time=100.0)[1])["since"] == 1000.0  # first time kept
+    assert (
+        orjson.loads(clock.hold(again, outcome_time=100.0)[1])["since"] == 1000.0
+    )  # first time kept
     now[0] = 1060.0
     assert clock.due(entry) and clock.ready(again, outcome_time=100.0)
 
@@ -88,7 +90,9 @@ def test_apply_records_defers_an_outcome_the_gate_holds_and_applies_nothing_of_i
     offsets, now = Offsets(), [1000.0]
     clock = clock_for(offsets, now)
     offsets.committed[("a", 0)], offsets.ends[("a", 0)] = 0, 5
-    outcome = InputRecord("o", 0, 0, b"lead-1", _event("lead.converted", "o1", "2026-11-20T00:00:00Z", {}))
+    outcome = InputRecord(
+        "o", 0, 0, b"lead-1", _event("lead.converted", "o1", "2026-11-20T00:00:00Z", {})
+    )
     batch = apply_records(
         [outcome], kind_of_topic=KINDS, load_state=lambda _: None, limits=Limits(), now=NOW,
         outcome_gate=clock,

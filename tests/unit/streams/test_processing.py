@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -27,7 +27,7 @@ from leadscore.streams.processing import (
     score_event_id,
 )
 
-NOW = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 ACTIVITY, PROFILE, OUTCOME = "leads.activity.v1", "leads.profile.v1", "leads.outcome.v1"
 KINDS = {ACTIVITY: EventKind.ACTIVITY, PROFILE: EventKind.PROFILE, OUTCOME: EventKind.OUTCOME}
 
@@ -36,13 +36,19 @@ KINDS = {ACTIVITY: EventKind.ACTIVITY, PROFILE: EventKind.PROFILE, OUTCOME: Even
 def model() -> CompiledModel:
     events = simulate(SimConfig(n_leads=400, span_days=90, seed=3, start=NOW - timedelta(days=91)))
     ts = build_training_set(events, horizon_days=30, seed=0)
-    return LeadScoringEnsemble(
-        rf_params={"n_estimators": 15}, gb_params={"n_estimators": 20}, random_state=0
-    ).fit(ts.X, ts.y).compile(FEATURE_NAMES)
+    return (
+        LeadScoringEnsemble(
+            rf_params={"n_estimators": 15}, gb_params={"n_estimators": 20}, random_state=0
+        )
+        .fit(ts.X, ts.y)
+        .compile(FEATURE_NAMES)
+    )
 
 
 def scorer_for(model: CompiledModel, change_threshold: int = 0) -> Scorer:
-    policy = ScoringPolicy(grade_thresholds=(80, 60, 40), change_threshold=change_threshold, top_reasons=3)
+    policy = ScoringPolicy(
+        grade_thresholds=(80, 60, 40), change_threshold=change_threshold, top_reasons=3
+    )
     return Scorer(model, "v-test", policy)
 
 
@@ -56,17 +62,30 @@ class Store:
         return self.states.get(lead_id)
 
     def run(self, records: list[InputRecord], scorer: Scorer, limits: Limits = Limits()):  # type: ignore[no-untyped-def]
-        result = process_batch(records, kind_of_topic=KINDS, load_state=self.load, scorer=scorer, limits=limits, now=NOW)
+        result = process_batch(
+            records,
+            kind_of_topic=KINDS,
+            load_state=self.load,
+            scorer=scorer,
+            limits=limits,
+            now=NOW,
+        )
         for lead_id, (state, _) in result.states.items():
             self.states[lead_id] = state.to_dict()
         return result
 
 
-def event(lead: str, n: int, type_: str = "lead.page_viewed", *, days_ago: float = 1.0, **data: Any) -> dict[str, Any]:
+def event(
+    lead: str, n: int, type_: str = "lead.page_viewed", *, days_ago: float = 1.0, **data: Any
+) -> dict[str, Any]:
     defaults: dict[str, dict[str, Any]] = {
         "lead.page_viewed": {"url": "https://example.com/pricing", "duration_s": 40},
         "lead.demo_requested": {},
-        "lead.profile_updated": {"company_size": 250, "industry": "software", "job_title": "VP Sales"},
+        "lead.profile_updated": {
+            "company_size": 250,
+            "industry": "software",
+            "job_title": "VP Sales",
+        },
         "lead.converted": {},
     }
     return {
@@ -80,7 +99,13 @@ def event(lead: str, n: int, type_: str = "lead.page_viewed", *, days_ago: float
     }
 
 
-def record(body: dict[str, Any] | bytes | None, *, topic: str = ACTIVITY, offset: int = 0, key: bytes | None | str = "subject") -> InputRecord:
+def record(
+    body: dict[str, Any] | bytes | None,
+    *,
+    topic: str = ACTIVITY,
+    offset: int = 0,
+    key: bytes | None | str = "subject",
+) -> InputRecord:
     value = body if isinstance(body, bytes) or body is None else orjson.dumps(body)
     if key == "subject":
         key = body["subject"].encode() if isinstance(body, dict) else None
@@ -108,24 +133,32 @@ def test_scores_a_batch_with_one_event_per_changed_lead(model: CompiledModel) ->
         assert 0 <= score.score <= 100 and score.model_version == "v-test"
         assert len(score.reasons) == 3
         x = to_vector(LeadState.from_dict(store.states[score.lead_id]))
-        assert score.id == score_event_id(score.lead_id, score.cause_event_id, "v-test", x, None, None)
+        assert score.id == score_event_id(
+            score.lead_id, score.cause_event_id, "v-test", x, None, None
+        )
     # The score is the model's, on exactly the state that was stored.
     x = to_vector(LeadState.from_dict(store.states["a"]))[None, :]
     assert by_lead["a"].probability == pytest.approx(model.predict_proba(x)[0, 1], abs=1e-6)
 
 
 def test_explanation_adds_up_to_the_score(model: CompiledModel) -> None:
-    policy = ScoringPolicy(grade_thresholds=(80, 60, 40), change_threshold=0, top_reasons=len(FEATURE_NAMES))
+    policy = ScoringPolicy(
+        grade_thresholds=(80, 60, 40), change_threshold=0, top_reasons=len(FEATURE_NAMES)
+    )
     result = Store().run([record(event("a", 1, "lead.demo_requested"))], Scorer(model, "v", policy))
     (score,) = result.scores
     total = score.base_score + sum(r.contribution for r in score.reasons)
     assert total == pytest.approx(score.probability * 100, abs=0.05)
 
 
-def test_second_score_says_what_changed_and_splits_fit_from_engagement(model: CompiledModel) -> None:
+def test_second_score_says_what_changed_and_splits_fit_from_engagement(
+    model: CompiledModel,
+) -> None:
     store = Store()
     scorer = scorer_for(model)
-    first = store.run([record(event("a", 1, "lead.profile_updated"), topic=PROFILE, offset=0)], scorer).scores[0]
+    first = store.run(
+        [record(event("a", 1, "lead.profile_updated"), topic=PROFILE, offset=0)], scorer
+    ).scores[0]
     assert first.changes == []
     second = store.run([record(event("a", 2, "lead.demo_requested"), offset=1)], scorer).scores[0]
 
@@ -133,7 +166,9 @@ def test_second_score_says_what_changed_and_splits_fit_from_engagement(model: Co
     deltas = [abs(c.delta) for c in second.changes]
     assert deltas == sorted(deltas, reverse=True)
     for change in second.changes:
-        assert change.delta == pytest.approx(change.contribution - change.previous_contribution, abs=2e-3)
+        assert change.delta == pytest.approx(
+            change.contribution - change.previous_contribution, abs=2e-3
+        )
     parts = second.components
     assert parts is not None
     assert parts.fit + parts.engagement == pytest.approx(sum(parts.families.values()), abs=1e-2)
@@ -144,7 +179,10 @@ def test_second_score_says_what_changed_and_splits_fit_from_engagement(model: Co
 
 def test_repeated_event_ids_change_nothing(model: CompiledModel) -> None:
     store = Store()
-    first = [record(event("a", 1), offset=0), record(event("a", 2, "lead.demo_requested"), offset=1)]
+    first = [
+        record(event("a", 1), offset=0),
+        record(event("a", 2, "lead.demo_requested"), offset=1),
+    ]
     store.run(first, scorer_for(model))
     before = store.states["a"]
 
@@ -159,11 +197,15 @@ def test_repeat_of_the_cause_re_emits_the_same_score_event(model: CompiledModel)
     """After a crash between publish and commit, the replayed cause publishes the same event,
     exactly, even if the state moved on (below the threshold) or the model changed since."""
     store = Store()
-    (original,) = store.run([record(event("a", 1, "lead.demo_requested"))], scorer_for(model, 50)).scores
+    (original,) = store.run(
+        [record(event("a", 1, "lead.demo_requested"))], scorer_for(model, 50)
+    ).scores
     assert store.run([record(event("a", 2), offset=1)], scorer_for(model, 50)).scores == []
     other_model = Scorer(model, "v-newer", scorer_for(model).policy)
 
-    (replayed,) = store.run([record(event("a", 1, "lead.demo_requested"), offset=9)], other_model).scores
+    (replayed,) = store.run(
+        [record(event("a", 1, "lead.demo_requested"), offset=9)], other_model
+    ).scores
 
     assert replayed.model_dump() == original.model_dump()
     # A repeat of an event that caused nothing re-publishes nothing.
@@ -187,14 +229,19 @@ def test_order_within_event_time_does_not_matter(model: CompiledModel) -> None:
     forward, backward = Store(), Store()
     forward.run([record(e, offset=i) for i, e in enumerate(events)], scorer_for(model))
     backward.run([record(e, offset=i) for i, e in enumerate(reversed(events))], scorer_for(model))
-    assert LeadState.from_dict(forward.states["a"]).counts == LeadState.from_dict(backward.states["a"]).counts
+    assert (
+        LeadState.from_dict(forward.states["a"]).counts
+        == LeadState.from_dict(backward.states["a"]).counts
+    )
     f, b = (LeadState.from_dict(s.states["a"]) for s in (forward, backward))
     assert f.score == b.score
 
 
 def test_threshold_holds_back_small_moves(model: CompiledModel) -> None:
     store = Store()
-    store.run([record(event("a", 1, "lead.demo_requested"))], scorer_for(model, change_threshold=100))
+    store.run(
+        [record(event("a", 1, "lead.demo_requested"))], scorer_for(model, change_threshold=100)
+    )
     result = store.run([record(event("a", 2), offset=1)], scorer_for(model, change_threshold=100))
     # First score is always published; a move < 100 points without a grade change is not.
     moved_grade = result.scores and result.scores[0].grade != result.scores[0].previous_grade
@@ -204,7 +251,10 @@ def test_threshold_holds_back_small_moves(model: CompiledModel) -> None:
 def test_outcomes_update_state_but_do_not_rescore(model: CompiledModel) -> None:
     store = Store()
     store.run([record(event("a", 1, "lead.demo_requested"))], scorer_for(model))
-    result = store.run([record(event("a", 2, "lead.converted", days_ago=0.5), topic=OUTCOME, offset=1)], scorer_for(model))
+    result = store.run(
+        [record(event("a", 2, "lead.converted", days_ago=0.5), topic=OUTCOME, offset=1)],
+        scorer_for(model),
+    )
     assert result.applied == 1 and result.scores == []
 
 
@@ -233,20 +283,30 @@ def test_bad_records_become_dead_letters_and_the_rest_is_scored(model: CompiledM
 
 
 def test_wrong_or_missing_key_is_rerouted_not_applied(model: CompiledModel) -> None:
-    records = [record(event("a", 1), key=None), record(event("a", 2), key=b"someone-else", offset=1)]
+    records = [
+        record(event("a", 1), key=None),
+        record(event("a", 2), key=b"someone-else", offset=1),
+    ]
     result = Store().run(records, scorer_for(model))
     assert result.reroutes == [(0, "a", None), (1, "a", None)]
     assert result.applied == 0 and result.scores == [] and not result.states
 
 
-def test_records_on_another_partition_than_the_leads_are_rerouted_there(model: CompiledModel) -> None:
+def test_records_on_another_partition_than_the_leads_are_rerouted_there(
+    model: CompiledModel,
+) -> None:
     """A client with another partitioner (librdkafka's CRC32) must not split a lead's state."""
     home = home_partition(b"a", 8)
     stray = InputRecord(ACTIVITY, (home + 1) % 8, 0, b"a", orjson.dumps(event("a", 1)))
     at_home = InputRecord(ACTIVITY, home, 1, b"a", orjson.dumps(event("a", 2)))
     result = process_batch(
-        [stray, at_home], kind_of_topic=KINDS, load_state=lambda _: None, scorer=scorer_for(model),
-        limits=Limits(), now=NOW, partitions_of_topic={ACTIVITY: 8},
+        [stray, at_home],
+        kind_of_topic=KINDS,
+        load_state=lambda _: None,
+        scorer=scorer_for(model),
+        limits=Limits(),
+        now=NOW,
+        partitions_of_topic={ACTIVITY: 8},
     )
     assert result.reroutes == [(0, "a", home)]
     assert result.applied == 1
@@ -268,7 +328,10 @@ def test_a_lead_that_cannot_be_scored_does_not_stop_the_others(model: CompiledMo
 
     policy = ScoringPolicy(grade_thresholds=(80, 60, 40), change_threshold=0, top_reasons=3)
     store = Store()
-    records = [record(event("ok", 1), offset=0), record(event("bad", 1, "lead.demo_requested"), offset=1)]
+    records = [
+        record(event("ok", 1), offset=0),
+        record(event("bad", 1, "lead.demo_requested"), offset=1),
+    ]
     result = store.run(records, Scorer(Fussy(), "v", policy))  # type: ignore[arg-type]
 
     assert [s.lead_id for s in result.scores] == ["ok"]
@@ -295,7 +358,9 @@ def test_score_events_name_the_type_of_their_cause(model: CompiledModel) -> None
     assert LeadScored.model_validate_json(orjson.dumps(old)).cause_event_type is None
 
 
-def test_activity_lists_applied_events_only_oldest_first_by_event_time(model: CompiledModel) -> None:
+def test_activity_lists_applied_events_only_oldest_first_by_event_time(
+    model: CompiledModel,
+) -> None:
     store = Store()
     store.run([record(event("a", 1, days_ago=5))], scorer_for(model))
     long_url = "https://example.com/" + "x" * 300
@@ -310,7 +375,11 @@ def test_activity_lists_applied_events_only_oldest_first_by_event_time(model: Co
 
     assert [e.id for _, e in result.activity] == ["a.3", "a.2", "a.4"]  # consumption order
     entries = [orjson.loads(raw) for raw in recent_activity(result, keep=50)["a"]]
-    assert [e["id"] for e in entries] == ["a.2", "a.3", "a.4"]  # oldest first: LPUSH puts a.4 on top
+    assert [e["id"] for e in entries] == [
+        "a.2",
+        "a.3",
+        "a.4",
+    ]  # oldest first: LPUSH puts a.4 on top
     profile, view, outcome = entries
     assert profile == {
         "id": "a.2",
@@ -326,7 +395,9 @@ def test_activity_lists_applied_events_only_oldest_first_by_event_time(model: Co
 
 def test_a_re_emitted_score_is_marked_as_such(model: CompiledModel) -> None:
     store = Store()
-    (original,) = store.run([record(event("a", 1, "lead.demo_requested"))], scorer_for(model)).scores
+    (original,) = store.run(
+        [record(event("a", 1, "lead.demo_requested"))], scorer_for(model)
+    ).scores
     again = store.run([record(event("a", 1, "lead.demo_requested"), offset=1)], scorer_for(model))
     assert [s.id for s in again.scores] == [original.id] and again.republished == {original.id}
     assert again.activity == []

@@ -26,7 +26,12 @@ def test_level_at_least(level: str, threshold: str, expected: bool) -> None:
 
 def test_drift_config_follows_settings() -> None:
     config = drift_config(
-        Settings(drift_persistence="3,4", drift_alpha=0.05, drift_window_size=150, drift_ks_min_effect=0.2)
+        Settings(
+            drift_persistence="3,4",
+            drift_alpha=0.05,
+            drift_window_size=150,
+            drift_ks_min_effect=0.2,
+        )
     )
     assert (config.persistence_k, config.persistence_m) == (3, 4)
     assert config.alpha == 0.05 and config.ks_min_effect == 0.2
