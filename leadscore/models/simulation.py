@@ -958,8 +958,8 @@ class Simulator:
         config: what to simulate.
 
     Examples:
-        >>> from datetime import datetime, timezone
-        >>> sim = Simulator(SimConfig(n_leads=5, start=datetime(2026, 1, 5, tzinfo=timezone.utc)))
+        >>> from datetime import UTC, datetime
+        >>> sim = Simulator(SimConfig(n_leads=5, start=datetime(2026, 1, 5, tzinfo=UTC)))
         >>> first = next(sim.events())
         >>> first["type"], first["time"] < "2026-02-04"
         ('lead.profile_updated', True)

@@ -37,8 +37,8 @@ def parse_shift_at(spec: str, *, start: datetime, span: timedelta) -> datetime:
         ValueError: ``spec`` is neither, names no zone, or the fraction is out of range.
 
     Examples:
-        >>> from datetime import datetime, timedelta, timezone
-        >>> t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+        >>> from datetime import UTC, datetime, timedelta
+        >>> t0 = datetime(2026, 1, 1, tzinfo=UTC)
         >>> parse_shift_at("0.5", start=t0, span=timedelta(days=30)).isoformat()
         '2026-01-16T00:00:00+00:00'
         >>> parse_shift_at("2026-01-10T12:00:00Z", start=t0, span=timedelta(days=30)).isoformat()

@@ -35,7 +35,7 @@ def bucket_start(t: datetime, bucket_s: int, origin_s: int = 0) -> int:
     """The epoch second at which ``t``'s bucket starts.
 
     Examples:
-        >>> bucket_start(datetime(2026, 1, 1, 10, 30, tzinfo=timezone.utc), 3600)
+        >>> bucket_start(datetime(2026, 1, 1, 10, 30, tzinfo=UTC), 3600)
         1767261600
     """
     seconds = int(t.timestamp() // 1)

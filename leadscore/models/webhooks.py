@@ -59,8 +59,8 @@ def passes(filters: WebhookFilters, event: LeadScored) -> bool:
     """Whether ``event`` passes every filter that is set.
 
     Examples:
-        >>> from datetime import timezone
-        >>> t = datetime(2026, 1, 1, tzinfo=timezone.utc)
+        >>> from datetime import UTC
+        >>> t = datetime(2026, 1, 1, tzinfo=UTC)
         >>> event = LeadScored(id="sc_1", lead_id="lead-1", score=85, probability=0.85, grade="A",
         ...     previous_score=70, previous_grade="B", model_version="m1", base_score=30.0,
         ...     reasons=[], cause_event_id="e1", event_time=t, scored_at=t)

@@ -79,7 +79,7 @@ def champion_changed(
 
     Examples:
         >>> event = champion_changed("model.promoted", version="v2", previous="v1")
-        >>> event.key, event.id.startswith("me_"), event.at.tzinfo is timezone.utc
+        >>> event.key, event.id.startswith("me_"), event.at.tzinfo is UTC
         ('default', True, True)
     """
     return ChampionChanged(
