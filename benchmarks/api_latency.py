@@ -17,7 +17,7 @@ warning, ``--workers`` processes, on 127.0.0.1):
 - **seed+shap** (unless ``--no-shap``): the seed plus ``shap.TreeExplainer`` on the forest
   and the boosting per request (top 5 features by SHAP value).
 
-Bodies: simulated leads (:mod:`leadscore.models.simulation`) with 10-30 activities each:
+Bodies: simulated leads (:mod:`leadscore.simulation.simulator`) with 10-30 activities each:
 
 - ``body``: ``{"lead_id", "profile", "activities": [{"type", "time", "data"}, ...]}``;
 - ``lead id``: ``{"lead_id"}`` only, scored from the state the worker keeps in Redis. The
@@ -91,7 +91,7 @@ from leadscore.launch import start_api
 from leadscore.models.dataset import build_training_set
 from leadscore.models.ensemble import make_member
 from leadscore.models.registry import ModelRegistry
-from leadscore.models.simulation import SimConfig, Simulator
+from leadscore.simulation.simulator import SimConfig, Simulator
 from leadscore.schemas.decode import EventKind, kind_of
 from leadscore.settings import Settings
 from leadscore.streams.app import load_scorer

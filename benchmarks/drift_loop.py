@@ -29,7 +29,7 @@ from scipy import stats
 from leadscore.models.drift import ALERT_LEVELS, DriftConfig
 from leadscore.models.drift_monitor import DriftMonitor, WindowBuffer
 from leadscore.models.features import FEATURE_NAMES
-from leadscore.models.simulation import Shift, SimConfig, Simulator
+from leadscore.simulation.simulator import Shift, SimConfig, Simulator
 from leadscore.schemas.learning import FeatureSample
 from leadscore.settings import Settings
 from leadscore.streams.app import load_scorer

@@ -48,7 +48,7 @@ from leadscore.models import engine
 from leadscore.models.features import FEATURE_NAMES, LeadState
 from leadscore.models.registry import ModelRegistry
 from leadscore.models.scoring import Scorer, ScoringPolicy
-from leadscore.models.simulation import SimConfig, Simulator
+from leadscore.simulation.simulator import SimConfig, Simulator
 from leadscore.schemas.decode import EventKind, kind_of
 from leadscore.settings import Settings
 from leadscore.streams import processing

@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import machine
 
 from leadscore.models.ensemble import LeadScoringEnsemble
-from leadscore.models.simulation import Shift, SimConfig, simulate
+from leadscore.simulation.simulator import Shift, SimConfig, simulate
 from leadscore.retraining import retrain_job
 from leadscore.schemas.learning import TrainingExample
 from leadscore.settings import Settings

@@ -60,7 +60,7 @@ from bench_common import ensure_model, machine
 
 from leadscore.infra.embedded import embedded_services, free_port, spawn_child, stop_child
 from leadscore.launch import settings_env
-from leadscore.models.simulation import SimConfig, Simulator
+from leadscore.simulation.simulator import SimConfig, Simulator
 from leadscore.settings import Settings
 from leadscore.streams.kafka import client_options, ensure_topics
 from leadscore.streams.producer import publish

@@ -28,7 +28,7 @@ from sklearn.metrics import roc_auc_score
 
 from leadscore.models.dataset import build_training_set
 from leadscore.models.registry import ModelRegistry
-from leadscore.models.simulation import SimConfig, Simulator
+from leadscore.simulation.simulator import SimConfig, Simulator
 from leadscore.retraining import retrain_job
 from leadscore.settings import Settings
 from leadscore.streams.app import load_scorer

@@ -43,7 +43,7 @@ from leadscore.infra.embedded import embedded_services, stop_child
 from leadscore.infra.redis_store import ScoreStore, connect
 from leadscore.launch import ApiStartError, WorkerStartError, start_api, start_worker, stop_worker
 from leadscore.models.registry import ModelRegistry, RegistryError
-from leadscore.models.simulation import SimConfig, Simulator
+from leadscore.simulation.simulator import SimConfig, Simulator
 from leadscore.settings import Settings
 
 #: How long the worker may take to join its group and recover (Tansu: a few seconds).
@@ -133,7 +133,7 @@ def _ensure_table_model(settings: Settings, console: Console) -> Path:
     trained on a simulated CRM export if there is none; returns a file of new leads to score."""
     import io
 
-    from leadscore.models.crm_table import simulated_crm_table
+    from leadscore.simulation.crm_table import simulated_crm_table
     from leadscore.training_jobs import TABLE_SEGMENT, TableSpec, train_job
 
     DEMO_DIR.mkdir(parents=True, exist_ok=True)

@@ -23,8 +23,8 @@ import orjson
 from rich.console import Console
 
 from leadscore.models.registry import ModelNotFoundError, ModelRegistry, RegistryError
-from leadscore.models.simulation import UTC, Shift, SimConfig, Simulator, write_labeled_files
-from leadscore.models.simulation_shift import parse_shift_at, shift_regime
+from leadscore.simulation.simulator import UTC, Shift, SimConfig, Simulator, write_labeled_files
+from leadscore.simulation.shift import parse_shift_at, shift_regime
 from leadscore.schemas.models import ChampionChanged, ChampionChangeType, champion_changed
 from leadscore.settings import Settings
 
@@ -69,7 +69,7 @@ def simulate_job(
     Otherwise cohorts of ``leads`` leads are published at ``rate`` events/s until
     ``duration`` seconds pass or Ctrl-C. ``shift_at`` (ISO time or fraction of the
     span, or of ``duration`` when live) switches to the shifted regime
-    (:func:`~leadscore.models.simulation_shift.shift_regime`).
+    (:func:`~leadscore.simulation.shift.shift_regime`).
 
     Raises:
         ShiftOptionError: ``shift_at`` is not a time, or a fraction with nothing to divide.

@@ -24,7 +24,7 @@ from leadscore.models.dataset import build_training_set
 from leadscore.models.registry import Manifest, ModelRegistry
 from leadscore.models.report import write_json
 from leadscore.models.report_render import render
-from leadscore.models.simulation import SimConfig, Simulator, read_jsonl
+from leadscore.simulation.simulator import SimConfig, Simulator, read_jsonl
 from leadscore.models.tables import (
     LEAK_AUC_WARNING,
     detect_time_column,

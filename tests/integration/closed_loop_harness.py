@@ -28,7 +28,7 @@ from leadscore.models.drift import DriftConfig
 from leadscore.models.drift_monitor import DriftMonitor, WindowBuffer
 from leadscore.models.features import FEATURE_NAMES
 from leadscore.models.scoring import Scorer
-from leadscore.models.simulation import Shift, SimConfig, Simulator
+from leadscore.simulation.simulator import Shift, SimConfig, Simulator
 from leadscore.settings import Settings
 from leadscore.streams.app import load_scorer
 from leadscore.streams.replay import replay

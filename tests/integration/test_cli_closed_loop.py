@@ -28,7 +28,7 @@ from leadscore.cli import app
 from leadscore.infra.embedded import free_port
 from leadscore.launch import settings_env
 from leadscore.models.registry import ModelRegistry
-from leadscore.models.simulation import SimConfig, simulate
+from leadscore.simulation.simulator import SimConfig, simulate
 from leadscore.retraining import decisions_key
 from leadscore.schemas.learning import DriftEvent
 from leadscore.settings import Settings

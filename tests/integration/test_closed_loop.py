@@ -22,7 +22,7 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
-from leadscore.models.simulation import Shift, SimConfig, Simulator
+from leadscore.simulation.simulator import Shift, SimConfig, Simulator
 from leadscore.retraining import decisions_key
 from leadscore.streams.producer import publish
 from tests.integration.worker_harness import (

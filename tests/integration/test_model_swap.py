@@ -34,7 +34,7 @@ from worker_harness import (
 from leadscore.infra.redis_store import ScoreStore
 from leadscore.jobs import promote_job, rollback_job
 from leadscore.models.registry import ModelRegistry
-from leadscore.models.simulation import SimConfig, Simulator
+from leadscore.simulation.simulator import SimConfig, Simulator
 from leadscore.schemas.models import champion_changed
 from leadscore.settings import Settings
 from leadscore.streams.model_events import publish_model_event

@@ -12,7 +12,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from leadscore.models.simulation import SimConfig, simulate
+from leadscore.simulation.simulator import SimConfig, simulate
 from leadscore.schemas.decode import EventKind, kind_of
 from leadscore.settings import Settings
 from leadscore.streams.producer import PublishStats, publish

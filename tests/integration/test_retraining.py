@@ -41,7 +41,7 @@ from rich.console import Console
 from leadscore.launch import settings_env
 from leadscore.models.performance import binary_metrics
 from leadscore.models.registry import ModelRegistry
-from leadscore.models.simulation import SHIFTED_REGIME, Shift, SimConfig, simulate
+from leadscore.simulation.simulator import SHIFTED_REGIME, Shift, SimConfig, simulate
 from leadscore.retraining import decisions_key, retrain_job
 from leadscore.schemas.learning import TrainingExample
 from leadscore.settings import Settings

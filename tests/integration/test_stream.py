@@ -37,7 +37,7 @@ from leadscore.api.score_feed import ScoreFeed
 from leadscore.api.stream_events import decode_position, encode_position
 from leadscore.infra.access import KeyStore
 from leadscore.infra.embedded import EmbeddedKafka, free_port
-from leadscore.models.simulation import SimConfig, Simulator
+from leadscore.simulation.simulator import SimConfig, Simulator
 from leadscore.schemas.scores import LeadScored, Reason
 from leadscore.settings import Settings
 from leadscore.streams.kafka import ensure_topics

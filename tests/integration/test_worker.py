@@ -49,7 +49,7 @@ from worker_harness import (
 from leadscore.infra.redis_store import ScoreStore
 from leadscore.models.features import LeadState, apply_event, to_vector
 from leadscore.models.scoring import Scorer, to_score
-from leadscore.models.simulation import SimConfig, Simulator
+from leadscore.simulation.simulator import SimConfig, Simulator
 from leadscore.models.trends import aggregate as aggregate_trends
 from leadscore.schemas.events import OUTCOME_TYPES, lead_event_adapter
 from leadscore.schemas.learning import TrainingExample

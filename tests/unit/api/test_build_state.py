@@ -8,7 +8,7 @@ import pytest
 
 from leadscore.api.scores import _LeadError, build_state
 from leadscore.models.features import LeadState, apply_event, to_vector
-from leadscore.models.simulation import SimConfig, Simulator
+from leadscore.simulation.simulator import SimConfig, Simulator
 from leadscore.schemas.api import ScoreRequest
 from leadscore.schemas.events import OUTCOME_TYPES, lead_event_adapter
 

@@ -241,7 +241,7 @@ def test_the_stream_vector_is_the_fixed_table_pipeline_of_the_state_record() -> 
     """One feature pipeline: a lead scored as a record (API, batch) gets the stream's vector."""
     from datetime import timedelta as td
 
-    from leadscore.models.simulation import SimConfig, simulate
+    from leadscore.simulation.simulator import SimConfig, simulate
     from leadscore.models.tabular import FeaturePipeline
 
     pipeline = FeaturePipeline.fixed(f.NUMERIC_FEATURES, f.CATEGORICAL_FEATURES)

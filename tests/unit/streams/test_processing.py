@@ -15,7 +15,7 @@ from leadscore.models.dataset import build_training_set
 from leadscore.models.ensemble import LeadScoringEnsemble
 from leadscore.models.features import FEATURE_NAMES, LeadState, to_vector
 from leadscore.models.scoring import Scorer, ScoringPolicy
-from leadscore.models.simulation import SimConfig, simulate
+from leadscore.simulation.simulator import SimConfig, simulate
 from leadscore.schemas.decode import EventKind
 from leadscore.schemas.scores import LeadScored
 from leadscore.streams.processing import (

@@ -1,8 +1,8 @@
 """Scheduled shifts for the simulator: parse when a shift happens, and measure what it does to a model.
 
-The shift itself (:class:`~leadscore.models.simulation.Shift`, a switch to another
-:class:`~leadscore.models.simulation.Regime` at time ``T``) lives in
-``simulation.py``; this module turns a CLI value into one and measures how much a
+The shift itself (:class:`~leadscore.simulation.simulator.Shift`, a switch to another
+:class:`~leadscore.simulation.simulator.Regime` at time ``T``) lives in
+``simulator.py``; this module turns a CLI value into one and measures how much a
 model trained before ``T`` loses after it (``docs/simulator.md``, "Scheduled shifts").
 """
 
@@ -12,7 +12,7 @@ import time
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from leadscore.models.simulation import (
+from leadscore.simulation.simulator import (
     DAY_S,
     SHIFTED_REGIME,
     UTC,
@@ -78,7 +78,7 @@ def measure_shift(
     """Fit a model on leads that arrived before the shift and score it before and after.
 
     Simulates ``config`` (which needs ``start`` and ``shift``), takes one point-in-time
-    snapshot per lead (:func:`~leadscore.models.simulation.snapshot_dataset`), fits
+    snapshot per lead (:func:`~leadscore.simulation.simulator.snapshot_dataset`), fits
     scikit-learn's ``HistGradientBoostingClassifier`` on 70 % of the pre-shift leads,
     and reports its ROC-AUC on the other 30 % and on 30 % of the post-shift leads,
     next to a model refitted on the other 70 % of the post-shift leads (what a
@@ -128,7 +128,7 @@ def default_shift(config: SimConfig, fraction: float = 0.5) -> Shift:
     return Shift(at=config.start + timedelta(days=config.span_days * fraction))
 
 
-if __name__ == "__main__":  # python -m leadscore.models.simulation_shift --leads 8000 --days 120
+if __name__ == "__main__":  # python -m leadscore.simulation.shift --leads 8000 --days 120
     import argparse
 
     import orjson

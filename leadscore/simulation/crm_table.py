@@ -17,7 +17,7 @@ from typing import Any, Final
 
 import pandas as pd
 
-from leadscore.models.simulation import LeadTruth, SimConfig, Simulator
+from leadscore.simulation.simulator import LeadTruth, SimConfig, Simulator
 
 #: Activity types counted, and their column names.
 COUNTED: Final = {

@@ -17,7 +17,7 @@ from leadscore.models.features import (
     normalize_category,
     seniority_of,
 )
-from leadscore.models.simulation import (
+from leadscore.simulation.simulator import (
     _INDUSTRY_LABELS,
     _SENIORITIES,
     DEFAULT_REGIME,

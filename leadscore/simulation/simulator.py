@@ -1275,7 +1275,7 @@ def measure_learnability(
     }
 
 
-if __name__ == "__main__":  # python -m leadscore.models.simulation --leads 5000 --seed 7
+if __name__ == "__main__":  # python -m leadscore.simulation.simulator --leads 5000 --seed 7
     import argparse
 
     parser = argparse.ArgumentParser(description="Measure how learnable the simulated signal is.")

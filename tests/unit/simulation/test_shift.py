@@ -12,14 +12,14 @@ import pytest
 from scipy.stats import chi2_contingency
 
 from leadscore.models.features import _INDUSTRY_ALIASES, INDUSTRIES, normalize_category
-from leadscore.models.simulation import (
+from leadscore.simulation.simulator import (
     DEFAULT_REGIME,
     SHIFTED_REGIME,
     Shift,
     SimConfig,
     simulate_with_truth,
 )
-from leadscore.models.simulation_shift import (
+from leadscore.simulation.shift import (
     measure_shift,
     parse_shift_at,
     shift_regime,

@@ -1,0 +1,1 @@
+"""The lead simulator: synthetic leads with a known truth, for demo traffic, tests and benchmarks."""
