@@ -21,7 +21,7 @@ Bodies: simulated leads (:mod:`leadscore.simulation.simulator`) with 10-30 activ
 
 - ``body``: ``{"lead_id", "profile", "activities": [{"type", "time", "data"}, ...]}``;
 - ``lead id``: ``{"lead_id"}`` only, scored from the state the worker keeps in Redis. The
-  states are made by the worker's own code (:func:`leadscore.streams.processing.process_batch`
+  states are made by the worker's own code (:func:`leadscore.models.batch.processing.process_batch`
   over the same leads' events, then :func:`leadscore.infra.redis_store.public_state`), so
   they carry the last score and its points like the worker's.
 
@@ -88,15 +88,15 @@ from leadscore.infra.access import KeyStore
 from leadscore.infra.embedded import embedded_services, free_port, spawn_child, stop_child
 from leadscore.infra.redis_store import public_state
 from leadscore.launch import start_api
-from leadscore.models.dataset import build_training_set
-from leadscore.models.ensemble import make_member
-from leadscore.models.registry import ModelRegistry
-from leadscore.simulation.simulator import SimConfig, Simulator
+from leadscore.models.batch.processing import InputRecord, Limits, process_batch
+from leadscore.models.registry.store import ModelRegistry
+from leadscore.models.training.dataset import build_training_set
+from leadscore.models.training.ensemble import make_member
 from leadscore.schemas.decode import EventKind, kind_of
 from leadscore.settings import Settings
+from leadscore.simulation.simulator import SimConfig, Simulator
 from leadscore.streams.app import load_scorer
 from leadscore.streams.kafka import ensure_topics
-from leadscore.streams.processing import InputRecord, Limits, process_batch
 from leadscore.training_jobs import TRAIN_SPAN_DAYS
 
 HERE = Path(__file__).resolve().parent
@@ -216,7 +216,7 @@ def children_cpu_s() -> float:
 def seed_voting(model_dir: Path, version: str) -> tuple[VotingClassifier, dict[str, Any]]:
     """The seed's soft VotingClassifier, from the champion's members and training data.
 
-    The members are :func:`leadscore.models.ensemble.make_member` with the manifest's
+    The members are :func:`leadscore.models.training.ensemble.make_member` with the manifest's
     hyperparameters (what the champion was fitted with), on all features (the seed did no
     feature selection); the rows are the training set rebuilt from the manifest's
     simulator config (``train_job``'s ``"simulated: N leads, seed S"``).

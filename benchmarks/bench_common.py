@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from leadscore.models.registry import ModelRegistry, RegistryError
+from leadscore.models.registry.store import ModelRegistry, RegistryError
 from leadscore.settings import Settings
 
 

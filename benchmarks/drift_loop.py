@@ -1,7 +1,7 @@
 """Drift detection end to end on simulated traffic: delay, false alarms, CPU, records/s.
 
 For each seed: a simulated run with a market shift at ``--shift-day`` and a calm run of
-the same length, both through the worker's own batch logic (``leadscore.streams.replay``,
+the same length, both through the worker's own batch logic (``leadscore.models.batch.replay``,
 the rules prior scoring) to get the ``leads.features.v1`` records; the first
 ``--warmup-days`` are dropped (the simulator starts from zero leads). The records then go
 through what the drift agent does per record (``FeatureSample`` validation, the
@@ -26,14 +26,14 @@ import numpy as np
 import orjson
 from scipy import stats
 
-from leadscore.models.drift import ALERT_LEVELS, DriftConfig
-from leadscore.models.drift_monitor import DriftMonitor, WindowBuffer
-from leadscore.models.features import FEATURE_NAMES
-from leadscore.simulation.simulator import Shift, SimConfig, Simulator
+from leadscore.models.batch.replay import replay
+from leadscore.models.features.state import FEATURE_NAMES
+from leadscore.models.monitoring.drift import ALERT_LEVELS, DriftConfig
+from leadscore.models.monitoring.monitor import DriftMonitor, WindowBuffer
 from leadscore.schemas.learning import FeatureSample
 from leadscore.settings import Settings
+from leadscore.simulation.simulator import Shift, SimConfig, Simulator
 from leadscore.streams.app import load_scorer
-from leadscore.streams.replay import replay
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 DAY = 86_400.0

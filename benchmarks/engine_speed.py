@@ -6,7 +6,7 @@ training and shap's own explainer). ``--quick`` trains smaller forests for a smo
 Models: a synthetic 20,000 x 50 binary problem (``make_classification``); RandomForest of
 100 trees, ``max_depth`` 8, ``min_samples_leaf`` 20, ``max_features="sqrt"``;
 GradientBoosting of 150 trees of depth 3; the blend is ``0.5 * rf + 0.5 * gb`` in one
-:class:`~leadscore.models.engine.TreeEnsemble`. Extra forests of depth 6 and 10 show the
+:class:`~leadscore.models.engine.trees.TreeEnsemble`. Extra forests of depth 6 and 10 show the
 table-versus-direct trade-off of the SHAP kernel. Every figure has its baseline beside it:
 timings on a shared 2-core machine are noisy, the ratios less so.
 """
@@ -28,7 +28,7 @@ from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import machine
 
-from leadscore.models import engine
+from leadscore.models.engine import trees as engine
 
 
 def per_call_ms(fn: Callable[[int], Any], n_calls: int) -> tuple[float, float]:

@@ -56,12 +56,12 @@ from sklearn.preprocessing import StandardScaler
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import machine
 
-from leadscore.models import engine
-from leadscore.models.compiled import CompiledModel, to_points
-from leadscore.models.ensemble import LeadScoringEnsemble, sigmoid
-from leadscore.models.scoring import Scorer, ScoringPolicy
-from leadscore.models.tabular import FeaturePipeline
-from leadscore.models.training import TrainConfig, TrainingData, train
+from leadscore.models.engine import trees as engine
+from leadscore.models.engine.compiled import CompiledModel, to_points
+from leadscore.models.scoring.scorer import Scorer, ScoringPolicy
+from leadscore.models.tabular.pipeline import FeaturePipeline
+from leadscore.models.training.ensemble import LeadScoringEnsemble, sigmoid
+from leadscore.models.training.train import TrainConfig, TrainingData, train
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -213,7 +213,7 @@ def rss_kib():
 mode, path, row_path = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
 x = np.load(row_path)
 if mode == "compiled":
-    from leadscore.models.compiled import CompiledModel
+    from leadscore.models.engine.compiled import CompiledModel
     def load_and_use():
         m = CompiledModel.from_files(path)
         m.predict_proba(x)
@@ -221,7 +221,7 @@ if mode == "compiled":
         return m
 else:
     import sklearn.ensemble, sklearn.linear_model, sklearn.pipeline  # noqa: F401
-    import leadscore.models.ensemble  # noqa: F401  (the pickle's classes)
+    import leadscore.models.training.ensemble  # noqa: F401  (the pickle's classes)
     if mode == "sklearn+shap":
         import shap
     def load_and_use():

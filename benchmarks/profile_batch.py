@@ -1,7 +1,7 @@
 """Where a worker batch spends its CPU: ``process_batch`` on 256-record batches, timed and profiled.
 
 No broker, no Redis: simulated records go through
-:func:`leadscore.streams.processing.process_batch` exactly as the worker feeds them
+:func:`leadscore.models.batch.processing.process_batch` exactly as the worker feeds them
 (lead-keyed records on the activity/profile/outcome topics, states kept between
 batches as orjson bytes like the worker's table), with a real trained ensemble.
 
@@ -44,15 +44,15 @@ import numpy as np
 import orjson
 from bench_common import ensure_model, machine
 
-from leadscore.models import engine
-from leadscore.models.features import FEATURE_NAMES, LeadState
-from leadscore.models.registry import ModelRegistry
-from leadscore.models.scoring import Scorer, ScoringPolicy
-from leadscore.simulation.simulator import SimConfig, Simulator
+from leadscore.models.batch import processing
+from leadscore.models.batch.processing import InputRecord, Limits, process_batch
+from leadscore.models.engine import trees as engine
+from leadscore.models.features.state import FEATURE_NAMES, LeadState
+from leadscore.models.registry.store import ModelRegistry
+from leadscore.models.scoring.scorer import Scorer, ScoringPolicy
 from leadscore.schemas.decode import EventKind, kind_of
 from leadscore.settings import Settings
-from leadscore.streams import processing
-from leadscore.streams.processing import InputRecord, Limits, process_batch
+from leadscore.simulation.simulator import SimConfig, Simulator
 
 TOPIC_OF_KIND = {
     EventKind.ACTIVITY: "leads.activity.v1",
@@ -338,7 +338,7 @@ def _best_of(fn: Callable[[], Any], repeat: int) -> float:
 
 def feature_pool(batches: list[list[InputRecord]], scorer: Scorer) -> np.ndarray:
     """Realistic feature rows: the states after the batches, as a matrix."""
-    from leadscore.models.features import to_matrix
+    from leadscore.models.features.state import to_matrix
 
     states: dict[str, LeadState] = {}
 

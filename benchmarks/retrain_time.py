@@ -4,7 +4,7 @@ Run: ``.venv/bin/python benchmarks/retrain_time.py`` (about 2 minutes on 2 cores
 ``--sizes 2000,8000``, ``--folds 3``).
 
 Setup: simulated traffic (shift half-way) goes through the worker's batch logic offline
-(:func:`~leadscore.streams.replay.replay`, scored by the rules prior), which gives the
+(:func:`~leadscore.models.batch.replay.replay`, scored by the rules prior), which gives the
 ``leads.training.v1`` examples the worker would publish; the latest N of them are the
 retrain's input (passed in, so reading the topic is not timed). The registry is empty,
 so the champion is the rules prior; ``retrain_margin=1`` makes the gate reject, so no
@@ -13,7 +13,7 @@ one Kafka send). All figures are wall seconds, in the same run, per size:
 
 - ``quick`` / ``none``: ``decision["seconds"]`` (the whole job: time-ordered CV of the
   ensemble, the search, the final fit, holdout scoring of both models, registry save)
-  and ``decision["train_seconds"]`` (:func:`~leadscore.models.training.train` alone),
+  and ``decision["train_seconds"]`` (:func:`~leadscore.models.training.train.train` alone),
   with ``retrain_search`` quick and none;
 - ``plain fit``: one ``LeadScoringEnsemble().fit`` of the same members (RandomForest,
   GradientBoosting, LogisticRegression) with default parameters on the same training
@@ -39,13 +39,13 @@ from threadpoolctl import threadpool_limits
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import machine
 
-from leadscore.models.ensemble import LeadScoringEnsemble
-from leadscore.simulation.simulator import Shift, SimConfig, simulate
+from leadscore.models.batch.replay import replay
+from leadscore.models.training.ensemble import LeadScoringEnsemble
 from leadscore.retraining import retrain_job
 from leadscore.schemas.learning import TrainingExample
 from leadscore.settings import Settings
+from leadscore.simulation.simulator import Shift, SimConfig, simulate
 from leadscore.streams.app import load_scorer
-from leadscore.streams.replay import replay
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -60,8 +60,8 @@ from bench_common import ensure_model, machine
 
 from leadscore.infra.embedded import embedded_services, free_port, spawn_child, stop_child
 from leadscore.launch import settings_env
-from leadscore.simulation.simulator import SimConfig, Simulator
 from leadscore.settings import Settings
+from leadscore.simulation.simulator import SimConfig, Simulator
 from leadscore.streams.kafka import client_options, ensure_topics
 from leadscore.streams.producer import publish
 from leadscore.streams.tansu_compat import fetch_end_offsets
@@ -109,7 +109,7 @@ def set_event_loop(loop):
 asyncio.set_event_loop = set_event_loop
 _apply, _score = app.apply_records, app.score_batch
 if os.environ.get("LEADSCORE_BENCH_NOOP"):  # the framework alone: every batch does nothing
-    from leadscore.streams.processing import AppliedBatch, BatchResult
+    from leadscore.models.batch.processing import AppliedBatch, BatchResult
     _apply = lambda records, **kwargs: AppliedBatch(result=BatchResult(), work={})
 
 def apply_records(records, **kwargs):

@@ -1,7 +1,7 @@
 """Which training set ranks leads the way the stream uses the model: outcomes or snapshots.
 
 Simulated leads (``--leads`` over ``--span`` days, seed 1) go through the worker's batch
-logic offline (``leadscore.streams.replay``, the rules prior scoring): that gives the
+logic offline (``leadscore.models.batch.replay``, the rules prior scoring): that gives the
 ``leads.training.v1`` examples (each lead's vector just before its outcome) and the
 ``leads.features.v1`` samples (every scored vector). A retrain runs on each training set
 (``retrain_job`` with ``retrain_training_set`` = outcomes / snapshots; margin 1 so nothing
@@ -26,13 +26,13 @@ import numpy as np
 from rich.console import Console
 from sklearn.metrics import roc_auc_score
 
-from leadscore.models.dataset import build_training_set
-from leadscore.models.registry import ModelRegistry
-from leadscore.simulation.simulator import SimConfig, Simulator
+from leadscore.models.batch.replay import replay
+from leadscore.models.registry.store import ModelRegistry
+from leadscore.models.training.dataset import build_training_set
 from leadscore.retraining import retrain_job
 from leadscore.settings import Settings
+from leadscore.simulation.simulator import SimConfig, Simulator
 from leadscore.streams.app import load_scorer
-from leadscore.streams.replay import replay
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -90,7 +90,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import machine
 
 from leadscore.infra.webhook_store import WebhookStore, connect
-from leadscore.models.webhooks import envelope_body, generate_secret, sample_event
+from leadscore.infra.webhooks.rules import envelope_body, generate_secret, sample_event
 from leadscore.schemas.scores import LeadScored
 from leadscore.schemas.webhooks import WebhookSubscription
 from leadscore.settings import Settings

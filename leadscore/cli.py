@@ -238,7 +238,7 @@ def models_list(
     ROC-AUC and accuracy come from the manifest's metrics (- when it has none).
     """
     from leadscore.jobs import list_models
-    from leadscore.models.registry import RegistryError
+    from leadscore.models.registry.store import RegistryError
 
     settings = _settings()
     try:

@@ -42,9 +42,9 @@ from rich.table import Table
 from leadscore.infra.embedded import embedded_services, stop_child
 from leadscore.infra.redis_store import ScoreStore, connect
 from leadscore.launch import ApiStartError, WorkerStartError, start_api, start_worker, stop_worker
-from leadscore.models.registry import ModelRegistry, RegistryError
-from leadscore.simulation.simulator import SimConfig, Simulator
+from leadscore.models.registry.store import ModelRegistry, RegistryError
 from leadscore.settings import Settings
+from leadscore.simulation.simulator import SimConfig, Simulator
 
 #: How long the worker may take to join its group and recover (Tansu: a few seconds).
 WORKER_READY_TIMEOUT_S = 90.0

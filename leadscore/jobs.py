@@ -22,11 +22,11 @@ from typing import Any
 import orjson
 from rich.console import Console
 
-from leadscore.models.registry import ModelNotFoundError, ModelRegistry, RegistryError
-from leadscore.simulation.simulator import UTC, Shift, SimConfig, Simulator, write_labeled_files
-from leadscore.simulation.shift import parse_shift_at, shift_regime
+from leadscore.models.registry.store import ModelNotFoundError, ModelRegistry, RegistryError
 from leadscore.schemas.models import ChampionChanged, ChampionChangeType, champion_changed
 from leadscore.settings import Settings
+from leadscore.simulation.shift import parse_shift_at, shift_regime
+from leadscore.simulation.simulator import UTC, Shift, SimConfig, Simulator, write_labeled_files
 
 
 class ShiftOptionError(ValueError):

@@ -34,11 +34,11 @@ import orjson
 from pydantic import ValidationError
 from rich.console import Console
 
-from leadscore.models.features import FEATURE_NAMES, FEATURE_SPEC_VERSION
-from leadscore.models.performance import binary_metrics
-from leadscore.models.registry import ModelRegistry
-from leadscore.models.snapshots import snapshot_set
-from leadscore.models.training import InsufficientDataError, TrainConfig, TrainingData, train
+from leadscore.models.features.state import FEATURE_NAMES, FEATURE_SPEC_VERSION
+from leadscore.models.monitoring.performance import binary_metrics
+from leadscore.models.registry.store import ModelRegistry
+from leadscore.models.training.snapshots import snapshot_set
+from leadscore.models.training.train import InsufficientDataError, TrainConfig, TrainingData, train
 from leadscore.schemas.learning import FeatureSample, TrainingExample
 from leadscore.settings import Settings
 

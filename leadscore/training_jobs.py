@@ -20,21 +20,21 @@ import pandas as pd
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from leadscore.models.dataset import build_training_set
-from leadscore.models.registry import Manifest, ModelRegistry
-from leadscore.models.report import write_json
-from leadscore.models.report_render import render
-from leadscore.simulation.simulator import SimConfig, Simulator, read_jsonl
-from leadscore.models.tables import (
+from leadscore.models.registry.store import Manifest, ModelRegistry
+from leadscore.models.tabular.pipeline import FeaturePipeline, TableError
+from leadscore.models.tabular.tables import (
     LEAK_AUC_WARNING,
     detect_time_column,
     load_table,
     parse_target,
     single_column_auc,
 )
-from leadscore.models.tabular import FeaturePipeline, TableError
-from leadscore.models.training import TrainConfig, TrainingData, train
+from leadscore.models.training.dataset import build_training_set
+from leadscore.models.training.report import write_json
+from leadscore.models.training.report_render import render
+from leadscore.models.training.train import TrainConfig, TrainingData, train
 from leadscore.settings import Settings
+from leadscore.simulation.simulator import SimConfig, Simulator, read_jsonl
 
 __all__ = ["TABLE_SEGMENT", "TableSpec", "TrainOutcome", "score_file_job", "train_job"]
 
@@ -241,7 +241,7 @@ def _event_data(
 def _topic_data(
     settings: Settings, console: Console
 ) -> tuple[TrainingData, tuple[datetime, datetime] | None]:
-    from leadscore.models.features import FEATURE_NAMES
+    from leadscore.models.features.state import FEATURE_NAMES
     from leadscore.retraining import load_examples
 
     examples, bad = load_examples(settings)
@@ -349,7 +349,7 @@ def score_file_job(
     The output has the id column (when given), ``score``, ``grade``, ``probability`` and
     ``reason_1..k`` (words with their points), in the input's row order.
     """
-    from leadscore.models.scoring import Scorer, ScoringPolicy, to_score
+    from leadscore.models.scoring.scorer import Scorer, ScoringPolicy, to_score
 
     console = console or Console(stderr=True)
     registry = ModelRegistry(settings.model_dir)

@@ -16,7 +16,7 @@ from leadscore.api.auth import require_scope
 from leadscore.api.errors import ApiError
 from leadscore.infra.access import AccessError, ApiKey
 from leadscore.jobs import ModelCommandError, list_models, promote_job, rollback_job, show_model
-from leadscore.models.registry import ModelRegistry, RegistryError
+from leadscore.models.registry.store import ModelRegistry, RegistryError
 from leadscore.schemas.api import (
     AuditEntry,
     Experiment,

@@ -32,7 +32,7 @@ from leadscore.infra.access import AuditLog, KeyStore
 from leadscore.infra.experiment_store import ExperimentStore
 from leadscore.infra.job_store import JobStore
 from leadscore.infra.redis_store import ScoreStore, connect
-from leadscore.models.registry import ModelRegistry
+from leadscore.models.registry.store import ModelRegistry
 from leadscore.settings import Settings
 from leadscore.streams.app import load_scorer
 from leadscore.streams.model_events import ModelFollower, follow_model_events

@@ -1,7 +1,7 @@
 """Aggregates for the dashboard: ``/v1/leads/distribution`` and ``/v1/trends``.
 
 The distribution counts the leaderboard with ZCOUNT (never reading its members); the trends
-merge the event-time buckets the worker keeps (:mod:`leadscore.models.trends`).
+merge the event-time buckets the worker keeps (:mod:`leadscore.models.monitoring.trends`).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from leadscore.api.auth import AUTH_ERRORS as _AUTH
 from leadscore.api.auth import require_scope
 from leadscore.api.errors import ApiError
 from leadscore.infra.access import ApiKey
-from leadscore.models.scoring import lowest_points, score_bins
-from leadscore.models.trends import BUCKET_SIZES_S, GRADES, WEEK_ORIGIN_S, merge
+from leadscore.models.monitoring.trends import BUCKET_SIZES_S, GRADES, WEEK_ORIGIN_S, merge
+from leadscore.models.scoring.scorer import lowest_points, score_bins
 
 router = APIRouter()
 
@@ -33,7 +33,7 @@ def distribution_bounds(
     """The score ranges of the bins, and the leaderboard ``[low, high)`` bounds of bins and grades.
 
     The bounds are in the leaderboard's units (probability x 100) and sit exactly where
-    :func:`~leadscore.models.scoring.to_score` changes integer score, so a lead counts in
+    :func:`~leadscore.models.scoring.scorer.to_score` changes integer score, so a lead counts in
     the bin and grade of its score. Grades are listed A, B, C, D.
     """
     ranges = score_bins(n_bins)

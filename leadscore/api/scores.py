@@ -3,8 +3,8 @@
 (``/v1/leads/distribution`` is in :mod:`leadscore.api.insights`.)
 
 ``POST /v1/score`` builds the lead's state with the stream's own code
-(:func:`leadscore.models.features.apply_event` over validated events) and scores it with
-the same :class:`~leadscore.models.scoring.Scorer`, so a lead gets the stream's score.
+(:func:`leadscore.models.features.state.apply_event` over validated events) and scores it with
+the same :class:`~leadscore.models.scoring.scorer.Scorer`, so a lead gets the stream's score.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from leadscore.api.auth import require_scope
 from leadscore.api.errors import ApiError
 from leadscore.infra.access import ApiKey
 from leadscore.jobs import find_metric
-from leadscore.models.features import LeadState, apply_event, to_matrix
-from leadscore.models.registry import ModelRegistry, RegistryError
-from leadscore.models.scoring import Scorer, to_score
+from leadscore.models.features.state import LeadState, apply_event, to_matrix
+from leadscore.models.registry.store import ModelRegistry, RegistryError
+from leadscore.models.scoring.scorer import Scorer, to_score
 from leadscore.schemas.api import (
     BatchScoreError,
     BatchScoreRequest,

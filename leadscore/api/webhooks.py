@@ -18,7 +18,7 @@ from leadscore.api.auth import require_scope
 from leadscore.api.errors import ApiError
 from leadscore.infra.access import ApiKey
 from leadscore.infra.webhook_store import WebhookStore
-from leadscore.models.webhooks import (
+from leadscore.infra.webhooks.rules import (
     WebhookSecretError,
     WebhookUrlError,
     generate_secret,

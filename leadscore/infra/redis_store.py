@@ -11,7 +11,7 @@ Keys (``P`` is the configured prefix, ``leadscore:`` by default):
 - ``P activity:<lead_id>`` list of the lead's applied input events, newest first, capped
   (compact JSON ``{"id", "type", "time", "data"}``)
 - ``P trends:<start>``     hash of one event-time bucket's score and outcome aggregates
-  (fields: :mod:`leadscore.models.trends`), expiring after the retention
+  (fields: :mod:`leadscore.models.monitoring.trends`), expiring after the retention
 - ``P trends:index``       sorted set of the bucket starts (member and score: epoch seconds)
 """
 
@@ -156,7 +156,7 @@ class ScoreStore:
                 at the head of ``P activity:<lead_id>``).
             trends: bucket start (epoch s) -> field -> amount to add: HINCRBY for an int
                 (a count), HINCRBYFLOAT for a float (a sum), in one script call; see
-                :func:`leadscore.models.trends.aggregate`.
+                :func:`leadscore.models.monitoring.trends.aggregate`.
         """
         pipe = self.client.pipeline(transaction=False)
         if activity and self.activity_length:

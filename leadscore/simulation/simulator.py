@@ -60,7 +60,7 @@ UTC: Final = UTC
 DAY_S: Final = 86_400.0
 HOUR_S: Final = 3_600.0
 
-# --- vocabularies (values the feature code normalises: see leadscore.models.features) ----------
+# --- vocabularies (values the feature code normalises: see leadscore.models.features.state) ----------
 
 INDUSTRIES: Final = (
     "software", "financial_services", "healthcare", "manufacturing", "retail", "education",
@@ -1185,7 +1185,7 @@ def snapshot_dataset(
 
     For each lead, pick one of its activity events before its outcome uniformly
     at random (as the stream would score at every event), apply the lead's events
-    up to it to a fresh :class:`~leadscore.models.features.LeadState`, and take the
+    up to it to a fresh :class:`~leadscore.models.features.state.LeadState`, and take the
     vector. The label is 1 when the lead converts within ``horizon_days`` after that
     moment. Leads whose horizon reaches past ``end`` without an outcome are skipped
     (their label is not known yet), as are leads with no activity before the outcome.
@@ -1193,7 +1193,7 @@ def snapshot_dataset(
     Returns:
         ``(X, y, lead_ids)``: an ``(n, N_FEATURES)`` matrix, 0/1 labels and the leads.
     """
-    from leadscore.models.features import N_FEATURES, LeadState, apply_event, to_vector
+    from leadscore.models.features.state import N_FEATURES, LeadState, apply_event, to_vector
     from leadscore.schemas.events import ACTIVITY_TYPES, lead_event_adapter
 
     by_lead: dict[str, list[Mapping[str, Any]]] = {}

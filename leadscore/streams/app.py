@@ -1,7 +1,7 @@
 """The Faust worker: input topics → per-lead state table → scores on ``leads.scores.v1`` and Redis.
 
 Faust stays in this package. The agent is thin: it hands each micro-batch to
-:mod:`leadscore.streams.processing` and writes out what comes back.
+:mod:`leadscore.models.batch.processing` and writes out what comes back.
 """
 
 from __future__ import annotations
@@ -23,16 +23,8 @@ from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.types import TP
 
 from leadscore.infra.redis_store import ScoreStore, connect, public_state
-from leadscore.models.champion import NoModelError, load_champion  # noqa: F401 (NoModelError: re-exported for the CLI)
-from leadscore.models.registry import ModelRegistry
-from leadscore.models.scoring import Scorer, ScoringPolicy, to_score
-from leadscore.models.trends import aggregate as aggregate_trends
-from leadscore.schemas.decode import EventKind
-from leadscore.settings import Settings
-from leadscore.streams.drift_agent import DriftAgent
-from leadscore.streams.model_events import ModelFollower, follow_model_events
-from leadscore.streams.outcome_clock import OutcomeClock, released
-from leadscore.streams.processing import (
+from leadscore.models.batch.outcome_clock import OutcomeClock, released
+from leadscore.models.batch.processing import (
     InputRecord,
     Limits,
     apply_records,
@@ -40,6 +32,14 @@ from leadscore.streams.processing import (
     recent_activity,
     score_batch,
 )
+from leadscore.models.monitoring.trends import aggregate as aggregate_trends
+from leadscore.models.registry.store import ModelRegistry
+from leadscore.models.scoring.champion import NoModelError, load_champion  # noqa: F401 (NoModelError: re-exported for the CLI)
+from leadscore.models.scoring.scorer import Scorer, ScoringPolicy, to_score
+from leadscore.schemas.decode import EventKind
+from leadscore.settings import Settings
+from leadscore.streams.drift_agent import DriftAgent
+from leadscore.streams.model_events import ModelFollower, follow_model_events
 from leadscore.streams.retrain import RetrainController
 from leadscore.streams.tansu_compat import install_tansu_compat
 from leadscore.streams.webhook_queue import ScoreRecord
@@ -61,7 +61,7 @@ def scoring_policy(settings: Settings) -> ScoringPolicy:
 def load_scorer(settings: Settings, version: str | None = None) -> Scorer:
     """The scorer for ``version`` (default: the champion), or the rules prior (cold start).
 
-    See :func:`leadscore.models.champion.load_champion`.
+    See :func:`leadscore.models.scoring.champion.load_champion`.
 
     Raises:
         NoModelError: the model cannot be used.
@@ -157,7 +157,7 @@ def create_app(settings: Settings, scorer: Scorer | None = None) -> faust.App:
     )
 
     # Outcomes wait until the activity and profile topics have been read up to their time
-    # (leadscore.streams.outcome_clock), so a training example never misses earlier events.
+    # (leadscore.models.batch.outcome_clock), so a training example never misses earlier events.
     def topic_progress(topic: str, partition: int) -> tuple[int | None, int | None]:
         tp = TP(topic, partition)
         committed = app.consumer._committed_offset.get(tp)

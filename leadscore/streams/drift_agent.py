@@ -6,7 +6,7 @@ scoring and its offsets are its own. With several workers each agent gets some
 partitions: a partition's leads are a hash-sample of all leads, so each agent's windows
 are a fair sample of the traffic.
 
-Per model version (:class:`~leadscore.models.drift_monitor.DriftMonitor`): tumbling
+Per model version (:class:`~leadscore.models.monitoring.monitor.DriftMonitor`): tumbling
 windows of distinct leads, a live baseline, KS/χ² tests with the false-alarm guards.
 Per version too, a sliding window of labelled outcomes (ROC-AUC, Brier, ...) that raises
 a performance alert when the model gets worse. Every tested window is published, kept
@@ -37,10 +37,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pydantic import ValidationError
 from redis.asyncio import Redis
 
-from leadscore.models.drift import ALERT_LEVELS, DriftConfig, DriftReport
-from leadscore.models.drift_monitor import ClosedWindow, DriftMonitor, WindowBuffer, utc
-from leadscore.models.features import FEATURE_NAMES, FEATURE_SPEC_VERSION
-from leadscore.models.performance import PerformanceWindow
+from leadscore.models.features.state import FEATURE_NAMES, FEATURE_SPEC_VERSION
+from leadscore.models.monitoring.drift import ALERT_LEVELS, DriftConfig, DriftReport
+from leadscore.models.monitoring.monitor import ClosedWindow, DriftMonitor, WindowBuffer, utc
+from leadscore.models.monitoring.performance import PerformanceWindow
 from leadscore.schemas.learning import DriftEvent, FeatureSample, TrainingExample
 from leadscore.settings import Settings
 from leadscore.streams.kafka import client_options, stop_consumer

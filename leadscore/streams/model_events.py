@@ -19,8 +19,8 @@ from aiokafka.structs import ConsumerRecord, TopicPartition
 from faust.types import TP
 from pydantic import ValidationError
 
-from leadscore.models.registry import ModelRegistry, RegistryError
-from leadscore.models.scoring import Scorer
+from leadscore.models.registry.store import ModelRegistry, RegistryError
+from leadscore.models.scoring.scorer import Scorer
 from leadscore.schemas.models import CHAMPION_CHANGE_TYPES, ModelEvent
 from leadscore.settings import Settings
 from leadscore.streams.kafka import client_options, stop_consumer

@@ -21,7 +21,7 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from redis.exceptions import RedisError
 
 from leadscore.infra.webhook_store import WebhookStore
-from leadscore.models.webhooks import (
+from leadscore.infra.webhooks.rules import (
     AddressPolicy,
     next_attempt_delay,
     retry_delays,

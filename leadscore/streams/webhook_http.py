@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 import httpx
 import orjson
 
-from leadscore.models.webhooks import (
+from leadscore.infra.webhooks.rules import (
     AddressPolicy,
     IPAddress,
     Target,

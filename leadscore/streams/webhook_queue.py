@@ -14,7 +14,7 @@ import faust
 from pydantic import ValidationError
 
 from leadscore.infra.webhook_store import QueuedDelivery, WebhookStore
-from leadscore.models.webhooks import delivery_id, envelope_body, passes
+from leadscore.infra.webhooks.rules import delivery_id, envelope_body, passes
 from leadscore.schemas.scores import LeadScored
 from leadscore.schemas.webhooks import DeliveryRecord, WebhookSubscription
 

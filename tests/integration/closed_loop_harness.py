@@ -24,14 +24,14 @@ from tempfile import TemporaryDirectory
 import numpy as np
 import orjson
 
-from leadscore.models.drift import DriftConfig
-from leadscore.models.drift_monitor import DriftMonitor, WindowBuffer
-from leadscore.models.features import FEATURE_NAMES
-from leadscore.models.scoring import Scorer
-from leadscore.simulation.simulator import Shift, SimConfig, Simulator
+from leadscore.models.batch.replay import replay
+from leadscore.models.features.state import FEATURE_NAMES
+from leadscore.models.monitoring.drift import DriftConfig
+from leadscore.models.monitoring.monitor import DriftMonitor, WindowBuffer
+from leadscore.models.scoring.scorer import Scorer
 from leadscore.settings import Settings
+from leadscore.simulation.simulator import Shift, SimConfig, Simulator
 from leadscore.streams.app import load_scorer
-from leadscore.streams.replay import replay
 
 #: Simulated event times start here (all in the past, the same on every run).
 SIM_START = datetime(2025, 1, 1, tzinfo=UTC)

@@ -30,8 +30,8 @@ from api_harness import drop_redis_keys, make_keys, running_api
 from worker_harness import WorkerProcess, create_topics, wait_all_committed, worker_settings
 
 from leadscore.infra.embedded import free_port
-from leadscore.simulation.simulator import SimConfig, Simulator
 from leadscore.settings import Settings
+from leadscore.simulation.simulator import SimConfig, Simulator
 from leadscore.streams.producer import publish
 from leadscore.training_jobs import train_job
 

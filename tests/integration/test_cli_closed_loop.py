@@ -27,14 +27,14 @@ from typer.testing import CliRunner
 from leadscore.cli import app
 from leadscore.infra.embedded import free_port
 from leadscore.launch import settings_env
-from leadscore.models.registry import ModelRegistry
-from leadscore.simulation.simulator import SimConfig, simulate
+from leadscore.models.batch.replay import replay
+from leadscore.models.registry.store import ModelRegistry
 from leadscore.retraining import decisions_key
 from leadscore.schemas.learning import DriftEvent
 from leadscore.settings import Settings
+from leadscore.simulation.simulator import SimConfig, simulate
 from leadscore.streams.app import load_scorer
 from leadscore.streams.drift_agent import DriftKeys
-from leadscore.streams.replay import replay
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(180)]
 

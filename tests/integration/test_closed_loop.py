@@ -22,8 +22,8 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
-from leadscore.simulation.simulator import Shift, SimConfig, Simulator
 from leadscore.retraining import decisions_key
+from leadscore.simulation.simulator import Shift, SimConfig, Simulator
 from leadscore.streams.producer import publish
 from tests.integration.worker_harness import (
     create_topics,

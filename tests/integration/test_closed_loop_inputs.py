@@ -6,7 +6,7 @@
    before it), and its ``leads.features.v1`` holds the vectors it scored.
 2. The drift agent, run in this process against the broker and Redis, reads feature
    samples of a simulated run with a shift at a known time (computed offline with
-   :func:`leadscore.streams.replay.replay`: the worker's batch logic, minus Kafka) and
+   :func:`leadscore.models.batch.replay.replay`: the worker's batch logic, minus Kafka) and
    alerts within a bounded number of windows after the shift, never before; on a calm
    run of the same length and seed it never alerts. A restarted agent resumes from the
    state it saved in Redis (no second baseline).
@@ -23,7 +23,7 @@ Found here:
   burst the (small) outcome topic is consumed ahead of the activity topic: in the
   "ordered" run of part 1, 56 and then 71 of 71 examples (two runs) missed events
   published before their outcome, most of them every event (an empty vector with its
-  label). The worker now holds such outcomes (``leadscore.streams.outcome_clock``): 0 of
+  label). The worker now holds such outcomes (``leadscore.models.batch.outcome_clock``): 0 of
   71 miss any, and the test asserts none does.
 - Weekend false alarms with windows shorter than the weekly cycle. The simulator's
   weekend traffic is 0.3x the weekday's. With windows of 400 leads (~0.8 simulated
@@ -75,17 +75,17 @@ from worker_harness import (
 )
 
 from leadscore.infra.redis_store import ScoreStore
-from leadscore.models.features import (
+from leadscore.models.features.state import (
     FEATURE_NAMES,
     FEATURE_SPEC_VERSION,
     LeadState,
     apply_event,
     to_vector,
 )
-from leadscore.simulation.simulator import SimConfig, Simulator
 from leadscore.schemas.events import OUTCOME_TYPES, lead_event_adapter
 from leadscore.schemas.learning import DriftEvent, FeatureSample, TrainingExample
 from leadscore.settings import Settings
+from leadscore.simulation.simulator import SimConfig, Simulator
 from leadscore.streams.app import load_scorer
 from leadscore.streams.drift_agent import DriftAgent, DriftKeys, drift_config
 from leadscore.streams.producer import publish
@@ -269,7 +269,7 @@ async def test_worker_examples_hold_only_what_was_known_before_the_label(
             assert stats.sent == len(part)
             await wait_all_committed(settings, workers=[worker])
         # An outcome read before the activity it follows is held back and read again later
-        # (leadscore.streams.outcome_clock): "all committed" can be seen between its
+        # (leadscore.models.batch.outcome_clock): "all committed" can be seen between its
         # republication and its second reading, so wait for the examples themselves.
 
         async def read_training() -> list[Any]:

@@ -15,7 +15,7 @@ import redis.asyncio as aioredis
 
 from leadscore.api.insights import distribution_bounds
 from leadscore.infra.redis_store import ScoreStore
-from leadscore.models.scoring import ScoringPolicy, score_bins, to_score
+from leadscore.models.scoring.scorer import ScoringPolicy, score_bins, to_score
 
 pytestmark = [pytest.mark.integration]
 

@@ -33,10 +33,10 @@ from worker_harness import (
 
 from leadscore.infra.redis_store import ScoreStore
 from leadscore.jobs import promote_job, rollback_job
-from leadscore.models.registry import ModelRegistry
-from leadscore.simulation.simulator import SimConfig, Simulator
+from leadscore.models.registry.store import ModelRegistry
 from leadscore.schemas.models import champion_changed
 from leadscore.settings import Settings
+from leadscore.simulation.simulator import SimConfig, Simulator
 from leadscore.streams.model_events import publish_model_event
 from leadscore.streams.producer import publish
 from leadscore.training_jobs import train_job

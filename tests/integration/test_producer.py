@@ -12,9 +12,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from leadscore.simulation.simulator import SimConfig, simulate
 from leadscore.schemas.decode import EventKind, kind_of
 from leadscore.settings import Settings
+from leadscore.simulation.simulator import SimConfig, simulate
 from leadscore.streams.producer import PublishStats, publish
 
 _PARTITIONS = 4

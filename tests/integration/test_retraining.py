@@ -1,7 +1,7 @@
 """Automatic retraining behind the champion/challenger gate, on the real broker and Redis.
 
 Training examples are made offline: simulated traffic goes through the worker's batch
-logic (:func:`~leadscore.streams.replay.replay`, scored by the rules prior), which yields
+logic (:func:`~leadscore.models.batch.replay.replay`, scored by the rules prior), which yields
 the ``leads.training.v1`` records the worker would publish. They are published to a
 fresh training topic per test and read back by :func:`~leadscore.retraining.retrain_job`.
 
@@ -39,15 +39,15 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from rich.console import Console
 
 from leadscore.launch import settings_env
-from leadscore.models.performance import binary_metrics
-from leadscore.models.registry import ModelRegistry
-from leadscore.simulation.simulator import SHIFTED_REGIME, Shift, SimConfig, simulate
+from leadscore.models.batch.replay import replay
+from leadscore.models.monitoring.performance import binary_metrics
+from leadscore.models.registry.store import ModelRegistry
 from leadscore.retraining import decisions_key, retrain_job
 from leadscore.schemas.learning import TrainingExample
 from leadscore.settings import Settings
+from leadscore.simulation.simulator import SHIFTED_REGIME, Shift, SimConfig, simulate
 from leadscore.streams.app import load_scorer
 from leadscore.streams.kafka import read_topic
-from leadscore.streams.replay import replay
 from leadscore.streams.retrain import RetrainController
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(300)]
@@ -373,7 +373,7 @@ def test_a_shift_retrains_on_snapshots_and_the_new_model_ranks_live_leads_better
     drop_keys: None,
 ) -> None:
     """The default training set: the stream's scored vectors, labelled within a horizon."""
-    from leadscore.models.dataset import build_training_set
+    from leadscore.models.training.dataset import build_training_set
 
     settings = run_settings(
         name_prefix, kafka_bootstrap, redis_url, own_registry(data, tmp_path),

@@ -37,9 +37,9 @@ from leadscore.api.score_feed import ScoreFeed
 from leadscore.api.stream_events import decode_position, encode_position
 from leadscore.infra.access import KeyStore
 from leadscore.infra.embedded import EmbeddedKafka, free_port
-from leadscore.simulation.simulator import SimConfig, Simulator
 from leadscore.schemas.scores import LeadScored, Reason
 from leadscore.settings import Settings
+from leadscore.simulation.simulator import SimConfig, Simulator
 from leadscore.streams.kafka import ensure_topics
 from leadscore.streams.producer import publish
 

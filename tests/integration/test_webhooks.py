@@ -534,7 +534,7 @@ async def test_the_delivery_log_pages_without_gaps_and_a_pending_delivery_is_not
     stack: Stack, receiver: Receiver
 ) -> None:
     from leadscore.infra.webhook_store import QueuedDelivery, WebhookStore
-    from leadscore.models.webhooks import delivery_id
+    from leadscore.infra.webhooks.rules import delivery_id
     from leadscore.schemas.webhooks import DeliveryRecord
 
     settings = stack.settings
@@ -598,7 +598,7 @@ async def test_the_delivery_log_pages_without_gaps_and_a_pending_delivery_is_not
 async def test_the_address_is_checked_again_at_delivery_time(receiver: Receiver) -> None:
     """A subscription made while its name was public and now resolving to a private address
     (DNS rebinding) is refused at send time: the request never leaves."""
-    from leadscore.models.webhooks import AddressPolicy, generate_secret, parse_networks
+    from leadscore.infra.webhooks.rules import AddressPolicy, generate_secret, parse_networks
     from leadscore.streams.webhook_http import post_signed
 
     local = f"http://localhost:{receiver.port}/hooks/leadscore"  # resolves to loopback
@@ -618,7 +618,7 @@ async def test_the_address_is_checked_again_at_delivery_time(receiver: Receiver)
 
 
 async def test_a_receiver_slower_than_the_timeout_fails_the_attempt(receiver: Receiver) -> None:
-    from leadscore.models.webhooks import AddressPolicy, generate_secret, parse_networks
+    from leadscore.infra.webhooks.rules import AddressPolicy, generate_secret, parse_networks
     from leadscore.streams.webhook_http import post_signed
 
     receiver.delay_s = 1.5

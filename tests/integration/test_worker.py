@@ -47,14 +47,14 @@ from worker_harness import (
 )
 
 from leadscore.infra.redis_store import ScoreStore
-from leadscore.models.features import LeadState, apply_event, to_vector
-from leadscore.models.scoring import Scorer, to_score
-from leadscore.simulation.simulator import SimConfig, Simulator
-from leadscore.models.trends import aggregate as aggregate_trends
+from leadscore.models.features.state import LeadState, apply_event, to_vector
+from leadscore.models.monitoring.trends import aggregate as aggregate_trends
+from leadscore.models.scoring.scorer import Scorer, to_score
 from leadscore.schemas.events import OUTCOME_TYPES, lead_event_adapter
 from leadscore.schemas.learning import TrainingExample
 from leadscore.schemas.scores import DeadLetter, LeadScored
 from leadscore.settings import Settings
+from leadscore.simulation.simulator import SimConfig, Simulator
 from leadscore.streams.app import load_scorer
 from leadscore.streams.producer import publish, topic_router
 from leadscore.training_jobs import train_job

@@ -12,9 +12,9 @@ import pytest
 from typer.testing import CliRunner
 
 from leadscore.cli import app
-from leadscore.models.ensemble import LeadScoringEnsemble
-from leadscore.models.features import FEATURE_NAMES, N_FEATURES
-from leadscore.models.registry import ModelRegistry
+from leadscore.models.features.state import FEATURE_NAMES, N_FEATURES
+from leadscore.models.registry.store import ModelRegistry
+from leadscore.models.training.ensemble import LeadScoringEnsemble
 
 runner = CliRunner()
 COMMANDS = (

@@ -20,8 +20,8 @@ import pytest
 from pydantic import BaseModel
 
 from leadscore.infra.redis_store import ScoreStore
-from leadscore.models.features import FEATURE_NAMES
-from leadscore.models.scoring import ScoringPolicy, to_score
+from leadscore.models.features.state import FEATURE_NAMES
+from leadscore.models.scoring.scorer import ScoringPolicy, to_score
 from leadscore.schemas import events as event_schemas
 from leadscore.schemas.decode import EventKind, decode_event, kind_of
 from leadscore.schemas.errors import InvalidEventError
@@ -158,7 +158,7 @@ def test_events_doc_names_every_output_field() -> None:
 def _reason_codes_in_code() -> set[str]:
     decode_src = (ROOT / "leadscore" / "schemas" / "decode.py").read_text()
     codes = set(re.findall(r'InvalidEventError\(\s*"([a-z_]+)"', decode_src))
-    for path in (ROOT / "leadscore" / "streams").glob("*.py"):
+    for path in (ROOT / "leadscore").rglob("*.py"):
         codes |= set(re.findall(r'dead_letter\([^()]*?"([a-z_]+)"', path.read_text()))
     return codes
 

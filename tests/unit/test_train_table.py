@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from leadscore.cli import app
-from leadscore.models.registry import ModelRegistry
+from leadscore.models.registry.store import ModelRegistry
 
 runner = CliRunner()
 FAST = ["--folds", "2", "--search", "none"]

@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from leadscore.models.dataset import TrainingSet, build_training_set
-from leadscore.models.features import FEATURE_NAMES, LeadState, apply_event, to_vector
-from leadscore.models.training import TrainConfig, TrainingData, train
+from leadscore.models.features.state import FEATURE_NAMES, LeadState, apply_event, to_vector
+from leadscore.models.training.dataset import TrainingSet, build_training_set
+from leadscore.models.training.train import TrainConfig, TrainingData, train
 from leadscore.schemas.events import lead_event_adapter
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

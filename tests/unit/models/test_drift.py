@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from leadscore.models.drift import (
+from leadscore.models.monitoring.drift import (
     SCORE_FEATURE,
     DriftConfig,
     DriftDetector,

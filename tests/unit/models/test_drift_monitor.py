@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from leadscore.models.drift import DriftConfig
-from leadscore.models.drift_monitor import ClosedWindow, DriftMonitor, WindowBuffer
+from leadscore.models.monitoring.drift import DriftConfig
+from leadscore.models.monitoring.monitor import ClosedWindow, DriftMonitor, WindowBuffer
 
 NAMES = ("a", "b", "c", "kind")
 
@@ -158,7 +158,7 @@ def test_saved_state_resumes_exactly(ready: bool) -> None:
 
 
 def test_performance_window_state_round_trips() -> None:
-    from leadscore.models.performance import PerformanceWindow
+    from leadscore.models.monitoring.performance import PerformanceWindow
 
     rng = np.random.default_rng(3)
     window = PerformanceWindow(size=50, auc_drop=0.05)
@@ -173,7 +173,7 @@ def test_performance_window_state_round_trips() -> None:
 
 
 def test_performance_alert_levels_follow_the_auc_drop() -> None:
-    from leadscore.models.performance import PerformanceWindow
+    from leadscore.models.monitoring.performance import PerformanceWindow
 
     rng = np.random.default_rng(4)
 

@@ -14,7 +14,7 @@ from sklearn.ensemble import (
     RandomForestClassifier,
 )
 
-from leadscore.models import engine
+from leadscore.models.engine import trees as engine
 
 TOL = 1e-9
 PRIOR = 0.3

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from leadscore.models import features as f
-from leadscore.models.features import (
+from leadscore.models.features import state as f
+from leadscore.models.features.state import (
     FEATURE_NAMES,
     LeadState,
     apply_event,
@@ -241,8 +241,8 @@ def test_the_stream_vector_is_the_fixed_table_pipeline_of_the_state_record() -> 
     """One feature pipeline: a lead scored as a record (API, batch) gets the stream's vector."""
     from datetime import timedelta as td
 
+    from leadscore.models.tabular.pipeline import FeaturePipeline
     from leadscore.simulation.simulator import SimConfig, simulate
-    from leadscore.models.tabular import FeaturePipeline
 
     pipeline = FeaturePipeline.fixed(f.NUMERIC_FEATURES, f.CATEGORICAL_FEATURES)
     assert pipeline.feature_names == FEATURE_NAMES

@@ -15,11 +15,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leadscore.models import registry as registry_module
-from leadscore.models.compiled import CompiledModel
-from leadscore.models.ensemble import LeadScoringEnsemble
-from leadscore.models.features import FEATURE_NAMES, FEATURE_SPEC_VERSION, N_FEATURES
-from leadscore.models.registry import (
+from leadscore.models.engine.compiled import CompiledModel
+from leadscore.models.features.state import FEATURE_NAMES, FEATURE_SPEC_VERSION, N_FEATURES
+from leadscore.models.registry import store as registry_module
+from leadscore.models.registry.store import (
     FeatureMismatchError,
     Manifest,
     ModelNotFoundError,
@@ -28,7 +27,8 @@ from leadscore.models.registry import (
     RegistryError,
     UntrustedModelError,
 )
-from leadscore.models.tabular import FeaturePipeline
+from leadscore.models.tabular.pipeline import FeaturePipeline
+from leadscore.models.training.ensemble import LeadScoringEnsemble
 
 WINDOW = (datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 3, 1, tzinfo=UTC))
 REPORT = {
@@ -442,7 +442,7 @@ def test_list_skips_an_unreadable_version_made_in_the_same_second(
     os.rename(reg.root / first, reg.root / good)
     os.rename(reg.root / second, reg.root / broken)
     (reg.root / broken / "manifest.json").write_text("{ not json")
-    with caplog.at_level(logging.WARNING, logger="leadscore.models.registry"):
+    with caplog.at_level(logging.WARNING, logger="leadscore.models.registry.store"):
         assert reg.list() == [good]
     assert f"skipping model version {broken}" in caplog.text
 

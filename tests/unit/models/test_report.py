@@ -24,7 +24,7 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from leadscore.models.report import (
+from leadscore.models.training.report import (
     REQUIRED_CV_METRICS,
     SCALAR_METRICS,
     ReportError,
@@ -34,7 +34,7 @@ from leadscore.models.report import (
     fold_summary,
     write_json,
 )
-from leadscore.models.report_render import render
+from leadscore.models.training.report_render import render
 
 
 def scores(n: int = 1003, seed: int = 0, skill: float = 1.5) -> tuple[np.ndarray, np.ndarray]:

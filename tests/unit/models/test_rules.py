@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from leadscore.models.features import FEATURE_NAMES, LeadState, apply_event, to_matrix
-from leadscore.models.rules import RulesModel
-from leadscore.models.rules_config import RulesConfig, RulesConfigError, SignalPoints
-from leadscore.models.scoring import Scorer, ScoringPolicy
+from leadscore.models.features.state import FEATURE_NAMES, LeadState, apply_event, to_matrix
+from leadscore.models.rules.config import RulesConfig, RulesConfigError, SignalPoints
+from leadscore.models.rules.model import RulesModel
+from leadscore.models.scoring.scorer import Scorer, ScoringPolicy
 from leadscore.schemas.events import lead_event_adapter
 
 COL = {name: i for i, name in enumerate(FEATURE_NAMES)}

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from leadscore.models.rules_config import RulesConfig, RulesConfigError
+from leadscore.models.rules.config import RulesConfig, RulesConfigError
 
 
 @pytest.mark.parametrize(

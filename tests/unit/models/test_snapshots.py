@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from leadscore.models.snapshots import snapshot_set
+from leadscore.models.training.snapshots import snapshot_set
 
 DAY = 86_400.0
 

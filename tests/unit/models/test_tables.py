@@ -10,13 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leadscore.models.tables import (
+from leadscore.models.tabular.pipeline import FeaturePipeline, TableError
+from leadscore.models.tabular.tables import (
     detect_time_column,
     load_table,
     parse_target,
     single_column_auc,
 )
-from leadscore.models.tabular import FeaturePipeline, TableError
 
 
 def report_of(p: FeaturePipeline, name: str) -> dict:

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leadscore.models.tables import load_table, parse_target
-from leadscore.models.tabular import FeaturePipeline, TableError
+from leadscore.models.tabular.pipeline import FeaturePipeline, TableError
+from leadscore.models.tabular.tables import load_table, parse_target
 
 DATA = Path("/work/shared/data")
 REAL_FILES = [

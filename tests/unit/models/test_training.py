@@ -9,8 +9,8 @@ import pytest
 from sklearn.datasets import make_classification
 from threadpoolctl import threadpool_limits
 
-from leadscore.models.report import REQUIRED_CV_METRICS, check_report
-from leadscore.models.training import (
+from leadscore.models.training.report import REQUIRED_CV_METRICS, check_report
+from leadscore.models.training.train import (
     AUC_MARGIN,
     BASELINES,
     DEFAULT_VARIANT,
@@ -332,7 +332,7 @@ def test_the_variant_setting_accepts_exactly_the_deployable_variants() -> None:
     """settings.py cannot import training (it would load scikit-learn): keep its pattern in step."""
     from pydantic import ValidationError
 
-    from leadscore.models.training import VARIANTS
+    from leadscore.models.training.train import VARIANTS
     from leadscore.settings import Settings
 
     for name in ("auto", *VARIANTS):

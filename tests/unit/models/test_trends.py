@@ -8,8 +8,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from leadscore.api.insights import distribution_bounds
-from leadscore.models.scoring import ScoringPolicy, lowest_points, score_bins, to_score
-from leadscore.models.trends import WEEK_ORIGIN_S, aggregate, bucket_start, merge, outcome_totals
+from leadscore.models.monitoring.trends import (
+    WEEK_ORIGIN_S,
+    aggregate,
+    bucket_start,
+    merge,
+    outcome_totals,
+)
+from leadscore.models.scoring.scorer import ScoringPolicy, lowest_points, score_bins, to_score
 from leadscore.schemas.learning import TrainingExample
 from leadscore.schemas.scores import LeadScored, ScoreComponents
 

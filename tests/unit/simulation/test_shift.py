@@ -11,18 +11,18 @@ import orjson
 import pytest
 from scipy.stats import chi2_contingency
 
-from leadscore.models.features import _INDUSTRY_ALIASES, INDUSTRIES, normalize_category
+from leadscore.models.features.state import _INDUSTRY_ALIASES, INDUSTRIES, normalize_category
+from leadscore.simulation.shift import (
+    measure_shift,
+    parse_shift_at,
+    shift_regime,
+)
 from leadscore.simulation.simulator import (
     DEFAULT_REGIME,
     SHIFTED_REGIME,
     Shift,
     SimConfig,
     simulate_with_truth,
-)
-from leadscore.simulation.shift import (
-    measure_shift,
-    parse_shift_at,
-    shift_regime,
 )
 
 START = datetime(2026, 1, 5, tzinfo=UTC)

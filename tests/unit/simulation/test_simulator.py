@@ -11,12 +11,14 @@ import numpy as np
 import orjson
 import pytest
 
-from leadscore.models.features import (
+from leadscore.models.features.state import (
     _INDUSTRY_ALIASES,
     INDUSTRIES,
     normalize_category,
     seniority_of,
 )
+from leadscore.schemas.decode import EventKind, decode_event, kind_of
+from leadscore.schemas.events import ACTIVITY_TYPES, EVENT_TYPES, lead_event_adapter
 from leadscore.simulation.simulator import (
     _INDUSTRY_LABELS,
     _SENIORITIES,
@@ -34,8 +36,6 @@ from leadscore.simulation.simulator import (
     simulate_with_truth,
     write_labeled_files,
 )
-from leadscore.schemas.decode import EventKind, decode_event, kind_of
-from leadscore.schemas.events import ACTIVITY_TYPES, EVENT_TYPES, lead_event_adapter
 
 START = datetime(2026, 1, 5, tzinfo=UTC)
 
@@ -242,7 +242,7 @@ def test_profiles_speak_the_feature_vocabulary() -> None:
 
 
 def test_events_feed_the_feature_state(run: tuple[list[dict], list]) -> None:
-    from leadscore.models.features import LeadState, apply_event, to_vector
+    from leadscore.models.features.state import LeadState, apply_event, to_vector
 
     events, truth = run
     lead = next(t for t in truth if t.converted)

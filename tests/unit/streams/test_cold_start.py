@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from leadscore.models.ensemble import LeadScoringEnsemble
-from leadscore.models.features import FEATURE_NAMES, N_FEATURES
-from leadscore.models.registry import ModelRegistry
+from leadscore.models.features.state import FEATURE_NAMES, N_FEATURES
+from leadscore.models.registry.store import ModelRegistry
+from leadscore.models.training.ensemble import LeadScoringEnsemble
 from leadscore.settings import Settings
 from leadscore.streams.app import NoModelError, load_scorer
 
@@ -78,7 +78,7 @@ def test_a_broken_rules_file_is_refused_at_load(tmp_path: Path) -> None:
 def test_a_registry_holding_only_a_table_model_is_a_cold_start(tmp_path: Path) -> None:
     import pandas as pd
 
-    from leadscore.models.tabular import FeaturePipeline
+    from leadscore.models.tabular.pipeline import FeaturePipeline
 
     rng = np.random.default_rng(0)
     df = pd.DataFrame(

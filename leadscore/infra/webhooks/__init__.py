@@ -1,0 +1,1 @@
+"""Webhooks: subscription rules and signing, the Redis store, queueing, signed HTTP delivery."""

@@ -1,0 +1,1 @@
+"""The scoring engine: tree ensembles as flat arrays, numba kernels, exact TreeSHAP, the compiled model."""

@@ -1,0 +1,1 @@
+"""Watching live models: drift statistics and windows, live performance, score trends."""

@@ -1,0 +1,1 @@
+"""Tabular lead files (CRM exports): read and judge a table, turn its columns into features."""

@@ -1,0 +1,1 @@
+"""Training: the ensemble estimator, honest model comparison, point-in-time training sets, the report."""
