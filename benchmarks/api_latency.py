@@ -3,7 +3,7 @@
 Servers (each a uvicorn process with the same settings: ``factory=True``, log level
 warning, ``--workers`` processes, on 127.0.0.1):
 
-- **leadscore**: ``python -m leadscore api`` (:func:`leadscore.launch.start_api`) with the
+- **leadscore**: ``python -m leadscore api`` (:func:`leadscore.infra.launch.start_api`) with the
   champion of ``--model-dir`` and ``LEADSCORE_MIN_TRAINING_LABELS=0`` (so the trained
   model scores, not the rules prior), an API key with scope ``score``. It answers with the
   score, grade, probability, exact TreeSHAP reasons and components.
@@ -86,8 +86,10 @@ from stream_throughput import machine_busy
 
 from leadscore.infra.access import KeyStore
 from leadscore.infra.embedded import embedded_services, free_port, spawn_child, stop_child
+from leadscore.infra.kafka.client import ensure_topics
+from leadscore.infra.launch import start_api
 from leadscore.infra.redis_store import public_state
-from leadscore.launch import start_api
+from leadscore.jobs.train import TRAIN_SPAN_DAYS
 from leadscore.models.batch.processing import InputRecord, Limits, process_batch
 from leadscore.models.registry.store import ModelRegistry
 from leadscore.models.training.dataset import build_training_set
@@ -96,8 +98,6 @@ from leadscore.schemas.decode import EventKind, kind_of
 from leadscore.settings import Settings
 from leadscore.simulation.simulator import SimConfig, Simulator
 from leadscore.streams.app import load_scorer
-from leadscore.streams.kafka import ensure_topics
-from leadscore.training_jobs import TRAIN_SPAN_DAYS
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_MODEL_DIR = Path("artifacts/bench/model")

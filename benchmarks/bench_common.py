@@ -43,7 +43,7 @@ def ensure_model(model_dir: Path) -> str:
             return version
         except RegistryError as exc:
             print(f"model {version} cannot be loaded ({exc}); training a new one", file=sys.stderr)
-    from leadscore.training_jobs import train_job
+    from leadscore.jobs.train import train_job
 
     print(
         f"no usable model in {model_dir}: training one (1,500 leads, 2 folds, ~20 s)",

@@ -6,8 +6,8 @@ thing, on one machine:
 - **Redis**: ``--redis`` (default the server at ``redis://127.0.0.1:6379/0``), every key under
   a fresh prefix (``bench-dash-<random>:``), deleted at the end, also after a failure or Ctrl-C.
 - **broker**: the embedded Tansu broker (:func:`leadscore.infra.embedded.embedded_services`),
-  its topics made by :func:`leadscore.streams.kafka.ensure_topics`.
-- **API**: ``python -m leadscore api`` (:func:`leadscore.launch.start_api`) on a free port,
+  its topics made by :func:`leadscore.infra.kafka.client.ensure_topics`.
+- **API**: ``python -m leadscore api`` (:func:`leadscore.infra.launch.start_api`) on a free port,
   serving the built dashboard: a copy of ``dashboard/dist`` taken at the start
   (``LEADSCORE_DASHBOARD_DIR`` = the copy; others may rebuild dist meanwhile), with an admin key
   made by :class:`leadscore.infra.access.KeyStore`. No worker: this script writes what the
@@ -107,12 +107,12 @@ from bench_common import machine
 
 from leadscore.infra.access import KeyStore
 from leadscore.infra.embedded import embedded_services, free_port, stop_child
+from leadscore.infra.kafka.client import client_options, ensure_topics
+from leadscore.infra.launch import start_api
 from leadscore.infra.redis_store import ScoreStore
-from leadscore.launch import start_api
 from leadscore.models.features.state import FAMILY_OF_TYPE, FEATURE_FAMILY, describe
 from leadscore.schemas.scores import LeadScored, Reason, ReasonChange, ScoreComponents
 from leadscore.settings import Settings
-from leadscore.streams.kafka import client_options, ensure_topics
 
 REPO = Path(__file__).resolve().parents[1]
 DIST = REPO / "dashboard" / "dist"

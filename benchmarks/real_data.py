@@ -1,6 +1,6 @@
 """Cross-validated comparison on the real lead data in ../shared/data (or any folder you point at).
 
-Runs `leadscore train --data` (the same code path: :func:`leadscore.training_jobs.train_job`)
+Runs `leadscore train --data` (the same code path: :func:`leadscore.jobs.train.train_job`)
 on each public data set, with and without the columns that leak the label, and with a
 time-ordered split where rows are in date order; prints one markdown table of accuracy,
 ROC-AUC, PR-AUC and Brier per model, and writes every report as JSON.
@@ -20,8 +20,8 @@ from pathlib import Path
 from bench_common import machine
 from rich.console import Console
 
+from leadscore.jobs.train import TableSpec, train_job
 from leadscore.settings import Settings
-from leadscore.training_jobs import TableSpec, train_job
 
 #: name, file under the data folder, target, columns to drop, rows in time order
 RUNS = (

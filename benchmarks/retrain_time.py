@@ -1,4 +1,4 @@
-"""Wall time of one retrain (:func:`leadscore.retraining.retrain_job`) at realistic sizes.
+"""Wall time of one retrain (:func:`leadscore.jobs.retrain.retrain_job`) at realistic sizes.
 
 Run: ``.venv/bin/python benchmarks/retrain_time.py`` (about 2 minutes on 2 cores;
 ``--sizes 2000,8000``, ``--folds 3``).
@@ -39,9 +39,9 @@ from threadpoolctl import threadpool_limits
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import machine
 
+from leadscore.jobs.retrain import retrain_job
 from leadscore.models.batch.replay import replay
 from leadscore.models.training.ensemble import LeadScoringEnsemble
-from leadscore.retraining import retrain_job
 from leadscore.schemas.learning import TrainingExample
 from leadscore.settings import Settings
 from leadscore.simulation.simulator import Shift, SimConfig, simulate

@@ -59,11 +59,11 @@ from aiokafka.structs import TopicPartition
 from bench_common import ensure_model, machine
 
 from leadscore.infra.embedded import embedded_services, free_port, spawn_child, stop_child
-from leadscore.launch import settings_env
+from leadscore.infra.kafka.client import client_options, ensure_topics
+from leadscore.infra.kafka.publish import publish
+from leadscore.infra.launch import settings_env
 from leadscore.settings import Settings
 from leadscore.simulation.simulator import SimConfig, Simulator
-from leadscore.streams.kafka import client_options, ensure_topics
-from leadscore.streams.producer import publish
 from leadscore.streams.tansu_compat import fetch_end_offsets
 
 DEFAULT_MODEL_DIR = Path("artifacts/bench/model")

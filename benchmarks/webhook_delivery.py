@@ -89,17 +89,17 @@ import redis.asyncio as aioredis
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import machine
 
-from leadscore.infra.webhook_store import WebhookStore, connect
-from leadscore.infra.webhooks.rules import envelope_body, generate_secret, sample_event
-from leadscore.schemas.scores import LeadScored
-from leadscore.schemas.webhooks import WebhookSubscription
-from leadscore.settings import Settings
-from leadscore.streams.webhook_delivery import DeliveryPolicy, WebhookDeliverer
-from leadscore.streams.webhook_queue import (
+from leadscore.infra.webhooks.delivery import DeliveryPolicy, WebhookDeliverer
+from leadscore.infra.webhooks.queue import (
     ScoreRecord,
     SubscriptionCache,
     queue_score_events,
 )
+from leadscore.infra.webhooks.rules import envelope_body, generate_secret, sample_event
+from leadscore.infra.webhooks.store import WebhookStore, connect
+from leadscore.schemas.scores import LeadScored
+from leadscore.schemas.webhooks import WebhookSubscription
+from leadscore.settings import Settings
 
 BATCH = 256  # records per queue_score_events call: the worker's default batch_size
 READY_TIMEOUT_S = 30.0

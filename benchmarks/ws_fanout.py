@@ -57,9 +57,9 @@ from bench_common import machine
 
 from leadscore.infra.access import KeyStore
 from leadscore.infra.embedded import embedded_services, free_port, spawn_child, stop_child
-from leadscore.launch import settings_env
+from leadscore.infra.kafka.client import client_options, ensure_topics
+from leadscore.infra.launch import settings_env
 from leadscore.settings import Settings
-from leadscore.streams.kafka import client_options, ensure_topics
 
 READY_TIMEOUT_S = 60.0
 

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from leadscore.settings import Settings, env_var
 
 if TYPE_CHECKING:
-    from leadscore.jobs import ChampionChange
+    from leadscore.jobs.simulate import ChampionChange
 
 app = typer.Typer(
     name="leadscore",
@@ -53,8 +53,8 @@ def worker(
     Scale out by starting more workers with the same LEADSCORE_APP_ID; the input topics'
     partition count bounds how many get work.
     """
+    from leadscore.infra.kafka.client import TopicLayoutError
     from leadscore.streams.app import NoModelError
-    from leadscore.streams.kafka import TopicLayoutError
     from leadscore.streams.runner import run_worker
 
     settings = _settings()
@@ -135,7 +135,7 @@ def train(
     (none given) simulated leads (docs/simulator.md); these models score the stream and are
     promoted in the default segment.
     """
-    from leadscore.training_jobs import TableSpec, train_job
+    from leadscore.jobs.train import TableSpec, train_job
 
     settings = _settings()
     for name, path in (("--data", data), ("--events", events)):
@@ -200,7 +200,7 @@ def score(
 
     Writes score, grade, probability and the top reasons of every row, in the input order.
     """
-    from leadscore.training_jobs import score_file_job
+    from leadscore.jobs.train import score_file_job
 
     settings = _settings()
     if not data.is_file():
@@ -237,7 +237,7 @@ def models_list(
 
     ROC-AUC and accuracy come from the manifest's metrics (- when it has none).
     """
-    from leadscore.jobs import list_models
+    from leadscore.jobs.simulate import list_models
     from leadscore.models.registry.store import RegistryError
 
     settings = _settings()
@@ -277,7 +277,7 @@ def models_show(
     full: bool = typer.Option(False, help="include the drift reference sample (large)"),
 ) -> None:
     """Print a version's manifest as JSON: training window, metrics, parameters, features."""
-    from leadscore.jobs import ModelCommandError, show_model
+    from leadscore.jobs.simulate import ModelCommandError, show_model
 
     try:
         manifest = show_model(_settings(), version, full=full)
@@ -304,7 +304,7 @@ def models_promote(
     unusable model); 3 the champion changed but the announcement on models.events.v1
     failed, so workers switch at their next registry check (LEADSCORE_MODEL_POLL_S).
     """
-    from leadscore.jobs import ModelCommandError, promote_job
+    from leadscore.jobs.simulate import ModelCommandError, promote_job
 
     settings = _settings()
     try:
@@ -339,7 +339,7 @@ def models_rollback(
     changed but the announcement on models.events.v1 failed, so workers switch at
     their next registry check (LEADSCORE_MODEL_POLL_S).
     """
-    from leadscore.jobs import ModelCommandError, rollback_job
+    from leadscore.jobs.simulate import ModelCommandError, rollback_job
 
     settings = _settings()
     try:
@@ -399,7 +399,7 @@ def retrain(
     from rich.console import Console
 
     from leadscore.closed_loop_text import decision_lines
-    from leadscore.retraining import retrain_job
+    from leadscore.jobs.retrain import retrain_job
 
     settings = _settings()
     try:
@@ -472,7 +472,7 @@ def simulate(
     truth per lead to --truth) and nothing is published. With --shift-at, the industry
     mix, what converts and email opens change at that time (docs/simulator.md).
     """
-    from leadscore.jobs import ShiftOptionError, simulate_job
+    from leadscore.jobs.simulate import ShiftOptionError, simulate_job
 
     if truth is not None and out is None:
         typer.secho(
@@ -507,7 +507,7 @@ def tail(
     limit: int | None = typer.Option(None, help="stop after this many records"),
 ) -> None:
     """Print records of a topic as JSON lines (score events by default)."""
-    from leadscore.jobs import tail_job
+    from leadscore.jobs.simulate import tail_job
 
     asyncio.run(tail_job(_settings(), topic=topic, from_beginning=from_beginning, limit=limit))
 
@@ -515,7 +515,7 @@ def tail(
 @app.command()
 def topics() -> None:
     """Create leadscore's topics (if missing) and print their partition counts."""
-    from leadscore.streams.kafka import TopicLayoutError, ensure_topics
+    from leadscore.infra.kafka.client import TopicLayoutError, ensure_topics
 
     try:
         layout = asyncio.run(ensure_topics(_settings()))

@@ -174,7 +174,7 @@ async def read_drift_state(
     settings: Settings, redis: Any, decisions: int = 5
 ) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
     """(latest drift event per version, performance per version, newest decisions): one round trip."""
-    from leadscore.retraining import decisions_key
+    from leadscore.jobs.retrain import decisions_key
     from leadscore.streams.drift_agent import DriftKeys
 
     keys = DriftKeys(settings.redis_prefix)

@@ -40,8 +40,14 @@ from rich.panel import Panel
 from rich.table import Table
 
 from leadscore.infra.embedded import embedded_services, stop_child
+from leadscore.infra.launch import (
+    ApiStartError,
+    WorkerStartError,
+    start_api,
+    start_worker,
+    stop_worker,
+)
 from leadscore.infra.redis_store import ScoreStore, connect
-from leadscore.launch import ApiStartError, WorkerStartError, start_api, start_worker, stop_worker
 from leadscore.models.registry.store import ModelRegistry, RegistryError
 from leadscore.settings import Settings
 from leadscore.simulation.simulator import SimConfig, Simulator
@@ -89,7 +95,7 @@ def run_demo(
         console.print(f"[green]✓[/] {kind}Redis at {services.redis_url}")
         _ensure_model(settings, console)
         score_file = _ensure_table_model(settings, console)
-        from leadscore.streams.kafka import ensure_topics
+        from leadscore.infra.kafka.client import ensure_topics
 
         asyncio.run(ensure_topics(settings))
         with (
@@ -114,7 +120,7 @@ def _ensure_model(settings: Settings, console: Console) -> None:
             return
         except RegistryError as exc:  # e.g. saved by an older leadscore
             console.print(f"model {version} cannot be used ({exc}); training a new one")
-    from leadscore.training_jobs import train_job
+    from leadscore.jobs.train import train_job
 
     console.print(f"no usable model in {settings.model_dir}: training a first one (about a minute)")
     result = train_job(
@@ -133,8 +139,8 @@ def _ensure_table_model(settings: Settings, console: Console) -> Path:
     trained on a simulated CRM export if there is none; returns a file of new leads to score."""
     import io
 
+    from leadscore.jobs.train import TABLE_SEGMENT, TableSpec, train_job
     from leadscore.simulation.crm_table import simulated_crm_table
-    from leadscore.training_jobs import TABLE_SEGMENT, TableSpec, train_job
 
     DEMO_DIR.mkdir(parents=True, exist_ok=True)
     train_path, score_path = (
@@ -297,7 +303,7 @@ class _View:
 async def _run_traffic_and_view(
     settings: Settings, duration: float | None, rate: float, leads: int, console: Console
 ) -> None:
-    from leadscore.streams.producer import PublishStats, publish
+    from leadscore.infra.kafka.publish import PublishStats, publish
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -347,7 +353,7 @@ async def _follow_scores(settings: Settings, view: _View, stop: asyncio.Event) -
     """Keep the newest score changes for the view (a group-less consumer from the end)."""
     from aiokafka import AIOKafkaConsumer
 
-    from leadscore.streams.kafka import client_options, stop_consumer
+    from leadscore.infra.kafka.client import client_options, stop_consumer
 
     consumer = AIOKafkaConsumer(
         settings.scores_topic, **client_options(settings), group_id=None, auto_offset_reset="latest"

@@ -15,7 +15,14 @@ from leadscore.api.auth import AUTH_ERRORS as _AUTH
 from leadscore.api.auth import require_scope
 from leadscore.api.errors import ApiError
 from leadscore.infra.access import AccessError, ApiKey
-from leadscore.jobs import ModelCommandError, list_models, promote_job, rollback_job, show_model
+from leadscore.jobs.simulate import (
+    ModelCommandError,
+    list_models,
+    promote_job,
+    rollback_job,
+    show_model,
+)
+from leadscore.jobs.train import TABLE_SEGMENT
 from leadscore.models.registry.store import ModelRegistry, RegistryError
 from leadscore.schemas.api import (
     AuditEntry,
@@ -26,7 +33,6 @@ from leadscore.schemas.api import (
     RollbackRequest,
     TrainRequest,
 )
-from leadscore.training_jobs import TABLE_SEGMENT
 
 router = APIRouter()
 

@@ -31,11 +31,11 @@ from leadscore.api.observability import ApiMetrics, ThroughputSampler, prometheu
 from leadscore.infra.access import AuditLog, KeyStore
 from leadscore.infra.experiment_store import ExperimentStore
 from leadscore.infra.job_store import JobStore
+from leadscore.infra.model_events import ModelFollower, follow_model_events
 from leadscore.infra.redis_store import ScoreStore, connect
 from leadscore.models.registry.store import ModelRegistry
 from leadscore.settings import Settings
 from leadscore.streams.app import load_scorer
-from leadscore.streams.model_events import ModelFollower, follow_model_events
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ class ApiContext:
     throughput: ThroughputSampler
     jobs: JobRunner
     experiments: ExperimentStore
-    feed: Any = None  # leadscore.api.stream.ScoreFeed
+    feed: Any = None  # leadscore.api.websocket.endpoint.ScoreFeed
     started_at: float = field(default_factory=time.time)
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
@@ -71,7 +71,8 @@ def create_app(settings: Settings, *, follow_models: bool = True) -> FastAPI:
         follow_models: listen on ``models.events.v1`` and poll the registry, so a promotion
             reaches this process without a restart (off only in tests without a broker).
     """
-    from leadscore.api import admin, aliases, drift, insights, scores, stream, webhooks
+    from leadscore.api import admin, aliases, drift, insights, scores, webhooks
+    from leadscore.api.websocket import endpoint as stream
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -2,7 +2,7 @@
 
 The drift agent writes the reports and performance summaries
 (:class:`~leadscore.streams.drift_agent.DriftKeys`); every retrain appends its decision
-(:func:`~leadscore.retraining.decisions_key`). These routes only read them, except
+(:func:`~leadscore.jobs.retrain.decisions_key`). These routes only read them, except
 ``POST /v1/models/retrain``, which starts a retrain as an API job.
 """
 
@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from leadscore.api.auth import AUTH_ERRORS as _AUTH
 from leadscore.api.auth import require_scope
 from leadscore.infra.access import ApiKey
-from leadscore.retraining import decisions_key
+from leadscore.jobs.retrain import decisions_key
 from leadscore.schemas.api import Job
 from leadscore.streams.drift_agent import DriftKeys
 

@@ -1,4 +1,4 @@
-"""Starting and following API jobs: each runs ``python -m leadscore.job_runner`` in its own process."""
+"""Starting and following API jobs: each runs ``python -m leadscore.jobs.runner`` in its own process."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from leadscore.infra.job_store import JobStore
-from leadscore.launch import settings_env
+from leadscore.infra.launch import settings_env
 from leadscore.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ class JobRunner:
         async with self._slots:
             await self.store.update(job_id, status="running", stage="starting")
             process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "leadscore.job_runner", str(spec),
+                sys.executable, "-m", "leadscore.jobs.runner", str(spec),
                 stdout=asyncio.subprocess.PIPE,
                 stderr=(directory / "job.log").open("wb"),
                 env={**settings_env(self.settings), "PYTHONUNBUFFERED": "1"},

@@ -1,8 +1,8 @@
 """Webhook subscriptions: create, list, update, delete, test-fire, delivery log, replay.
 
 Every route needs the ``admin`` scope. The worker does the delivering
-(:mod:`leadscore.streams.webhooks`); these routes read and change what it works from in
-Redis (:mod:`leadscore.infra.webhook_store`). Payload, headers and verification:
+(:mod:`leadscore.infra.webhooks.worker`); these routes read and change what it works from in
+Redis (:mod:`leadscore.infra.webhooks.store`). Payload, headers and verification:
 docs/webhooks.md.
 """
 
@@ -17,13 +17,14 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from leadscore.api.auth import require_scope
 from leadscore.api.errors import ApiError
 from leadscore.infra.access import ApiKey
-from leadscore.infra.webhook_store import WebhookStore
+from leadscore.infra.webhooks.http import address_policy, check_url, fire_test_event
 from leadscore.infra.webhooks.rules import (
     WebhookSecretError,
     WebhookUrlError,
     generate_secret,
     secret_key,
 )
+from leadscore.infra.webhooks.store import WebhookStore
 from leadscore.schemas.webhooks import (
     Delivery,
     DeliveryList,
@@ -39,7 +40,6 @@ from leadscore.schemas.webhooks import (
     WebhookUpdated,
     WebhookWithSecret,
 )
-from leadscore.streams.webhook_http import address_policy, check_url, fire_test_event
 
 router = APIRouter(tags=["webhooks"])
 

@@ -22,7 +22,10 @@ from faust.streams import _current_event
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.types import TP
 
+from leadscore.infra.model_events import ModelFollower, follow_model_events
 from leadscore.infra.redis_store import ScoreStore, connect, public_state
+from leadscore.infra.webhooks.queue import ScoreRecord
+from leadscore.infra.webhooks.worker import WebhookWorker
 from leadscore.models.batch.outcome_clock import OutcomeClock, released
 from leadscore.models.batch.processing import (
     InputRecord,
@@ -39,11 +42,8 @@ from leadscore.models.scoring.scorer import Scorer, ScoringPolicy, to_score
 from leadscore.schemas.decode import EventKind
 from leadscore.settings import Settings
 from leadscore.streams.drift_agent import DriftAgent
-from leadscore.streams.model_events import ModelFollower, follow_model_events
 from leadscore.streams.retrain import RetrainController
 from leadscore.streams.tansu_compat import install_tansu_compat
-from leadscore.streams.webhook_queue import ScoreRecord
-from leadscore.streams.webhooks import WebhookWorker
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ def create_app(settings: Settings, scorer: Scorer | None = None) -> faust.App:
     install_tansu_compat()
     _install_fetch_max_wait()
     # The scorer the agent uses; swapped between micro-batches on a models.events.v1
-    # message, or by the registry poll (leadscore.streams.model_events).
+    # message, or by the registry poll (leadscore.infra.model_events).
     models = ModelFollower(
         ModelRegistry(settings.model_dir),
         lambda version: load_scorer(settings, version),
@@ -304,7 +304,7 @@ def create_app(settings: Settings, scorer: Scorer | None = None) -> faust.App:
         await models.sync("registry poll")
 
     # --- webhooks: leads.scores.v1 -> per-subscription queues in Redis -> receivers -----------
-    # The logic is in leadscore.streams.webhooks (docs/webhooks.md); these agents only feed it.
+    # The logic is in leadscore.infra.webhooks.worker (docs/webhooks.md); these agents only feed it.
     webhooks = WebhookWorker(
         settings,
         lambda topic, key, value: app.producer.send_and_wait(topic, key, value, None, None, None),

@@ -37,13 +37,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pydantic import ValidationError
 from redis.asyncio import Redis
 
+from leadscore.infra.kafka.client import client_options, stop_consumer
 from leadscore.models.features.state import FEATURE_NAMES, FEATURE_SPEC_VERSION
 from leadscore.models.monitoring.drift import ALERT_LEVELS, DriftConfig, DriftReport
 from leadscore.models.monitoring.monitor import ClosedWindow, DriftMonitor, WindowBuffer, utc
 from leadscore.models.monitoring.performance import PerformanceWindow
 from leadscore.schemas.learning import DriftEvent, FeatureSample, TrainingExample
 from leadscore.settings import Settings
-from leadscore.streams.kafka import client_options, stop_consumer
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 Three triggers (docs/drift.md): a drift report at or above ``retrain_on_drift``;
 ``retrain_min_new_labels`` labelled outcomes since the last retrain; every
-``retrain_interval_s``. A retrain runs ``python -m leadscore.retraining`` in a child
+``retrain_interval_s``. A retrain runs ``python -m leadscore.jobs.retrain`` in a child
 process (training is CPU-bound and must never run on a loop that serves traffic),
 under a Redis lock so that of many workers only one retrains at a time, and not again
 within ``retrain_cooldown_s`` of the last automatic start (a persisting alert would
@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
-from leadscore.retraining import RELEASE_LOCK, lock_key
+from leadscore.jobs.retrain import RELEASE_LOCK, lock_key
 from leadscore.schemas.learning import DriftEvent
 from leadscore.settings import Settings
 from leadscore.streams.drift_agent import level_at_least
@@ -115,7 +115,7 @@ class RetrainController:
         started = time.perf_counter()
         try:
             process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "leadscore.retraining", "--trigger", trigger, "--detail", detail,
+                sys.executable, "-m", "leadscore.jobs.retrain", "--trigger", trigger, "--detail", detail,
                 "--lock-token", token,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,

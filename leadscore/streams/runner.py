@@ -6,9 +6,9 @@ import asyncio
 
 from faust import Worker
 
+from leadscore.infra.kafka.client import ensure_topics
 from leadscore.settings import Settings
 from leadscore.streams.app import create_app
-from leadscore.streams.kafka import ensure_topics
 
 
 def run_worker(settings: Settings, *, loglevel: str = "info") -> None:

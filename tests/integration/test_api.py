@@ -30,10 +30,10 @@ from api_harness import drop_redis_keys, make_keys, running_api
 from worker_harness import WorkerProcess, create_topics, wait_all_committed, worker_settings
 
 from leadscore.infra.embedded import free_port
+from leadscore.infra.kafka.publish import publish
+from leadscore.jobs.train import train_job
 from leadscore.settings import Settings
 from leadscore.simulation.simulator import SimConfig, Simulator
-from leadscore.streams.producer import publish
-from leadscore.training_jobs import train_job
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -574,7 +574,7 @@ def test_a_table_file_is_scored_as_a_job_and_downloaded(stack: Stack, tmp_path: 
 
 
 def _table_spec(path: Path) -> Any:
-    from leadscore.training_jobs import TableSpec
+    from leadscore.jobs.train import TableSpec
 
     return TableSpec(path=path, target="converted", id_column="id")
 

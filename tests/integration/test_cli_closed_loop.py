@@ -26,10 +26,10 @@ from typer.testing import CliRunner
 
 from leadscore.cli import app
 from leadscore.infra.embedded import free_port
-from leadscore.launch import settings_env
+from leadscore.infra.launch import settings_env
+from leadscore.jobs.retrain import decisions_key
 from leadscore.models.batch.replay import replay
 from leadscore.models.registry.store import ModelRegistry
-from leadscore.retraining import decisions_key
 from leadscore.schemas.learning import DriftEvent
 from leadscore.settings import Settings
 from leadscore.simulation.simulator import SimConfig, simulate

@@ -22,9 +22,9 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
-from leadscore.retraining import decisions_key
+from leadscore.infra.kafka.publish import publish
+from leadscore.jobs.retrain import decisions_key
 from leadscore.simulation.simulator import Shift, SimConfig, Simulator
-from leadscore.streams.producer import publish
 from tests.integration.worker_harness import (
     create_topics,
     read_to_end,

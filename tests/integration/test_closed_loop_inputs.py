@@ -74,6 +74,7 @@ from worker_harness import (
     worker_settings,
 )
 
+from leadscore.infra.kafka.publish import publish
 from leadscore.infra.redis_store import ScoreStore
 from leadscore.models.features.state import (
     FEATURE_NAMES,
@@ -88,7 +89,6 @@ from leadscore.settings import Settings
 from leadscore.simulation.simulator import SimConfig, Simulator
 from leadscore.streams.app import load_scorer
 from leadscore.streams.drift_agent import DriftAgent, DriftKeys, drift_config
-from leadscore.streams.producer import publish
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 

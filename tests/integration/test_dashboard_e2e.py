@@ -60,8 +60,8 @@ from worker_harness import (
 )
 
 from leadscore.infra.embedded import free_port
+from leadscore.infra.kafka.publish import publish
 from leadscore.settings import Settings
-from leadscore.streams.producer import publish
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(300)]
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from leadscore.api.dashboard import find_dashboard
+from leadscore.jobs.train import train_job
 from leadscore.settings import Settings
-from leadscore.training_jobs import train_job
 
 pytestmark = pytest.mark.timeout(240)
 

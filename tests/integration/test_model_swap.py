@@ -2,8 +2,8 @@
 
 The worker's registry poll is set to an hour, so only the message can cause a swap.
 While simulated events stream in, a second model is trained and promoted through the
-CLI's code path (:func:`leadscore.jobs.promote_job`), then rolled back
-(:func:`leadscore.jobs.rollback_job`), then a stale promotion event is sent by hand.
+CLI's code path (:func:`leadscore.jobs.simulate.promote_job`), then rolled back
+(:func:`leadscore.jobs.simulate.rollback_job`), then a stale promotion event is sent by hand.
 Score events show when each swap happened; the worker's table and counters show that
 every input event was applied exactly once across the swaps.
 """
@@ -31,15 +31,15 @@ from worker_harness import (
     worker_settings,
 )
 
+from leadscore.infra.kafka.publish import publish
+from leadscore.infra.model_events import publish_model_event
 from leadscore.infra.redis_store import ScoreStore
-from leadscore.jobs import promote_job, rollback_job
+from leadscore.jobs.simulate import promote_job, rollback_job
+from leadscore.jobs.train import train_job
 from leadscore.models.registry.store import ModelRegistry
 from leadscore.schemas.models import champion_changed
 from leadscore.settings import Settings
 from leadscore.simulation.simulator import SimConfig, Simulator
-from leadscore.streams.model_events import publish_model_event
-from leadscore.streams.producer import publish
-from leadscore.training_jobs import train_job
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 

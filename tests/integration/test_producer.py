@@ -12,10 +12,10 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from leadscore.infra.kafka.publish import PublishStats, publish
 from leadscore.schemas.decode import EventKind, kind_of
 from leadscore.settings import Settings
 from leadscore.simulation.simulator import SimConfig, simulate
-from leadscore.streams.producer import PublishStats, publish
 
 _PARTITIONS = 4
 _RECEIVE_TIMEOUT_S = 30.0

@@ -3,7 +3,7 @@
 Training examples are made offline: simulated traffic goes through the worker's batch
 logic (:func:`~leadscore.models.batch.replay.replay`, scored by the rules prior), which yields
 the ``leads.training.v1`` records the worker would publish. They are published to a
-fresh training topic per test and read back by :func:`~leadscore.retraining.retrain_job`.
+fresh training topic per test and read back by :func:`~leadscore.jobs.retrain.retrain_job`.
 
 - a champion trained before a shift loses to a candidate trained after it: promoted, and
   the promoted model also wins on a separate post-shift test set (another seed);
@@ -38,16 +38,16 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from rich.console import Console
 
-from leadscore.launch import settings_env
+from leadscore.infra.kafka.client import read_topic
+from leadscore.infra.launch import settings_env
+from leadscore.jobs.retrain import decisions_key, retrain_job
 from leadscore.models.batch.replay import replay
 from leadscore.models.monitoring.performance import binary_metrics
 from leadscore.models.registry.store import ModelRegistry
-from leadscore.retraining import decisions_key, retrain_job
 from leadscore.schemas.learning import TrainingExample
 from leadscore.settings import Settings
 from leadscore.simulation.simulator import SHIFTED_REGIME, Shift, SimConfig, simulate
 from leadscore.streams.app import load_scorer
-from leadscore.streams.kafka import read_topic
 from leadscore.streams.retrain import RetrainController
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(300)]

@@ -31,17 +31,17 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from worker_harness import read_to_end, running_worker, wait_all_committed, worker_settings
 
-from leadscore.api import score_feed as score_feed_module
 from leadscore.api.app import create_app
-from leadscore.api.score_feed import ScoreFeed
-from leadscore.api.stream_events import decode_position, encode_position
+from leadscore.api.websocket import feed as score_feed_module
+from leadscore.api.websocket.feed import ScoreFeed
+from leadscore.api.websocket.protocol import decode_position, encode_position
 from leadscore.infra.access import KeyStore
 from leadscore.infra.embedded import EmbeddedKafka, free_port
+from leadscore.infra.kafka.client import ensure_topics
+from leadscore.infra.kafka.publish import publish
 from leadscore.schemas.scores import LeadScored, Reason
 from leadscore.settings import Settings
 from leadscore.simulation.simulator import SimConfig, Simulator
-from leadscore.streams.kafka import ensure_topics
-from leadscore.streams.producer import publish
 
 pytestmark = [pytest.mark.timeout(120)]
 

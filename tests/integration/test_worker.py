@@ -46,7 +46,9 @@ from worker_harness import (
     worker_settings,
 )
 
+from leadscore.infra.kafka.publish import publish, topic_router
 from leadscore.infra.redis_store import ScoreStore
+from leadscore.jobs.train import train_job
 from leadscore.models.features.state import LeadState, apply_event, to_vector
 from leadscore.models.monitoring.trends import aggregate as aggregate_trends
 from leadscore.models.scoring.scorer import Scorer, to_score
@@ -56,8 +58,6 @@ from leadscore.schemas.scores import DeadLetter, LeadScored
 from leadscore.settings import Settings
 from leadscore.simulation.simulator import SimConfig, Simulator
 from leadscore.streams.app import load_scorer
-from leadscore.streams.producer import publish, topic_router
-from leadscore.training_jobs import train_job
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 

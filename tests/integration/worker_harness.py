@@ -24,9 +24,9 @@ from aiokafka.structs import ConsumerRecord, TopicPartition
 from faust.types import TP
 
 from leadscore.infra.embedded import spawn_child
-from leadscore.launch import READY_LINE, settings_env
+from leadscore.infra.kafka.client import ensure_topics
+from leadscore.infra.launch import READY_LINE, settings_env
 from leadscore.settings import Settings
-from leadscore.streams.kafka import ensure_topics
 from leadscore.streams.tansu_compat import fetch_end_offsets
 
 _T = TypeVar("_T")

@@ -6,7 +6,7 @@ the receiver gets ``webhook-id``, ``webhook-timestamp`` (Unix seconds) and
 bytes of the secret ``whsec_<base64>``. The stock ``standardwebhooks`` packages verify it.
 
 Nothing here opens a socket: DNS resolution and HTTP live in
-:mod:`leadscore.streams.webhook_http`, which hands the resolved addresses to
+:mod:`leadscore.infra.webhooks.http`, which hands the resolved addresses to
 :meth:`AddressPolicy.refusal`.
 """
 

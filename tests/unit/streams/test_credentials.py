@@ -7,9 +7,9 @@ import ssl
 import faust
 import pytest
 
+from leadscore.infra.kafka.client import client_options
 from leadscore.settings import Settings
 from leadscore.streams.app import broker_credentials
-from leadscore.streams.kafka import client_options
 
 
 def test_plaintext_has_no_credentials() -> None:

@@ -1,5 +1,5 @@
 // The Retraining tab: retrain decisions, newest first (GET /v1/models/retraining; the record
-// is written by leadscore/retraining.py), and for admins "Retrain now" (a job, polled).
+// is written by leadscore/jobs/retrain.py), and for admins "Retrain now" (a job, polled).
 import { useQueryClient } from "@tanstack/react-query";
 import { useEffect, useState } from "react";
 
@@ -19,7 +19,7 @@ interface Span {
 
 type Metrics = Record<string, number | null> | null;
 
-/** A retrain decision record (leadscore/retraining.py `retrain_job`). */
+/** A retrain decision record (leadscore/jobs/retrain.py `retrain_job`). */
 export interface Decision {
   id?: string;
   outcome?: string;

@@ -2,7 +2,7 @@
 
 It reads every partition of the scores topic from its end (so every replica sees every
 event), decodes each record once, and hands it to the listeners (the score cache) and
-to the fan-out (:class:`~leadscore.api.stream_hub.FanOut`). It never awaits a socket,
+to the fan-out (:class:`~leadscore.api.websocket.hub.FanOut`). It never awaits a socket,
 so a slow client only ever delays itself. When the broker stops answering it
 reconnects where it stopped; it also reads older events back from the topic for
 clients resuming from before the fan-out's ring.
@@ -21,10 +21,10 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord, TopicPartition
 from faust.types import TP
 
-from leadscore.api.stream_events import decode_score, elementwise_max, encode_position
-from leadscore.api.stream_hub import FanOut
+from leadscore.api.websocket.hub import FanOut
+from leadscore.api.websocket.protocol import decode_score, elementwise_max, encode_position
+from leadscore.infra.kafka.client import client_options, stop_consumer
 from leadscore.settings import Settings
-from leadscore.streams.kafka import client_options, stop_consumer
 from leadscore.streams.tansu_compat import TansuCompatError, fetch_end_offsets
 
 log = logging.getLogger(__name__)

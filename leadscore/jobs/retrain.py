@@ -14,7 +14,7 @@ One run (docs/drift.md):
    ``models.events.v1`` (``model.retrain_decided``; a promotion also ``model.promoted``).
 
 It runs in its own process (the worker's :class:`~leadscore.streams.retrain.RetrainController`
-starts ``python -m leadscore.retraining``), never on an event loop that serves traffic.
+starts ``python -m leadscore.jobs.retrain``), never on an event loop that serves traffic.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ RELEASE_LOCK = (
 
 def load_examples(settings: Settings) -> tuple[list[TrainingExample], int]:
     """The examples on the training topic (deduplicated by id), and how many were unusable."""
-    from leadscore.streams.kafka import read_topic
+    from leadscore.infra.kafka.client import read_topic
 
     values = asyncio.run(read_topic(settings, settings.training_topic))
     examples: dict[str, TrainingExample] = {}
@@ -325,7 +325,7 @@ def _retrain(
     record["candidate"] = manifest.version
     console.print(f"retrain {record['id']}: candidate {manifest.version}: {reason}")
     if promote:
-        from leadscore.jobs import promote_job
+        from leadscore.jobs.simulate import promote_job
 
         change = promote_job(
             settings, manifest.version, reason=f"retrain ({record['trigger']}): {reason}"
@@ -376,7 +376,7 @@ def _rows(
 
 def load_samples(settings: Settings) -> list[FeatureSample]:
     """The scored vectors on the features topic (of the current feature definition)."""
-    from leadscore.streams.kafka import read_topic
+    from leadscore.infra.kafka.client import read_topic
 
     out = []
     for value in asyncio.run(read_topic(settings, settings.features_topic)):
@@ -418,8 +418,8 @@ def _finish(settings: Settings, record: dict[str, Any], started: float, publish:
         client.ltrim(key, 0, KEPT_DECISIONS - 1)
     finally:
         client.close()
+    from leadscore.infra.model_events import ModelEventPublishError, publish_model_event
     from leadscore.schemas.models import RetrainDecided
-    from leadscore.streams.model_events import ModelEventPublishError, publish_model_event
 
     event = RetrainDecided(
         id=f"me_{uuid.uuid4().hex}",
@@ -440,8 +440,8 @@ def _now() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m leadscore.retraining [--trigger T] [--detail D]``: one retrain; the decision as JSON on stdout."""
-    parser = argparse.ArgumentParser(prog="python -m leadscore.retraining")
+    """``python -m leadscore.jobs.retrain [--trigger T] [--detail D]``: one retrain; the decision as JSON on stdout."""
+    parser = argparse.ArgumentParser(prog="python -m leadscore.jobs.retrain")
     parser.add_argument("--trigger", default="manual")
     parser.add_argument("--detail", default="")
     parser.add_argument(

@@ -1,6 +1,6 @@
 """Webhooks, queueing: match each batch of score events to subscriptions, queue them in Redis.
 
-The agent side of the webhooks (loop 1 of :mod:`leadscore.streams.webhooks`): it never
+The agent side of the webhooks (loop 1 of :mod:`leadscore.infra.webhooks.worker`): it never
 waits on a receiver, and returns once Redis holds the batch's deliveries.
 """
 
@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 import faust
 from pydantic import ValidationError
 
-from leadscore.infra.webhook_store import QueuedDelivery, WebhookStore
 from leadscore.infra.webhooks.rules import delivery_id, envelope_body, passes
+from leadscore.infra.webhooks.store import QueuedDelivery, WebhookStore
 from leadscore.schemas.scores import LeadScored
 from leadscore.schemas.webhooks import DeliveryRecord, WebhookSubscription
 

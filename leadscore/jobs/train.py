@@ -241,8 +241,8 @@ def _event_data(
 def _topic_data(
     settings: Settings, console: Console
 ) -> tuple[TrainingData, tuple[datetime, datetime] | None]:
+    from leadscore.jobs.retrain import load_examples
     from leadscore.models.features.state import FEATURE_NAMES
-    from leadscore.retraining import load_examples
 
     examples, bad = load_examples(settings)
     if not examples:

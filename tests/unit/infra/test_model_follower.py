@@ -15,10 +15,10 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaConnectionError
 
+from leadscore.infra import model_events
+from leadscore.infra.kafka.client import stop_consumer
+from leadscore.infra.model_events import ModelFollower, follow_model_events
 from leadscore.settings import Settings
-from leadscore.streams import model_events
-from leadscore.streams.kafka import stop_consumer
-from leadscore.streams.model_events import ModelFollower, follow_model_events
 
 pytestmark = [pytest.mark.timeout(10)]
 

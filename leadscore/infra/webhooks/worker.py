@@ -1,6 +1,6 @@
 """Webhooks in the worker: queue score events per subscription in Redis, deliver them signed.
 
-Two loops, joined only by Redis (:mod:`leadscore.infra.webhook_store`):
+Two loops, joined only by Redis (:mod:`leadscore.infra.webhooks.store`):
 
 1. **Queueing** (an agent on ``leads.scores.v1``): each micro-batch of score events is
    matched against the subscriptions and every match is appended, in one round trip, to the
@@ -19,9 +19,9 @@ Guarantee: at least once per (subscription, score event), in order per (subscrip
 lead). A delivery can repeat (a worker dies after the receiver answered, before Redis
 heard of it; a replay), never with another ``webhook-id``: receivers drop repeats by it.
 
-The parts: :mod:`leadscore.streams.webhook_queue` (queueing),
-:mod:`leadscore.streams.webhook_delivery` (the delivery loop and its dead letters) and
-:mod:`leadscore.streams.webhook_http` (one signed request to a checked address). This module
+The parts: :mod:`leadscore.infra.webhooks.queue` (queueing),
+:mod:`leadscore.infra.webhooks.delivery` (the delivery loop and its dead letters) and
+:mod:`leadscore.infra.webhooks.http` (one signed request to a checked address). This module
 wires them into the worker (:class:`WebhookWorker`).
 """
 
@@ -36,21 +36,21 @@ from datetime import UTC, datetime
 import orjson
 from redis.exceptions import RedisError
 
-from leadscore.infra.webhook_store import WebhookStore, connect
-from leadscore.schemas.scores import DeadLetter
-from leadscore.settings import Settings
-from leadscore.streams.webhook_delivery import (
+from leadscore.infra.webhooks.delivery import (
     DeliveryPolicy,
     SendRecord,
     WebhookDeliverer,
     ensure_dead_letter_topic,
 )
-from leadscore.streams.webhook_queue import (
+from leadscore.infra.webhooks.queue import (
     QueueResult,
     ScoreRecord,
     SubscriptionCache,
     queue_score_events,
 )
+from leadscore.infra.webhooks.store import WebhookStore, connect
+from leadscore.schemas.scores import DeadLetter
+from leadscore.settings import Settings
 
 log = logging.getLogger(__name__)
 

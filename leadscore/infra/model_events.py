@@ -19,11 +19,11 @@ from aiokafka.structs import ConsumerRecord, TopicPartition
 from faust.types import TP
 from pydantic import ValidationError
 
+from leadscore.infra.kafka.client import client_options, stop_consumer
 from leadscore.models.registry.store import ModelRegistry, RegistryError
 from leadscore.models.scoring.scorer import Scorer
 from leadscore.schemas.models import CHAMPION_CHANGE_TYPES, ModelEvent
 from leadscore.settings import Settings
-from leadscore.streams.kafka import client_options, stop_consumer
 from leadscore.streams.tansu_compat import TansuCompatError, fetch_end_offsets
 
 log = logging.getLogger(__name__)

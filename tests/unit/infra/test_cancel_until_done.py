@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from leadscore.streams.webhook_delivery import cancel_until_done
+from leadscore.infra.webhooks.delivery import cancel_until_done
 
 
 async def test_a_lost_cancellation_is_sent_again() -> None:

@@ -1,7 +1,7 @@
 """Webhooks: one signed HTTP request, sent to the receiver's address as resolved and checked.
 
-Used by the delivery loop (:mod:`leadscore.streams.webhook_delivery`) and by the API (URL
-checks and test-fires); the overview is in :mod:`leadscore.streams.webhooks`.
+Used by the delivery loop (:mod:`leadscore.infra.webhooks.delivery`) and by the API (URL
+checks and test-fires); the overview is in :mod:`leadscore.infra.webhooks.worker`.
 """
 
 from __future__ import annotations

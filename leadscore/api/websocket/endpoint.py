@@ -2,9 +2,9 @@
 
 Each connection has its own sender task, the only writer of its socket: it sends the
 ``hello``, what a resuming client missed (read back from the topic, then from the
-fan-out's ring), then the events the :class:`~leadscore.api.score_feed.ScoreFeed` put in
+fan-out's ring), then the events the :class:`~leadscore.api.websocket.feed.ScoreFeed` put in
 the client's queue. A receiver task handles the client's ``subscribe`` and ``ping``.
-The fan-out is in ``stream_hub``, the consumer in ``score_feed``; the message protocol
+The fan-out is in ``hub``, the consumer in ``feed``; the message protocol
 is in ``docs/websocket.md``.
 """
 
@@ -24,8 +24,9 @@ from starlette.websockets import WebSocketDisconnect, WebSocketDisconnected
 
 from leadscore.api.auth import authenticate
 from leadscore.api.errors import ApiError
-from leadscore.api.score_feed import FeedTopicMissingError, ResumeTooOldError, ScoreFeed
-from leadscore.api.stream_events import (
+from leadscore.api.websocket.feed import FeedTopicMissingError, ResumeTooOldError, ScoreFeed
+from leadscore.api.websocket.hub import FeedClient, FeedFullError, ResumePlan
+from leadscore.api.websocket.protocol import (
     StreamRequestError,
     Subscription,
     decode_position,
@@ -34,7 +35,6 @@ from leadscore.api.stream_events import (
     encode_position,
     make_entry,
 )
-from leadscore.api.stream_hub import FeedClient, FeedFullError, ResumePlan
 from leadscore.streams.tansu_compat import TansuCompatError
 
 # ScoreFeed is re-exported: app.py builds the feed as ``stream.ScoreFeed``.

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from leadscore.api.stream_events import (
+from leadscore.api.websocket.protocol import (
     ScoreEntry,
     Subscription,
     elementwise_max,

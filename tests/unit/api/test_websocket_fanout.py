@@ -9,16 +9,16 @@ import orjson
 import pytest
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
-from leadscore.api.score_feed import ScoreFeed
-from leadscore.api.stream import StreamRequest
-from leadscore.api.stream_events import (
+from leadscore.api.websocket.endpoint import StreamRequest
+from leadscore.api.websocket.feed import ScoreFeed
+from leadscore.api.websocket.hub import FanOut, FeedClient, FeedFullError
+from leadscore.api.websocket.protocol import (
     ScoreEntry,
     StreamRequestError,
     Subscription,
     decode_position,
     encode_position,
 )
-from leadscore.api.stream_hub import FanOut, FeedClient, FeedFullError
 from leadscore.settings import Settings
 
 

@@ -1,6 +1,6 @@
 """The CLI's jobs: list/promote/roll back models, simulated traffic, tail a topic.
 
-Training and file scoring live in :mod:`leadscore.training_jobs`.
+Training and file scoring live in :mod:`leadscore.jobs.train`.
 
 Each job takes :class:`~leadscore.settings.Settings` and plain arguments, so the CLI,
 the demo and tests call the same code.
@@ -105,7 +105,7 @@ def simulate_job(
 async def _publish_live(
     settings: Settings, config: SimConfig, rate: float, duration: float | None, console: Console
 ) -> None:
-    from leadscore.streams.producer import PublishStats, publish
+    from leadscore.infra.kafka.publish import PublishStats, publish
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -145,7 +145,7 @@ async def tail_job(
     """
     from aiokafka import AIOKafkaConsumer
 
-    from leadscore.streams.kafka import client_options, stop_consumer
+    from leadscore.infra.kafka.client import client_options, stop_consumer
 
     consumer = AIOKafkaConsumer(
         topic,
@@ -362,7 +362,7 @@ def _announce(
     segment: str | None,
     reason: str | None,
 ) -> ChampionChange:
-    from leadscore.streams.model_events import ModelEventPublishError, publish_model_event
+    from leadscore.infra.model_events import ModelEventPublishError, publish_model_event
 
     event = champion_changed(
         type, version=version, previous=previous, segment=segment, reason=reason

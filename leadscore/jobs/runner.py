@@ -1,4 +1,4 @@
-"""Runs one API job (training, retraining or file scoring) in its own process: ``python -m leadscore.job_runner SPEC``.
+"""Runs one API job (training, retraining or file scoring) in its own process: ``python -m leadscore.jobs.runner SPEC``.
 
 The API starts this so CPU-heavy work never runs in the API's event loop. It reports on
 stdout, one JSON object per line: ``{"stage", "done", "total"}`` while it works, then
@@ -38,8 +38,8 @@ def _progress_reporter(min_interval_s: float = 0.5) -> Any:
 
 def run(spec: dict[str, Any]) -> dict[str, Any]:
     """Run the job ``spec`` describes; returns its result."""
-    from leadscore.jobs import promote_job
-    from leadscore.training_jobs import score_file_job, train_job
+    from leadscore.jobs.simulate import promote_job
+    from leadscore.jobs.train import score_file_job, train_job
 
     settings = Settings()
     console = Console(file=io.StringIO(), width=120)  # the report is kept, not printed
@@ -69,7 +69,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
             result["announce_error"] = change.announce_error
         return result
     if spec["kind"] == "retrain":
-        from leadscore.retraining import retrain_job
+        from leadscore.jobs.retrain import retrain_job
 
         # the decision record: outcome, reason, both models' holdout metrics, the candidate
         return retrain_job(settings, trigger="api", detail=args.get("detail", ""), console=console)

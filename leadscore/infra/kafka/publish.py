@@ -11,9 +11,9 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaProducer
 
+from leadscore.infra.kafka.client import client_options
 from leadscore.schemas.decode import EventKind, kind_of
 from leadscore.settings import Settings
-from leadscore.streams.kafka import client_options
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Webhooks, delivery: claim due (subscription, lead) pairs, send each head, retry or dead-letter.
 
-Loop 2 of :mod:`leadscore.streams.webhooks` (which has the overview and the guarantee); the
-signed request itself is in :mod:`leadscore.streams.webhook_http`.
+Loop 2 of :mod:`leadscore.infra.webhooks.worker` (which has the overview and the guarantee); the
+signed request itself is in :mod:`leadscore.infra.webhooks.http`.
 """
 
 from __future__ import annotations
@@ -20,17 +20,17 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from redis.exceptions import RedisError
 
-from leadscore.infra.webhook_store import WebhookStore
+from leadscore.infra.kafka.client import client_options
+from leadscore.infra.webhooks.http import ClientSlots, address_policy, post_signed
 from leadscore.infra.webhooks.rules import (
     AddressPolicy,
     next_attempt_delay,
     retry_delays,
     retry_delays_summary,
 )
+from leadscore.infra.webhooks.store import WebhookStore
 from leadscore.schemas.webhooks import DeliveryRecord, WebhookDeadLettered, WebhookSubscription
 from leadscore.settings import Settings
-from leadscore.streams.kafka import client_options
-from leadscore.streams.webhook_http import ClientSlots, address_policy, post_signed
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ async def cancel_until_done(task: asyncio.Task[Any], retry_s: float = 1.0) -> No
 class WebhookDeliverer:
     """Claims due (subscription, lead) pairs and delivers the head of each.
 
-    How the loop works and what it guarantees: see :mod:`leadscore.streams.webhooks`.
+    How the loop works and what it guarantees: see :mod:`leadscore.infra.webhooks.worker`.
 
     Any number of deliverers (one per worker) can share one Redis: a claimed pair is
     leased to one of them, and a lease that runs out (its worker died) frees the pair.

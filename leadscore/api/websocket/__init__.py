@@ -1,0 +1,1 @@
+"""The ``/v1/stream`` WebSocket: score events of ``leads.scores.v1``, live to clients."""

@@ -1,0 +1,1 @@
+"""Kafka plumbing for every process: client options, topics, end offsets, publishing."""
