@@ -89,6 +89,7 @@ from leadscore.infra.embedded import embedded_services, free_port, spawn_child, 
 from leadscore.infra.kafka.client import ensure_topics
 from leadscore.infra.launch import start_api
 from leadscore.infra.redis_store import public_state
+from leadscore.infra.scorer import load_scorer
 from leadscore.jobs.train import TRAIN_SPAN_DAYS
 from leadscore.models.batch.processing import InputRecord, Limits, process_batch
 from leadscore.models.registry.store import ModelRegistry
@@ -97,7 +98,6 @@ from leadscore.models.training.ensemble import make_member
 from leadscore.schemas.decode import EventKind, kind_of
 from leadscore.settings import Settings
 from leadscore.simulation.simulator import SimConfig, Simulator
-from leadscore.streams.app import load_scorer
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_MODEL_DIR = Path("artifacts/bench/model")

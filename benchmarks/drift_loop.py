@@ -26,6 +26,7 @@ import numpy as np
 import orjson
 from scipy import stats
 
+from leadscore.infra.scorer import load_scorer
 from leadscore.models.batch.replay import replay
 from leadscore.models.features.state import FEATURE_NAMES
 from leadscore.models.monitoring.drift import ALERT_LEVELS, DriftConfig
@@ -33,7 +34,6 @@ from leadscore.models.monitoring.monitor import DriftMonitor, WindowBuffer
 from leadscore.schemas.learning import FeatureSample
 from leadscore.settings import Settings
 from leadscore.simulation.simulator import Shift, SimConfig, Simulator
-from leadscore.streams.app import load_scorer
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 DAY = 86_400.0

@@ -39,13 +39,13 @@ from threadpoolctl import threadpool_limits
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import machine
 
+from leadscore.infra.scorer import load_scorer
 from leadscore.jobs.retrain import retrain_job
 from leadscore.models.batch.replay import replay
 from leadscore.models.training.ensemble import LeadScoringEnsemble
 from leadscore.schemas.learning import TrainingExample
 from leadscore.settings import Settings
 from leadscore.simulation.simulator import Shift, SimConfig, simulate
-from leadscore.streams.app import load_scorer
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

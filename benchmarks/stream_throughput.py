@@ -60,11 +60,11 @@ from bench_common import ensure_model, machine
 
 from leadscore.infra.embedded import embedded_services, free_port, spawn_child, stop_child
 from leadscore.infra.kafka.client import client_options, ensure_topics
+from leadscore.infra.kafka.offsets import fetch_end_offsets
 from leadscore.infra.kafka.publish import publish
 from leadscore.infra.launch import settings_env
 from leadscore.settings import Settings
 from leadscore.simulation.simulator import SimConfig, Simulator
-from leadscore.streams.tansu_compat import fetch_end_offsets
 
 DEFAULT_MODEL_DIR = Path("artifacts/bench/model")
 READY_TIMEOUT_S = 120.0

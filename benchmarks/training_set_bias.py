@@ -26,13 +26,13 @@ import numpy as np
 from rich.console import Console
 from sklearn.metrics import roc_auc_score
 
+from leadscore.infra.scorer import load_scorer
 from leadscore.jobs.retrain import retrain_job
 from leadscore.models.batch.replay import replay
 from leadscore.models.registry.store import ModelRegistry
 from leadscore.models.training.dataset import build_training_set
 from leadscore.settings import Settings
 from leadscore.simulation.simulator import SimConfig, Simulator
-from leadscore.streams.app import load_scorer
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from leadscore.settings import Settings, env_var
 
 if TYPE_CHECKING:
+    from leadscore.infra.closed_loop_store import ClosedLoopView
     from leadscore.jobs.simulate import ChampionChange
 
 app = typer.Typer(
@@ -54,7 +55,7 @@ def worker(
     partition count bounds how many get work.
     """
     from leadscore.infra.kafka.client import TopicLayoutError
-    from leadscore.streams.app import NoModelError
+    from leadscore.models.scoring.champion import NoModelError
     from leadscore.streams.runner import run_worker
 
     settings = _settings()
@@ -428,19 +429,23 @@ def drift(
     most drifting features with their statistic and p-value, the score distribution's
     test, the metrics over the latest labelled outcomes (docs/drift.md).
     """
-    from leadscore.closed_loop_text import drift_lines, read_drift_state
+    from leadscore.closed_loop_text import drift_lines
+    from leadscore.infra.closed_loop_store import ClosedLoopKeys, read_closed_loop
 
     settings = _settings()
 
-    async def read() -> tuple:
+    async def read() -> ClosedLoopView:
         client = _redis(settings)
         try:
-            return await read_drift_state(settings, client, decisions)
+            return await read_closed_loop(
+                client, ClosedLoopKeys(settings.redis_prefix), latest=True, performance=True,
+                decisions=decisions,
+            )  # fmt: skip
         finally:
             await client.aclose()  # type: ignore[attr-defined]
 
-    latest, performance, recent = asyncio.run(read())
-    typer.echo("\n".join(drift_lines(latest, performance, recent, top=top)))
+    view = asyncio.run(read())
+    typer.echo("\n".join(drift_lines(view.latest, view.performance, view.decisions, top=top)))
 
 
 @app.command()

@@ -1,19 +1,14 @@
 """Plain-text views of the closed loop for ``leadscore retrain`` and ``leadscore drift``.
 
 Pure formatting of what the retrainer returns and the drift agent keeps in Redis (a
-decision record, ``DriftEvent`` JSON, ``PerformanceWindow.summary()``), plus the one
-Redis read ``leadscore drift`` needs.
+decision record, ``DriftEvent`` JSON, ``PerformanceWindow.summary()``).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
-from leadscore.settings import Settings
-
-__all__ = ["decision_lines", "drift_lines", "read_drift_state"]
+__all__ = ["decision_lines", "drift_lines"]
 
 
 def _num(value: Any, spec: str = ".4f") -> str:
@@ -168,23 +163,3 @@ def drift_lines(
                 f"{d.get('outcome', '?'):<9} {d.get('candidate') or '-':<24} {d.get('reason', '')}"
             )
     return lines
-
-
-async def read_drift_state(
-    settings: Settings, redis: Any, decisions: int = 5
-) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
-    """(latest drift event per version, performance per version, newest decisions): one round trip."""
-    from leadscore.jobs.retrain import decisions_key
-    from leadscore.streams.drift_agent import DriftKeys
-
-    keys = DriftKeys(settings.redis_prefix)
-    pipe = redis.pipeline(transaction=False)
-    pipe.hgetall(keys.latest)
-    pipe.hgetall(keys.performance)
-    pipe.lrange(decisions_key(settings), 0, decisions - 1)
-    latest, performance, recent = await pipe.execute()
-    return (
-        {k.decode(): orjson.loads(v) for k, v in latest.items()},
-        {k.decode(): orjson.loads(v) for k, v in performance.items()},
-        [orjson.loads(v) for v in recent],
-    )

@@ -39,6 +39,7 @@ from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
 
+from leadscore.infra.closed_loop_store import ClosedLoopKeys, read_closed_loop
 from leadscore.infra.embedded import embedded_services, stop_child
 from leadscore.infra.launch import (
     ApiStartError,
@@ -380,15 +381,11 @@ async def _refresh(view: _View, store: ScoreStore) -> None:
     latest = await store.client.mget([store.score_key(lead) for lead, _ in top]) if top else []
     view.top = [orjson.loads(raw) for raw in latest if raw is not None]
     # The closed loop (docs/drift.md): the newest drift window and retrain decision.
-    prefix = store.prefix
-    newest = await store.client.lindex(f"{prefix}drift:events", 0)
-    if newest is not None:
-        d = orjson.loads(newest)
+    loop = await read_closed_loop(store.client, ClosedLoopKeys(store.prefix), events=1, decisions=1)
+    for d in loop.events:
         features = ", ".join(d.get("report", {}).get("persistent_features", [])[:3])
         view.drift = f"{d['level']} (window {d['window_index']}, model {d['model_version']}){': ' + features if features else ''}"
-    decision = await store.client.lindex(f"{prefix}retrain:decisions", 0)
-    if decision is not None:
-        r = orjson.loads(decision)
+    for r in loop.decisions:
         view.retrain = f"{r.get('outcome')} ({r.get('trigger')}): {str(r.get('reason', ''))[:90]}"
 
 

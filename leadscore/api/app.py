@@ -33,9 +33,9 @@ from leadscore.infra.experiment_store import ExperimentStore
 from leadscore.infra.job_store import JobStore
 from leadscore.infra.model_events import ModelFollower, follow_model_events
 from leadscore.infra.redis_store import ScoreStore, connect
+from leadscore.infra.scorer import load_scorer
 from leadscore.models.registry.store import ModelRegistry
 from leadscore.settings import Settings
-from leadscore.streams.app import load_scorer
 
 log = logging.getLogger(__name__)
 

@@ -16,15 +16,14 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord, TopicPartition
-from faust.types import TP
 from pydantic import ValidationError
 
 from leadscore.infra.kafka.client import client_options, stop_consumer
+from leadscore.infra.kafka.offsets import EndOffsetProbeError, end_offsets
 from leadscore.models.registry.store import ModelRegistry, RegistryError
 from leadscore.models.scoring.scorer import Scorer
 from leadscore.schemas.models import CHAMPION_CHANGE_TYPES, ModelEvent
 from leadscore.settings import Settings
-from leadscore.streams.tansu_compat import TansuCompatError, fetch_end_offsets
 
 log = logging.getLogger(__name__)
 
@@ -192,7 +191,7 @@ async def follow_model_events(settings: Settings, follower: ModelFollower) -> No
     while True:
         try:
             await _listen(settings, follower, on_positioned=reset_backoff)
-        except (KafkaError, OSError, TansuCompatError, _TopicMissingError) as exc:
+        except (KafkaError, OSError, EndOffsetProbeError, _TopicMissingError) as exc:
             log.warning(
                 "model-event listener on %s failed (%r); restarting in %.0f s, the registry "
                 "poll still runs",
@@ -224,13 +223,9 @@ async def _listen(
             raise _TopicMissingError(f"topic {topic} does not exist; `leadscore topics` creates it")
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
         consumer.assign(tps)
-        listed = await consumer.end_offsets(tps)
-        # Tansu's ListOffsets answers short of the end; Fetch tells the truth (harmless on Kafka).
-        fetched = await fetch_end_offsets(
-            consumer, {TP(tp.topic, tp.partition): listed[tp] for tp in tps}
-        )
+        ends = await end_offsets(consumer, tps)  # Tansu's ListOffsets alone answers short
         for tp in tps:
-            consumer.seek(tp, max(listed[tp], fetched[TP(tp.topic, tp.partition)]))
+            consumer.seek(tp, ends[tp])
         positions = [await consumer.position(tp) for tp in tps]
         log.info("listening for model events on %s from offset(s) %s", topic, positions)
         on_positioned()

@@ -34,6 +34,7 @@ import orjson
 from pydantic import ValidationError
 from rich.console import Console
 
+from leadscore.infra.closed_loop_store import KEPT_DECISIONS, RELEASE_LOCK, ClosedLoopKeys
 from leadscore.models.features.state import FEATURE_NAMES, FEATURE_SPEC_VERSION
 from leadscore.models.monitoring.performance import binary_metrics
 from leadscore.models.registry.store import ModelRegistry
@@ -42,28 +43,11 @@ from leadscore.models.training.train import InsufficientDataError, TrainConfig, 
 from leadscore.schemas.learning import FeatureSample, TrainingExample
 from leadscore.settings import Settings
 
-__all__ = ["decisions_key", "gate", "load_examples", "retrain_job"]
+__all__ = ["gate", "load_examples", "retrain_job"]
 
-#: Decisions kept in Redis.
-KEPT_DECISIONS = 200
 #: Fewest of each class in the holdout for a comparison worth making.
 MIN_HOLDOUT_PER_CLASS = 10
 REFERENCE_ROWS = 500
-
-
-def decisions_key(settings: Settings) -> str:
-    return f"{settings.redis_prefix}retrain:decisions"
-
-
-def lock_key(settings: Settings) -> str:
-    """The Redis lock that lets one retrain run at a time (worker, API or CLI)."""
-    return f"{settings.redis_prefix}retrain:lock"
-
-
-#: Lua: release the lock only if it still holds our token.
-RELEASE_LOCK = (
-    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
-)
 
 
 def load_examples(settings: Settings) -> tuple[list[TrainingExample], int]:
@@ -186,7 +170,7 @@ class _RetrainLock:
         import redis
 
         self.client = redis.Redis.from_url(settings.redis_url)
-        self.key = lock_key(settings)
+        self.key = ClosedLoopKeys(settings.redis_prefix).lock
         self.ttl = int(settings.retrain_timeout_s) + 60
         self.given = token is not None
         self.token = token or f"{uuid.uuid4().hex}"
@@ -276,7 +260,7 @@ def _retrain(
     candidate = binary_metrics(y_hold, result.model.predict_proba(X_hold)[:, 1])
     champion = None
     try:
-        from leadscore.streams.app import load_scorer
+        from leadscore.infra.scorer import load_scorer
 
         scorer = load_scorer(settings)
         champion = binary_metrics(y_hold, scorer.probabilities(X_hold))
@@ -413,7 +397,7 @@ def _finish(settings: Settings, record: dict[str, Any], started: float, publish:
 
     client = redis.Redis.from_url(settings.redis_url)
     try:
-        key = decisions_key(settings)
+        key = ClosedLoopKeys(settings.redis_prefix).decisions
         client.lpush(key, orjson.dumps(record))
         client.ltrim(key, 0, KEPT_DECISIONS - 1)
     finally:

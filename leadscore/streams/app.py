@@ -24,6 +24,7 @@ from faust.types import TP
 
 from leadscore.infra.model_events import ModelFollower, follow_model_events
 from leadscore.infra.redis_store import ScoreStore, connect, public_state
+from leadscore.infra.scorer import load_scorer
 from leadscore.infra.webhooks.queue import ScoreRecord
 from leadscore.infra.webhooks.worker import WebhookWorker
 from leadscore.models.batch.outcome_clock import OutcomeClock, released
@@ -37,8 +38,7 @@ from leadscore.models.batch.processing import (
 )
 from leadscore.models.monitoring.trends import aggregate as aggregate_trends
 from leadscore.models.registry.store import ModelRegistry
-from leadscore.models.scoring.champion import NoModelError, load_champion  # noqa: F401 (NoModelError: re-exported for the CLI)
-from leadscore.models.scoring.scorer import Scorer, ScoringPolicy, to_score
+from leadscore.models.scoring.scorer import Scorer, to_score
 from leadscore.schemas.decode import EventKind
 from leadscore.settings import Settings
 from leadscore.streams.drift_agent import DriftAgent
@@ -46,33 +46,6 @@ from leadscore.streams.retrain import RetrainController
 from leadscore.streams.tansu_compat import install_tansu_compat
 
 log = logging.getLogger(__name__)
-
-
-def scoring_policy(settings: Settings) -> ScoringPolicy:
-    """The grades, publishing threshold and reason counts the settings ask for."""
-    return ScoringPolicy(
-        grade_thresholds=settings.grade_thresholds,
-        change_threshold=settings.score_change_threshold,
-        top_reasons=settings.top_reasons,
-        top_changes=settings.top_changes,
-    )
-
-
-def load_scorer(settings: Settings, version: str | None = None) -> Scorer:
-    """The scorer for ``version`` (default: the champion), or the rules prior (cold start).
-
-    See :func:`leadscore.models.scoring.champion.load_champion`.
-
-    Raises:
-        NoModelError: the model cannot be used.
-    """
-    return load_champion(
-        settings.model_dir,
-        scoring_policy(settings),
-        min_training_labels=settings.min_training_labels,
-        rules_file=settings.rules_file,
-        version=version,
-    )
 
 
 def broker_credentials(settings: Settings) -> Any:
@@ -320,7 +293,7 @@ def create_app(settings: Settings, scorer: Scorer | None = None) -> faust.App:
     async def queue_webhooks(stream: faust.StreamT) -> None:
         """Queue each score event for the subscriptions it passes; offsets commit once queued."""
         async for events in stream.take_events(settings.batch_size, within=settings.batch_window_s):
-            await webhooks.queue([ScoreRecord.of(event) for event in events])
+            await webhooks.queue([_score_record(event) for event in events])
 
     @app.task
     async def deliver_webhooks() -> None:
@@ -403,6 +376,11 @@ def _install_fetch_max_wait() -> None:
 
     create_worker_consumer._leadscore_patched = True  # type: ignore[attr-defined]
     AIOKafkaConsumerThread._create_worker_consumer = create_worker_consumer  # type: ignore[method-assign]
+
+
+def _score_record(event: faust.EventT) -> ScoreRecord:
+    message = event.message
+    return ScoreRecord(message.topic, message.partition, message.offset, message.key, message.value)
 
 
 def _record(event: faust.EventT) -> InputRecord:

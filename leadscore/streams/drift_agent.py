@@ -37,6 +37,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pydantic import ValidationError
 from redis.asyncio import Redis
 
+from leadscore.infra.closed_loop_store import KEPT_DRIFT_EVENTS, ClosedLoopKeys
 from leadscore.infra.kafka.client import client_options, stop_consumer
 from leadscore.models.features.state import FEATURE_NAMES, FEATURE_SPEC_VERSION
 from leadscore.models.monitoring.drift import ALERT_LEVELS, DriftConfig, DriftReport
@@ -49,8 +50,6 @@ log = logging.getLogger(__name__)
 
 #: Model versions whose windows are kept open at once (a swap interleaves two for a while).
 MAX_VERSIONS = 3
-#: Drift events kept in Redis for the API.
-KEPT_EVENTS = 500
 
 
 def drift_config(settings: Settings) -> DriftConfig:
@@ -63,29 +62,6 @@ def drift_config(settings: Settings) -> DriftConfig:
         persistence_k=k,
         persistence_m=m,
     )
-
-
-def level_at_least(level: str, threshold: str) -> bool:
-    """Whether alert ``level`` reaches ``threshold`` (``off`` is never reached)."""
-    if threshold == "off":
-        return False
-    return ALERT_LEVELS.index(level) >= ALERT_LEVELS.index(threshold)
-
-
-class DriftKeys:
-    """Redis keys of the drift agent (all under the settings' prefix)."""
-
-    def __init__(self, prefix: str) -> None:
-        self.prefix = prefix
-        self.events = f"{prefix}drift:events"  # list, newest first, JSON DriftEvent
-        self.latest = f"{prefix}drift:latest"  # hash: model version -> JSON DriftEvent
-        self.performance = f"{prefix}drift:performance"  # hash: model version -> JSON summary
-
-    def performance_state(self, version: str) -> str:
-        return f"{self.prefix}drift:performance_state:{version}"
-
-    def state(self, version: str) -> str:
-        return f"{self.prefix}drift:state:{version}"
 
 
 class DriftAgent:
@@ -108,7 +84,7 @@ class DriftAgent:
     ) -> None:
         self.settings = settings
         self.redis = redis
-        self.keys = DriftKeys(settings.redis_prefix)
+        self.keys = ClosedLoopKeys(settings.redis_prefix)
         self.config = drift_config(settings)
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         self.on_alert = on_alert
@@ -315,7 +291,7 @@ class DriftAgent:
         pipe = self.redis.pipeline(transaction=False)
         pipe.set(self.keys.state(version), state)
         pipe.lpush(self.keys.events, body)
-        pipe.ltrim(self.keys.events, 0, KEPT_EVENTS - 1)
+        pipe.ltrim(self.keys.events, 0, KEPT_DRIFT_EVENTS - 1)
         pipe.hset(self.keys.latest, version, body)
         await pipe.execute()
         if level != "none":

@@ -22,10 +22,10 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
-from leadscore.jobs.retrain import RELEASE_LOCK, lock_key
+from leadscore.infra.closed_loop_store import RELEASE_LOCK, ClosedLoopKeys
+from leadscore.models.monitoring.drift import level_at_least
 from leadscore.schemas.learning import DriftEvent
 from leadscore.settings import Settings
-from leadscore.streams.drift_agent import level_at_least
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +39,10 @@ class RetrainController:
     def __init__(self, settings: Settings, redis: Redis) -> None:
         self.settings = settings
         self.redis = redis
-        prefix = settings.redis_prefix
-        self.lock_key = lock_key(settings)
-        self.labels_key = f"{prefix}retrain:new_labels"
-        self.last_key = f"{prefix}retrain:last_started"
+        keys = ClosedLoopKeys(settings.redis_prefix)
+        self.lock_key = keys.lock
+        self.labels_key = keys.new_labels
+        self.last_key = keys.last_started
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
         self.running: asyncio.Task[dict[str, Any]] | None = None
         self.last_decision: dict[str, Any] | None = None

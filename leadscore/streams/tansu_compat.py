@@ -38,7 +38,8 @@ idempotent and change nothing observable on Apache Kafka.
    are now cleared before partitions resume.
 
 Not patched, still wrong on Tansu: aiokafka's ``end_offsets()``, ``seek_to_end()`` and
-``auto_offset_reset="latest"``; compute lag with :func:`fetch_end_offsets`. Faust's
+``auto_offset_reset="latest"``; compute lag with
+:func:`leadscore.infra.kafka.offsets.end_offsets`. Faust's
 exactly-once path is left alone (it reads last stable offsets from fetches already, and
 aiokafka's InitProducerId v0 is rejected by Tansu anyway).
 """
@@ -46,28 +47,22 @@ aiokafka's InitProducerId v0 is rejected by Tansu anyway).
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import weakref
-from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
-from aiokafka.consumer.fetcher import READ_COMMITTED
-from aiokafka.errors import KafkaError, for_code
-from aiokafka.protocol.fetch import FetchRequest
-from aiokafka.structs import TopicPartition
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.transport.producer import ProducerBuffer
 from faust.types import TP
 from faust.types.tuples import FutureMessage
 
+from leadscore.infra.kafka.offsets import check_fetch_request_api, fetch_end_offsets
+
 __all__ = [
     "BufferedSendError",
-    "EndOffsetProbeError",
     "TansuCompatError",
-    "fetch_end_offsets",
     "install_commit_flush_fix",
     "install_fetch_highwater_fix",
     "install_tansu_compat",
@@ -78,22 +73,12 @@ log = logging.getLogger(__name__)
 #: Attribute set on every function this module installs; makes installing idempotent.
 _MARK = "__leadscore_tansu_compat__"
 
-#: Bytes asked per partition by the end-offset probe. The probe only needs the response
-#: header; on Tansu the answer also holds the one batch that contains offset ``L``.
-_PROBE_PARTITION_BYTES = 64 * 1024
-_PROBE_ATTEMPTS = 3
-_PROBE_BACKOFF_S = 0.2
-
 #: How often a waiting flush re-checks that the buffer is still running, in seconds.
 _FLUSH_POLL_S = 0.5
 
 
 class TansuCompatError(RuntimeError):
     """A patch in this module cannot be installed or cannot do its job."""
-
-
-class EndOffsetProbeError(TansuCompatError):
-    """The Fetch that verifies end offsets failed for some partitions after retries."""
 
 
 class BufferedSendError(TansuCompatError):
@@ -107,7 +92,8 @@ def install_tansu_compat() -> None:
     the producer buffer after it is installed.
 
     Raises:
-        TansuCompatError: the installed aiokafka or Faust lacks an API the patches use.
+        TansuCompatError, EndOffsetProbeError: the installed aiokafka or Faust lacks an API
+            the patches use.
     """
     install_fetch_highwater_fix()
     install_commit_flush_fix()
@@ -163,12 +149,12 @@ def install_fetch_highwater_fix() -> None:
     reads end offsets. Idempotent.
 
     Raises:
-        TansuCompatError: aiokafka's ``FetchRequest`` is not the builder this code sends.
+        EndOffsetProbeError: aiokafka's ``FetchRequest`` is not the builder this code sends.
     """
     current = AIOKafkaConsumerThread._highwaters
     if getattr(current, _MARK, False):
         return
-    _check_fetch_request_api()
+    check_fetch_request_api()
     listed_end_offsets = current
 
     async def _highwaters(self: AIOKafkaConsumerThread, partitions: list[TP]) -> Mapping[TP, int]:
@@ -196,117 +182,6 @@ async def _corrected_end_offsets(
                 tp.topic, tp.partition, fetched[tp], listed_end, corrected[tp],
             )  # fmt: skip
     return corrected
-
-
-async def fetch_end_offsets(
-    consumer: AIOKafkaConsumer, start_offsets: Mapping[TP, int]
-) -> dict[TP, int]:
-    """Return each partition's end offset as reported in a Fetch response.
-
-    Sends one Fetch per partition leader, at the given offset (use an offset at or below
-    the end, e.g. what ``end_offsets()`` said), with ``max_wait_ms=1``. The answer is the
-    high watermark, or the last stable offset when the consumer reads ``read_committed``
-    -- the same quantity ListOffsets ``latest`` answers on Apache Kafka. Uses the
-    consumer's own connections, so no extra authentication. Positions, fetched records
-    and assignment of the consumer are left alone.
-
-    Args:
-        consumer: a started aiokafka consumer; it need not be assigned the partitions.
-        start_offsets: partition -> offset to fetch at, each at or below the log end.
-
-    Returns:
-        partition -> end offset (one past the last offset), for every partition given.
-
-    Raises:
-        EndOffsetProbeError: some partitions still failed after 3 attempts (unknown
-            leader, connection error, error code in the response).
-    """
-    client = consumer._client
-    isolation_level: int = consumer._fetcher._isolation_level
-    found: dict[TP, int] = {}
-    errors: dict[TP, str] = {}
-    remaining = dict(start_offsets)
-    for attempt in range(_PROBE_ATTEMPTS):
-        if not remaining:
-            break
-        if attempt:
-            await client.force_metadata_update()
-            await asyncio.sleep(_PROBE_BACKOFF_S * attempt)
-        by_leader: dict[int, dict[TP, int]] = defaultdict(dict)
-        for tp, offset in remaining.items():
-            leader = client.cluster.leader_for_partition(TopicPartition(tp.topic, tp.partition))
-            if leader is None or leader < 0:
-                errors[tp] = f"no known leader (metadata says {leader!r})"
-            else:
-                by_leader[leader][tp] = offset
-        answers = await asyncio.gather(
-            *(
-                _probe_leader(client, node, offsets, isolation_level)
-                for node, offsets in by_leader.items()
-            )
-        )
-        for node_found, node_errors in answers:
-            found.update(node_found)
-            errors.update(node_errors)
-        remaining = {tp: offset for tp, offset in remaining.items() if tp not in found}
-    if remaining:
-        detail = "; ".join(f"{tp.topic}:{tp.partition}: {errors.get(tp, '?')}" for tp in remaining)
-        raise EndOffsetProbeError(
-            f"could not read the end offset of {len(remaining)} partition(s) from a Fetch "
-            f"after {_PROBE_ATTEMPTS} attempts: {detail}. Table recovery needs it on Tansu, "
-            "whose ListOffsets answer is short; check the broker is up and retry."
-        )
-    return found
-
-
-async def _probe_leader(
-    client: Any, node_id: int, offsets: Mapping[TP, int], isolation_level: int
-) -> tuple[dict[TP, int], dict[TP, str]]:
-    by_topic: dict[str, list[tuple[int, int, int]]] = defaultdict(list)
-    for tp, offset in offsets.items():
-        by_topic[tp.topic].append((tp.partition, offset, _PROBE_PARTITION_BYTES))
-    request = FetchRequest(
-        # max_wait_ms: 1, not 0 -- Tansu answers a max_wait_ms=0 Fetch with no partitions
-        # at all. With min_bytes=0 Kafka answers at once; Tansu waits out the 1 ms.
-        1,
-        0,  # min_bytes
-        _PROBE_PARTITION_BYTES * len(offsets),
-        isolation_level,
-        list(by_topic.items()),
-    )
-    try:
-        response = await client.send(node_id, request)
-    except KafkaError as exc:
-        reason = f"Fetch to node {node_id} failed: {exc!r}"
-        return {}, {tp: reason for tp in offsets}
-    found: dict[TP, int] = {}
-    errors: dict[TP, str] = {}
-    # Same layout aiokafka's Fetcher reads: (partition, error_code, high_watermark,
-    # *rest), where rest[0] is the last stable offset from Fetch v4 on.
-    for topic, partitions in response.topics:
-        for partition, error_code, high_watermark, *rest in partitions:
-            tp = TP(topic, partition)
-            if error_code:
-                errors[tp] = f"{for_code(error_code).__name__} from node {node_id}"
-            elif isolation_level == READ_COMMITTED and response.API_VERSION >= 4:
-                found[tp] = rest[0]
-            else:
-                found[tp] = high_watermark
-    for tp in offsets:
-        if tp not in found and tp not in errors:
-            errors[tp] = f"node {node_id} left the partition out of its Fetch answer"
-    return found, errors
-
-
-def _check_fetch_request_api() -> None:
-    params = list(inspect.signature(FetchRequest).parameters)
-    expected = ["max_wait_time", "min_bytes", "max_bytes", "isolation_level", "topics"]
-    if params[: len(expected)] != expected:
-        raise TansuCompatError(
-            "aiokafka.protocol.fetch.FetchRequest takes "
-            f"{params!r}, expected it to start with {expected!r} (aiokafka 0.14 style); "
-            "the end-offset fix needs updating for this aiokafka version"
-        )
 
 
 # --- 2. flush before commit ----------------------------------------------------------------

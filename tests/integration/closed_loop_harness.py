@@ -24,6 +24,7 @@ from tempfile import TemporaryDirectory
 import numpy as np
 import orjson
 
+from leadscore.infra.scorer import load_scorer
 from leadscore.models.batch.replay import replay
 from leadscore.models.features.state import FEATURE_NAMES
 from leadscore.models.monitoring.drift import DriftConfig
@@ -31,7 +32,6 @@ from leadscore.models.monitoring.monitor import DriftMonitor, WindowBuffer
 from leadscore.models.scoring.scorer import Scorer
 from leadscore.settings import Settings
 from leadscore.simulation.simulator import Shift, SimConfig, Simulator
-from leadscore.streams.app import load_scorer
 
 #: Simulated event times start here (all in the past, the same on every run).
 SIM_START = datetime(2025, 1, 1, tzinfo=UTC)

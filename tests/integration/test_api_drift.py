@@ -24,11 +24,10 @@ import redis
 from api_harness import drop_redis_keys, make_keys, running_api
 from worker_harness import create_topics, worker_settings
 
+from leadscore.infra.closed_loop_store import ClosedLoopKeys
 from leadscore.infra.embedded import free_port
-from leadscore.jobs.retrain import decisions_key
 from leadscore.schemas.learning import DriftEvent
 from leadscore.settings import Settings
-from leadscore.streams.drift_agent import DriftKeys
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -87,10 +86,15 @@ def put(
     decisions: list[dict[str, Any]],
 ) -> None:
     """Write what the drift agent and the retrainer write (lists newest first, as they LPUSH)."""
-    keys = DriftKeys(settings.redis_prefix)
+    keys = ClosedLoopKeys(settings.redis_prefix)
     client = redis.Redis.from_url(settings.redis_url)
     try:
-        client.delete(keys.events, keys.latest, keys.performance, decisions_key(settings))
+        client.delete(
+            keys.events,
+            keys.latest,
+            keys.performance,
+            ClosedLoopKeys(settings.redis_prefix).decisions,
+        )
         for event in events:  # oldest first
             body = orjson.dumps(event.model_dump(mode="json"))
             client.lpush(keys.events, body)
@@ -100,7 +104,7 @@ def put(
                 keys.performance, mapping={v: orjson.dumps(s) for v, s in performance.items()}
             )
         for decision in decisions:
-            client.lpush(decisions_key(settings), orjson.dumps(decision))
+            client.lpush(ClosedLoopKeys(settings.redis_prefix).decisions, orjson.dumps(decision))
     finally:
         client.close()
 

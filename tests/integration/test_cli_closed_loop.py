@@ -25,16 +25,15 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from typer.testing import CliRunner
 
 from leadscore.cli import app
+from leadscore.infra.closed_loop_store import ClosedLoopKeys
 from leadscore.infra.embedded import free_port
 from leadscore.infra.launch import settings_env
-from leadscore.jobs.retrain import decisions_key
+from leadscore.infra.scorer import load_scorer
 from leadscore.models.batch.replay import replay
 from leadscore.models.registry.store import ModelRegistry
 from leadscore.schemas.learning import DriftEvent
 from leadscore.settings import Settings
 from leadscore.simulation.simulator import SimConfig, simulate
-from leadscore.streams.app import load_scorer
-from leadscore.streams.drift_agent import DriftKeys
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -117,9 +116,10 @@ def test_retrain_on_an_empty_topic_is_skipped_with_exit_status_0(
     assert record["outcome"] == "skipped" and record["trigger"] == "manual"
     client = redis.Redis.from_url(settings.redis_url)
     try:
-        assert [orjson.loads(d)["id"] for d in client.lrange(decisions_key(settings), 0, -1)][
-            0
-        ] == record["id"]
+        assert [
+            orjson.loads(d)["id"]
+            for d in client.lrange(ClosedLoopKeys(settings.redis_prefix).decisions, 0, -1)
+        ][0] == record["id"]
     finally:
         client.close()
 
@@ -152,7 +152,7 @@ def test_retrain_that_fails_exits_1_and_says_why(
     assert "retrain failed:" in result.output
     client = redis.Redis.from_url(settings.redis_url)
     try:
-        (raw,) = client.lrange(decisions_key(settings), 0, -1)
+        (raw,) = client.lrange(ClosedLoopKeys(settings.redis_prefix).decisions, 0, -1)
     finally:
         client.close()
     assert orjson.loads(raw)["outcome"] == "failed"
@@ -177,12 +177,12 @@ def test_drift_prints_level_model_window_and_the_top_features(
         "window": {"n": 500, "roc_auc": 0.74, "brier": 0.141, "accuracy": 0.8, "f1": 0.55},
         "baseline": {"roc_auc": 0.86}, "level": "high", "labels_seen": 2400,
     }  # fmt: skip
-    keys = DriftKeys(settings.redis_prefix)
+    keys = ClosedLoopKeys(settings.redis_prefix)
     client = redis.Redis.from_url(settings.redis_url)
     try:
         client.hset(keys.latest, event.model_version, orjson.dumps(event.model_dump(mode="json")))
         client.hset(keys.performance, event.model_version, orjson.dumps(summary))
-        client.lpush(decisions_key(settings), orjson.dumps(
+        client.lpush(ClosedLoopKeys(settings.redis_prefix).decisions, orjson.dumps(
             {"id": "rt_1", "trigger": "drift", "outcome": "promoted", "candidate": "20260301T120000Z-def456",
              "reason": "candidate ROC-AUC 0.8100 beats the champion 0.7400", "finished_at": "2026-03-01T12:05:00"}
         ))  # fmt: skip

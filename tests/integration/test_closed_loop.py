@@ -22,8 +22,8 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
+from leadscore.infra.closed_loop_store import ClosedLoopKeys
 from leadscore.infra.kafka.publish import publish
-from leadscore.jobs.retrain import decisions_key
 from leadscore.simulation.simulator import Shift, SimConfig, Simulator
 from tests.integration.worker_harness import (
     create_topics,
@@ -77,7 +77,12 @@ async def test_a_drift_alert_retrains_and_the_worker_swaps_to_the_promoted_model
             await wait_all_committed(settings, workers=[worker], timeout_s=300)
 
             async def decisions() -> list[dict[str, Any]]:
-                return [orjson.loads(r) for r in await redis.lrange(decisions_key(settings), 0, -1)]
+                return [
+                    orjson.loads(r)
+                    for r in await redis.lrange(
+                        ClosedLoopKeys(settings.redis_prefix).decisions, 0, -1
+                    )
+                ]
 
             found = await wait_until(
                 "a promoted retrain", decisions,

@@ -74,8 +74,10 @@ from worker_harness import (
     worker_settings,
 )
 
+from leadscore.infra.closed_loop_store import ClosedLoopKeys
 from leadscore.infra.kafka.publish import publish
 from leadscore.infra.redis_store import ScoreStore
+from leadscore.infra.scorer import load_scorer
 from leadscore.models.features.state import (
     FEATURE_NAMES,
     FEATURE_SPEC_VERSION,
@@ -87,8 +89,7 @@ from leadscore.schemas.events import OUTCOME_TYPES, lead_event_adapter
 from leadscore.schemas.learning import DriftEvent, FeatureSample, TrainingExample
 from leadscore.settings import Settings
 from leadscore.simulation.simulator import SimConfig, Simulator
-from leadscore.streams.app import load_scorer
-from leadscore.streams.drift_agent import DriftAgent, DriftKeys, drift_config
+from leadscore.streams.drift_agent import DriftAgent, drift_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -288,7 +289,7 @@ async def test_worker_examples_hold_only_what_was_known_before_the_label(
         counters = await ScoreStore(redis_client, settings.redis_prefix).stats()
         # The worker's own drift agent (its own group) reads the examples into the model's
         # performance window.
-        performance_key = DriftKeys(settings.redis_prefix).performance
+        performance_key = ClosedLoopKeys(settings.redis_prefix).performance
 
         async def labels_seen() -> int:
             raw = await redis_client.hget(performance_key, scorer.version)
@@ -514,7 +515,7 @@ async def test_a_shift_raises_a_drift_alert_within_bounded_windows_and_a_restart
     assert alert.type == "drift.window" and alert.report["tested"]
 
     # Kept in Redis for the API: newest first, the latest per model, the monitor's state.
-    keys = DriftKeys(settings.redis_prefix)
+    keys = ClosedLoopKeys(settings.redis_prefix)
     kept = [
         DriftEvent.model_validate_json(raw) for raw in await redis_client.lrange(keys.events, 0, -1)
     ]

@@ -38,16 +38,17 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from rich.console import Console
 
+from leadscore.infra.closed_loop_store import ClosedLoopKeys
 from leadscore.infra.kafka.client import read_topic
 from leadscore.infra.launch import settings_env
-from leadscore.jobs.retrain import decisions_key, retrain_job
+from leadscore.infra.scorer import load_scorer
+from leadscore.jobs.retrain import retrain_job
 from leadscore.models.batch.replay import replay
 from leadscore.models.monitoring.performance import binary_metrics
 from leadscore.models.registry.store import ModelRegistry
 from leadscore.schemas.learning import TrainingExample
 from leadscore.settings import Settings
 from leadscore.simulation.simulator import SHIFTED_REGIME, Shift, SimConfig, simulate
-from leadscore.streams.app import load_scorer
 from leadscore.streams.retrain import RetrainController
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(300)]
@@ -195,7 +196,10 @@ def model_events(settings: Settings) -> list[dict[str, Any]]:
 def stored_decisions(settings: Settings) -> list[dict[str, Any]]:
     client = redis.Redis.from_url(settings.redis_url)
     try:
-        return [orjson.loads(raw) for raw in client.lrange(decisions_key(settings), 0, -1)]
+        return [
+            orjson.loads(raw)
+            for raw in client.lrange(ClosedLoopKeys(settings.redis_prefix).decisions, 0, -1)
+        ]
     finally:
         client.close()
 
@@ -352,7 +356,8 @@ async def test_the_controller_retrains_in_a_child_process_once_per_cooldown(
     assert decision["candidate"] in ModelRegistry(settings.model_dir).list()
     assert controller.last_decision == decision
     stored = [
-        orjson.loads(raw) for raw in await redis_client.lrange(decisions_key(settings), 0, -1)
+        orjson.loads(raw)
+        for raw in await redis_client.lrange(ClosedLoopKeys(settings.redis_prefix).decisions, 0, -1)
     ]
     assert [d["id"] for d in stored] == [decision["id"]]
     assert await redis_client.get(controller.lock_key) is None  # released

@@ -46,9 +46,9 @@ from faust.types import TP
 from faust.types.tuples import FutureMessage
 
 from leadscore.infra.embedded import free_port
+from leadscore.infra.kafka.offsets import fetch_end_offsets
 from leadscore.streams.tansu_compat import (
     BufferedSendError,
-    fetch_end_offsets,
     install_commit_flush_fix,
     install_fetch_highwater_fix,
     install_tansu_compat,

@@ -48,6 +48,7 @@ from worker_harness import (
 
 from leadscore.infra.kafka.publish import publish, topic_router
 from leadscore.infra.redis_store import ScoreStore
+from leadscore.infra.scorer import load_scorer
 from leadscore.jobs.train import train_job
 from leadscore.models.features.state import LeadState, apply_event, to_vector
 from leadscore.models.monitoring.trends import aggregate as aggregate_trends
@@ -57,7 +58,6 @@ from leadscore.schemas.learning import TrainingExample
 from leadscore.schemas.scores import DeadLetter, LeadScored
 from leadscore.settings import Settings
 from leadscore.simulation.simulator import SimConfig, Simulator
-from leadscore.streams.app import load_scorer
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 

@@ -25,9 +25,9 @@ from faust.types import TP
 
 from leadscore.infra.embedded import spawn_child
 from leadscore.infra.kafka.client import ensure_topics
+from leadscore.infra.kafka.offsets import fetch_end_offsets
 from leadscore.infra.launch import READY_LINE, settings_env
 from leadscore.settings import Settings
-from leadscore.streams.tansu_compat import fetch_end_offsets
 
 _T = TypeVar("_T")
 

@@ -35,7 +35,7 @@ from leadscore.api.websocket.protocol import (
     encode_position,
     make_entry,
 )
-from leadscore.streams.tansu_compat import TansuCompatError
+from leadscore.infra.kafka.offsets import EndOffsetProbeError
 
 # ScoreFeed is re-exported: app.py builds the feed as ``stream.ScoreFeed``.
 __all__ = [
@@ -200,7 +200,13 @@ async def _replay(
                     "the position is past the end of the topic: it is from "
                     "another deployment, or the topic was recreated",
                 )
-        except (KafkaError, OSError, TimeoutError, TansuCompatError, FeedTopicMissingError) as exc:
+        except (
+            KafkaError,
+            OSError,
+            TimeoutError,
+            EndOffsetProbeError,
+            FeedTopicMissingError,
+        ) as exc:
             plan.problem = (
                 "unavailable",
                 f"the broker could not be asked for the topic's end ({exc!r})",
@@ -221,7 +227,7 @@ async def _replay(
                         sent += 1
         except ResumeTooOldError as exc:
             plan.problem = ("too_old", str(exc))
-        except (KafkaError, OSError, TimeoutError, TansuCompatError) as exc:
+        except (KafkaError, OSError, TimeoutError, EndOffsetProbeError) as exc:
             plan.problem = ("unavailable", f"reading the topic back failed ({exc!r})")
     if plan.problem is not None:
         hub.resumes["failed"] += 1

@@ -13,19 +13,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord, TopicPartition
-from faust.types import TP
 
 from leadscore.api.websocket.hub import FanOut
 from leadscore.api.websocket.protocol import decode_score, elementwise_max, encode_position
 from leadscore.infra.kafka.client import client_options, stop_consumer
+from leadscore.infra.kafka.offsets import EndOffsetProbeError, fetch_end_offsets, topic_bounds
 from leadscore.settings import Settings
-from leadscore.streams.tansu_compat import TansuCompatError, fetch_end_offsets
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +138,7 @@ class ScoreFeed:
             except (
                 KafkaError,
                 OSError,
-                TansuCompatError,
+                EndOffsetProbeError,
                 TimeoutError,
                 FeedTopicMissingError,
             ) as exc:
@@ -284,9 +283,9 @@ class ScoreFeed:
         vector = self.hub.vector()
         async with asyncio.timeout(_PROBE_TIMEOUT_S):
             ends = await fetch_end_offsets(
-                consumer, {TP(self.topic, p): o for p, o in enumerate(vector)}
+                consumer, {TopicPartition(self.topic, p): o for p, o in enumerate(vector)}
             )
-        self._ends = tuple(ends[TP(self.topic, p)] for p in range(len(vector)))
+        self._ends = tuple(ends[TopicPartition(self.topic, p)] for p in range(len(vector)))
         self.lag = sum(max(0, e - n) for e, n in zip(self._ends, self.hub.vector()))
 
     # resumes -----------------------------------------------------------------------------------
@@ -296,7 +295,7 @@ class ScoreFeed:
 
         Raises:
             FeedTopicMissingError: the feed is not connected.
-            TimeoutError, KafkaError, TansuCompatError: the broker did not answer.
+            TimeoutError, KafkaError, EndOffsetProbeError: the broker did not answer.
         """
         consumer = self._consumer
         if consumer is None:
@@ -304,9 +303,9 @@ class ScoreFeed:
         vector = self.hub.vector()
         async with asyncio.timeout(_PROBE_TIMEOUT_S):
             ends = await fetch_end_offsets(
-                consumer, {TP(self.topic, p): o for p, o in enumerate(vector)}
+                consumer, {TopicPartition(self.topic, p): o for p, o in enumerate(vector)}
             )
-        self._ends = tuple(ends[TP(self.topic, p)] for p in range(len(vector)))
+        self._ends = tuple(ends[TopicPartition(self.topic, p)] for p in range(len(vector)))
         return self._ends
 
     def known_end(self) -> tuple[int, ...]:
@@ -375,23 +374,3 @@ def _log_crash(task: asyncio.Task[None]) -> None:
     """The feed's task ended other than by cancellation: a bug. /readyz shows it (not connected)."""
     if not task.cancelled() and task.exception() is not None:
         log.error("the score feed stopped for good", exc_info=task.exception())
-
-
-async def topic_bounds(
-    consumer: AIOKafkaConsumer, tps: Sequence[TopicPartition]
-) -> tuple[list[int], list[int]]:
-    """First and end offset of each partition (in partition order), the end from Fetch.
-
-    Tansu's ListOffsets ``latest`` answers short of the end; the Fetch high watermark is
-    right (and the same as ListOffsets on Apache Kafka). See ``tansu_compat``.
-    """
-    begin = await consumer.beginning_offsets(list(tps))
-    listed = await consumer.end_offsets(list(tps))
-    fetched = await fetch_end_offsets(
-        consumer, {TP(tp.topic, tp.partition): listed[tp] for tp in tps}
-    )
-    ordered = sorted(tps, key=lambda tp: tp.partition)
-    return (
-        [begin[tp] for tp in ordered],
-        [max(listed[tp], fetched[TP(tp.topic, tp.partition)]) for tp in ordered],
-    )

@@ -7,10 +7,11 @@ import logging
 import ssl
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from leadscore.infra.kafka.offsets import end_offsets
 from leadscore.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -126,16 +127,12 @@ async def read_topic(settings: Settings, topic: str, *, timeout_s: float = 120.0
     """Every record value of ``topic``, from the beginning to the end as of the call.
 
     No consumer group (nothing is committed). The end is taken from Fetch responses as
-    well as ListOffsets, whose answer is short on Tansu (docs/BROKER_NOTES in the repo's
-    docs/operations.md); on Apache Kafka both agree.
+    well as ListOffsets, whose answer is short on Tansu (:mod:`leadscore.infra.kafka.offsets`);
+    on Apache Kafka both agree.
 
     Raises:
         TimeoutError: the end was not reached within ``timeout_s``.
     """
-    from aiokafka import TopicPartition
-
-    from leadscore.streams.tansu_compat import fetch_end_offsets
-
     consumer = AIOKafkaConsumer(**client_options(settings), enable_auto_commit=False, group_id=None)
     try:
         await consumer.start()
@@ -148,9 +145,7 @@ async def read_topic(settings: Settings, topic: str, *, timeout_s: float = 120.0
             return []
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
-        listed = await consumer.end_offsets(tps)
-        fetched = await fetch_end_offsets(consumer, listed)
-        ends = {tp: max(listed[tp], fetched[tp]) for tp in tps}
+        ends = await end_offsets(consumer, tps)
         values: list[bytes] = []
         async with asyncio.timeout(timeout_s):
             remaining = {tp for tp in tps if ends[tp] > 0}

@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import faust
 from pydantic import ValidationError
 
 from leadscore.infra.webhooks.rules import delivery_id, envelope_body, passes
@@ -28,12 +27,6 @@ class ScoreRecord:
     offset: int
     key: bytes | None
     value: bytes | None
-
-    @classmethod
-    def of(cls, event: faust.EventT) -> ScoreRecord:
-        """The record a Faust stream event carries."""
-        message = event.message
-        return cls(message.topic, message.partition, message.offset, message.key, message.value)
 
 
 @dataclass(slots=True)

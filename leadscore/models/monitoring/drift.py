@@ -44,6 +44,18 @@ SCORE_FEATURE = "(score)"
 PSI_FLOOR = 1e-4
 
 
+def level_at_least(level: str, threshold: str) -> bool:
+    """Whether alert ``level`` reaches ``threshold`` (``off`` is never reached).
+
+    Examples:
+        >>> level_at_least("medium", "low"), level_at_least("high", "off")
+        (True, False)
+    """
+    if threshold == "off":
+        return False
+    return ALERT_LEVELS.index(level) >= ALERT_LEVELS.index(threshold)
+
+
 class DriftError(ValueError):
     """A window or reference has the wrong shape or holds non-finite values."""
 

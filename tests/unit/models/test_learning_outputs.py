@@ -9,6 +9,7 @@ import numpy as np
 import orjson
 import pytest
 
+from leadscore.infra.scorer import load_scorer
 from leadscore.models.batch.processing import (
     BatchResult,
     InputRecord,
@@ -22,7 +23,6 @@ from leadscore.models.scoring.scorer import Scorer
 from leadscore.schemas.decode import EventKind
 from leadscore.schemas.events import lead_event_adapter
 from leadscore.settings import Settings
-from leadscore.streams.app import load_scorer
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 ACTIVITY, PROFILE, OUTCOME = "leads.activity.v1", "leads.profile.v1", "leads.outcome.v1"

@@ -7,11 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from leadscore.infra.scorer import load_scorer
 from leadscore.models.features.state import FEATURE_NAMES, N_FEATURES
 from leadscore.models.registry.store import ModelRegistry
+from leadscore.models.scoring.champion import NoModelError
 from leadscore.models.training.ensemble import LeadScoringEnsemble
 from leadscore.settings import Settings
-from leadscore.streams.app import NoModelError, load_scorer
 
 
 def save_model(registry: ModelRegistry, positives: int, *, kind: str = "lead_events") -> str:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from leadscore.models.monitoring.drift import level_at_least
 from leadscore.settings import Settings
-from leadscore.streams.drift_agent import drift_config, level_at_least
+from leadscore.streams.drift_agent import drift_config
 
 
 @pytest.mark.parametrize(
