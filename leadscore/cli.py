@@ -15,7 +15,7 @@ from leadscore.settings import Settings, env_var
 
 if TYPE_CHECKING:
     from leadscore.infra.closed_loop_store import ClosedLoopView
-    from leadscore.jobs.simulate import ChampionChange
+    from leadscore.infra.model_admin import ChampionChange
 
 app = typer.Typer(
     name="leadscore",
@@ -238,7 +238,7 @@ def models_list(
 
     ROC-AUC and accuracy come from the manifest's metrics (- when it has none).
     """
-    from leadscore.jobs.simulate import list_models
+    from leadscore.infra.model_admin import list_models
     from leadscore.models.registry.store import RegistryError
 
     settings = _settings()
@@ -278,7 +278,7 @@ def models_show(
     full: bool = typer.Option(False, help="include the drift reference sample (large)"),
 ) -> None:
     """Print a version's manifest as JSON: training window, metrics, parameters, features."""
-    from leadscore.jobs.simulate import ModelCommandError, show_model
+    from leadscore.infra.model_admin import ModelCommandError, show_model
 
     try:
         manifest = show_model(_settings(), version, full=full)
@@ -305,11 +305,11 @@ def models_promote(
     unusable model); 3 the champion changed but the announcement on models.events.v1
     failed, so workers switch at their next registry check (LEADSCORE_MODEL_POLL_S).
     """
-    from leadscore.jobs.simulate import ModelCommandError, promote_job
+    from leadscore.infra.model_admin import ModelCommandError, promote_model
 
     settings = _settings()
     try:
-        change = promote_job(settings, version, segment=segment, reason=reason)
+        change = promote_model(settings, version, segment=segment, reason=reason)
     except ModelCommandError as exc:
         typer.secho(str(exc), fg=typer.colors.RED, err=True)
         raise typer.Exit(1) from exc
@@ -340,11 +340,11 @@ def models_rollback(
     changed but the announcement on models.events.v1 failed, so workers switch at
     their next registry check (LEADSCORE_MODEL_POLL_S).
     """
-    from leadscore.jobs.simulate import ModelCommandError, rollback_job
+    from leadscore.infra.model_admin import ModelCommandError, rollback_model
 
     settings = _settings()
     try:
-        change = rollback_job(settings, segment=segment, reason=reason)
+        change = rollback_model(settings, segment=segment, reason=reason)
     except ModelCommandError as exc:
         typer.secho(str(exc), fg=typer.colors.RED, err=True)
         raise typer.Exit(1) from exc

@@ -140,7 +140,8 @@ def _ensure_table_model(settings: Settings, console: Console) -> Path:
     trained on a simulated CRM export if there is none; returns a file of new leads to score."""
     import io
 
-    from leadscore.jobs.train import TABLE_SEGMENT, TableSpec, train_job
+    from leadscore.jobs.train import TableSpec, train_job
+    from leadscore.models.registry.store import TABLE_SEGMENT
     from leadscore.simulation.crm_table import simulated_crm_table
 
     DEMO_DIR.mkdir(parents=True, exist_ok=True)

@@ -15,15 +15,14 @@ from leadscore.api.auth import AUTH_ERRORS as _AUTH
 from leadscore.api.auth import require_scope
 from leadscore.api.errors import ApiError
 from leadscore.infra.access import AccessError, ApiKey
-from leadscore.jobs.simulate import (
+from leadscore.infra.model_admin import (
     ModelCommandError,
     list_models,
-    promote_job,
-    rollback_job,
+    promote_model,
+    rollback_model,
     show_model,
 )
-from leadscore.jobs.train import TABLE_SEGMENT
-from leadscore.models.registry.store import ModelRegistry, RegistryError
+from leadscore.models.registry.store import TABLE_SEGMENT, ModelRegistry, RegistryError
 from leadscore.schemas.api import (
     AuditEntry,
     Experiment,
@@ -170,7 +169,7 @@ async def models_promote(
     reason = body.reason or f"promoted through the API by {key.name}"
     try:
         change = await _in_thread(
-            promote_job, ctx.settings, version, segment=body.segment, reason=reason
+            promote_model, ctx.settings, version, segment=body.segment, reason=reason
         )
     except ModelCommandError as exc:
         status = 404 if "no model" in str(exc).lower() or "not found" in str(exc).lower() else 409
@@ -198,7 +197,7 @@ async def models_rollback(
     body = body or RollbackRequest()
     reason = body.reason or f"rolled back through the API by {key.name}"
     try:
-        change = await _in_thread(rollback_job, ctx.settings, segment=body.segment, reason=reason)
+        change = await _in_thread(rollback_model, ctx.settings, segment=body.segment, reason=reason)
     except ModelCommandError as exc:
         raise ApiError(409, "nothing_to_roll_back", str(exc)) from exc
     except ValueError as exc:

@@ -309,9 +309,9 @@ def _retrain(
     record["candidate"] = manifest.version
     console.print(f"retrain {record['id']}: candidate {manifest.version}: {reason}")
     if promote:
-        from leadscore.jobs.simulate import promote_job
+        from leadscore.infra.model_admin import promote_model
 
-        change = promote_job(
+        change = promote_model(
             settings, manifest.version, reason=f"retrain ({record['trigger']}): {reason}"
         )
         if change.announce_error:

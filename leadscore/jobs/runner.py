@@ -38,7 +38,7 @@ def _progress_reporter(min_interval_s: float = 0.5) -> Any:
 
 def run(spec: dict[str, Any]) -> dict[str, Any]:
     """Run the job ``spec`` describes; returns its result."""
-    from leadscore.jobs.simulate import promote_job
+    from leadscore.infra.model_admin import promote_model
     from leadscore.jobs.train import score_file_job, train_job
 
     settings = Settings()
@@ -64,7 +64,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
             "promoted": False,
         }
         if args.get("promote"):
-            change = promote_job(settings, outcome.version, reason="trained by API job")
+            change = promote_model(settings, outcome.version, reason="trained by API job")
             result["promoted"] = True
             result["announce_error"] = change.announce_error
         return result

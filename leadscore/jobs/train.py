@@ -20,7 +20,7 @@ import pandas as pd
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from leadscore.models.registry.store import Manifest, ModelRegistry
+from leadscore.models.registry.store import TABLE_SEGMENT, Manifest, ModelRegistry
 from leadscore.models.tabular.pipeline import FeaturePipeline, TableError
 from leadscore.models.tabular.tables import (
     LEAK_AUC_WARNING,
@@ -36,14 +36,11 @@ from leadscore.models.training.train import TrainConfig, TrainingData, train
 from leadscore.settings import Settings
 from leadscore.simulation.simulator import SimConfig, Simulator, read_jsonl
 
-__all__ = ["TABLE_SEGMENT", "TableSpec", "TrainOutcome", "score_file_job", "train_job"]
+__all__ = ["TableSpec", "TrainOutcome", "score_file_job", "train_job"]
 
 #: Days of simulated history to train on: enough that most snapshots have a full
 #: conversion horizon after them.
 TRAIN_SPAN_DAYS = 120.0
-#: The registry segment table models are promoted in (the worker follows the default one,
-#: which holds models over the stream's lead-event features).
-TABLE_SEGMENT = "table"
 #: Rows of the drift reference sample saved with a model.
 REFERENCE_ROWS = 500
 

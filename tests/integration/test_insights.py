@@ -75,9 +75,12 @@ async def test_activity_is_newest_first_and_capped(
     redis_client: aioredis.Redis, name_prefix: str
 ) -> None:
     store = ScoreStore(redis_client, name_prefix, activity_length=3)
-    entry = lambda n: orjson.dumps(
-        {"id": f"e{n}", "type": "lead.page_viewed", "time": "2026-01-01T00:00:00Z", "data": {}}
-    )
+
+    def entry(n: int) -> bytes:
+        return orjson.dumps(
+            {"id": f"e{n}", "type": "lead.page_viewed", "time": "2026-01-01T00:00:00Z", "data": {}}
+        )
+
     await store.write_batch([], [], {}, activity={"a": [entry(1), entry(2)]})
     await store.write_batch([], [], {}, activity={"a": [entry(3), entry(4)], "b": [entry(9)]})
     assert [e["id"] for e in await store.activity("a")] == ["e4", "e3", "e2"]

@@ -2,8 +2,8 @@
 
 The worker's registry poll is set to an hour, so only the message can cause a swap.
 While simulated events stream in, a second model is trained and promoted through the
-CLI's code path (:func:`leadscore.jobs.simulate.promote_job`), then rolled back
-(:func:`leadscore.jobs.simulate.rollback_job`), then a stale promotion event is sent by hand.
+CLI's code path (:func:`leadscore.infra.model_admin.promote_model`), then rolled back
+(:func:`leadscore.infra.model_admin.rollback_model`), then a stale promotion event is sent by hand.
 Score events show when each swap happened; the worker's table and counters show that
 every input event was applied exactly once across the swaps.
 """
@@ -32,9 +32,9 @@ from worker_harness import (
 )
 
 from leadscore.infra.kafka.publish import publish
+from leadscore.infra.model_admin import promote_model, rollback_model
 from leadscore.infra.model_events import publish_model_event
 from leadscore.infra.redis_store import ScoreStore
-from leadscore.jobs.simulate import promote_job, rollback_job
 from leadscore.jobs.train import train_job
 from leadscore.models.registry.store import ModelRegistry
 from leadscore.schemas.models import champion_changed
@@ -200,13 +200,13 @@ async def test_a_promotion_event_swaps_the_model_without_losing_events(
         assert ModelRegistry(model_dir).champion() == v1  # saved, not promoted
 
         # (a) promote through the CLI's code path: the event swaps the worker to v2.
-        promoted = await asyncio.to_thread(promote_job, settings, v2, reason="test: promote")
+        promoted = await asyncio.to_thread(promote_model, settings, v2, reason="test: promote")
         assert promoted.announce_error is None, promoted.announce_error
         first_v2 = await watcher.first_of(v2, promoted.event.at, worker)
         timings["promote_to_first_score_s"] = (first_v2 - promoted.event.at).total_seconds()
 
         # (c) roll back: the event swaps it back to v1.
-        rolled_back = await asyncio.to_thread(rollback_job, settings, reason="test: rollback")
+        rolled_back = await asyncio.to_thread(rollback_model, settings, reason="test: rollback")
         assert rolled_back.announce_error is None, rolled_back.announce_error
         assert (rolled_back.event.version, rolled_back.event.previous) == (v1, v2)
         back_to_v1 = await watcher.first_of(v1, rolled_back.event.at, worker)

@@ -33,6 +33,7 @@ import fcntl
 import hashlib
 import json
 import logging
+import math
 import os
 import re
 import secrets
@@ -73,6 +74,9 @@ log = logging.getLogger(__name__)
 
 ModelKind = Literal["lead_events", "table"]
 KINDS: tuple[str, ...] = ("lead_events", "table")
+#: The registry segment table models are promoted in (the worker follows the default one,
+#: which holds models over the stream's lead-event features).
+TABLE_SEGMENT = "table"
 
 PIPELINE_FILE = "pipeline.json"
 REPORT_FILE = "report.json"
@@ -600,6 +604,37 @@ class ModelRegistry:
 
 
 # --- module helpers ------------------------------------------------------------------------------
+
+
+def find_metric(metrics: Any, name: str) -> float | None:
+    """A manifest metric wherever the layout puts it, or ``None``.
+
+    Looks at the top level, then under ``cv``, ``holdout``, ``test`` and
+    ``validation``, then one level into any other mapping. A mapping value with a
+    ``mean`` counts as that mean.
+
+    Examples:
+        >>> find_metric({"cv": {"roc_auc": 0.81}}, "roc_auc")
+        0.81
+        >>> find_metric({"roc_auc": {"mean": 0.7, "std": 0.1}}, "roc_auc")
+        0.7
+        >>> find_metric({"cv": {"brier": 0.1}}, "roc_auc") is None
+        True
+    """
+    if not isinstance(metrics, Mapping):
+        return None
+    preferred = ("cv", "holdout", "test", "validation")
+    places = [metrics, *(metrics[k] for k in preferred if k in metrics)]
+    places += [v for k, v in metrics.items() if k not in preferred]
+    for place in places:
+        if not isinstance(place, Mapping) or name not in place:
+            continue
+        value = place[name]
+        if isinstance(value, Mapping):
+            value = value.get("mean")
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            return float(value)
+    return None
 
 
 def _check_features(manifest: Manifest) -> None:
