@@ -58,9 +58,10 @@ from bench_common import machine
 
 from leadscore.models.engine import trees as engine
 from leadscore.models.engine.compiled import CompiledModel, to_points
+from leadscore.models.engine.links import sigmoid
 from leadscore.models.scoring.scorer import Scorer, ScoringPolicy
 from leadscore.models.tabular.pipeline import FeaturePipeline
-from leadscore.models.training.ensemble import LeadScoringEnsemble, sigmoid
+from leadscore.models.training.ensemble import LeadScoringEnsemble
 from leadscore.models.training.train import TrainConfig, TrainingData, train
 
 ROOT = Path(__file__).resolve().parent.parent

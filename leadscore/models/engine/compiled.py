@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from leadscore.models.engine import trees as engine
-from leadscore.models.training.ensemble import LeadScoringEnsemble, sigmoid, signed_log1p
+from leadscore.models.engine.links import sigmoid, signed_log1p
 
 __all__ = ["CompiledModel", "LinearPart", "to_points"]
 
@@ -85,59 +85,6 @@ class CompiledModel:
     #: Threads the engine may use for a call of at least ``_MIN_ROWS_PER_THREAD * 2`` rows
     #: (batch scoring of files). The stream keeps 1: it runs beside the event loop.
     n_threads: int = 1
-
-    # --- building -------------------------------------------------------------------------
-
-    @classmethod
-    def from_ensemble(
-        cls, model: LeadScoringEnsemble, *, feature_names: tuple[str, ...] | None = None
-    ) -> CompiledModel:
-        """Flatten a fitted ensemble; its probabilities are kept to ~1e-12."""
-        n_features = int(model.n_features_in_)
-        names = (
-            tuple(feature_names)
-            if feature_names is not None
-            else tuple(f"x{i}" for i in range(n_features))
-        )
-        if len(names) != n_features:
-            raise ValueError(
-                f"{len(names)} feature names for a model fitted on {n_features} features"
-            )
-        a, b = model.calibration or (1.0, 0.0)
-        w_rf, w_gb, w_lr = (float(w) for w in model.weights_)
-        rf, gb, lr = model.estimators_
-        columns = np.asarray(model.columns_, dtype=np.int64)
-        parts: list[tuple[engine.TreeEnsemble, float]] = []
-        if rf is not None:
-            forest = engine.compile_forest(rf, prior=model.prior_, smoothing=model.rf_smoothing)
-            parts.append((forest, a * w_rf))
-        if gb is not None:
-            if model.booster == "gb":
-                boosting = engine.compile_gradient_boosting(gb)
-            else:
-                boosting = engine.compile_hist_gradient_boosting(gb)
-            parts.append((boosting, a * w_gb))
-        trees = None
-        offset = float(b)
-        if parts:
-            trees = engine.remap_features(engine.concat(parts), columns, n_features)
-        linear = None
-        if lr is not None:
-            scaler, logreg = lr[1], lr[-1]
-            coef = np.zeros(n_features)
-            mean = np.zeros(n_features)
-            coef[columns] = a * w_lr * logreg.coef_[0] / scaler.scale_
-            mean[columns] = scaler.mean_
-            linear = LinearPart(coef=coef, mean=mean)
-            offset += a * w_lr * float(logreg.intercept_[0])
-        info = {
-            "kind": "ensemble",
-            "booster": model.booster,
-            "weights": [w_rf, w_gb, w_lr],
-            "calibration": [float(a), float(b)],
-            "columns_used": int(len(columns)),
-        }
-        return cls(feature_names=names, trees=trees, linear=linear, offset=offset, info=info)
 
     # --- scoring ----------------------------------------------------------------------------
 

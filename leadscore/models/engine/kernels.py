@@ -34,13 +34,30 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numba
 import numpy as np
 
-if TYPE_CHECKING:
-    from leadscore.models.engine.trees import TreeEnsemble
+
+class Trees(Protocol):
+    """What a SHAP plan is built from: the node arrays of a
+    :class:`~leadscore.models.engine.trees.TreeEnsemble` (which this module must not import)."""
+
+    feature: np.ndarray
+    threshold: np.ndarray
+    left: np.ndarray
+    right: np.ndarray
+    missing_left: np.ndarray
+    value: np.ndarray
+    cover: np.ndarray
+    roots: np.ndarray
+    offset: float
+    shap_table_budget_bytes: int
+
+    @property
+    def max_depth(self) -> int: ...
+
 
 __all__ = ["MAX_TABLE_PATH_FEATURES", "ShapPlan"]
 
@@ -107,7 +124,7 @@ def _gauss_legendre(max_nodes: int) -> tuple[np.ndarray, np.ndarray]:
     return t, w
 
 
-def _build_plan(ens: TreeEnsemble) -> ShapPlan:
+def _build_plan(ens: Trees) -> ShapPlan:
     internal = ens.feature >= 0
     if internal.any() and not (ens.cover[internal] > 0).all():
         raise ValueError("path-dependent SHAP needs a positive cover at every internal node")

@@ -29,7 +29,7 @@ overhead; a test holds the two to 1e-6.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -45,10 +45,17 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from leadscore.models.engine.trees import leaf_log_odds
-
-if TYPE_CHECKING:
-    from leadscore.models.engine.compiled import CompiledModel
+from leadscore.models.engine.compiled import CompiledModel, LinearPart
+from leadscore.models.engine.links import sigmoid, signed_log1p
+from leadscore.models.engine.trees import (
+    TreeEnsemble,
+    compile_forest,
+    compile_gradient_boosting,
+    compile_hist_gradient_boosting,
+    concat,
+    leaf_log_odds,
+    remap_features,
+)
 
 __all__ = [
     "BOOSTERS",
@@ -59,12 +66,10 @@ __all__ = [
     "DEFAULT_WEIGHTS",
     "MEMBERS",
     "LeadScoringEnsemble",
+    "compile_ensemble",
     "forest_log_odds",
-    "logit",
     "make_member",
     "member_log_odds",
-    "sigmoid",
-    "signed_log1p",
 ]
 
 #: Member names, in the order of ``weights`` and ``estimators_``.
@@ -92,36 +97,6 @@ DEFAULT_GB_PARAMS: dict[str, Any] = {
 }
 DEFAULT_HGB_PARAMS: dict[str, Any] = {"max_iter": 300, "early_stopping": True}
 DEFAULT_LR_PARAMS: dict[str, Any] = {"C": 1.0}
-
-# Leaf probabilities are clipped to [eps, 1 - eps] before the logit (only matters with
-# rf_smoothing=0 and a pure leaf).
-_EPS = 1e-12
-
-
-def signed_log1p(x: np.ndarray) -> np.ndarray:
-    """``sign(x) * log(1 + |x|)``: tames heavy-tailed counts for the linear member.
-
-    Examples:
-        >>> signed_log1p(np.array([-3.0, 0.0, np.e - 1]))
-        array([-1.38629436,  0.        ,  1.        ])
-    """
-    return np.sign(x) * np.log1p(np.abs(x))
-
-
-def sigmoid(z: Any) -> Any:
-    """The logistic function, for scalars and arrays; tanh form: no overflow warnings.
-
-    Examples:
-        >>> float(sigmoid(0.0)), round(float(sigmoid(800.0)), 6)
-        (0.5, 1.0)
-    """
-    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(z, dtype=np.float64)))
-
-
-def logit(p: Any) -> Any:
-    """``log(p / (1 - p))``, with ``p`` clipped away from 0 and 1."""
-    p = np.clip(np.asarray(p, dtype=np.float64), _EPS, 1.0 - _EPS)
-    return np.log(p) - np.log1p(-p)
 
 
 def forest_log_odds(
@@ -323,12 +298,59 @@ class LeadScoringEnsemble(ClassifierMixin, BaseEstimator):
 
     def compile(self, feature_names: tuple[str, ...] | None = None) -> CompiledModel:
         """This ensemble as arrays for fast scoring and exact explanations."""
-        from leadscore.models.engine.compiled import CompiledModel
-
-        return CompiledModel.from_ensemble(self, feature_names=feature_names)
+        return compile_ensemble(self, feature_names=feature_names)
 
     @property
     def linear_member(self) -> Pipeline | None:
         """The fitted logistic-regression pipeline (transform, scaler, model), if any."""
         check_is_fitted(self)
         return self.estimators_[2]
+
+
+def compile_ensemble(
+    model: LeadScoringEnsemble, *, feature_names: tuple[str, ...] | None = None
+) -> CompiledModel:
+    """Flatten a fitted ensemble; its probabilities are kept to ~1e-12."""
+    n_features = int(model.n_features_in_)
+    names = (
+        tuple(feature_names)
+        if feature_names is not None
+        else tuple(f"x{i}" for i in range(n_features))
+    )
+    if len(names) != n_features:
+        raise ValueError(f"{len(names)} feature names for a model fitted on {n_features} features")
+    a, b = model.calibration or (1.0, 0.0)
+    w_rf, w_gb, w_lr = (float(w) for w in model.weights_)
+    rf, gb, lr = model.estimators_
+    columns = np.asarray(model.columns_, dtype=np.int64)
+    parts: list[tuple[TreeEnsemble, float]] = []
+    if rf is not None:
+        forest = compile_forest(rf, prior=model.prior_, smoothing=model.rf_smoothing)
+        parts.append((forest, a * w_rf))
+    if gb is not None:
+        if model.booster == "gb":
+            boosting = compile_gradient_boosting(gb)
+        else:
+            boosting = compile_hist_gradient_boosting(gb)
+        parts.append((boosting, a * w_gb))
+    trees = None
+    offset = float(b)
+    if parts:
+        trees = remap_features(concat(parts), columns, n_features)
+    linear = None
+    if lr is not None:
+        scaler, logreg = lr[1], lr[-1]
+        coef = np.zeros(n_features)
+        mean = np.zeros(n_features)
+        coef[columns] = a * w_lr * logreg.coef_[0] / scaler.scale_
+        mean[columns] = scaler.mean_
+        linear = LinearPart(coef=coef, mean=mean)
+        offset += a * w_lr * float(logreg.intercept_[0])
+    info = {
+        "kind": "ensemble",
+        "booster": model.booster,
+        "weights": [w_rf, w_gb, w_lr],
+        "calibration": [float(a), float(b)],
+        "columns_used": int(len(columns)),
+    }
+    return CompiledModel(feature_names=names, trees=trees, linear=linear, offset=offset, info=info)

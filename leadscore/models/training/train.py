@@ -43,12 +43,12 @@ from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 from threadpoolctl import threadpool_limits
 
 from leadscore.models.engine.compiled import CompiledModel
+from leadscore.models.engine.links import sigmoid
 from leadscore.models.training.ensemble import (
     DEFAULT_WEIGHTS,
     LeadScoringEnsemble,
     make_member,
     member_log_odds,
-    sigmoid,
 )
 from leadscore.models.training.report import evaluate, fold_summary
 

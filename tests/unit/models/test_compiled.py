@@ -15,7 +15,8 @@ from sklearn.datasets import make_classification
 from threadpoolctl import threadpool_limits
 
 from leadscore.models.engine.compiled import ARRAYS_FILE, META_FILE, CompiledModel, to_points
-from leadscore.models.training.ensemble import LeadScoringEnsemble, logit, sigmoid, signed_log1p
+from leadscore.models.engine.links import logit, sigmoid, signed_log1p
+from leadscore.models.training.ensemble import LeadScoringEnsemble
 
 N_FEATURES = 8
 SUBSET = (0, 2, 3, 5, 7)

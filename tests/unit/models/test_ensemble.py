@@ -13,7 +13,8 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils.estimator_checks import parametrize_with_checks
 from threadpoolctl import threadpool_limits
 
-from leadscore.models.training.ensemble import LeadScoringEnsemble, logit, sigmoid, signed_log1p
+from leadscore.models.engine.links import logit, sigmoid, signed_log1p
+from leadscore.models.training.ensemble import LeadScoringEnsemble
 
 RF = {"n_estimators": 5, "min_samples_leaf": 1}
 GB = {"n_estimators": 5, "n_iter_no_change": None}
