@@ -91,7 +91,8 @@ from leadscore.infra.launch import start_api
 from leadscore.infra.redis_store import public_state
 from leadscore.infra.scorer import load_scorer
 from leadscore.jobs.train import TRAIN_SPAN_DAYS
-from leadscore.models.batch.processing import InputRecord, Limits, process_batch
+from leadscore.models.batch.processing import process_batch
+from leadscore.models.batch.records import InputRecord, Limits
 from leadscore.models.registry.store import ModelRegistry
 from leadscore.models.training.dataset import build_training_set
 from leadscore.models.training.ensemble import make_member

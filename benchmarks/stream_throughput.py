@@ -10,7 +10,7 @@ One run, on fresh topics of one broker:
    stats ``events`` == N; once with the default score-change threshold (3) and once
    with 0 (every rescore published and explained). Reported as events/s and as a
    ratio to the baseline. First, the same worker with its processing replaced by
-   nothing (``apply_records`` returns an empty batch; Faust, the batching, the offset
+   nothing (``process_batch`` returns an empty result; Faust, the batching, the offset
    commits and the Redis counter write remain): what Faust alone can do here.
 4. **Latency**: the threshold-0 worker, caught up, gets live traffic at a fixed rate
    (``--rate``, default 2000 and 500 events/s) for ``--latency-seconds``. Latency of a
@@ -20,7 +20,7 @@ One run, on fresh topics of one broker:
    receive time minus create time is the broker's share of the latency.
 
 The worker child runs with a thin wrapper that counts batches (sizes, time in
-``apply_records`` and ``score_batch``) and writes the counts to a file twice a second;
+``process_batch``) and writes the counts to a file twice a second;
 ``--no-instrument`` runs the bare ``python -m leadscore worker`` instead.
 
 Servers: the embedded Tansu broker and redis-server (started and stopped here), or
@@ -77,11 +77,11 @@ EVENTS_PER_LEAD_LOW = 12
 #: how long the loop was busy or the GIL held elsewhere).
 WORKER_WRAPPER = r"""
 import asyncio, json, os, threading, time
-import leadscore.streams.app as app
+import leadscore.streams.scoring as scoring
 
 path = os.environ["LEADSCORE_BENCH_BATCH_FILE"]
 LAG_BOUNDS_MS = (1, 5, 10, 20, 50, 100, 200, 500)
-stats = {"batches": 0, "records": 0, "sizes": {}, "apply_s": 0.0, "score_s": 0.0,
+stats = {"batches": 0, "records": 0, "sizes": {}, "process_s": 0.0,
          "first_batch_t": None, "last_batch_end_t": None,
          "lag_hist": {str(b): 0 for b in LAG_BOUNDS_MS + ("inf",)}, "lag_slow": []}
 
@@ -107,31 +107,24 @@ def set_event_loop(loop):
         loop._bench_probed = True
         threading.Thread(target=probe_loop, args=(loop,), daemon=True, name="bench-lag").start()
 asyncio.set_event_loop = set_event_loop
-_apply, _score = app.apply_records, app.score_batch
+_process = scoring.process_batch
 if os.environ.get("LEADSCORE_BENCH_NOOP"):  # the framework alone: every batch does nothing
-    from leadscore.models.batch.processing import AppliedBatch, BatchResult
-    _apply = lambda records, **kwargs: AppliedBatch(result=BatchResult(), work={})
+    from leadscore.models.batch.processing import BatchResult
+    _process = lambda records, **kwargs: BatchResult()
 
-def apply_records(records, **kwargs):
+def process_batch(records, **kwargs):
     t0 = time.time()
     try:
-        return _apply(records, **kwargs)
+        return _process(records, **kwargs)
     finally:
-        stats["apply_s"] += time.time() - t0
+        stats["process_s"] += time.time() - t0
+        stats["last_batch_end_t"] = time.time()
         n = len(records)
         stats["batches"] += 1
         stats["records"] += n
         stats["sizes"][n] = stats["sizes"].get(n, 0) + 1
         if stats["first_batch_t"] is None:
             stats["first_batch_t"] = t0
-
-def score_batch(batch, scorer, now):
-    t0 = time.time()
-    try:
-        return _score(batch, scorer, now)
-    finally:
-        stats["score_s"] += time.time() - t0
-        stats["last_batch_end_t"] = time.time()
 
 def dump():
     while True:
@@ -145,7 +138,7 @@ def dump():
             json.dump(snapshot, f)
         os.replace(path + ".tmp", path)
 
-app.apply_records, app.score_batch = apply_records, score_batch
+scoring.process_batch = process_batch
 
 threading.Thread(target=dump, daemon=True, name="bench-stats").start()
 import sys
@@ -316,8 +309,7 @@ def summarize_batches(
         "batches": 0,
         "records": 0,
         "sizes": {},
-        "apply_s": 0.0,
-        "score_s": 0.0,
+        "process_s": 0.0,
         "lag_hist": {},
     }
     lag_hist = {
@@ -339,8 +331,7 @@ def summarize_batches(
         "records_in_full_batches": round(sizes.get(batch_size, 0) * batch_size / records, 3)
         if records
         else 0.0,
-        "apply_s": round(after["apply_s"] - before["apply_s"], 3),
-        "score_s": round(after["score_s"] - before["score_s"], 3),
+        "process_s": round(after["process_s"] - before["process_s"], 3),
         # A callback scheduled on the worker's loop every 20 ms: how late it ran.
         "loop_probes": probes,
         "loop_late_over_20ms": round(
@@ -800,7 +791,7 @@ async def run(
                 f"{res.scores:,} scores; CPU {res.cpu}; "
                 + (
                     f"{b['batches']} batches, mean size {b['mean_size']}, "
-                    f"apply {b['apply_s']} s + score {b['score_s']} s; event loop late >20 ms in "
+                    f"process {b['process_s']} s; event loop late >20 ms in "
                     f"{b['loop_late_over_20ms']:.0%} of probes, max {b['loop_max_late_ms']} ms"
                     if b
                     else ""

@@ -91,12 +91,12 @@ from bench_common import machine
 
 from leadscore.infra.webhooks.delivery import DeliveryPolicy, WebhookDeliverer
 from leadscore.infra.webhooks.queue import (
-    ScoreRecord,
     SubscriptionCache,
     queue_score_events,
 )
 from leadscore.infra.webhooks.rules import envelope_body, generate_secret, sample_event
 from leadscore.infra.webhooks.store import WebhookStore, connect
+from leadscore.models.batch.records import InputRecord
 from leadscore.schemas.scores import LeadScored
 from leadscore.schemas.webhooks import WebhookSubscription
 from leadscore.settings import Settings
@@ -357,7 +357,7 @@ class Bench:
     async def queue(self, store: WebhookStore, events: list[LeadScored]) -> float:
         """Queue ``events`` with ``queue_score_events`` in batches of 256; returns the seconds taken."""
         records = [
-            ScoreRecord("leads.scores.v1", 0, i, e.lead_id.encode(), e.model_dump_json().encode())
+            InputRecord("leads.scores.v1", 0, i, e.lead_id.encode(), e.model_dump_json().encode())
             for i, e in enumerate(events)
         ]
         cache = SubscriptionCache(store)

@@ -353,13 +353,10 @@ async def _run_traffic_and_view(
 
 async def _follow_scores(settings: Settings, view: _View, stop: asyncio.Event) -> None:
     """Keep the newest score changes for the view (a group-less consumer from the end)."""
-    from aiokafka import AIOKafkaConsumer
 
-    from leadscore.infra.kafka.client import client_options, stop_consumer
+    from leadscore.infra.kafka.client import new_consumer, stop_consumer
 
-    consumer = AIOKafkaConsumer(
-        settings.scores_topic, **client_options(settings), group_id=None, auto_offset_reset="latest"
-    )
+    consumer = new_consumer(settings, settings.scores_topic, auto_offset_reset="latest")
     await consumer.start()
     try:
         while not stop.is_set():

@@ -23,6 +23,7 @@ from leadscore.api.errors import ApiError
 from leadscore.infra.access import ApiKey
 from leadscore.models.features.state import LeadState, apply_event, to_matrix
 from leadscore.models.registry.store import ModelRegistry, RegistryError, find_metric
+from leadscore.models.scoring.events import explained_score, score_response
 from leadscore.models.scoring.scorer import Scorer, to_score
 from leadscore.schemas.api import (
     BatchScoreError,
@@ -137,31 +138,16 @@ def _score_states(
         return []
     x = to_matrix([state for state, _ in states])
     explanations = scorer.explain(x)
-    policy = scorer.policy
-    out = []
-    for row, (state, source), explanation in zip(x, states, explanations):
-        score = to_score(explanation.probability)
-        out.append(
-            ScoreResponse(
-                lead_id=state.lead_id,
-                score=score,
-                probability=round(explanation.probability, 6),
-                grade=policy.grade(score),  # type: ignore[arg-type]
-                model_version=scorer.version,
-                base_score=explanation.base_score,
-                reasons=explanation.reasons,  # type: ignore[arg-type]
-                changes=explanation.changes_since(
-                    state.last_points,
-                    lambda name, row=row: scorer.word(name, row),
-                    policy.top_changes,
-                ),
-                components=explanation.components,  # type: ignore[arg-type]
-                previous_score=state.score,
-                scored_from=source,  # type: ignore[arg-type]
-                scored_at=now,
-            )
+    return [
+        score_response(
+            explained_score(scorer, explanation, row, explanation.probability, state.last_points),
+            lead_id=state.lead_id,
+            previous_score=state.score,
+            scored_from=source,
+            scored_at=now,
         )
-    return out
+        for row, (state, source), explanation in zip(x, states, explanations)
+    ]
 
 
 @router.post(

@@ -13,13 +13,14 @@ import logging
 from collections.abc import Callable
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord, TopicPartition
 from pydantic import ValidationError
 
-from leadscore.infra.kafka.client import client_options, stop_consumer
+from leadscore.infra.kafka.client import client_options, new_consumer, stop_consumer
 from leadscore.infra.kafka.offsets import EndOffsetProbeError, end_offsets
+from leadscore.infra.retry import Backoff, forever
 from leadscore.models.registry.store import ModelRegistry, RegistryError
 from leadscore.models.scoring.scorer import Scorer
 from leadscore.schemas.models import CHAMPION_CHANGE_TYPES, ModelEvent
@@ -182,23 +183,13 @@ async def follow_model_events(settings: Settings, follower: ModelFollower) -> No
     broker connection fails, it starts over with growing pauses (up to 30 s) and
     never stops the worker: the registry poll keeps working meanwhile.
     """
-    delay_s = 1.0
-
-    def reset_backoff() -> None:
-        nonlocal delay_s
-        delay_s = 1.0
-
-    while True:
-        try:
-            await _listen(settings, follower, on_positioned=reset_backoff)
-        except (KafkaError, OSError, EndOffsetProbeError, _TopicMissingError) as exc:
-            log.warning(
-                "model-event listener on %s failed (%r); restarting in %.0f s, the registry "
-                "poll still runs",
-                settings.model_events_topic, exc, delay_s,
-            )  # fmt: skip
-            await asyncio.sleep(delay_s)
-            delay_s = min(delay_s * 2, _LISTEN_MAX_BACKOFF_S)
+    await forever(
+        lambda healthy: _listen(settings, follower, on_positioned=healthy),
+        f"model-event listener on {settings.model_events_topic} (the registry poll still runs)",
+        retry_on=(KafkaError, OSError, EndOffsetProbeError, _TopicMissingError),
+        backoff=Backoff(1.0, _LISTEN_MAX_BACKOFF_S),
+        log=log,
+    )
 
 
 class _TopicMissingError(RuntimeError):
@@ -209,12 +200,7 @@ async def _listen(
     settings: Settings, follower: ModelFollower, *, on_positioned: Callable[[], None]
 ) -> None:
     topic = settings.model_events_topic
-    consumer = AIOKafkaConsumer(
-        **client_options(settings),
-        group_id=None,  # every worker gets every event
-        enable_auto_commit=False,
-        fetch_max_wait_ms=settings.fetch_max_wait_ms,
-    )
+    consumer = new_consumer(settings, fetch_max_wait_ms=settings.fetch_max_wait_ms)
     await consumer.start()
     try:
         await consumer.topics()  # refreshes metadata for every topic

@@ -13,7 +13,7 @@ One run (docs/drift.md):
 5. record the decision (Redis list ``retrain:decisions``, newest first) and publish it on
    ``models.events.v1`` (``model.retrain_decided``; a promotion also ``model.promoted``).
 
-It runs in its own process (the worker's :class:`~leadscore.streams.retrain.RetrainController`
+It runs in its own process (the worker's :class:`~leadscore.streams.retrain_trigger.RetrainController`
 starts ``python -m leadscore.jobs.retrain``), never on an event loop that serves traffic.
 """
 

@@ -137,16 +137,11 @@ async def tail_job(
     Values that are JSON are printed as they are; anything else is printed as a JSON
     string. Returns the number of records printed.
     """
-    from aiokafka import AIOKafkaConsumer
 
-    from leadscore.infra.kafka.client import client_options, stop_consumer
+    from leadscore.infra.kafka.client import new_consumer, stop_consumer
 
-    consumer = AIOKafkaConsumer(
-        topic,
-        **client_options(settings),
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest" if from_beginning else "latest",
+    consumer = new_consumer(
+        settings, topic, auto_offset_reset="earliest" if from_beginning else "latest"
     )
     await consumer.start()
     printed = 0

@@ -89,7 +89,7 @@ from leadscore.schemas.events import OUTCOME_TYPES, lead_event_adapter
 from leadscore.schemas.learning import DriftEvent, FeatureSample, TrainingExample
 from leadscore.settings import Settings
 from leadscore.simulation.simulator import SimConfig, Simulator
-from leadscore.streams.drift_agent import DriftAgent, drift_config
+from leadscore.streams.drift import DriftAgent, drift_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 

@@ -9,7 +9,7 @@ fresh training topic per test and read back by :func:`~leadscore.jobs.retrain.re
   the promoted model also wins on a separate post-shift test set (another seed);
 - a candidate trained on too little is worse and is rejected, the champion stays;
 - too few labels: skipped, with the reason;
-- the worker's :class:`~leadscore.streams.retrain.RetrainController` runs a retrain in a
+- the worker's :class:`~leadscore.streams.retrain_trigger.RetrainController` runs a retrain in a
   child process under its Redis lock and cooldown.
 
 The seeds are fixed; the margins they give were checked over other seeds too (shift:
@@ -49,7 +49,7 @@ from leadscore.models.registry.store import ModelRegistry
 from leadscore.schemas.learning import TrainingExample
 from leadscore.settings import Settings
 from leadscore.simulation.simulator import SHIFTED_REGIME, Shift, SimConfig, simulate
-from leadscore.streams.retrain import RetrainController
+from leadscore.streams.retrain_trigger import RetrainController
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(300)]
 

@@ -22,8 +22,9 @@ from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from leadscore.api.websocket.hub import FanOut
 from leadscore.api.websocket.protocol import decode_score, elementwise_max, encode_position
-from leadscore.infra.kafka.client import client_options, stop_consumer
+from leadscore.infra.kafka.client import new_consumer, stop_consumer
 from leadscore.infra.kafka.offsets import EndOffsetProbeError, fetch_end_offsets, topic_bounds
+from leadscore.infra.retry import Backoff, forever
 from leadscore.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -126,35 +127,27 @@ class ScoreFeed:
     # consuming ---------------------------------------------------------------------------------
 
     async def _run(self) -> None:
-        delay_s = 1.0
+        def lost(exc: BaseException) -> None:
+            self.reconnects += 1
 
-        def reset_backoff() -> None:
-            nonlocal delay_s
-            delay_s = 1.0
-
-        while True:
-            try:
-                await self._consume(on_positioned=reset_backoff)
-            except (
+        await forever(
+            self._consume,
+            f"score feed on {self.topic} (it resumes where it stopped)",
+            retry_on=(
                 KafkaError,
                 OSError,
                 EndOffsetProbeError,
                 TimeoutError,
                 FeedTopicMissingError,
-            ) as exc:
-                self.reconnects += 1
-                log.warning(
-                    "score feed on %s lost the broker (%r); reconnecting in %.0f s, where it stopped",
-                    self.topic, exc, delay_s,
-                )  # fmt: skip
-                await asyncio.sleep(delay_s)
-                delay_s = min(delay_s * 2, _MAX_BACKOFF_S)
+            ),
+            backoff=Backoff(1.0, _MAX_BACKOFF_S),
+            log=log,
+            on_failure=lost,
+        )
 
     def _consumer_for(self, client_id: str) -> AIOKafkaConsumer:
-        return AIOKafkaConsumer(
-            **client_options(self.settings),
-            group_id=None,  # every API process reads every partition
-            enable_auto_commit=False,
+        return new_consumer(
+            self.settings,  # no group: every API process reads every partition
             auto_offset_reset="none",  # out of range: _position decides, not aiokafka
             fetch_max_wait_ms=self.settings.fetch_max_wait_ms,
             client_id=client_id,

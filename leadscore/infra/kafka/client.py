@@ -36,6 +36,19 @@ def client_options(settings: Settings) -> dict[str, Any]:
     return options
 
 
+def new_consumer(
+    settings: Settings, *topics: str, group_id: str | None = None, **options: Any
+) -> AIOKafkaConsumer:
+    """An aiokafka consumer of ``topics`` on the settings' brokers, with their security options.
+
+    Every consumer in leadscore is made here. Without ``group_id`` it reads as an outsider:
+    it commits nothing (``enable_auto_commit`` off) and is assigned what it asks for.
+    ``options`` are aiokafka's (``auto_offset_reset``, ``fetch_max_wait_ms``, ...).
+    """
+    options.setdefault("enable_auto_commit", group_id is not None)
+    return AIOKafkaConsumer(*topics, **client_options(settings), group_id=group_id, **options)
+
+
 async def stop_consumer(consumer: AIOKafkaConsumer) -> None:
     """``consumer.stop()``, keeping aiokafka's internal cancellations out of the caller.
 
@@ -133,7 +146,7 @@ async def read_topic(settings: Settings, topic: str, *, timeout_s: float = 120.0
     Raises:
         TimeoutError: the end was not reached within ``timeout_s``.
     """
-    consumer = AIOKafkaConsumer(**client_options(settings), enable_auto_commit=False, group_id=None)
+    consumer = new_consumer(settings)
     try:
         await consumer.start()
         partitions = consumer.partitions_for_topic(topic)

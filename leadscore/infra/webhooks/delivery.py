@@ -21,6 +21,7 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from redis.exceptions import RedisError
 
 from leadscore.infra.kafka.client import client_options
+from leadscore.infra.retry import Backoff
 from leadscore.infra.webhooks.http import ClientSlots, address_policy, post_signed
 from leadscore.infra.webhooks.rules import (
     AddressPolicy,
@@ -137,7 +138,7 @@ class WebhookDeliverer:
         self.clients = ClientSlots(self.policy.concurrency, self.policy.timeout_s)
         inflight: dict[asyncio.Task[None], tuple[str, str]] = {}
         waker: asyncio.Future[Any] | None = None
-        redis_backoff_s = 0.2
+        redis_backoff = Backoff(0.2, 10.0)
         log.info(
             "webhook delivery: up to %d in flight, %d attempts, retries after %s",
             self.policy.concurrency, self.policy.max_attempts,
@@ -149,15 +150,13 @@ class WebhookDeliverer:
                 free = self.policy.concurrency - len(inflight)
                 try:
                     pairs = await self.store.claim(free, self.policy.lease_s) if free > 0 else []
-                    redis_backoff_s = 0.2
+                    redis_backoff.reset()
                 except RedisError as exc:  # Redis down: deliveries wait in it, nothing is lost
+                    pause = redis_backoff.next()
                     log.warning(
-                        "webhook delivery cannot reach Redis (%r); retrying in %.1f s",
-                        exc,
-                        redis_backoff_s,
+                        "webhook delivery cannot reach Redis (%r); retrying in %.1f s", exc, pause
                     )
-                    await asyncio.sleep(redis_backoff_s)
-                    redis_backoff_s = min(redis_backoff_s * 2, 10.0)
+                    await asyncio.sleep(pause)
                     continue
                 for pair in pairs:
                     inflight[asyncio.create_task(self.deliver(*pair), name="webhook-delivery")] = (

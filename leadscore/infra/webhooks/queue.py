@@ -14,19 +14,9 @@ from pydantic import ValidationError
 
 from leadscore.infra.webhooks.rules import delivery_id, envelope_body, passes
 from leadscore.infra.webhooks.store import QueuedDelivery, WebhookStore
+from leadscore.models.batch.records import InputRecord
 from leadscore.schemas.scores import LeadScored
 from leadscore.schemas.webhooks import DeliveryRecord, WebhookSubscription
-
-
-@dataclass(frozen=True, slots=True)
-class ScoreRecord:
-    """A record of the scores topic as consumed."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
 
 
 @dataclass(slots=True)
@@ -35,7 +25,7 @@ class QueueResult:
 
     queued: int
     matched: int
-    undecodable: list[tuple[ScoreRecord, str]]
+    undecodable: list[tuple[InputRecord, str]]
 
 
 class SubscriptionCache:
@@ -90,7 +80,7 @@ def deliveries_for(
 
 
 async def queue_score_events(
-    records: Sequence[ScoreRecord], subscriptions: SubscriptionCache, store: WebhookStore
+    records: Sequence[InputRecord], subscriptions: SubscriptionCache, store: WebhookStore
 ) -> QueueResult:
     """Queue a batch of score events for every subscription they pass, in one round trip.
 

@@ -27,8 +27,6 @@ wires them into the worker (:class:`WebhookWorker`).
 
 from __future__ import annotations
 
-import asyncio
-import base64
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -36,6 +34,7 @@ from datetime import UTC, datetime
 import orjson
 from redis.exceptions import RedisError
 
+from leadscore.infra.retry import until_done
 from leadscore.infra.webhooks.delivery import (
     DeliveryPolicy,
     SendRecord,
@@ -44,12 +43,11 @@ from leadscore.infra.webhooks.delivery import (
 )
 from leadscore.infra.webhooks.queue import (
     QueueResult,
-    ScoreRecord,
     SubscriptionCache,
     queue_score_events,
 )
 from leadscore.infra.webhooks.store import WebhookStore, connect
-from leadscore.schemas.scores import DeadLetter
+from leadscore.models.batch.records import InputRecord, dead_letter
 from leadscore.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -90,7 +88,7 @@ class WebhookWorker:
             self._deliverer = WebhookDeliverer(self.store, self.policy, self.send)
         return self._deliverer
 
-    async def queue(self, records: Sequence[ScoreRecord]) -> QueueResult:
+    async def queue(self, records: Sequence[InputRecord]) -> QueueResult:
         """Queue a batch; returns once Redis has it (retrying while Redis is down).
 
         Undecodable records go to the dead-letter topic (``leads.dead-letter.v1``) whole.
@@ -100,28 +98,15 @@ class WebhookWorker:
         subscriptions = self._subscriptions
         if subscriptions is None:
             raise RuntimeError("the subscription cache is made with the store")
-        delay_s = 0.2
-        while True:
-            try:
-                result = await queue_score_events(records, subscriptions, store)
-                break
-            except RedisError as exc:  # an outage: wait it out, never skip the batch
-                log.warning(
-                    "could not queue webhooks in Redis (%r); retrying in %.1f s", exc, delay_s
-                )
-                await asyncio.sleep(delay_s)
-                delay_s = min(delay_s * 2, 10.0)
+        # An outage: wait it out, never skip the batch.
+        result = await until_done(
+            lambda: queue_score_events(records, subscriptions, store),
+            "queue webhooks in Redis",
+            retry_on=(RedisError,),
+            log=log,
+        )
         for record, reason in result.undecodable:
-            letter = DeadLetter(
-                reason_code="undecodable_score_event",
-                reason=reason,
-                topic=record.topic,
-                partition=record.partition,
-                offset=record.offset,
-                key_b64=_b64(record.key),
-                value_b64=_b64(record.value),
-                received_at=datetime.now(UTC),
-            )
+            letter = dead_letter(record, "undecodable_score_event", reason, datetime.now(UTC))
             await self.send(
                 self.settings.dead_letter_topic,
                 record.key or b"",
@@ -135,7 +120,3 @@ class WebhookWorker:
         """Create the dead-letter topic if needed, then run the delivery loop until cancelled."""
         await ensure_dead_letter_topic(self.settings)
         await self.deliverer.run()
-
-
-def _b64(data: bytes | None) -> str | None:
-    return base64.b64encode(data).decode() if data is not None else None

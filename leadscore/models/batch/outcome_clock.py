@@ -6,7 +6,7 @@ is applied before the activity that came before it, and its training example wou
 that activity (a teammate measured 71 of 71 examples stale, most of them empty vectors
 with a real label, when a time-ordered history was published in one burst).
 
-:class:`OutcomeClock` is the worker's :class:`~leadscore.models.batch.processing.OutcomeGate`.
+:class:`OutcomeClock` is the worker's :class:`~leadscore.models.batch.records.OutcomeGate`.
 An outcome at event time ``t`` on partition ``p`` is ready when, for each feature topic
 (activity, profile) on ``p``, the worker has applied an event at or after ``t`` there, or
 has read everything that topic partition holds. Otherwise nothing of it is applied: the
@@ -33,7 +33,7 @@ from typing import Any
 
 import orjson
 
-from leadscore.models.batch.processing import InputRecord
+from leadscore.models.batch.records import InputRecord
 
 log = logging.getLogger(__name__)
 

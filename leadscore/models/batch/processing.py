@@ -1,31 +1,34 @@
 """One micro-batch of input records → new lead states, score events and dead letters.
 
 This is the worker's logic with no stream engine in it: the Faust agent in
-:mod:`leadscore.streams.app` only feeds it records and writes out what it
+:mod:`leadscore.streams.scoring` only feeds it records and writes out what it
 returns, so it can be tested, profiled and reused without a broker.
 """
 
 from __future__ import annotations
 
-import base64
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from hashlib import blake2b
-from typing import Any, Protocol
+from typing import Any
 
-import numpy as np
-import orjson
-from aiokafka.partitioner import murmur2
-
+from leadscore.models.batch.labels import Labelled, labelled_now, training_examples
+from leadscore.models.batch.outputs import sampled
+from leadscore.models.batch.records import (
+    InputRecord,
+    Limits,
+    OutcomeGate,
+    dead_letter,
+    home_partition,
+)
 from leadscore.models.features.state import (
     FEATURE_SPEC_VERSION,
     LeadState,
     apply_event,
     to_matrix,
-    to_vector,
 )
+from leadscore.models.scoring.events import explained_score, lead_scored
 from leadscore.models.scoring.scorer import Scorer, to_score
 from leadscore.schemas.decode import EventKind, decode_event
 from leadscore.schemas.errors import InvalidEventError
@@ -34,35 +37,6 @@ from leadscore.schemas.learning import FeatureSample, TrainingExample
 from leadscore.schemas.scores import DeadLetter, LeadScored
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class InputRecord:
-    """A record as consumed: where it came from, its raw bytes and headers."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: tuple[tuple[str, bytes], ...] = ()
-
-
-class OutcomeGate(Protocol):
-    """Whether an outcome may be turned into a training example now (see :class:`OutcomeClock`)."""
-
-    def observe(self, record: InputRecord, event_time: float) -> None: ...
-
-    def ready(self, record: InputRecord, outcome_time: float) -> bool: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    """Input limits applied while decoding."""
-
-    max_event_bytes: int = 65_536
-    max_future_skew_s: float = 300.0
-    dedupe_window: int = 256
 
 
 @dataclass(slots=True)
@@ -116,16 +90,6 @@ class BatchResult:
 
 
 @dataclass(slots=True)
-class _Labelled:
-    """A first outcome and the lead's vector at that moment (scored later, with the batch)."""
-
-    lead_id: str
-    event: Any
-    vector: np.ndarray
-    feature_time: float | None
-
-
-@dataclass(slots=True)
 class _LeadWork:
     state: LeadState
     last_index: int
@@ -145,8 +109,12 @@ def process_batch(
     now: datetime | None = None,
     partitions_of_topic: Mapping[str, int] | None = None,
     sample_rate: float = 1.0,
+    outcome_gate: OutcomeGate | None = None,
 ) -> BatchResult:
     """Apply a micro-batch of records to lead states and score the leads that changed.
+
+    The one entry point of the batch logic: the worker runs it (off its event loop) on
+    every micro-batch, and so do the offline replay, the benchmarks and the tests.
 
     Args:
         records: the batch, in consumption order (per partition: offset order).
@@ -157,9 +125,13 @@ def process_batch(
         now: wall-clock time (for refusing future event times and stamping ``scored_at``).
         partitions_of_topic: partition count of each input topic; when given, records on
             the wrong partition for their lead are re-routed (see :class:`BatchResult`).
+        sample_rate: the share of rescored vectors published on the features topic.
+        outcome_gate: the worker's :class:`~leadscore.models.batch.outcome_clock.OutcomeClock`;
+            a first outcome it says is not ready is deferred (``None``: every outcome is taken).
 
     Returns:
-        A :class:`BatchResult`. Nothing is written by this function.
+        A :class:`BatchResult`. Nothing is written by this function. The event behind a
+        lead that could not be scored is in ``scoring_failures`` and dead-lettered.
     """
     now = now or datetime.now(UTC)
     batch = apply_records(
@@ -170,9 +142,15 @@ def process_batch(
         now=now,
         partitions_of_topic=partitions_of_topic,
         sample_rate=sample_rate,
+        outcome_gate=outcome_gate,
     )
     score_batch(batch, scorer, now)
-    return batch.result
+    result = batch.result
+    for index, reason in result.scoring_failures:
+        result.dead_letters.append(
+            (index, dead_letter(records[index], "scoring_error", reason, now))
+        )
+    return result
 
 
 @dataclass(slots=True)
@@ -181,7 +159,7 @@ class AppliedBatch:
 
     result: BatchResult
     work: dict[str, _LeadWork]
-    labelled: list[_Labelled] = field(default_factory=list)
+    labelled: list[Labelled] = field(default_factory=list)
     sample_rate: float = 1.0
 
 
@@ -205,7 +183,7 @@ def apply_records(
     """
     result = BatchResult()
     work: dict[str, _LeadWork] = {}
-    labelled: list[_Labelled] = []
+    labelled: list[Labelled] = []
     decoded: list[Any] = []
     for index, record in enumerate(records):
         try:
@@ -253,7 +231,7 @@ def apply_records(
             work.setdefault(lead_id, lead)
             applied = apply_event(lead.state, event, dedupe_window=limits.dedupe_window)
             if applied and first_outcome:
-                labelled.append(_labelled(lead.state, event))
+                labelled.append(labelled_now(lead.state, event))
         except Exception as exc:  # a bug or a corrupt stored state: lose nothing, stop nothing
             log.exception(
                 "record %s[%d]@%d could not be applied",
@@ -292,11 +270,6 @@ def apply_records(
     return AppliedBatch(result=result, work=work, labelled=labelled, sample_rate=sample_rate)
 
 
-def _labelled(state: LeadState, event: Any) -> _Labelled:
-    """Snapshot the vector now: later events of the same batch must not reach the example."""
-    return _Labelled(state.lead_id, event, to_vector(state), state.last_event_t)
-
-
 def score_batch(batch: AppliedBatch, scorer: Scorer, now: datetime) -> None:
     """Score the leads that changed, with one model call, and explain those worth publishing.
 
@@ -304,7 +277,9 @@ def score_batch(batch: AppliedBatch, scorer: Scorer, now: datetime) -> None:
     """
     work, result = batch.work, batch.result
     if batch.labelled:
-        _label(batch.labelled, result, scorer, now)
+        examples, skipped = training_examples(batch.labelled, scorer, now)
+        result.examples.extend(examples)
+        result.examples_skipped += skipped
     leads = [lead for lead in work.values() if lead.rescore]
     if not leads:
         return
@@ -322,113 +297,6 @@ def score_batch(batch: AppliedBatch, scorer: Scorer, now: datetime) -> None:
                 result.scoring_failures.append(
                     (lead.last_index, f"could not score the lead: {exc!r}")
                 )
-
-
-def _label(labelled: list[_Labelled], result: BatchResult, scorer: Scorer, now: datetime) -> None:
-    """Turn first outcomes into training examples, with the champion's probability for each."""
-    clean = []
-    for item in labelled:
-        outcome_t = item.event.time.timestamp()
-        if item.feature_time is not None and item.feature_time > outcome_t:
-            result.examples_skipped += 1
-            log.info(
-                "no training example for lead %s: its state already holds events after its "
-                "outcome (features at %.0f, outcome at %.0f)", item.lead_id, item.feature_time, outcome_t,
-            )  # fmt: skip
-            continue
-        clean.append(item)
-    if not clean:
-        return
-    try:
-        probabilities = scorer.probabilities(np.stack([item.vector for item in clean]))
-    except Exception:  # the labels must not cost the batch its scores
-        log.exception(
-            "could not score %d labelled vectors; their examples are not emitted", len(clean)
-        )
-        return
-    for item, p in zip(clean, probabilities):
-        event = item.event
-        outcome = event.type.removeprefix("lead.")
-        result.examples.append(
-            TrainingExample(
-                id=example_id(item.lead_id, event.id),
-                lead_id=item.lead_id,
-                label=1 if outcome == "converted" else 0,
-                outcome=outcome,
-                outcome_event_id=event.id,
-                outcome_time=event.time,
-                feature_time=(
-                    datetime.fromtimestamp(item.feature_time, UTC)
-                    if item.feature_time is not None
-                    else None
-                ),
-                feature_spec_version=FEATURE_SPEC_VERSION,
-                features=[float(v) for v in item.vector],
-                model_version=scorer.version,
-                probability=min(1.0, max(0.0, float(p))),
-                produced_at=now,
-            )
-        )
-
-
-#: Longest ``data`` value (as text) kept in an activity entry; longer ones are left out.
-ACTIVITY_MAX_VALUE_CHARS = 200
-
-
-def activity_entry(event: Any) -> bytes:
-    """An applied input event as the compact JSON kept in ``P activity:<lead_id>``.
-
-    ``{"id", "type", "time" (ISO UTC), "data"}``: ``data`` holds the event's fields that
-    are set, without any value longer than :data:`ACTIVITY_MAX_VALUE_CHARS` characters
-    (as a string, or as JSON for lists and objects), so one long URL cannot bloat the list.
-    """
-    data = event.data.model_dump(mode="json", exclude_none=True) if event.data is not None else {}
-    small = {
-        name: value
-        for name, value in data.items()
-        if len(value if isinstance(value, str) else orjson.dumps(value)) <= ACTIVITY_MAX_VALUE_CHARS
-    }
-    return orjson.dumps(
-        {
-            "id": event.id,
-            "type": event.type,
-            "time": event.time.astimezone(UTC).isoformat().replace("+00:00", "Z"),
-            "data": small,
-        }
-    )
-
-
-def recent_activity(result: BatchResult, keep: int) -> dict[str, list[bytes]]:
-    """Lead id -> :func:`activity_entry` of its applied events, oldest first by event time.
-
-    At most the ``keep`` newest per lead are encoded (the list is capped at that anyway);
-    ``keep=0`` gives nothing.
-    """
-    if not keep:
-        return {}
-    by_lead: dict[str, list[Any]] = {}
-    for lead_id, event in result.activity:
-        by_lead.setdefault(lead_id, []).append(event)
-    return {
-        lead_id: [activity_entry(event) for event in sorted(events, key=lambda e: e.time)[-keep:]]
-        for lead_id, events in by_lead.items()
-    }
-
-
-def example_id(lead_id: str, outcome_event_id: str) -> str:
-    """The training example's id: one lead's first outcome always gives the same id."""
-    digest = blake2b(f"{lead_id}\x00{outcome_event_id}".encode(), digest_size=12)
-    return "ex_" + digest.hexdigest()
-
-
-def sampled(cause_event_id: str, rate: float) -> bool:
-    """Whether the vector rescored for ``cause_event_id`` goes to the features topic."""
-    if rate >= 1.0:
-        return True
-    if rate <= 0.0:
-        return False
-    digest = blake2b(cause_event_id.encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") < rate * 2**64
 
 
 def _score(
@@ -468,33 +336,18 @@ def _score(
         return
     explanations = scorer.explain(x[[row[0] for row in publish]])
     events: list[LeadScored] = []
-    for (i, score, grade, previous, previous_grade), explanation in zip(publish, explanations):
+    for (i, _, _, previous, previous_grade), explanation in zip(publish, explanations):
         lead = leads[i]
+        fields = explained_score(
+            scorer, explanation, x[i], probabilities[i], lead.state.last_points
+        )
         events.append(
-            LeadScored(
-                id=score_event_id(
-                    lead.state.lead_id,
-                    lead.cause_id,
-                    scorer.version,
-                    x[i],
-                    previous,
-                    previous_grade,
-                ),
+            lead_scored(
+                fields,
                 lead_id=lead.state.lead_id,
-                score=score,
-                probability=round(float(probabilities[i]), 6),
-                grade=grade,  # type: ignore[arg-type]
+                row=x[i],
                 previous_score=previous,
-                previous_grade=previous_grade,  # type: ignore[arg-type]
-                model_version=scorer.version,
-                base_score=explanation.base_score,
-                reasons=explanation.reasons,
-                changes=explanation.changes_since(
-                    lead.state.last_points,
-                    lambda name, row=x[i]: scorer.word(name, row),
-                    policy.top_changes,
-                ),
-                components=explanation.components,
+                previous_grade=previous_grade,
                 cause_event_id=lead.cause_id,
                 cause_event_type=lead.cause_type,
                 event_time=lead.cause_time or now,
@@ -513,50 +366,3 @@ def _score(
         state.last_score_event = event.model_dump(mode="json")
     result.scores.extend(events)
     result.samples.extend(samples)
-
-
-def home_partition(key: bytes, n_partitions: int) -> int:
-    """The partition Kafka's default partitioner (Java client, aiokafka) gives ``key``.
-
-    Examples:
-        >>> home_partition(b"lead-42", 8)
-        7
-    """
-    return (murmur2(key) & 0x7FFFFFFF) % n_partitions
-
-
-def score_event_id(
-    lead_id: str,
-    cause_event_id: str,
-    model_version: str,
-    features: np.ndarray,
-    previous_score: int | None,
-    previous_grade: str | None,
-) -> str:
-    """A deterministic id: the same id always means the same score event content.
-
-    It hashes everything the content follows from: the lead, the causing event, the
-    model, the feature vector it scored and the previous score it reports. A replay that
-    scores the same cause on a different state (after a crash, the lead's other input
-    topics may be further along) gets a different id, so consumers that drop repeats by
-    id never drop a different score.
-    """
-    digest = blake2b(digest_size=12)
-    digest.update(f"{lead_id}\x00{cause_event_id}\x00{model_version}\x00".encode())
-    digest.update(np.ascontiguousarray(features, dtype=np.float64).tobytes())
-    digest.update(f"\x00{previous_score}\x00{previous_grade}".encode())
-    return "sc_" + digest.hexdigest()
-
-
-def dead_letter(record: InputRecord, code: str, reason: str, now: datetime) -> DeadLetter:
-    """A dead letter that keeps the record whole, with why it was refused."""
-    return DeadLetter(
-        reason_code=code,
-        reason=reason,
-        topic=record.topic,
-        partition=record.partition,
-        offset=record.offset,
-        key_b64=base64.b64encode(record.key).decode() if record.key is not None else None,
-        value_b64=base64.b64encode(record.value).decode() if record.value is not None else None,
-        received_at=now,
-    )

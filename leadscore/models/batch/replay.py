@@ -15,7 +15,8 @@ from typing import Any
 
 import orjson
 
-from leadscore.models.batch.processing import BatchResult, InputRecord, Limits, process_batch
+from leadscore.models.batch.processing import BatchResult, process_batch
+from leadscore.models.batch.records import InputRecord, Limits
 from leadscore.models.scoring.scorer import Scorer
 from leadscore.schemas.decode import EventKind, kind_of
 

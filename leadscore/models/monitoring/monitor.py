@@ -1,6 +1,6 @@
 """Windows of live scored vectors, a live baseline per model, and the detector on top.
 
-Pure numpy; the drift agent (``leadscore.streams.drift_agent``) feeds it the records of
+Pure numpy; the drift agent (``leadscore.streams.drift``) feeds it the records of
 ``leads.features.v1`` and publishes what it returns.
 
 The choices, measured (docs/drift.md):

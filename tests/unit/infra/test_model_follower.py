@@ -89,11 +89,11 @@ async def test_the_model_event_listener_restarts_after_stop_raises_a_cancellatio
 ) -> None:
     consumers: list[_LostConsumer] = []
 
-    def lost_consumer(**options: Any) -> _LostConsumer:
+    def lost_consumer(settings: Settings, *topics: str, **options: Any) -> _LostConsumer:
         consumers.append(_LostConsumer(**options))
         return consumers[-1]
 
-    monkeypatch.setattr(model_events, "AIOKafkaConsumer", lost_consumer)
+    monkeypatch.setattr(model_events, "new_consumer", lost_consumer)
     follower = cast(ModelFollower, object())  # never reached: the listener fails before it syncs
     listener = asyncio.create_task(follow_model_events(Settings(), follower))
     try:

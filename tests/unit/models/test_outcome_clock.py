@@ -12,7 +12,8 @@ from leadscore.models.batch.outcome_clock import (
     deferred_since,
     released,
 )
-from leadscore.models.batch.processing import InputRecord, Limits, apply_records
+from leadscore.models.batch.processing import apply_records
+from leadscore.models.batch.records import InputRecord, Limits
 from leadscore.schemas.decode import EventKind
 
 NOW = datetime(2026, 11, 27, tzinfo=UTC)

@@ -10,16 +10,12 @@ import numpy as np
 import orjson
 import pytest
 
-from leadscore.models.batch.processing import (
-    InputRecord,
-    Limits,
-    home_partition,
-    process_batch,
-    recent_activity,
-    score_event_id,
-)
+from leadscore.models.batch.outputs import recent_activity
+from leadscore.models.batch.processing import process_batch
+from leadscore.models.batch.records import InputRecord, Limits, home_partition
 from leadscore.models.engine.compiled import CompiledModel
 from leadscore.models.features.state import FEATURE_NAMES, LeadState, to_vector
+from leadscore.models.scoring.events import score_event_id
 from leadscore.models.scoring.scorer import Scorer, ScoringPolicy
 from leadscore.models.training.dataset import build_training_set
 from leadscore.models.training.ensemble import LeadScoringEnsemble
@@ -336,6 +332,7 @@ def test_a_lead_that_cannot_be_scored_does_not_stop_the_others(model: CompiledMo
 
     assert [s.lead_id for s in result.scores] == ["ok"]
     assert [(i, "model blew up" in reason) for i, reason in result.scoring_failures] == [(1, True)]
+    assert [(i, letter.reason_code) for i, letter in result.dead_letters] == [(1, "scoring_error")]
     # The failed lead keeps its new features but no score memory: the next event retries.
     bad = LeadState.from_dict(store.states["bad"])
     assert bad.score is None and bad.counts
@@ -374,7 +371,7 @@ def test_activity_lists_applied_events_only_oldest_first_by_event_time(
     result = store.run(records, scorer_for(model))
 
     assert [e.id for _, e in result.activity] == ["a.3", "a.2", "a.4"]  # consumption order
-    entries = [orjson.loads(raw) for raw in recent_activity(result, keep=50)["a"]]
+    entries = [orjson.loads(raw) for raw in recent_activity(result.activity, keep=50)["a"]]
     assert [e["id"] for e in entries] == [
         "a.2",
         "a.3",
@@ -389,8 +386,10 @@ def test_activity_lists_applied_events_only_oldest_first_by_event_time(
     }
     assert view["data"] == {"duration_s": 40.0}  # the 300-character URL is left out
     assert outcome["type"] == "lead.converted" and outcome["data"] == {}
-    assert [orjson.loads(raw)["id"] for raw in recent_activity(result, keep=1)["a"]] == ["a.4"]
-    assert recent_activity(result, keep=0) == {}
+    assert [orjson.loads(raw)["id"] for raw in recent_activity(result.activity, keep=1)["a"]] == [
+        "a.4"
+    ]
+    assert recent_activity(result.activity, keep=0) == {}
 
 
 def test_a_re_emitted_score_is_marked_as_such(model: CompiledModel) -> None:

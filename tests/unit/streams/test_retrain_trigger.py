@@ -6,7 +6,7 @@ import pytest
 
 from leadscore.models.monitoring.drift import level_at_least
 from leadscore.settings import Settings
-from leadscore.streams.drift_agent import drift_config
+from leadscore.streams.drift import drift_config
 
 
 @pytest.mark.parametrize(

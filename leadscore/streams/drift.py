@@ -11,7 +11,7 @@ windows of distinct leads, a live baseline, KS/χ² tests with the false-alarm g
 Per version too, a sliding window of labelled outcomes (ROC-AUC, Brier, ...) that raises
 a performance alert when the model gets worse. Every tested window is published, kept
 in Redis for the API (``GET /v1/drift``) and, at or above ``retrain_on_drift``, asks the
-:class:`~leadscore.streams.retrain.RetrainController` for a retrain.
+:class:`~leadscore.streams.retrain_trigger.RetrainController` for a retrain.
 
 Offsets are committed as records are read: a crash loses at most the open window's rows
 (a sample), never a published report; the baseline and persistence state of each
@@ -31,25 +31,59 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
+import faust
 import numpy as np
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 from pydantic import ValidationError
 from redis.asyncio import Redis
 
 from leadscore.infra.closed_loop_store import KEPT_DRIFT_EVENTS, ClosedLoopKeys
-from leadscore.infra.kafka.client import client_options, stop_consumer
+from leadscore.infra.kafka.client import client_options, new_consumer, stop_consumer
+from leadscore.infra.redis_store import connect
+from leadscore.infra.retry import Backoff, forever
 from leadscore.models.features.state import FEATURE_NAMES, FEATURE_SPEC_VERSION
 from leadscore.models.monitoring.drift import ALERT_LEVELS, DriftConfig, DriftReport
 from leadscore.models.monitoring.monitor import ClosedWindow, DriftMonitor, WindowBuffer, utc
 from leadscore.models.monitoring.performance import PerformanceWindow
 from leadscore.schemas.learning import DriftEvent, FeatureSample, TrainingExample
 from leadscore.settings import Settings
+from leadscore.streams.context import WorkerContext
+from leadscore.streams.retrain_trigger import RetrainController
 
 log = logging.getLogger(__name__)
 
 #: Model versions whose windows are kept open at once (a swap interleaves two for a while).
 MAX_VERSIONS = 3
+
+
+def attach_drift(app: faust.App, worker: WorkerContext) -> None:
+    """The drift agent and the retrain triggers, as one task of the worker."""
+    settings = worker.settings
+
+    @app.task
+    async def watch_drift() -> None:
+        """Test windows of scored vectors and labelled outcomes; retrain when they say so."""
+        redis = connect(settings.redis_url, max_connections=8)
+        controller = RetrainController(settings, redis)
+        agent = DriftAgent(
+            settings, redis, on_alert=controller.on_drift, on_labels=controller.on_labels
+        )
+        ticker = asyncio.create_task(_tick(controller))
+        try:
+            await agent.run()
+        finally:
+            ticker.cancel()
+
+
+async def _tick(controller: RetrainController) -> None:
+    """The retrain schedule, checked every 30 s."""
+    while True:
+        try:
+            await controller.on_tick()
+        except Exception as exc:  # Redis down: the schedule waits
+            log.warning("retrain schedule check failed (%r)", exc)
+        await asyncio.sleep(30.0)
 
 
 def drift_config(settings: Settings) -> DriftConfig:
@@ -99,27 +133,22 @@ class DriftAgent:
 
     async def run(self) -> None:
         """Run until cancelled, reconnecting with back-off after a broker outage."""
-        delay = 0.5
-        while True:
-            try:
-                await self._consume()
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("drift agent stopped (%r); restarting in %.1f s", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
+        await forever(
+            lambda healthy: self._consume(),
+            "drift agent",
+            retry_on=(Exception,),
+            backoff=Backoff(0.5, 30.0),
+            log=log,
+        )
 
     async def _consume(self) -> None:
         s = self.settings
-        consumer = AIOKafkaConsumer(
+        consumer = new_consumer(
+            s,
             s.features_topic,
             s.training_topic,
-            **client_options(s),
             group_id=f"{s.app_id}-drift",
             auto_offset_reset="earliest",
-            enable_auto_commit=True,
             auto_commit_interval_ms=1000,
             fetch_max_wait_ms=s.fetch_max_wait_ms,
             max_poll_interval_ms=max(10_000, int(s.broker_rebalance_timeout_s * 1000)),

@@ -1,0 +1,118 @@
+"""Riding through outages: the one retry-with-backoff loop every consumer and writer uses.
+
+Two shapes cover every long-running part of leadscore:
+
+- :func:`until_done` runs one piece of work (a batch's Redis write, queueing a batch of
+  webhooks) until it succeeds: the caller's offsets are committed only after it returns,
+  so an outage waits here and loses nothing.
+- :func:`forever` runs a loop that should never end (a consumer of a topic): when it
+  raises, it is started again after a pause, and the pause grows while failures repeat.
+
+Both log each failure with what failed and when the next try is, and back off from a
+short first pause to a cap, doubling. Cancellation always passes straight through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+__all__ = ["Backoff", "forever", "until_done"]
+
+_T = TypeVar("_T")
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass
+class Backoff:
+    """Pauses that double from ``first_s`` up to ``max_s``; :meth:`reset` after a success.
+
+    Examples:
+        >>> b = Backoff(0.5, 2.0)
+        >>> [b.next() for _ in range(4)]
+        [0.5, 1.0, 2.0, 2.0]
+        >>> b.reset(); b.next()
+        0.5
+    """
+
+    first_s: float
+    max_s: float
+    _next_s: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._next_s = self.first_s
+
+    def next(self) -> float:
+        """The pause to take now; the one after it is twice as long (up to ``max_s``)."""
+        pause = self._next_s
+        self._next_s = min(self._next_s * 2, self.max_s)
+        return pause
+
+    def reset(self) -> None:
+        """Start again from ``first_s`` (call it once things work again)."""
+        self._next_s = self.first_s
+
+
+async def until_done(
+    attempt: Callable[[], Awaitable[_T]],
+    what: str,
+    *,
+    retry_on: tuple[type[BaseException], ...] = (Exception,),
+    backoff: Backoff | None = None,
+    log: logging.Logger = _log,
+) -> _T:
+    """Run ``attempt`` until it returns, pausing (0.2 s doubling to 10 s) after each failure.
+
+    Args:
+        attempt: the work; called again from the start after a failure.
+        what: what it does, for the log ("write scores to Redis").
+        retry_on: the errors that mean "try again" (an outage); others propagate.
+        backoff: the pauses (default: 0.2 s doubling up to 10 s).
+        log: the logger of the caller's module.
+    """
+    backoff = backoff or Backoff(0.2, 10.0)
+    while True:
+        try:
+            return await attempt()
+        except retry_on as exc:
+            pause = backoff.next()
+            log.warning("could not %s (%r); retrying in %.1f s", what, exc, pause)
+            await asyncio.sleep(pause)
+
+
+async def forever(
+    run: Callable[[Callable[[], None]], Awaitable[None]],
+    what: str,
+    *,
+    retry_on: tuple[type[BaseException], ...],
+    backoff: Backoff,
+    log: logging.Logger = _log,
+    on_failure: Callable[[BaseException], None] | None = None,
+) -> None:
+    """Run ``run`` and start it again whenever it fails with one of ``retry_on``.
+
+    ``run`` gets a callable to call once it is healthy again (connected, positioned): the
+    pauses start over from the shortest. When ``run`` returns, so does this.
+
+    Args:
+        run: the loop; ``run(healthy)``.
+        what: what stopped, for the log ("score feed on leads.scores.v1").
+        retry_on: the errors that mean "start again" (an outage); others propagate.
+        backoff: the pauses between starts.
+        log: the logger of the caller's module.
+        on_failure: called with each failure before the pause (e.g. to count it).
+    """
+    while True:
+        try:
+            await run(backoff.reset)
+            return
+        except retry_on as exc:
+            if on_failure is not None:
+                on_failure(exc)
+            pause = backoff.next()
+            log.warning("%s failed (%r); starting again in %.1f s", what, exc, pause)
+            await asyncio.sleep(pause)

@@ -1,0 +1,203 @@
+"""Scoring: lead events → the ``lead_state`` table → score events, Redis and the closed loop.
+
+``score_leads`` takes micro-batches of the three input topics (activity, profile,
+outcome; all keyed by lead id, so a lead's events meet on one partition, in order) and
+hands each to :func:`~leadscore.models.batch.processing.process_batch` in the scoring
+thread. Then it publishes what came back (score events, dead letters, re-routed records,
+training examples, feature samples), writes the new states to the changelogged table
+and the batch to Redis. Faust commits the batch's offsets only after the body returns,
+and after the sends are delivered (:mod:`leadscore.streams.tansu_compat`): an outage
+waits here and loses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import weakref
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any
+
+import faust
+import orjson
+from faust.streams import _current_event
+
+from leadscore.infra.redis_store import ScoreStore, public_state
+from leadscore.infra.retry import until_done
+from leadscore.models.batch.outcome_clock import OutcomeClock
+from leadscore.models.batch.outputs import recent_activity
+from leadscore.models.batch.processing import BatchResult, process_batch
+from leadscore.models.batch.records import InputRecord, Limits
+from leadscore.models.monitoring.trends import aggregate as aggregate_trends
+from leadscore.models.scoring.scorer import Scorer, to_score
+from leadscore.schemas.decode import EventKind
+from leadscore.settings import Settings
+from leadscore.streams.context import WorkerContext, input_record
+from leadscore.streams.outcomes import HeldOutcomes, quietly
+
+log = logging.getLogger(__name__)
+
+
+def attach_scoring(app: faust.App, worker: WorkerContext) -> None:
+    """The input topics, the ``lead_state`` table, the ``score_leads`` agent and its timer."""
+    s = worker.settings
+    input_topic = app.topic(
+        *s.input_topics, key_type=bytes, value_type=bytes, partitions=s.topic_partitions
+    )
+    # Lead id (utf-8 bytes) -> LeadState as orjson bytes. Changelogged: a restarted worker
+    # recovers it. Bytes, not dicts, so no batch can alias or half-mutate a stored state.
+    lead_to_state = app.Table(
+        "lead_state",
+        default=None,
+        partitions=s.topic_partitions,
+        key_type=bytes,  # bytes -> the "raw" codec for the changelog
+        value_type=bytes,
+    )
+    # Outcomes wait until the activity and profile topics are read up to their time, so a
+    # training example never misses earlier events (leadscore.models.batch.outcome_clock).
+    held = HeldOutcomes(app, s)
+    process = _processor(s, lead_to_state, held.clock)
+
+    @app.agent(input_topic)
+    async def score_leads(stream: faust.StreamT) -> None:
+        """Process each micro-batch off the event loop, publish what it made, write Redis."""
+        loop = asyncio.get_running_loop()
+        store = worker.store()
+        # Table writes queue in Faust's producer buffer; its default cap (100) makes every
+        # batch stall and warn "producer buffer full". Let a few batches' worth queue.
+        app.producer.buffer.max_messages = max(1000, 4 * s.batch_size)
+        async for events in stream.take_events(s.batch_size, within=s.batch_window_s):
+            started = time.perf_counter()
+            records = [input_record(event) for event in events]
+            now = datetime.now(UTC)
+            scorer = worker.models.scorer  # one model for the whole batch, even if a swap lands
+            result = await loop.run_in_executor(worker.executor, process, records, scorer, now)
+            bodies = [orjson.dumps(score.model_dump(mode="json")) for score in result.scores]
+            held_now = held.hold(records, result)
+            await _publish(app, s, events, result, bodies, lead_to_state)
+            write = partial(_write, store, held, s, scorer, result, bodies, len(records), held_now)
+            await until_done(write, "write scores to Redis", log=log)
+            await held.after_batch(store, held_now)
+            log.debug(
+                "batch of %d: %d scores, %d dead letters in %.1f ms", len(records),
+                len(result.scores), len(result.dead_letters), (time.perf_counter() - started) * 1000,
+            )  # fmt: skip
+
+    @app.timer(interval=1.0)
+    async def release_outcomes() -> None:
+        """Republish held outcomes whose feature topics caught up (also when no batch comes)."""
+        await quietly(held.release(worker.store()), "release held outcomes")
+
+
+def _processor(settings: Settings, lead_to_state: faust.Table, gate: OutcomeClock) -> Any:
+    """``process(records, scorer, now)``: :func:`process_batch` as this worker runs it."""
+    kind_of_topic = {
+        settings.activity_topic: EventKind.ACTIVITY,
+        settings.profile_topic: EventKind.PROFILE,
+        settings.outcome_topic: EventKind.OUTCOME,
+    }
+    # ensure_topics() checked the input topics have exactly this many partitions.
+    partitions_of_topic = {topic: settings.topic_partitions for topic in settings.input_topics}
+    limits = Limits(
+        max_event_bytes=settings.max_event_bytes,
+        max_future_skew_s=settings.max_future_skew_s,
+        dedupe_window=settings.dedupe_window,
+    )
+
+    def load_state(lead_id: str) -> dict[str, Any] | None:
+        raw = lead_to_state.get(lead_id.encode())
+        return orjson.loads(raw) if raw is not None else None
+
+    def process(records: Sequence[InputRecord], scorer: Scorer, now: datetime) -> BatchResult:
+        return process_batch(
+            records,
+            kind_of_topic=kind_of_topic,
+            load_state=load_state,
+            scorer=scorer,
+            limits=limits,
+            now=now,
+            partitions_of_topic=partitions_of_topic,
+            sample_rate=settings.feature_sample_rate,
+            outcome_gate=gate,
+        )
+
+    return process
+
+
+async def _publish(
+    app: faust.App,
+    settings: Settings,
+    events: list[faust.EventT],
+    result: BatchResult,
+    score_bodies: list[bytes],
+    lead_to_state: faust.Table,
+) -> None:
+    """Publish a batch's outputs. Sends are queued; Faust flushes them before it commits offsets."""
+    producer = app.producer
+
+    async def send(topic: str, key: bytes | None, value: bytes) -> None:
+        await producer.send(topic, key, value, None, None, None)
+
+    for index, letter in result.dead_letters:
+        key = events[index].message.key
+        await send(settings.dead_letter_topic, key, orjson.dumps(letter.model_dump(mode="json")))
+    for index, lead_id, partition in result.reroutes:
+        message = events[index].message
+        await producer.send(
+            message.topic, lead_id.encode(), message.value, partition, None, message.headers
+        )
+    for lead_id, (state, index) in result.states.items():
+        # The table writes its changelog to the partition of the *current* event; in a
+        # batch that must be the lead's own event, not whichever came last.
+        _current_event.set(weakref.ref(events[index]))
+        lead_to_state[lead_id.encode()] = orjson.dumps(state.to_dict())
+    for score, body in zip(result.scores, score_bodies, strict=True):
+        await send(settings.scores_topic, score.lead_id.encode(), body)
+    # The closed loop's inputs (docs/drift.md): labelled examples and scored vectors.
+    for example in result.examples:
+        body = orjson.dumps(example.model_dump(mode="json"))
+        await send(settings.training_topic, example.lead_id.encode(), body)
+    for sample in result.samples:
+        body = orjson.dumps(sample.model_dump(mode="json"))
+        await send(settings.features_topic, sample.lead_id.encode(), body)
+
+
+async def _write(
+    store: ScoreStore,
+    held: HeldOutcomes,
+    settings: Settings,
+    scorer: Scorer,
+    result: BatchResult,
+    bodies: list[bytes],
+    n_records: int,
+    held_now: dict[str, bytes],
+) -> None:
+    """Write a batch to Redis: scores, states, counters, activity, trends, held outcomes."""
+    counters = {
+        # A held outcome is not taken now; it counts when it is read again and taken.
+        "events": n_records - len(held_now),
+        "applied": result.applied,
+        "duplicates": result.duplicates,
+        "scores": len(result.scores),
+        "dead_letters": len(result.dead_letters),
+        "rerouted": len(result.reroutes),
+        "training_examples": len(result.examples),
+        "training_examples_skipped": result.examples_skipped,
+        "outcomes_held": len(held_now),
+    }
+    states = {
+        lead_id: public_state(state.to_dict()) for lead_id, (state, _) in result.states.items()
+    }
+    trends = aggregate_trends(
+        result.scores,
+        result.examples,
+        grade_of=lambda p: scorer.policy.grade(to_score(p)),
+        bucket_s=settings.trends_bucket_s,
+        skip_ids=result.republished,
+    )
+    activity = recent_activity(result.activity, settings.activity_length)
+    await store.write_batch(result.scores, bodies, counters, states, activity, trends)
+    await held.save(store, held_now)  # before the batch's offsets commit: a crash loses none
