@@ -26,7 +26,7 @@ router = APIRouter()
 
 def _twin(method: str, path: str) -> APIRoute:
     for route in [*scores.router.routes, *admin.router.routes]:
-        if isinstance(route, APIRoute) and route.path == path and method in route.methods:
+        if isinstance(route, APIRoute) and route.path == path and method in (route.methods or ()):
             return route
     raise LookupError(f"no {method} {path} route to alias")  # a bug in ALIASES
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import inspect
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -211,7 +212,8 @@ def _serve_dashboard(app: FastAPI, root: Any) -> None:
             response = dashboard_response(root, request.url.path.lstrip("/"))
             if response is not None:
                 return response
-        return await json_http(request, exc)
+        answer = json_http(request, exc)  # the JSON error handler (leadscore.api.errors)
+        return await answer if inspect.isawaitable(answer) else answer
 
 
 class MeasureAndAudit:
@@ -249,7 +251,8 @@ class MeasureAndAudit:
             elapsed = time.perf_counter() - started
             route = scope.get("route")
             path = getattr(route, "path", "unmatched")
-            ctx = getattr(scope.get("app").state, "ctx", None) if scope.get("app") else None
+            app = scope.get("app")
+            ctx = getattr(app.state, "ctx", None) if app is not None else None
             if ctx is not None:
                 ctx.metrics.observe(scope["method"], path, status, elapsed)
                 state = scope.get("state") or {}

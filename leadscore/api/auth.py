@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import Request
+from starlette.requests import HTTPConnection
 
 from leadscore.api.errors import ApiError
 from leadscore.infra.access import ApiKey, AuditLog, KeyStore
@@ -67,7 +68,7 @@ class KeyVerifier:
         return record
 
 
-def presented_key(request: Any) -> str | None:
+def presented_key(request: HTTPConnection) -> str | None:
     """The key a request (or WebSocket) carries, if any."""
     headers = request.headers
     auth = headers.get("authorization")
@@ -81,11 +82,11 @@ def presented_key(request: Any) -> str | None:
     return request.query_params.get("api_key") or None
 
 
-async def authenticate(request: Any, scope: str) -> ApiKey:
+async def authenticate(request: HTTPConnection, scope: str) -> ApiKey:
     """The caller's key if it allows ``scope``; raises 401/403 otherwise (admin: audited)."""
     ctx = request.app.state.ctx
     key = presented_key(request)
-    record = await ctx.verifier.verify(key) if key else None
+    record: ApiKey | None = await ctx.verifier.verify(key) if key else None
     if record is None:
         if scope == "admin":
             await _audit(ctx.audit, request, None, 401, "denied: no valid key")

@@ -13,8 +13,6 @@ from typing import Any
 
 from leadscore.infra.redis_store import ScoreStore
 
-_MISSING = object()
-
 
 class ScoreCache:
     """Latest score per lead, read through from Redis; bounded (LRU) and TTL'd.
@@ -37,11 +35,11 @@ class ScoreCache:
     async def latest(self, lead_id: str) -> dict[str, Any] | None:
         """The lead's latest score event, or ``None`` if it has none."""
         now = time.monotonic()
-        entry = self._entries.get(lead_id, _MISSING)
-        if entry is not _MISSING and now - entry[0] < self.ttl_s:  # type: ignore[index]
+        entry = self._entries.get(lead_id)
+        if entry is not None and now - entry[0] < self.ttl_s:
             self._entries.move_to_end(lead_id)
             self.hits += 1
-            return entry[1]  # type: ignore[index]
+            return entry[1]
         self.misses += 1
         value = await self.store.latest(lead_id)
         if self.ttl_s > 0:

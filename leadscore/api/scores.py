@@ -43,7 +43,7 @@ router = APIRouter()
 #: releases the GIL), so one big request never stalls the others.
 _INLINE_ROWS = 8
 
-_NOT_FOUND = {404: {"description": "the lead is unknown"}}
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "the lead is unknown"}}
 
 
 class _LeadError(Exception):
@@ -204,7 +204,7 @@ async def score_batch(
     now = datetime.now(UTC)
     rows = [s for _, s in good]
     if len(rows) <= _INLINE_ROWS:
-        results = _score_states(scorer, rows, now)  # type: ignore[arg-type]
+        results = _score_states(scorer, rows, now)
     else:
         loop = asyncio.get_running_loop()
         results = await loop.run_in_executor(None, _score_states, scorer, rows, now)
@@ -258,7 +258,7 @@ async def latest_score(
     lead_id: str, request: Request, key: ApiKey = Depends(require_scope("read"))
 ) -> dict[str, Any]:
     ctx = request.app.state.ctx
-    event = await ctx.cache.latest(lead_id)
+    event: dict[str, Any] | None = await ctx.cache.latest(lead_id)
     if event is None:
         raise ApiError(404, "unknown_lead", f"lead {lead_id!r} has no published score yet")
     return event

@@ -18,7 +18,7 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import redis.asyncio as aioredis
@@ -198,7 +198,10 @@ class AuditLog:
             return []  # nothing is older than 0-0
         end = f"({before}" if before else "+"
         try:
-            rows = await self.client.xrevrange(self.key, max=end, min="-", count=limit)
+            rows = cast(
+                list[tuple[bytes | str, dict[Any, Any]]],
+                await self.client.xrevrange(self.key, max=end, min="-", count=limit),
+            )
         except ResponseError as exc:  # e.g. an id beyond 64 bits
             raise AccessError(
                 f"{before!r} is not an audit entry id (like 1764237600000-0)"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import redis.asyncio as aioredis
@@ -69,7 +69,7 @@ class JobStore:
         return orjson.loads(raw) if raw is not None else None
 
     async def list(self, limit: int = 50) -> list[dict[str, Any]]:
-        ids = await self.client.zrevrange(self.index_key, 0, limit - 1)
+        ids = cast(list[bytes | str], await self.client.zrevrange(self.index_key, 0, limit - 1))
         if not ids:
             return []
         rows = await self.client.mget(

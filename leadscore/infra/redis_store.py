@@ -18,7 +18,7 @@ Keys (``P`` is the configured prefix, ``leadscore:`` by default):
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import redis.asyncio as aioredis
@@ -225,7 +225,10 @@ class ScoreStore:
 
     async def trend_buckets(self, since_s: float, until_s: float) -> dict[int, dict[str, float]]:
         """The stored trend buckets starting in ``[since_s, until_s)``: start -> fields."""
-        starts = await self.client.zrangebyscore(self.trends_index_key, since_s, f"({until_s}")
+        starts = cast(
+            list[bytes],
+            await self.client.zrangebyscore(self.trends_index_key, since_s, f"({until_s}"),
+        )
         if not starts:
             return {}
         pipe = self.client.pipeline(transaction=False)
@@ -241,7 +244,7 @@ class ScoreStore:
 
     async def newest_trend_bucket(self) -> int | None:
         """The start of the newest stored trend bucket, or ``None`` when there is none."""
-        rows = await self.client.zrevrange(self.trends_index_key, 0, 0)
+        rows = cast(list[bytes], await self.client.zrevrange(self.trends_index_key, 0, 0))
         return int(rows[0]) if rows else None
 
     async def state(self, lead_id: str) -> dict[str, Any] | None:
@@ -269,8 +272,11 @@ class ScoreStore:
 
     async def top(self, n: int = 10, offset: int = 0) -> list[tuple[str, float]]:
         """The ``n`` best leads from ``offset``, as (lead id, score) pairs."""
-        rows = await self.client.zrevrange(
-            self.leaderboard_key, offset, offset + n - 1, withscores=True
+        rows = cast(
+            list[tuple[bytes | str, float]],
+            await self.client.zrevrange(
+                self.leaderboard_key, offset, offset + n - 1, withscores=True
+            ),
         )
         return [
             (key.decode() if isinstance(key, bytes) else key, float(score)) for key, score in rows
@@ -281,7 +287,7 @@ class ScoreStore:
         return [orjson.loads(row) for row in rows]
 
     async def stats(self) -> dict[str, int]:
-        raw = await self.client.hgetall(self.stats_key)
+        raw = cast(dict[bytes, bytes], await self.client.hgetall(self.stats_key))
         return {k.decode(): int(v) for k, v in raw.items()}
 
     async def count(self) -> int:

@@ -244,8 +244,7 @@ OutcomeEvent = LeadConverted | LeadDisqualified
 LeadEvent = Annotated[ActivityEvent | ProfileUpdated | OutcomeEvent, Field(discriminator="type")]
 
 ACTIVITY_TYPES: frozenset[str] = frozenset(
-    m.model_fields["type"].annotation.__args__[0]  # type: ignore[union-attr]
-    for m in ActivityEvent.__args__  # type: ignore[attr-defined]
+    m.model_fields["type"].annotation.__args__[0] for m in ActivityEvent.__args__
 )
 PROFILE_TYPES: frozenset[str] = frozenset({"lead.profile_updated"})
 OUTCOME_TYPES: frozenset[str] = frozenset({"lead.converted", "lead.disqualified"})

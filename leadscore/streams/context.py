@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 import faust
+from faust.streams import Stream
 
 from leadscore.infra.model_events import ModelFollower
 from leadscore.infra.redis_store import ScoreStore, connect
@@ -44,7 +47,18 @@ class WorkerContext:
         return self._store
 
 
-def input_record(event: faust.EventT) -> InputRecord:
+def micro_batches(
+    stream: faust.StreamT[bytes], settings: Settings
+) -> AsyncIterator[Sequence[faust.EventT[bytes]]]:
+    """The stream's events in micro-batches of up to ``batch_size``, waiting at most
+    ``batch_window_s`` for a batch to fill (Faust's ``Stream.take_events``)."""
+    batches = cast(Stream[bytes], stream).take_events(
+        settings.batch_size, within=settings.batch_window_s
+    )
+    return cast(AsyncIterator[Sequence[faust.EventT[bytes]]], batches)
+
+
+def input_record(event: faust.EventT[bytes]) -> InputRecord:
     """The record a Faust stream event carries: where it came from, its bytes and headers."""
     message = event.message
     return InputRecord(
@@ -53,5 +67,10 @@ def input_record(event: faust.EventT) -> InputRecord:
         offset=message.offset,
         key=message.key,
         value=message.value,
-        headers=tuple((name, bytes(value)) for name, value in (message.headers or ())),
+        headers=tuple((name, bytes(value)) for name, value in _headers(message.headers)),
     )
+
+
+def _headers(headers: Any) -> list[tuple[str, bytes]]:
+    """A message's headers as (name, value) pairs (Faust types them loosely)."""
+    return list(headers or ())

@@ -29,7 +29,7 @@ import uuid
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import faust
 import numpy as np
@@ -265,7 +265,7 @@ class DriftAgent:
         return entry
 
     async def _restore(self, version: str) -> DriftMonitor:
-        raw = await self.redis.get(self.keys.state(version))
+        raw = cast(bytes | None, await self.redis.get(self.keys.state(version)))
         if raw is not None:
             try:
                 monitor = DriftMonitor.from_bytes(
@@ -304,7 +304,7 @@ class DriftAgent:
             id=f"dr_{uuid.uuid4().hex}",
             model_version=version,
             agent=self.name,
-            level=level,  # type: ignore[arg-type]
+            level=level,
             window_index=report.window_index,
             n_rows=report.n_rows,
             window_start=utc(window.start),

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
+from typing import Any, cast
 
 import faust
 import orjson
+from faust.transport.consumer import Consumer
 from faust.types import TP
 
 from leadscore.infra.redis_store import ScoreStore
@@ -46,7 +48,8 @@ class HeldOutcomes:
     def _progress(self, topic: str, partition: int) -> tuple[int | None, int | None]:
         """The group's committed offset and the end offset of a topic partition."""
         tp = TP(topic, partition)
-        committed = self.app.consumer._committed_offset.get(tp)
+        consumer = cast(Consumer, self.app.consumer)
+        committed = consumer._committed_offset.get(tp)
         return committed, self.app.consumer.highwater(tp)
 
     def hold(self, records: Sequence[InputRecord], result: BatchResult) -> dict[str, bytes]:
@@ -56,7 +59,7 @@ class HeldOutcomes:
     async def save(self, store: ScoreStore, held: dict[str, bytes]) -> None:
         """Keep ``held`` in Redis (part of the batch's write: before its offsets commit)."""
         if held:
-            await store.client.hset(self.key, mapping=held)
+            await store.client.hset(self.key, mapping=cast(Mapping[Any, bytes], held))
 
     async def after_batch(self, store: ScoreStore, held: dict[str, bytes]) -> None:
         """Release what is due, when the batch held outcomes or at most twice a second."""

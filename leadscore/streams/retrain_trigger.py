@@ -156,7 +156,8 @@ def _last_json(out: bytes) -> dict[str, Any] | None:
         line = line.strip()
         if line.startswith("{"):
             try:
-                return orjson.loads(line)
+                decision: dict[str, Any] = orjson.loads(line)
+                return decision
             except orjson.JSONDecodeError:
                 continue
     return None

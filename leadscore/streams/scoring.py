@@ -24,6 +24,7 @@ from typing import Any
 import faust
 import orjson
 from faust.streams import _current_event
+from faust.types import TableT
 
 from leadscore.infra.redis_store import ScoreStore, public_state
 from leadscore.infra.retry import until_done
@@ -35,7 +36,7 @@ from leadscore.models.monitoring.trends import aggregate as aggregate_trends
 from leadscore.models.scoring.scorer import Scorer, to_score
 from leadscore.schemas.decode import EventKind
 from leadscore.settings import Settings
-from leadscore.streams.context import WorkerContext, input_record
+from leadscore.streams.context import WorkerContext, input_record, micro_batches
 from leadscore.streams.outcomes import HeldOutcomes, quietly
 
 log = logging.getLogger(__name__)
@@ -62,14 +63,14 @@ def attach_scoring(app: faust.App, worker: WorkerContext) -> None:
     process = _processor(s, lead_to_state, held.clock)
 
     @app.agent(input_topic)
-    async def score_leads(stream: faust.StreamT) -> None:
+    async def score_leads(stream: faust.StreamT[bytes]) -> None:
         """Process each micro-batch off the event loop, publish what it made, write Redis."""
         loop = asyncio.get_running_loop()
         store = worker.store()
         # Table writes queue in Faust's producer buffer; its default cap (100) makes every
         # batch stall and warn "producer buffer full". Let a few batches' worth queue.
         app.producer.buffer.max_messages = max(1000, 4 * s.batch_size)
-        async for events in stream.take_events(s.batch_size, within=s.batch_window_s):
+        async for events in micro_batches(stream, s):
             started = time.perf_counter()
             records = [input_record(event) for event in events]
             now = datetime.now(UTC)
@@ -92,7 +93,7 @@ def attach_scoring(app: faust.App, worker: WorkerContext) -> None:
         await quietly(held.release(worker.store()), "release held outcomes")
 
 
-def _processor(settings: Settings, lead_to_state: faust.Table, gate: OutcomeClock) -> Any:
+def _processor(settings: Settings, lead_to_state: TableT[bytes, bytes], gate: OutcomeClock) -> Any:
     """``process(records, scorer, now)``: :func:`process_batch` as this worker runs it."""
     kind_of_topic = {
         settings.activity_topic: EventKind.ACTIVITY,
@@ -130,10 +131,10 @@ def _processor(settings: Settings, lead_to_state: faust.Table, gate: OutcomeCloc
 async def _publish(
     app: faust.App,
     settings: Settings,
-    events: list[faust.EventT],
+    events: Sequence[faust.EventT[bytes]],
     result: BatchResult,
     score_bodies: list[bytes],
-    lead_to_state: faust.Table,
+    lead_to_state: TableT[bytes, bytes],
 ) -> None:
     """Publish a batch's outputs. Sends are queued; Faust flushes them before it commits offsets."""
     producer = app.producer

@@ -230,7 +230,7 @@ class _Deliveries:
         fut.add_done_callback(self._on_done)
 
     def _on_done(self, fut: asyncio.Future[Any]) -> None:
-        self.undelivered.discard(fut)  # type: ignore[arg-type]
+        self.undelivered.discard(fut)
         if not fut.cancelled() and fut.exception() is not None:
             self.failures.append((fut, fut.exception()))  # type: ignore[arg-type]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import faust
 
 from leadscore.infra.webhooks.worker import WebhookWorker
-from leadscore.streams.context import WorkerContext, input_record
+from leadscore.streams.context import WorkerContext, input_record, micro_batches
 
 
 def attach_webhooks(app: faust.App, worker: WorkerContext) -> None:
@@ -26,9 +26,9 @@ def attach_webhooks(app: faust.App, worker: WorkerContext) -> None:
     )
 
     @app.agent(scores_topic)
-    async def queue_webhooks(stream: faust.StreamT) -> None:
+    async def queue_webhooks(stream: faust.StreamT[bytes]) -> None:
         """Queue each score event for the subscriptions it passes; offsets commit once queued."""
-        async for events in stream.take_events(s.batch_size, within=s.batch_window_s):
+        async for events in micro_batches(stream, s):
             await webhooks.queue([input_record(event) for event in events])
 
     @app.task

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
@@ -310,7 +310,7 @@ class ScoreFeed:
 
     async def read_back(
         self, gaps: Mapping[int, tuple[int, int]]
-    ) -> AsyncIterator[tuple[int, ConsumerRecord]]:
+    ) -> AsyncGenerator[tuple[int, ConsumerRecord]]:
         """Records of each partition ``p`` from ``gaps[p][0]`` up to ``gaps[p][1]``, from the topic.
 
         A short-lived consumer of its own; at most a few run at once per process.

@@ -54,7 +54,7 @@ def home_partition(key: bytes, n_partitions: int) -> int:
         >>> home_partition(b"lead-42", 8)
         7
     """
-    return (murmur2(key) & 0x7FFFFFFF) % n_partitions
+    return int(murmur2(key) & 0x7FFFFFFF) % n_partitions
 
 
 def dead_letter(record: InputRecord, code: str, reason: str, now: datetime) -> DeadLetter:

@@ -202,16 +202,16 @@ class RulesModel:
         return {"fit": fit, "engagement": engagement}
 
     def _check_X(self, X: Any) -> np.ndarray:
-        X = np.asarray(X, dtype=np.float64)
-        if X.ndim != 2 or X.shape[1] != len(self.feature_names):
+        checked: np.ndarray = np.asarray(X, dtype=np.float64)
+        if checked.ndim != 2 or checked.shape[1] != len(self.feature_names):
             raise ValueError(
                 f"RulesModel expects a matrix of shape (n, {len(self.feature_names)}), got shape "
-                f"{X.shape}; for one row use x.reshape(1, -1)"
+                f"{checked.shape}; for one row use x.reshape(1, -1)"
             )
-        if not np.isfinite(X).all():
-            bad = sorted({self.feature_names[j] for j in np.argwhere(~np.isfinite(X))[:, 1]})
+        if not np.isfinite(checked).all():
+            bad = sorted({self.feature_names[j] for j in np.argwhere(~np.isfinite(checked))[:, 1]})
             raise ValueError(f"RulesModel needs finite features; NaN or inf in {bad}")
-        return X
+        return checked
 
 
 def _clip_group(points: np.ndarray, low: float, high: float) -> np.ndarray:
@@ -229,7 +229,8 @@ def _clip_group(points: np.ndarray, low: float, high: float) -> np.ndarray:
     # over: pos_sum > high - neg_sum >= 0; under: neg_sum < low - pos_sum <= 0 (low <= high).
     k_pos = np.divide(high - neg_sum, pos_sum, out=np.ones_like(total), where=over)
     k_neg = np.divide(low - pos_sum, neg_sum, out=np.ones_like(total), where=under)
-    return pos * k_pos[:, None] + neg * k_neg[:, None]
+    clipped: np.ndarray = pos * k_pos[:, None] + neg * k_neg[:, None]
+    return clipped
 
 
 def _table_hash(config: RulesConfig) -> str:

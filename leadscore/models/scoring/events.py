@@ -72,7 +72,7 @@ def lead_scored(
         ),
         lead_id=lead_id,
         previous_score=previous_score,
-        previous_grade=previous_grade,  # type: ignore[arg-type]
+        previous_grade=previous_grade,
         cause_event_id=cause_event_id,
         cause_event_type=cause_event_type,
         event_time=event_time,
@@ -93,7 +93,7 @@ def score_response(
     return ScoreResponse(
         lead_id=lead_id,
         previous_score=previous_score,
-        scored_from=scored_from,  # type: ignore[arg-type]
+        scored_from=scored_from,
         scored_at=scored_at,
         **fields,
     )

@@ -26,7 +26,8 @@ _MIN_REMEMBERED_POINTS = 0.005
 class ScoringModel(Protocol):
     """What the scorer needs of a model (the compiled ML model and the rules prior)."""
 
-    feature_names: tuple[str, ...]
+    @property
+    def feature_names(self) -> tuple[str, ...]: ...
 
     def predict_proba(self, x: Any) -> np.ndarray: ...
 
