@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DEMO_ARGS ?=
 
-.PHONY: install dashboard dashboard-deps test-dashboard browser demo test test-unit test-integration bench bench-model bench-api bench-webhooks clean
+.PHONY: install dashboard dashboard-deps test-dashboard browser demo lint test test-unit test-integration bench bench-model bench-api bench-webhooks clean
 
 # A virtual environment under the project with leadscore and its test tools.
 $(STAMP): pyproject.toml
@@ -54,9 +54,17 @@ demo: install
 	 else echo "npm not found: the demo runs without the web dashboard (install Node.js 20+ and rerun)"; fi
 	$(BIN)/leadscore demo $(DEMO_ARGS)
 
-## The whole test suite: the dashboard's component tests, then unit tests, doctests and
-## integration tests on a real broker and Redis, including the dashboard in a real browser.
-test: install dashboard browser
+## Static checks: formatting and lint (ruff), types (mypy; strict on schemas/, models/,
+## simulation/). Configuration in pyproject.toml.
+lint: install
+	$(BIN)/ruff format --check leadscore tests benchmarks
+	$(BIN)/ruff check leadscore tests benchmarks
+	$(BIN)/mypy
+
+## The whole test suite: static checks, the dashboard's component tests, then unit tests,
+## doctests and integration tests on a real broker and Redis, including the dashboard in a
+## real browser.
+test: lint install dashboard browser
 	cd $(DASH) && $(NPM) test
 	$(BIN)/python -m pytest -q
 
