@@ -16,7 +16,7 @@ import asyncio
 import logging
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -93,7 +93,9 @@ def attach_scoring(app: faust.App, worker: WorkerContext) -> None:
         await quietly(held.release(worker.store()), "release held outcomes")
 
 
-def _processor(settings: Settings, lead_to_state: TableT[bytes, bytes], gate: OutcomeClock) -> Any:
+def _processor(
+    settings: Settings, lead_to_state: TableT[bytes, bytes], gate: OutcomeClock
+) -> Callable[[Sequence[InputRecord], Scorer, datetime], BatchResult]:
     """``process(records, scorer, now)``: :func:`process_batch` as this worker runs it."""
     kind_of_topic = {
         settings.activity_topic: EventKind.ACTIVITY,
