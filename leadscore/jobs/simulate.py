@@ -1,6 +1,4 @@
-"""The CLI's jobs: list/promote/roll back models, simulated traffic, tail a topic.
-
-Training and file scoring live in :mod:`leadscore.jobs.train`.
+"""Simulated traffic (to a file or live to the topics), and tailing a topic.
 
 Each job takes :class:`~leadscore.settings.Settings` and plain arguments, so the CLI,
 the demo and tests call the same code.
@@ -18,6 +16,8 @@ from pathlib import Path
 import orjson
 from rich.console import Console
 
+from leadscore.infra.kafka.client import new_consumer, stop_consumer
+from leadscore.infra.kafka.publish import PublishStats, publish
 from leadscore.settings import Settings
 from leadscore.simulation.shift import parse_shift_at, shift_regime
 from leadscore.simulation.simulator import UTC, Shift, SimConfig, Simulator, write_labeled_files
@@ -99,8 +99,6 @@ def simulate_job(
 async def _publish_live(
     settings: Settings, config: SimConfig, rate: float, duration: float | None, console: Console
 ) -> None:
-    from leadscore.infra.kafka.publish import PublishStats, publish
-
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -137,8 +135,6 @@ async def tail_job(
     Values that are JSON are printed as they are; anything else is printed as a JSON
     string. Returns the number of records printed.
     """
-
-    from leadscore.infra.kafka.client import new_consumer, stop_consumer
 
     consumer = new_consumer(
         settings, topic, auto_offset_reset="earliest" if from_beginning else "latest"
