@@ -15,8 +15,8 @@ One comparison then serves both kinds of trees, even mixed in one ensemble.
 
 SHAP. ``shap_values`` is exact path-dependent TreeSHAP (``shap.TreeExplainer(model,
 feature_perturbation="tree_path_dependent")`` on the raw output). How it is computed (leaf
-boxes, Fast TreeSHAP v2 tables, quadrature) and the numba kernels that evaluate the trees
-are in :mod:`leadscore.models.engine.kernels`.
+boxes, Fast TreeSHAP v2 tables, quadrature) is in :mod:`leadscore.models.engine.shap_plan`,
+and the numba kernels that evaluate the trees are in :mod:`leadscore.models.engine.kernels`.
 """
 
 from __future__ import annotations
@@ -32,13 +32,12 @@ from typing import Any
 import numpy as np
 
 from leadscore.models.engine.kernels import (
-    ShapPlan,
-    _build_plan,
-    _max_depth,
-    _predict_kernel,
-    _shap_block_kernel,
-    _shap_row_kernel,
+    max_depth_kernel,
+    predict_kernel,
+    shap_block_kernel,
+    shap_row_kernel,
 )
+from leadscore.models.engine.shap_plan import ShapPlan, build_plan
 
 __all__ = [
     "DEFAULT_SHAP_TABLE_BUDGET_BYTES",
@@ -135,7 +134,7 @@ class TreeEnsemble:
     @cached_property
     def max_depth(self) -> int:
         """Edges on the longest root-to-leaf path."""
-        return int(_max_depth(self.feature, self.left, self.right, self.roots))
+        return int(max_depth_kernel(self.feature, self.left, self.right, self.roots))
 
     @property
     def shap_plan(self) -> ShapPlan:
@@ -145,7 +144,7 @@ class TreeEnsemble:
             with self._lock:
                 plan = self.__dict__.get("_plan")
                 if plan is None:
-                    plan = _build_plan(self)
+                    plan = build_plan(self)
                     self.__dict__["_plan"] = plan
         return plan
 
@@ -531,7 +530,7 @@ def predict(ens: TreeEnsemble, X: Any, *, n_threads: int = 1) -> np.ndarray:
     out = np.empty(X.shape[0])
 
     def run(r0: int, r1: int) -> None:
-        _predict_kernel(
+        predict_kernel(
             X,
             r0,
             r1,
@@ -554,7 +553,7 @@ def shap_values(ens: TreeEnsemble, X: Any, *, n_threads: int = 1) -> tuple[float
     """Exact path-dependent TreeSHAP of the ensemble's raw output.
 
     Args:
-        ens: the ensemble (its :class:`~leadscore.models.engine.kernels.ShapPlan` is built on
+        ens: the ensemble (its :class:`~leadscore.models.engine.shap_plan.ShapPlan` is built on
             the first call).
         X: float matrix (n, n_features).
         n_threads: threads to split the rows over.
@@ -569,7 +568,7 @@ def shap_values(ens: TreeEnsemble, X: Any, *, n_threads: int = 1) -> tuple[float
 
     def run(r0: int, r1: int) -> None:
         if r1 - r0 < _MIN_BLOCK_ROWS:
-            _shap_row_kernel(
+            shap_row_kernel(
                 X,
                 r0,
                 r1,
@@ -585,7 +584,7 @@ def shap_values(ens: TreeEnsemble, X: Any, *, n_threads: int = 1) -> tuple[float
                 phi,
             )
         else:
-            _shap_block_kernel(
+            shap_block_kernel(
                 X,
                 r0,
                 r1,
