@@ -56,7 +56,7 @@ from sklearn.preprocessing import StandardScaler
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import machine
 
-from leadscore.models.engine import trees as engine
+from leadscore.models.engine import evaluate as engine
 from leadscore.models.engine.compiled import CompiledModel, to_points
 from leadscore.models.engine.links import sigmoid
 from leadscore.models.scoring.scorer import Scorer, ScoringPolicy

@@ -34,8 +34,9 @@ from typing import Any
 
 import numpy as np
 
-from leadscore.models.engine import trees as engine
+from leadscore.models.engine import evaluate
 from leadscore.models.engine.links import sigmoid, signed_log1p
+from leadscore.models.engine.trees import TreeEnsemble, from_arrays, to_arrays
 
 __all__ = ["CompiledModel", "LinearPart", "to_points"]
 
@@ -78,7 +79,7 @@ class CompiledModel:
     """
 
     feature_names: tuple[str, ...]
-    trees: engine.TreeEnsemble | None
+    trees: TreeEnsemble | None
     linear: LinearPart | None
     offset: float
     info: dict[str, Any] = field(default_factory=dict)
@@ -105,7 +106,7 @@ class CompiledModel:
         X = self._check(X)
         z = np.full(X.shape[0], self.offset)
         if self.trees is not None:
-            z += engine.predict(self.trees, X, n_threads=self._threads(len(X)))
+            z += evaluate.predict(self.trees, X, n_threads=self._threads(len(X)))
         if self.linear is not None:
             z += self.linear.value(X)
         return z
@@ -121,7 +122,9 @@ class CompiledModel:
         base = self.offset
         phi = np.zeros(X.shape)
         if self.trees is not None:
-            tree_base, tree_phi = engine.shap_values(self.trees, X, n_threads=self._threads(len(X)))
+            tree_base, tree_phi = evaluate.shap_values(
+                self.trees, X, n_threads=self._threads(len(X))
+            )
             base += tree_base
             phi += tree_phi
         if self.linear is not None:
@@ -147,10 +150,10 @@ class CompiledModel:
     # --- pickling -----------------------------------------------------------------------
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
-        # engine.TreeEnsemble holds a threading.Lock (guarding its lazy SHAP plan), which
+        # TreeEnsemble holds a threading.Lock (guarding its lazy SHAP plan), which
         # cannot be pickled; pickle the tree arrays instead, so a model can come back from
         # a process pool (training.train runs in one).
-        trees = engine.to_arrays(self.trees) if self.trees is not None else None
+        trees = to_arrays(self.trees) if self.trees is not None else None
         return _unpickle, (
             self.feature_names,
             trees,
@@ -168,7 +171,7 @@ class CompiledModel:
         arrays: dict[str, np.ndarray] = {}
         tree_meta: dict[str, Any] | None = None
         if self.trees is not None:
-            tree_arrays, tree_meta = engine.to_arrays(self.trees)
+            tree_arrays, tree_meta = to_arrays(self.trees)
             arrays.update({f"trees.{k}": v for k, v in tree_arrays.items()})
         if self.linear is not None:
             arrays["linear.coef"] = self.linear.coef
@@ -204,7 +207,7 @@ class CompiledModel:
             tree_arrays = {
                 k.removeprefix("trees."): v for k, v in arrays.items() if k.startswith("trees.")
             }
-            trees = engine.from_arrays(tree_arrays, meta["trees"])
+            trees = from_arrays(tree_arrays, meta["trees"])
         linear = None
         if meta["linear"]:
             linear = LinearPart(coef=arrays["linear.coef"], mean=arrays["linear.mean"])
@@ -251,7 +254,7 @@ def _unpickle(
 ) -> CompiledModel:
     return CompiledModel(
         feature_names=feature_names,
-        trees=engine.from_arrays(*trees) if trees is not None else None,
+        trees=from_arrays(*trees) if trees is not None else None,
         linear=linear,
         offset=offset,
         info=info,

@@ -1,6 +1,6 @@
 """The numba kernels that evaluate a tree ensemble: outputs, depth, and TreeSHAP over a SHAP plan.
 
-:mod:`leadscore.models.engine.trees` is the public API and calls these; the plan they read
+:mod:`leadscore.models.engine.evaluate` is the public API and calls these; the plan they read
 (leaf boxes, Fast TreeSHAP v2 tables, quadrature nodes) and the mathematics behind it are in
 :mod:`leadscore.models.engine.shap_plan`.
 

@@ -1,6 +1,6 @@
 """The SHAP plan: each leaf of a tree ensemble as a box over its path features, and its tables.
 
-:func:`leadscore.models.engine.trees.shap_values` is exact path-dependent TreeSHAP
+:func:`leadscore.models.engine.evaluate.shap_values` is exact path-dependent TreeSHAP
 (``shap.TreeExplainer(model, feature_perturbation="tree_path_dependent")`` on the raw
 output); :func:`build_plan` prepares what it reads, and
 :mod:`leadscore.models.engine.kernels` evaluates it, as follows.

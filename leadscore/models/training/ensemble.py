@@ -23,7 +23,7 @@ affine in log-odds it keeps the explanations exact.
 This class is the *training-time* estimator (a scikit-learn classifier: ``fit``,
 ``predict_proba``, ``clone``-able, with the probabilities computed by scikit-learn
 itself). Scoring uses :meth:`LeadScoringEnsemble.compile`, which flattens it into
-arrays evaluated by :mod:`leadscore.models.engine.trees` without per-call scikit-learn
+arrays evaluated by :mod:`leadscore.models.engine.evaluate` without per-call scikit-learn
 overhead; a test holds the two to 1e-6.
 """
 
@@ -46,16 +46,14 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from leadscore.models.engine.compiled import CompiledModel, LinearPart
-from leadscore.models.engine.links import sigmoid, signed_log1p
-from leadscore.models.engine.trees import (
-    TreeEnsemble,
+from leadscore.models.engine.from_sklearn import (
     compile_forest,
     compile_gradient_boosting,
     compile_hist_gradient_boosting,
-    concat,
     leaf_log_odds,
-    remap_features,
 )
+from leadscore.models.engine.links import sigmoid, signed_log1p
+from leadscore.models.engine.trees import TreeEnsemble, concat, remap_features
 
 __all__ = [
     "BOOSTERS",
