@@ -60,10 +60,12 @@ class LinearPart:
     mean: np.ndarray  # float64 (n_features,)
 
     def value(self, X: np.ndarray) -> np.ndarray:
-        return (signed_log1p(X) - self.mean) @ self.coef
+        z: np.ndarray = (signed_log1p(X) - self.mean) @ self.coef
+        return z
 
     def shap(self, X: np.ndarray) -> np.ndarray:
-        return (signed_log1p(X) - self.mean) * self.coef
+        phi: np.ndarray = (signed_log1p(X) - self.mean) * self.coef
+        return phi
 
 
 @dataclass(frozen=True, eq=False)
@@ -94,12 +96,12 @@ class CompiledModel:
         return len(self.feature_names)
 
     def _check(self, X: Any) -> np.ndarray:
-        X = np.asarray(X, dtype=np.float64)
-        if X.ndim != 2 or X.shape[1] != self.n_features:
+        checked: np.ndarray = np.asarray(X, dtype=np.float64)
+        if checked.ndim != 2 or checked.shape[1] != self.n_features:
             raise ValueError(
-                f"expected a matrix of shape (n, {self.n_features}), got shape {X.shape}"
+                f"expected a matrix of shape (n, {self.n_features}), got shape {checked.shape}"
             )
-        return X
+        return checked
 
     def decision_function(self, X: Any) -> np.ndarray:
         """Log-odds of conversion, shape (n,)."""
@@ -186,7 +188,9 @@ class CompiledModel:
         }
         arrays_path, meta_path = directory / ARRAYS_FILE, directory / META_FILE
         with arrays_path.open("wb") as f:
-            np.savez_compressed(f, **arrays)
+            # numpy's default, spelt out so mypy knows **arrays cannot be allow_pickle (the
+            # arrays are numeric: nothing is pickled)
+            np.savez_compressed(f, allow_pickle=True, **arrays)
         meta_path.write_text(json.dumps(meta, indent=2))
         return [arrays_path, meta_path]
 
