@@ -148,7 +148,8 @@ def member_log_odds(
     return np.asarray(member.decision_function(X), dtype=np.float64)
 
 
-class LeadScoringEnsemble(ClassifierMixin, BaseEstimator):
+# scikit-learn has no type information, so its base classes are Any to mypy
+class LeadScoringEnsemble(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     """RandomForest + gradient boosting + LogisticRegression, blended in log-odds (binary).
 
     Args:
@@ -250,7 +251,8 @@ class LeadScoringEnsemble(ClassifierMixin, BaseEstimator):
                 "weights must be 3 non-negative numbers (forest, boosting, logistic regression) "
                 f"with a positive sum, got {self.weights!r}"
             )
-        return weights / weights.sum()
+        normalized: np.ndarray = weights / weights.sum()
+        return normalized
 
     def _check_columns(self, n_features: int) -> np.ndarray:
         if self.feature_indices is None:
@@ -282,7 +284,8 @@ class LeadScoringEnsemble(ClassifierMixin, BaseEstimator):
         """The calibrated blended log-odds ``z(x)``, shape (n,)."""
         check_is_fitted(self)  # before reading weights_: NotFittedError, not AttributeError
         a, b = self.calibration or (1.0, 0.0)
-        return b + a * (self.weights_ @ self.member_log_odds(X))
+        z: np.ndarray = b + a * (self.weights_ @ self.member_log_odds(X))
+        return z
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Probabilities, shape (n, 2); column 1 is the probability of ``classes_[1]``."""
@@ -292,7 +295,8 @@ class LeadScoringEnsemble(ClassifierMixin, BaseEstimator):
     def predict(self, X: Any) -> np.ndarray:
         """The more probable class (threshold 0.5)."""
         z = self.decision_function(X)  # first: it raises NotFittedError before classes_ is read
-        return self.classes_[(z >= 0.0).astype(int)]
+        labels: np.ndarray = self.classes_[(z >= 0.0).astype(int)]
+        return labels
 
     def compile(self, feature_names: tuple[str, ...] | None = None) -> CompiledModel:
         """This ensemble as arrays for fast scoring and exact explanations."""
