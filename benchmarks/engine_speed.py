@@ -28,7 +28,9 @@ from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import machine
 
-from leadscore.models.engine import trees as engine
+from leadscore.models.engine.evaluate import predict, prepare_shap, shap_values, warmup
+from leadscore.models.engine.from_sklearn import compile_forest, compile_gradient_boosting
+from leadscore.models.engine.trees import concat
 
 
 def per_call_ms(fn: Callable[[int], Any], n_calls: int) -> tuple[float, float]:
@@ -117,13 +119,13 @@ def main() -> None:
     print(f"trained in {time.perf_counter() - t0:.0f} s")
 
     t0 = time.perf_counter()
-    engine.warmup()
-    print(f"engine.warmup: {time.perf_counter() - t0:.2f} s (numba cache load or compile)")
-    rf8 = engine.compile_forest(rfs[8], prior=prior)
-    gbc = engine.compile_gradient_boosting(gb)
+    warmup()
+    print(f"warmup: {time.perf_counter() - t0:.2f} s (numba cache load or compile)")
+    rf8 = compile_forest(rfs[8], prior=prior)
+    gbc = compile_gradient_boosting(gb)
     t0 = time.perf_counter()
-    blend = engine.concat([(rf8, 0.5), (gbc, 0.5)])
-    plan = engine.prepare_shap(blend)
+    blend = concat([(rf8, 0.5), (gbc, 0.5)])
+    plan = prepare_shap(blend)
     print(
         f"blend compiled + SHAP plan in {time.perf_counter() - t0:.2f} s: {plan.n_leaves} leaves, "
         f"{plan.n_table_leaves} with tables ({plan.table_bytes / 2**20:.1f} MiB), "
@@ -143,8 +145,8 @@ def main() -> None:
             "ms",
         ),
         (
-            "1 row: engine.predict",
-            per_call_ms(lambda i: engine.predict(blend, batch[i : i + 1]), calls),
+            "1 row: predict",
+            per_call_ms(lambda i: predict(blend, batch[i : i + 1]), calls),
             "ms",
         ),
         (
@@ -153,11 +155,11 @@ def main() -> None:
             "ms",
         ),
         (
-            "1 row: engine.predict + shap_values",
+            "1 row: predict + shap_values",
             per_call_ms(
                 lambda i: (
-                    engine.predict(blend, batch[i : i + 1]),
-                    engine.shap_values(blend, batch[i : i + 1]),
+                    predict(blend, batch[i : i + 1]),
+                    shap_values(blend, batch[i : i + 1]),
                 ),
                 calls,
             ),
@@ -179,13 +181,13 @@ def main() -> None:
     )
     print(f"{'sklearn predict_proba(rf) + decision_function(gb)':58s} {base:10,.0f} {1.0:7.1f}x")
     for t in (1, 2):
-        r = rows_per_s(lambda: engine.predict(blend, batch, n_threads=t), n)
-        print(f"{f'engine.predict, {t} thread(s)':58s} {r:10,.0f} {r / base:7.1f}x")
+        r = rows_per_s(lambda: predict(blend, batch, n_threads=t), n)
+        print(f"{f'predict, {t} thread(s)':58s} {r:10,.0f} {r / base:7.1f}x")
     shap_base = rows_per_s(lambda: sk_explain(batch[:n_shap]), n_shap, repeat=1)
     print(f"{f'shap.TreeExplainer rf+gb ({n_shap} rows)':58s} {shap_base:10,.0f} {1.0:7.1f}x")
     for t in (1, 2):
-        r = rows_per_s(lambda: engine.shap_values(blend, batch, n_threads=t), n)
-        print(f"{f'engine.shap_values rf+gb, {t} thread(s)':58s} {r:10,.0f} {r / shap_base:7.1f}x")
+        r = rows_per_s(lambda: shap_values(blend, batch, n_threads=t), n)
+        print(f"{f'shap_values rf+gb, {t} thread(s)':58s} {r:10,.0f} {r / shap_base:7.1f}x")
 
     # --- table versus direct, by forest depth ----------------------------------------------------
     print(
@@ -193,21 +195,21 @@ def main() -> None:
         f"{'shap':>8s} {'direct':>8s} {'default':>8s} {'all tab.':>9s}"
     )
     for d, rf in rfs.items():
-        ens = engine.compile_forest(rf, prior=prior)
-        plan = engine.prepare_shap(ens)
+        ens = compile_forest(rf, prior=prior)
+        plan = prepare_shap(ens)
         sub = batch[:2000]
         exp = shap.TreeExplainer(rf, feature_perturbation="tree_path_dependent")
         r_shap = rows_per_s(
             lambda: exp.shap_values(batch[:300], check_additivity=False), 300, repeat=1
         )
-        direct = engine.concat([(ens, 1.0)], shap_table_budget_bytes=0)
-        r_direct = rows_per_s(lambda: engine.shap_values(direct, sub), len(sub))
-        r_default = rows_per_s(lambda: engine.shap_values(ens, sub), len(sub))
+        direct = concat([(ens, 1.0)], shap_table_budget_bytes=0)
+        r_direct = rows_per_s(lambda: shap_values(direct, sub), len(sub))
+        r_default = rows_per_s(lambda: shap_values(ens, sub), len(sub))
         all_tables = "n/a"
-        full = engine.concat([(ens, 1.0)], shap_table_budget_bytes=2**30)
-        full_plan = engine.prepare_shap(full)
+        full = concat([(ens, 1.0)], shap_table_budget_bytes=2**30)
+        full_plan = prepare_shap(full)
         if full_plan.n_table_leaves == full_plan.n_leaves:
-            all_tables = f"{rows_per_s(lambda: engine.shap_values(full, sub), len(sub)):9,.0f}"
+            all_tables = f"{rows_per_s(lambda: shap_values(full, sub), len(sub)):9,.0f}"
         tables = f"{plan.n_table_leaves}/{plan.n_leaves} {plan.table_bytes / 2**20:.0f}MiB"
         print(
             f"{f'rf depth {d} (full tables {full_plan.table_bytes / 2**20:.0f} MiB)':36s} "

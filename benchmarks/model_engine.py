@@ -56,13 +56,15 @@ from sklearn.preprocessing import StandardScaler
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import machine
 
-from leadscore.models.engine import trees as engine
+from leadscore.models.engine import evaluate as engine
 from leadscore.models.engine.compiled import CompiledModel, to_points
 from leadscore.models.engine.links import sigmoid
 from leadscore.models.scoring.scorer import Scorer, ScoringPolicy
 from leadscore.models.tabular.pipeline import FeaturePipeline
+from leadscore.models.training.candidates import TrainConfig
 from leadscore.models.training.ensemble import LeadScoringEnsemble
-from leadscore.models.training.train import TrainConfig, TrainingData, train
+from leadscore.models.training.folds import TrainingData
+from leadscore.models.training.train import train
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -47,7 +47,7 @@ from bench_common import ensure_model, machine
 from leadscore.models.batch import processing
 from leadscore.models.batch.processing import process_batch
 from leadscore.models.batch.records import InputRecord, Limits
-from leadscore.models.engine import trees as engine
+from leadscore.models.engine import evaluate as engine
 from leadscore.models.features.state import FEATURE_NAMES, LeadState
 from leadscore.models.registry.store import ModelRegistry
 from leadscore.models.scoring.scorer import Scorer, ScoringPolicy

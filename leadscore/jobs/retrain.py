@@ -38,8 +38,10 @@ from leadscore.infra.closed_loop_store import KEPT_DECISIONS, RELEASE_LOCK, Clos
 from leadscore.models.features.state import FEATURE_NAMES, FEATURE_SPEC_VERSION
 from leadscore.models.monitoring.performance import binary_metrics
 from leadscore.models.registry.store import ModelRegistry
+from leadscore.models.training.candidates import TrainConfig
+from leadscore.models.training.folds import InsufficientDataError, TrainingData
 from leadscore.models.training.snapshots import snapshot_set
-from leadscore.models.training.train import InsufficientDataError, TrainConfig, TrainingData, train
+from leadscore.models.training.train import train
 from leadscore.schemas.learning import FeatureSample, TrainingExample
 from leadscore.settings import Settings
 

@@ -29,10 +29,12 @@ from leadscore.models.tabular.tables import (
     parse_target,
     single_column_auc,
 )
+from leadscore.models.training.candidates import TrainConfig
 from leadscore.models.training.dataset import build_training_set
+from leadscore.models.training.folds import TrainingData
 from leadscore.models.training.report import write_json
 from leadscore.models.training.report_render import render
-from leadscore.models.training.train import TrainConfig, TrainingData, train
+from leadscore.models.training.train import train
 from leadscore.settings import Settings
 from leadscore.simulation.simulator import SimConfig, Simulator, read_jsonl
 

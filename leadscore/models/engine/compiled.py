@@ -34,8 +34,9 @@ from typing import Any
 
 import numpy as np
 
-from leadscore.models.engine import trees as engine
+from leadscore.models.engine import evaluate
 from leadscore.models.engine.links import sigmoid, signed_log1p
+from leadscore.models.engine.trees import TreeEnsemble, from_arrays, to_arrays
 
 __all__ = ["CompiledModel", "LinearPart", "to_points"]
 
@@ -59,10 +60,12 @@ class LinearPart:
     mean: np.ndarray  # float64 (n_features,)
 
     def value(self, X: np.ndarray) -> np.ndarray:
-        return (signed_log1p(X) - self.mean) @ self.coef
+        z: np.ndarray = (signed_log1p(X) - self.mean) @ self.coef
+        return z
 
     def shap(self, X: np.ndarray) -> np.ndarray:
-        return (signed_log1p(X) - self.mean) * self.coef
+        phi: np.ndarray = (signed_log1p(X) - self.mean) * self.coef
+        return phi
 
 
 @dataclass(frozen=True, eq=False)
@@ -78,7 +81,7 @@ class CompiledModel:
     """
 
     feature_names: tuple[str, ...]
-    trees: engine.TreeEnsemble | None
+    trees: TreeEnsemble | None
     linear: LinearPart | None
     offset: float
     info: dict[str, Any] = field(default_factory=dict)
@@ -93,19 +96,19 @@ class CompiledModel:
         return len(self.feature_names)
 
     def _check(self, X: Any) -> np.ndarray:
-        X = np.asarray(X, dtype=np.float64)
-        if X.ndim != 2 or X.shape[1] != self.n_features:
+        checked: np.ndarray = np.asarray(X, dtype=np.float64)
+        if checked.ndim != 2 or checked.shape[1] != self.n_features:
             raise ValueError(
-                f"expected a matrix of shape (n, {self.n_features}), got shape {X.shape}"
+                f"expected a matrix of shape (n, {self.n_features}), got shape {checked.shape}"
             )
-        return X
+        return checked
 
     def decision_function(self, X: Any) -> np.ndarray:
         """Log-odds of conversion, shape (n,)."""
         X = self._check(X)
         z = np.full(X.shape[0], self.offset)
         if self.trees is not None:
-            z += engine.predict(self.trees, X, n_threads=self._threads(len(X)))
+            z += evaluate.predict(self.trees, X, n_threads=self._threads(len(X)))
         if self.linear is not None:
             z += self.linear.value(X)
         return z
@@ -121,7 +124,9 @@ class CompiledModel:
         base = self.offset
         phi = np.zeros(X.shape)
         if self.trees is not None:
-            tree_base, tree_phi = engine.shap_values(self.trees, X, n_threads=self._threads(len(X)))
+            tree_base, tree_phi = evaluate.shap_values(
+                self.trees, X, n_threads=self._threads(len(X))
+            )
             base += tree_base
             phi += tree_phi
         if self.linear is not None:
@@ -147,10 +152,10 @@ class CompiledModel:
     # --- pickling -----------------------------------------------------------------------
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
-        # engine.TreeEnsemble holds a threading.Lock (guarding its lazy SHAP plan), which
+        # TreeEnsemble holds a threading.Lock (guarding its lazy SHAP plan), which
         # cannot be pickled; pickle the tree arrays instead, so a model can come back from
         # a process pool (training.train runs in one).
-        trees = engine.to_arrays(self.trees) if self.trees is not None else None
+        trees = to_arrays(self.trees) if self.trees is not None else None
         return _unpickle, (
             self.feature_names,
             trees,
@@ -168,7 +173,7 @@ class CompiledModel:
         arrays: dict[str, np.ndarray] = {}
         tree_meta: dict[str, Any] | None = None
         if self.trees is not None:
-            tree_arrays, tree_meta = engine.to_arrays(self.trees)
+            tree_arrays, tree_meta = to_arrays(self.trees)
             arrays.update({f"trees.{k}": v for k, v in tree_arrays.items()})
         if self.linear is not None:
             arrays["linear.coef"] = self.linear.coef
@@ -183,7 +188,9 @@ class CompiledModel:
         }
         arrays_path, meta_path = directory / ARRAYS_FILE, directory / META_FILE
         with arrays_path.open("wb") as f:
-            np.savez_compressed(f, **arrays)
+            # numpy's default, spelt out so mypy knows **arrays cannot be allow_pickle (the
+            # arrays are numeric: nothing is pickled)
+            np.savez_compressed(f, allow_pickle=True, **arrays)
         meta_path.write_text(json.dumps(meta, indent=2))
         return [arrays_path, meta_path]
 
@@ -204,7 +211,7 @@ class CompiledModel:
             tree_arrays = {
                 k.removeprefix("trees."): v for k, v in arrays.items() if k.startswith("trees.")
             }
-            trees = engine.from_arrays(tree_arrays, meta["trees"])
+            trees = from_arrays(tree_arrays, meta["trees"])
         linear = None
         if meta["linear"]:
             linear = LinearPart(coef=arrays["linear.coef"], mean=arrays["linear.mean"])
@@ -251,7 +258,7 @@ def _unpickle(
 ) -> CompiledModel:
     return CompiledModel(
         feature_names=feature_names,
-        trees=engine.from_arrays(*trees) if trees is not None else None,
+        trees=from_arrays(*trees) if trees is not None else None,
         linear=linear,
         offset=offset,
         info=info,

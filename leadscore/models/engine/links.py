@@ -20,7 +20,8 @@ def signed_log1p(x: np.ndarray) -> np.ndarray:
         >>> signed_log1p(np.array([-3.0, 0.0, np.e - 1]))
         array([-1.38629436,  0.        ,  1.        ])
     """
-    return np.sign(x) * np.log1p(np.abs(x))
+    signed: np.ndarray = np.sign(x) * np.log1p(np.abs(x))
+    return signed
 
 
 def sigmoid(z: Any) -> Any:

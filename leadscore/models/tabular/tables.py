@@ -19,21 +19,20 @@ from pathlib import Path
 from typing import Final
 
 import numpy as np
-import pandas as pd
+import pandas as pd  # type: ignore[import-untyped]  # no types: pandas-stubs is not installed
 from scipy.stats import rankdata
 
-from leadscore.models.tabular.pipeline import (
-    _FALSE,
-    _TRUE,
-    TableError,
-    _apply,
-    _close_names_hint,
-    _column_array,
-    _floats,
-    _infer_column,
-    _looks_like_dates,
-    _normalize,
-    _value_parser,
+from leadscore.models.tabular.columns import close_names_hint, infer_column
+from leadscore.models.tabular.pipeline import TableError
+from leadscore.models.tabular.values import (
+    FALSE_VALUES,
+    TRUE_VALUES,
+    column_array,
+    looks_like_dates,
+    map_distinct,
+    normalize,
+    to_floats,
+    value_parser,
 )
 
 __all__ = [
@@ -163,10 +162,10 @@ def parse_target(
     columns = [str(c) for c in df.columns]
     if target not in df.columns:
         raise TableError(
-            f"target column {target!r} not found; " + _close_names_hint(target, columns)
+            f"target column {target!r} not found; " + close_names_hint(target, columns)
         )
     raw = df[target].to_numpy(dtype=object)
-    norm = _apply(raw, _normalize)
+    norm = map_distinct(raw, normalize)
     missing = int(sum(v is None for v in norm))
     if missing:
         raise TableError(
@@ -181,7 +180,7 @@ def parse_target(
         )
     values = set(counts.index)
     if positive is not None:
-        pos = _normalize(positive)
+        pos = normalize(positive)
         if pos not in values:
             raise TableError(f"positive={positive!r} is not a value of {target!r}: {shown}")
     elif len(values) > 2:
@@ -212,7 +211,7 @@ def parse_target(
 
 def _positive_of_pair(a: str, b: str) -> str | None:
     for p, q in ((a, b), (b, a)):
-        if p in _TRUE and q in _FALSE:
+        if p in TRUE_VALUES and q in FALSE_VALUES:
             return p
         m = re.fullmatch(r"(?:not|non|no)[-_ ]?(.+)", q)
         if m and m.group(1) == p:
@@ -237,14 +236,16 @@ def single_column_auc(
     fold = np.random.default_rng(0).permutation(n) % 5
     result = {}
     for name in columns if columns is not None else list(df.columns):
-        values = _column_array(df, name, n)
-        spec = _infer_column(name, values, force=None, max_levels=1, min_level_count=n + 1)
+        values = column_array(df, name, n)
+        spec = infer_column(name, values, force=None, max_levels=1, min_level_count=n + 1)
         if spec.kind in ("numeric", "boolean") and "id-like" not in spec.reason:
-            x = _floats(values, _value_parser(spec.kind, spec.number_format))
+            x = to_floats(values, value_parser(spec.kind, spec.number_format))
             auc = _rank_auc(np.where(np.isnan(x), -np.inf, x), y)
             result[name] = max(auc, 1.0 - auc)
         else:
-            result[name] = _target_encoding_auc(_apply(values.astype(object), _normalize), y, fold)
+            result[name] = _target_encoding_auc(
+                map_distinct(values.astype(object), normalize), y, fold
+            )
     return result
 
 
@@ -282,7 +283,7 @@ def detect_time_column(df: pd.DataFrame) -> str | None:
             return str(name)
         if col.dtype.kind in "iufb":
             continue
-        counts = pd.Series(_apply(col.to_numpy(dtype=object), _normalize)).value_counts()
-        if len(counts) and _looks_like_dates([str(s) for s in counts.index], list(counts)):
+        counts = pd.Series(map_distinct(col.to_numpy(dtype=object), normalize)).value_counts()
+        if len(counts) and looks_like_dates([str(s) for s in counts.index], list(counts)):
             return str(name)
     return None

@@ -23,7 +23,7 @@ affine in log-odds it keeps the explanations exact.
 This class is the *training-time* estimator (a scikit-learn classifier: ``fit``,
 ``predict_proba``, ``clone``-able, with the probabilities computed by scikit-learn
 itself). Scoring uses :meth:`LeadScoringEnsemble.compile`, which flattens it into
-arrays evaluated by :mod:`leadscore.models.engine.trees` without per-call scikit-learn
+arrays evaluated by :mod:`leadscore.models.engine.evaluate` without per-call scikit-learn
 overhead; a test holds the two to 1e-6.
 """
 
@@ -46,16 +46,14 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from leadscore.models.engine.compiled import CompiledModel, LinearPart
-from leadscore.models.engine.links import sigmoid, signed_log1p
-from leadscore.models.engine.trees import (
-    TreeEnsemble,
+from leadscore.models.engine.from_sklearn import (
     compile_forest,
     compile_gradient_boosting,
     compile_hist_gradient_boosting,
-    concat,
     leaf_log_odds,
-    remap_features,
 )
+from leadscore.models.engine.links import sigmoid, signed_log1p
+from leadscore.models.engine.trees import TreeEnsemble, concat, remap_features
 
 __all__ = [
     "BOOSTERS",
@@ -150,7 +148,8 @@ def member_log_odds(
     return np.asarray(member.decision_function(X), dtype=np.float64)
 
 
-class LeadScoringEnsemble(ClassifierMixin, BaseEstimator):
+# scikit-learn has no type information, so its base classes are Any to mypy
+class LeadScoringEnsemble(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     """RandomForest + gradient boosting + LogisticRegression, blended in log-odds (binary).
 
     Args:
@@ -252,7 +251,8 @@ class LeadScoringEnsemble(ClassifierMixin, BaseEstimator):
                 "weights must be 3 non-negative numbers (forest, boosting, logistic regression) "
                 f"with a positive sum, got {self.weights!r}"
             )
-        return weights / weights.sum()
+        normalized: np.ndarray = weights / weights.sum()
+        return normalized
 
     def _check_columns(self, n_features: int) -> np.ndarray:
         if self.feature_indices is None:
@@ -284,7 +284,8 @@ class LeadScoringEnsemble(ClassifierMixin, BaseEstimator):
         """The calibrated blended log-odds ``z(x)``, shape (n,)."""
         check_is_fitted(self)  # before reading weights_: NotFittedError, not AttributeError
         a, b = self.calibration or (1.0, 0.0)
-        return b + a * (self.weights_ @ self.member_log_odds(X))
+        z: np.ndarray = b + a * (self.weights_ @ self.member_log_odds(X))
+        return z
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Probabilities, shape (n, 2); column 1 is the probability of ``classes_[1]``."""
@@ -294,7 +295,8 @@ class LeadScoringEnsemble(ClassifierMixin, BaseEstimator):
     def predict(self, X: Any) -> np.ndarray:
         """The more probable class (threshold 0.5)."""
         z = self.decision_function(X)  # first: it raises NotFittedError before classes_ is read
-        return self.classes_[(z >= 0.0).astype(int)]
+        labels: np.ndarray = self.classes_[(z >= 0.0).astype(int)]
+        return labels
 
     def compile(self, feature_names: tuple[str, ...] | None = None) -> CompiledModel:
         """This ensemble as arrays for fast scoring and exact explanations."""

@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 
 from leadscore.models.features.state import FEATURE_NAMES, LeadState, apply_event, to_vector
+from leadscore.models.training.candidates import TrainConfig
 from leadscore.models.training.dataset import TrainingSet, build_training_set
-from leadscore.models.training.train import TrainConfig, TrainingData, train
+from leadscore.models.training.folds import TrainingData
+from leadscore.models.training.train import train
 from leadscore.schemas.events import lead_event_adapter
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

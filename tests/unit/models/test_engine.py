@@ -14,7 +14,21 @@ from sklearn.ensemble import (
     RandomForestClassifier,
 )
 
-from leadscore.models.engine import trees as engine
+from leadscore.models.engine.evaluate import predict, shap_values
+from leadscore.models.engine.from_sklearn import (
+    compile_forest,
+    compile_gradient_boosting,
+    compile_hist_gradient_boosting,
+    float32_split_as_float64,
+)
+from leadscore.models.engine.trees import (
+    DEFAULT_SHAP_TABLE_BUDGET_BYTES,
+    TreeEnsemble,
+    concat,
+    from_arrays,
+    remap_features,
+    to_arrays,
+)
 
 TOL = 1e-9
 PRIOR = 0.3
@@ -34,7 +48,7 @@ def make_data(n: int = 600, n_features: int = 6, seed: int = 0, nan_rate: float 
     return X, y
 
 
-def edge_rows(X: np.ndarray, ens: engine.TreeEnsemble, sk_thresholds: np.ndarray, seed: int = 0):
+def edge_rows(X: np.ndarray, ens: TreeEnsemble, sk_thresholds: np.ndarray, seed: int = 0):
     """Rows of X with one column overwritten by a split threshold or a neighbour of it.
 
     The neighbours: one float64 step and one float32 step each side, the float32 value of
@@ -61,7 +75,7 @@ def edge_rows(X: np.ndarray, ens: engine.TreeEnsemble, sk_thresholds: np.ndarray
     return np.array(rows)
 
 
-def shap_dict(ens: engine.TreeEnsemble) -> dict:
+def shap_dict(ens: TreeEnsemble) -> dict:
     """Our ensemble in shap's custom-model format (float64 thresholds, float64 input)."""
     trees = []
     ends = np.append(ens.roots[1:], ens.n_nodes)
@@ -192,7 +206,7 @@ def test_float32_split_as_float64_matches_the_float32_compare():
         ]
     )
     t = t[np.abs(t) <= np.finfo(np.float32).max]
-    tp = engine.float32_split_as_float64(t)
+    tp = float32_split_as_float64(t)
     for steps in range(-3, 4):
         x = tp.copy()
         for _ in range(abs(steps)):
@@ -209,11 +223,11 @@ def test_float32_split_as_float64_matches_the_float32_compare():
 
 def test_forest_equals_sklearn_on_split_edges_and_nan(rf_nan, data_nan):
     X, _ = data_nan
-    ens = engine.compile_forest(rf_nan, prior=PRIOR, smoothing=2.0)
+    ens = compile_forest(rf_nan, prior=PRIOR, smoothing=2.0)
     rows = rows_for(rf_nan, ens, X)
     assert np.isnan(rows).any()
     np.testing.assert_allclose(
-        engine.predict(ens, rows), forest_reference(rf_nan, rows, PRIOR, 2.0), rtol=0, atol=TOL
+        predict(ens, rows), forest_reference(rf_nan, rows, PRIOR, 2.0), rtol=0, atol=TOL
     )
 
 
@@ -225,20 +239,18 @@ def test_tree_values_are_class_fractions(rf_nan):
 
 def test_gradient_boosting_equals_decision_function(gb, data):
     X, _ = data
-    ens = engine.compile_gradient_boosting(gb)
+    ens = compile_gradient_boosting(gb)
     rows = rows_for(gb, ens, X)
-    np.testing.assert_allclose(
-        engine.predict(ens, rows), gb.decision_function(rows), rtol=0, atol=TOL
-    )
+    np.testing.assert_allclose(predict(ens, rows), gb.decision_function(rows), rtol=0, atol=TOL)
 
 
 def test_hist_gradient_boosting_equals_decision_function(hgb_nan, data_nan):
     X, _ = data_nan
-    ens = engine.compile_hist_gradient_boosting(hgb_nan)
+    ens = compile_hist_gradient_boosting(hgb_nan)
     rows = rows_for(hgb_nan, ens, X)
     # HGB compares float64 values: float32 steps of a threshold must not be snapped to it
     np.testing.assert_allclose(
-        engine.predict(ens, rows), hgb_nan.decision_function(rows), rtol=0, atol=TOL
+        predict(ens, rows), hgb_nan.decision_function(rows), rtol=0, atol=TOL
     )
 
 
@@ -248,38 +260,38 @@ def test_hist_gradient_boosting_with_categorical_splits_is_refused(data):
     Xc[:, 0] = np.abs(np.round(Xc[:, 0])) % 4
     hgb = HistGradientBoostingClassifier(max_iter=3, categorical_features=[0]).fit(Xc, y)
     with pytest.raises(ValueError, match="categorical"):
-        engine.compile_hist_gradient_boosting(hgb)
+        compile_hist_gradient_boosting(hgb)
 
 
 def test_concat_is_the_scaled_sum_and_mixes_float32_and_float64_splits(rf_nan, hgb_nan, data_nan):
     X, _ = data_nan
-    rf = engine.compile_forest(rf_nan, prior=PRIOR)
-    hgb = engine.compile_hist_gradient_boosting(hgb_nan)
-    both = engine.concat([(rf, 0.4), (hgb, 1.5)])
+    rf = compile_forest(rf_nan, prior=PRIOR)
+    hgb = compile_hist_gradient_boosting(hgb_nan)
+    both = concat([(rf, 0.4), (hgb, 1.5)])
     rows = np.vstack([rows_for(rf_nan, rf, X), rows_for(hgb_nan, hgb, X)])
     expected = 0.4 * forest_reference(rf_nan, rows, PRIOR, 1.0) + 1.5 * hgb_nan.decision_function(
         rows
     )
-    np.testing.assert_allclose(engine.predict(both, rows), expected, rtol=0, atol=TOL)
+    np.testing.assert_allclose(predict(both, rows), expected, rtol=0, atol=TOL)
 
 
 # --- shap_values == shap ------------------------------------------------------------------
 
 
-BUDGETS = [engine.DEFAULT_SHAP_TABLE_BUDGET_BYTES, 0, 20_000]  # all tables, direct, a mix
+BUDGETS = [DEFAULT_SHAP_TABLE_BUDGET_BYTES, 0, 20_000]  # all tables, direct, a mix
 
 
 @pytest.mark.parametrize("budget", BUDGETS)
 def test_forest_shap_equals_shap(rf_nan, data_nan, budget):
     X, _ = data_nan
-    ens = engine.compile_forest(rf_nan, prior=PRIOR, smoothing=2.0, shap_table_budget_bytes=budget)
+    ens = compile_forest(rf_nan, prior=PRIOR, smoothing=2.0, shap_table_budget_bytes=budget)
     rows = rows_for(rf_nan, ens, X)[::3]
-    base, phi = engine.shap_values(ens, rows)
+    base, phi = shap_values(ens, rows)
     ref_base, ref_phi = forest_shap_reference(rf_nan, rows, PRIOR, 2.0)
     assert abs(base - ref_base) < TOL
     np.testing.assert_allclose(phi, ref_phi, rtol=0, atol=TOL)
     # a few rows at a time take the row kernel (no tables), a batch the block kernel
-    one_by_one = np.vstack([engine.shap_values(ens, rows[i : i + 1])[1] for i in range(40)])
+    one_by_one = np.vstack([shap_values(ens, rows[i : i + 1])[1] for i in range(40)])
     np.testing.assert_allclose(one_by_one, ref_phi[:40], rtol=0, atol=TOL)
     plan = ens.shap_plan
     if budget == 0:
@@ -293,9 +305,9 @@ def test_forest_shap_equals_shap(rf_nan, data_nan, budget):
 @pytest.mark.parametrize("budget", BUDGETS[:2])
 def test_gradient_boosting_shap_equals_shap(gb, data, budget):
     X, _ = data
-    ens = engine.compile_gradient_boosting(gb, shap_table_budget_bytes=budget)
+    ens = compile_gradient_boosting(gb, shap_table_budget_bytes=budget)
     rows = rows_for(gb, ens, X)[::3]
-    base, phi = engine.shap_values(ens, rows)
+    base, phi = shap_values(ens, rows)
     explainer = shap.TreeExplainer(gb, feature_perturbation="tree_path_dependent")
     ref = explainer.shap_values(rows, check_additivity=False)
     assert abs(base - float(np.ravel(explainer.expected_value)[0])) < TOL
@@ -305,18 +317,18 @@ def test_gradient_boosting_shap_equals_shap(gb, data, budget):
 @pytest.mark.parametrize("budget", BUDGETS[:2])
 def test_hist_gradient_boosting_shap_equals_shap(hgb_nan, data_nan, budget):
     X, _ = data_nan
-    ens = engine.compile_hist_gradient_boosting(hgb_nan, shap_table_budget_bytes=budget)
+    ens = compile_hist_gradient_boosting(hgb_nan, shap_table_budget_bytes=budget)
     rows = rows_for(hgb_nan, ens, X)[::3]
-    base, phi = engine.shap_values(ens, rows)
+    base, phi = shap_values(ens, rows)
     explainer = shap.TreeExplainer(hgb_nan, feature_perturbation="tree_path_dependent")
     ref = explainer.shap_values(rows, check_additivity=False)
     assert abs(base - float(np.ravel(explainer.expected_value)[0])) < TOL
     np.testing.assert_allclose(phi, ref, rtol=0, atol=TOL)
-    np.testing.assert_allclose(engine.shap_values(ens, rows[:5])[1], ref[:5], rtol=0, atol=TOL)
+    np.testing.assert_allclose(shap_values(ens, rows[:5])[1], ref[:5], rtol=0, atol=TOL)
 
 
-def single_leaf_tree(value: float, cover: float, n_features: int) -> engine.TreeEnsemble:
-    return engine.TreeEnsemble(
+def single_leaf_tree(value: float, cover: float, n_features: int) -> TreeEnsemble:
+    return TreeEnsemble(
         feature=np.array([-1], np.int32),
         threshold=np.zeros(1),
         left=np.array([-1], np.int32),
@@ -338,42 +350,42 @@ def test_repeated_features_stumps_and_single_leaf_trees_equal_shap(budget):
     X0 = np.nan_to_num(X)
     stumps = GradientBoostingClassifier(n_estimators=5, max_depth=1, random_state=0).fit(X0, y)
     repeats = GradientBoostingClassifier(n_estimators=5, max_depth=6, random_state=0).fit(X0, y)
-    ens = engine.concat(
+    ens = concat(
         [
-            (engine.compile_hist_gradient_boosting(deep), 1.0),
-            (engine.compile_gradient_boosting(stumps), 0.5),
-            (engine.compile_gradient_boosting(repeats), 0.25),
+            (compile_hist_gradient_boosting(deep), 1.0),
+            (compile_gradient_boosting(stumps), 0.5),
+            (compile_gradient_boosting(repeats), 0.25),
             (single_leaf_tree(0.7, 10.0, 2), 2.0),
         ],
         shap_table_budget_bytes=budget,
     )
     assert ens.shap_plan.max_path_features == 2 and ens.max_depth == 7  # features repeat
     rows = np.vstack([X[:200], X0[:50]])
-    base, phi = engine.shap_values(ens, rows)
+    base, phi = shap_values(ens, rows)
     explainer = shap.TreeExplainer(shap_dict(ens), feature_perturbation="tree_path_dependent")
     ref = explainer.shap_values(rows, check_additivity=False)
     np.testing.assert_allclose(phi, ref, rtol=0, atol=TOL)
-    np.testing.assert_allclose(engine.shap_values(ens, rows[:3])[1], ref[:3], rtol=0, atol=TOL)
+    np.testing.assert_allclose(shap_values(ens, rows[:3])[1], ref[:3], rtol=0, atol=TOL)
     assert abs(base - float(np.ravel(explainer.expected_value)[0])) < TOL
-    np.testing.assert_allclose(base + phi.sum(1), engine.predict(ens, rows), rtol=0, atol=TOL)
+    np.testing.assert_allclose(base + phi.sum(1), predict(ens, rows), rtol=0, atol=TOL)
 
 
 @pytest.mark.parametrize("budget", BUDGETS)
 def test_concatenated_ensemble_is_additive(rf_nan, gb, hgb_nan, data_nan, budget):
     X, _ = data_nan
     parts = [
-        (engine.compile_forest(rf_nan, prior=PRIOR), 0.4),
-        (engine.compile_gradient_boosting(gb), 0.35),
-        (engine.compile_hist_gradient_boosting(hgb_nan), 0.25),
+        (compile_forest(rf_nan, prior=PRIOR), 0.4),
+        (compile_gradient_boosting(gb), 0.35),
+        (compile_hist_gradient_boosting(hgb_nan), 0.25),
     ]
-    ens = engine.concat(parts, shap_table_budget_bytes=budget)
+    ens = concat(parts, shap_table_budget_bytes=budget)
     rows = np.vstack([X, np.nan_to_num(X[:50])])
     rows = rows[~np.isnan(rows).any(axis=1) | (np.arange(len(rows)) % 2 == 0)]
     gb_rows = np.nan_to_num(rows)  # GradientBoosting has no NaN support: compare on finite rows
-    base, phi = engine.shap_values(ens, gb_rows)
-    np.testing.assert_allclose(base + phi.sum(1), engine.predict(ens, gb_rows), rtol=0, atol=TOL)
+    base, phi = shap_values(ens, gb_rows)
+    np.testing.assert_allclose(base + phi.sum(1), predict(ens, gb_rows), rtol=0, atol=TOL)
     # and the sum of the parts' explanations is the blend's explanation
-    parts_phi = sum(s * engine.shap_values(p, gb_rows)[1] for p, s in parts)
+    parts_phi = sum(s * shap_values(p, gb_rows)[1] for p, s in parts)
     np.testing.assert_allclose(phi, parts_phi, rtol=0, atol=TOL)
 
 
@@ -382,17 +394,17 @@ def test_concatenated_ensemble_is_additive(rf_nan, gb, hgb_nan, data_nan, budget
 
 def test_threads_give_the_same_result(rf_nan, data_nan):
     X, _ = data_nan
-    ens = engine.compile_forest(rf_nan, prior=PRIOR, shap_table_budget_bytes=20_000)
+    ens = compile_forest(rf_nan, prior=PRIOR, shap_table_budget_bytes=20_000)
     rows = np.tile(X, (2, 1))
-    base, phi = engine.shap_values(ens, rows)
-    base2, phi2 = engine.shap_values(ens, rows, n_threads=2)
+    base, phi = shap_values(ens, rows)
+    base2, phi2 = shap_values(ens, rows, n_threads=2)
     np.testing.assert_array_equal(phi, phi2)
-    np.testing.assert_array_equal(engine.predict(ens, rows), engine.predict(ens, rows, n_threads=2))
+    np.testing.assert_array_equal(predict(ens, rows), predict(ens, rows, n_threads=2))
 
 
 def test_plan_is_built_once_under_concurrent_first_calls(gb, data):
     X, _ = data
-    ens = engine.compile_gradient_boosting(gb)
+    ens = compile_gradient_boosting(gb)
     plans = []
     threads = [threading.Thread(target=lambda: plans.append(ens.shap_plan)) for _ in range(4)]
     for t in threads:
@@ -404,28 +416,26 @@ def test_plan_is_built_once_under_concurrent_first_calls(gb, data):
 
 def test_arrays_round_trip_and_remap(gb, data):
     X, _ = data
-    ens = engine.compile_gradient_boosting(gb)
-    arrays, meta = engine.to_arrays(ens)
-    back = engine.from_arrays({k: v.copy() for k, v in arrays.items()}, meta)
-    np.testing.assert_array_equal(engine.predict(back, X), engine.predict(ens, X))
+    ens = compile_gradient_boosting(gb)
+    arrays, meta = to_arrays(ens)
+    back = from_arrays({k: v.copy() for k, v in arrays.items()}, meta)
+    np.testing.assert_array_equal(predict(back, X), predict(ens, X))
     columns = np.array([7, 0, 3, 9, 2, 5])
     wide = np.full((len(X), 10), 123.0)
     wide[:, columns] = X
-    moved = engine.remap_features(ens, columns, 10)
-    np.testing.assert_array_equal(engine.predict(moved, wide), engine.predict(ens, X))
-    np.testing.assert_allclose(
-        engine.shap_values(moved, wide)[1][:, columns], engine.shap_values(ens, X)[1]
-    )
+    moved = remap_features(ens, columns, 10)
+    np.testing.assert_array_equal(predict(moved, wide), predict(ens, X))
+    np.testing.assert_allclose(shap_values(moved, wide)[1][:, columns], shap_values(ens, X)[1])
 
 
 def test_bad_input_is_refused(gb, data):
-    ens = engine.compile_gradient_boosting(gb)
+    ens = compile_gradient_boosting(gb)
     with pytest.raises(ValueError, match=r"shape \(n, 6\)"):
-        engine.predict(ens, np.zeros((2, 5)))
+        predict(ens, np.zeros((2, 5)))
     with pytest.raises(ValueError, match="prior"):
-        engine.compile_forest(RandomForestClassifier(), prior=1.0)
+        compile_forest(RandomForestClassifier(), prior=1.0)
     with pytest.raises(ValueError, match="n_threads"):
-        engine.predict(ens, np.zeros((2, 6)), n_threads=0)
+        predict(ens, np.zeros((2, 6)), n_threads=0)
     assert replace(ens, shap_table_budget_bytes=0).shap_plan.n_table_leaves == 0
 
 
@@ -435,11 +445,11 @@ def test_paths_with_more_than_eight_features_equal_shap(budget):
     X, y = make_data(n=1500, n_features=20, seed=5)
     X[:, 5:] += np.random.default_rng(5).normal(size=(len(X), 15))
     rf = RandomForestClassifier(3, max_depth=18, max_features=None, random_state=0).fit(X, y)
-    ens = engine.compile_forest(rf, prior=PRIOR, shap_table_budget_bytes=budget)
+    ens = compile_forest(rf, prior=PRIOR, shap_table_budget_bytes=budget)
     assert ens.shap_plan.max_path_features > 10
     rows = X[:60]
     ref_base, ref = forest_shap_reference(rf, rows, PRIOR, 1.0)
-    base, phi = engine.shap_values(ens, rows)
+    base, phi = shap_values(ens, rows)
     assert abs(base - ref_base) < TOL
     np.testing.assert_allclose(phi, ref, rtol=0, atol=TOL)
-    np.testing.assert_allclose(engine.shap_values(ens, rows[:4])[1], ref[:4], rtol=0, atol=TOL)
+    np.testing.assert_allclose(shap_values(ens, rows[:4])[1], ref[:4], rtol=0, atol=TOL)

@@ -9,23 +9,23 @@ import pytest
 from sklearn.datasets import make_classification
 from threadpoolctl import threadpool_limits
 
-from leadscore.models.training.report import REQUIRED_CV_METRICS, check_report
-from leadscore.models.training.train import (
+from leadscore.models.training.candidates import (
     AUC_MARGIN,
     BASELINES,
     DEFAULT_VARIANT,
     VARIANTS,
-    InsufficientDataError,
     TrainConfig,
-    TrainingData,
-    TrainResult,
-    _check,
-    _choose,
-    _inner_split,
-    _outer_folds,
-    _select_features,
-    train,
+    choose,
 )
+from leadscore.models.training.folds import (
+    InsufficientDataError,
+    TrainingData,
+    inner_split,
+    outer_folds,
+)
+from leadscore.models.training.pool import select_features
+from leadscore.models.training.report import REQUIRED_CV_METRICS, check_report
+from leadscore.models.training.train import TrainResult, _check, train
 
 DAY_S = 86_400.0
 FAST = TrainConfig(folds=3, search="none")
@@ -82,8 +82,8 @@ def test_every_candidate_is_evaluated_on_the_same_folds(full: Any) -> None:
     assert {o["rows"] for o in oofs} == {len(data.y)}
     assert all(o["base_rate"] == pytest.approx(data.y.mean()) for o in oofs)
     # the folds are a function of the data and the seed alone
-    scheme, folds = _outer_folds(data, 3, FAST.seed)
-    _, again = _outer_folds(data, 3, FAST.seed)
+    scheme, folds = outer_folds(data, 3, FAST.seed)
+    _, again = outer_folds(data, 3, FAST.seed)
     assert scheme == "stratified_kfold"
     for (tr, te), (tr2, te2) in zip(folds, again):
         np.testing.assert_array_equal(tr, tr2)
@@ -122,12 +122,12 @@ def test_select_features_keeps_five_and_never_a_constant_column() -> None:
     y = (signal + 0.3 * rng.normal(size=n) > 0).astype(np.int64)
     # one strong column, six weak noise columns, five all-zero columns
     X = np.column_stack([signal, rng.normal(size=(n, 6)) * 1e-3, np.zeros((n, 5))])
-    keep = _select_features(X, y, seed=0)
+    keep = select_features(X, y, seed=0)
     assert len(keep) >= 5
     assert 0 in keep
     assert not set(keep.tolist()) & set(range(7, 12))
     # fewer columns than the minimum: all of them
-    np.testing.assert_array_equal(_select_features(X[:, :3], y, seed=0), [0, 1, 2])
+    np.testing.assert_array_equal(select_features(X[:, :3], y, seed=0), [0, 1, 2])
 
 
 # --- which variant is deployed ------------------------------------------------------------------
@@ -165,7 +165,7 @@ def test_choose_keeps_the_ensemble_when_nothing_beats_it_by_the_margin() -> None
         "gradient_boosting": folds_of(small_gain),
         "random_forest": folds_of(noisy_gain),
     }
-    name, reason = _choose("auto", list(per_fold), per_fold)
+    name, reason = choose("auto", list(per_fold), per_fold)
     assert name == DEFAULT_VARIANT
     assert "no other deployable variant" in reason
 
@@ -177,14 +177,14 @@ def test_choose_takes_a_clear_winner_with_no_worse_brier() -> None:
         "ensemble_hgb": folds_of([a + 0.020 for a in BASE], [0.14] * 5),
         "random_forest": folds_of([a + 0.050 for a in BASE], [0.20] * 5),  # worse Brier
     }
-    name, reason = _choose("auto", list(per_fold), per_fold)
+    name, reason = choose("auto", list(per_fold), per_fold)
     assert name == "ensemble_hgb"
     assert "+0.0200" in reason and "5 folds" in reason
 
 
 def test_choose_honours_a_forced_variant() -> None:
     per_fold = {DEFAULT_VARIANT: folds_of(BASE)}
-    name, reason = _choose("random_forest", [DEFAULT_VARIANT], per_fold)
+    name, reason = choose("random_forest", [DEFAULT_VARIANT], per_fold)
     assert name == "random_forest" and "configuration" in reason
 
 
@@ -246,7 +246,7 @@ def test_nan_in_x_is_refused() -> None:
 def _outer_folds_checked(data: TrainingData) -> None:
     """Run train()'s input check and its fold split (no fitting: fast, and what is tested)."""
     _check(data, FAST)
-    _outer_folds(data, FAST.folds, FAST.seed)
+    outer_folds(data, FAST.folds, FAST.seed)
 
 
 def test_nan_in_times_is_refused() -> None:
@@ -284,7 +284,7 @@ def timed_data(n: int = 900, horizon_days: float = 10.0, seed: int = 0) -> Train
 def test_time_folds_train_only_on_labels_known_before_the_test_period() -> None:
     data = timed_data()
     assert data.times is not None
-    scheme, folds = _outer_folds(data, 4, seed=0)
+    scheme, folds = outer_folds(data, 4, seed=0)
     assert scheme == "time_ordered_expanding"
     assert len(folds) == 4
     previous_end = -np.inf
@@ -302,7 +302,7 @@ def test_time_inner_split_holds_out_the_latest_rows() -> None:
     data = timed_data()
     assert data.times is not None
     idx = np.arange(600)
-    inner, holdout = _inner_split(data, idx, seed=0)
+    inner, holdout = inner_split(data, idx, seed=0)
     assert (data.times[inner] + data.horizon_s <= data.times[holdout].min()).all()
 
 
@@ -319,11 +319,11 @@ def test_groups_never_straddle_train_and_test() -> None:
     data = make_data(n=600)
     groups = np.random.default_rng(0).integers(0, 150, size=600)  # ~4 rows per lead
     grouped = TrainingData(X=data.X, y=data.y, feature_names=data.feature_names, groups=groups)
-    scheme, folds = _outer_folds(grouped, 3, seed=0)
+    scheme, folds = outer_folds(grouped, 3, seed=0)
     assert scheme == "stratified_group_kfold"
     for train_idx, test_idx in folds:
         assert not set(groups[train_idx]) & set(groups[test_idx])
-        inner, holdout = _inner_split(grouped, train_idx, seed=0)
+        inner, holdout = inner_split(grouped, train_idx, seed=0)
         assert not set(groups[inner]) & set(groups[holdout])
         assert len(inner) + len(holdout) == len(train_idx)
 
@@ -332,7 +332,7 @@ def test_the_variant_setting_accepts_exactly_the_deployable_variants() -> None:
     """settings.py cannot import training (it would load scikit-learn): keep its pattern in step."""
     from pydantic import ValidationError
 
-    from leadscore.models.training.train import VARIANTS
+    from leadscore.models.training.candidates import VARIANTS
     from leadscore.settings import Settings
 
     for name in ("auto", *VARIANTS):
