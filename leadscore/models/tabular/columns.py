@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Final
 
 import numpy as np
-import pandas as pd  # type: ignore[import-untyped]  # no types: pandas-stubs is not installed
+import pandas as pd
 
 from leadscore.models.tabular.values import (
     BOOL_PAIRS,

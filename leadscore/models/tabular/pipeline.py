@@ -22,7 +22,7 @@ from dataclasses import asdict, fields
 from typing import Any, Final
 
 import numpy as np
-import pandas as pd  # type: ignore[import-untyped]  # no types: pandas-stubs is not installed
+import pandas as pd
 
 from leadscore.models.tabular.columns import Column, close_names_hint, infer_column
 from leadscore.models.tabular.values import (

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Final
 
 import numpy as np
-import pandas as pd  # type: ignore[import-untyped]  # no types: pandas-stubs is not installed
+import pandas as pd
 from scipy.stats import rankdata
 
 from leadscore.models.tabular.columns import close_names_hint, infer_column

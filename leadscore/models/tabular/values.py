@@ -21,7 +21,7 @@ from functools import partial
 from typing import Any, Final
 
 import numpy as np
-import pandas as pd  # type: ignore[import-untyped]  # no types: pandas-stubs is not installed
+import pandas as pd
 
 __all__ = [
     "BOOL_PAIRS",
