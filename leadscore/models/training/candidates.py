@@ -163,7 +163,7 @@ def baseline_probability(
         import lightgbm
 
         model = lightgbm.LGBMClassifier(random_state=seed, n_jobs=1, verbose=-1)
-    else:  # pragma: no cover - guarded by _check_config
+    else:  # pragma: no cover - train() checks the name first (train._check)
         raise ValueError(name)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
