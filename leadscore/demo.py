@@ -40,7 +40,8 @@ from rich.panel import Panel
 from rich.table import Table
 
 from leadscore.infra.closed_loop_store import ClosedLoopKeys, read_closed_loop
-from leadscore.infra.embedded import embedded_services, stop_child
+from leadscore.infra.embedded.processes import stop_child
+from leadscore.infra.embedded.servers import embedded_services
 from leadscore.infra.launch import (
     ApiStartError,
     WorkerStartError,
@@ -197,7 +198,7 @@ def _worker(settings: Settings, console: Console) -> Iterator[Path]:
 def _api(settings: Settings, console: Console) -> Iterator[tuple[Settings, str]]:
     """Start ``leadscore api`` (on a free port if the configured one is taken) with a demo key."""
     from leadscore.infra.access import KeyStore
-    from leadscore.infra.embedded import free_port
+    from leadscore.infra.embedded.addresses import free_port
 
     if not _port_free(settings.api_host, settings.api_port):
         port = free_port(settings.api_host)

@@ -34,7 +34,7 @@ from worker_harness import (
     worker_settings,
 )
 
-from leadscore.infra.embedded import free_port
+from leadscore.infra.embedded.addresses import free_port
 from leadscore.settings import Settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
