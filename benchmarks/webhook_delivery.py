@@ -96,7 +96,8 @@ from leadscore.infra.webhooks.queue import (
     queue_score_events,
 )
 from leadscore.infra.webhooks.signing import generate_secret
-from leadscore.infra.webhooks.store import WebhookStore, connect
+from leadscore.infra.webhooks.store import WebhookStore
+from leadscore.infra.webhooks.worker import connect
 from leadscore.models.batch.records import InputRecord
 from leadscore.schemas.scores import LeadScored
 from leadscore.schemas.webhooks import WebhookSubscription
