@@ -142,7 +142,7 @@ def score(
 
     Writes score, grade, probability and the top reasons of every row, in the input order.
     """
-    from leadscore.jobs.train import score_file_job
+    from leadscore.jobs.score_file import score_file_job
 
     settings = load_settings()
     if not data.is_file():

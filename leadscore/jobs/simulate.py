@@ -1,6 +1,6 @@
 """The CLI's jobs: list/promote/roll back models, simulated traffic, tail a topic.
 
-Training and file scoring live in :mod:`leadscore.jobs.train`.
+Training lives in :mod:`leadscore.jobs.train`, file scoring in :mod:`leadscore.jobs.score_file`.
 
 Each job takes :class:`~leadscore.settings.Settings` and plain arguments, so the CLI,
 the demo and tests call the same code.
@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import signal
 import sys
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -20,7 +20,7 @@ from rich.console import Console
 
 from leadscore.settings import Settings
 from leadscore.simulation.shift import parse_shift_at, shift_regime
-from leadscore.simulation.simulator import UTC, Shift, SimConfig, Simulator, write_labeled_files
+from leadscore.simulation.simulator import Shift, SimConfig, Simulator, write_labeled_files
 
 
 class ShiftOptionError(ValueError):
