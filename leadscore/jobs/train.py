@@ -235,7 +235,7 @@ def _event_data(
 def _topic_data(
     settings: Settings, console: Console
 ) -> tuple[TrainingData, tuple[datetime, datetime] | None]:
-    from leadscore.jobs.retrain import load_examples
+    from leadscore.jobs.training_examples import load_examples
     from leadscore.models.features.state import FEATURE_NAMES
 
     examples, bad = load_examples(settings)
