@@ -85,7 +85,9 @@ from sklearn.ensemble import VotingClassifier
 from stream_throughput import machine_busy
 
 from leadscore.infra.access import KeyStore
-from leadscore.infra.embedded import embedded_services, free_port, spawn_child, stop_child
+from leadscore.infra.embedded.addresses import free_port
+from leadscore.infra.embedded.processes import spawn_child, stop_child
+from leadscore.infra.embedded.servers import embedded_services
 from leadscore.infra.kafka.client import ensure_topics
 from leadscore.infra.launch import start_api
 from leadscore.infra.redis_store import public_state

@@ -5,7 +5,7 @@ thing, on one machine:
 
 - **Redis**: ``--redis`` (default the server at ``redis://127.0.0.1:6379/0``), every key under
   a fresh prefix (``bench-dash-<random>:``), deleted at the end, also after a failure or Ctrl-C.
-- **broker**: the embedded Tansu broker (:func:`leadscore.infra.embedded.embedded_services`),
+- **broker**: the embedded Tansu broker (:func:`leadscore.infra.embedded.servers.embedded_services`),
   its topics made by :func:`leadscore.infra.kafka.client.ensure_topics`.
 - **API**: ``python -m leadscore api`` (:func:`leadscore.infra.launch.start_api`) on a free port,
   serving the built dashboard: a copy of ``dashboard/dist`` taken at the start
@@ -106,7 +106,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import machine
 
 from leadscore.infra.access import KeyStore
-from leadscore.infra.embedded import embedded_services, free_port, stop_child
+from leadscore.infra.embedded.addresses import free_port
+from leadscore.infra.embedded.processes import stop_child
+from leadscore.infra.embedded.servers import embedded_services
 from leadscore.infra.kafka.client import client_options, ensure_topics
 from leadscore.infra.launch import start_api
 from leadscore.infra.redis_store import ScoreStore

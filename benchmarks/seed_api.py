@@ -152,7 +152,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
-    # the same uvicorn.run arguments as `leadscore api` (leadscore/cli.py), log level warning
+    # the same uvicorn.run arguments as `leadscore api` (leadscore/cli/run.py), log level warning
     # as leadscore.infra.launch.start_api runs it
     uvicorn.run(
         "seed_api:app",

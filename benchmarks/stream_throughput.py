@@ -58,7 +58,9 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 from bench_common import ensure_model, machine
 
-from leadscore.infra.embedded import embedded_services, free_port, spawn_child, stop_child
+from leadscore.infra.embedded.addresses import free_port
+from leadscore.infra.embedded.processes import spawn_child, stop_child
+from leadscore.infra.embedded.servers import embedded_services
 from leadscore.infra.kafka.client import client_options, ensure_topics
 from leadscore.infra.kafka.offsets import fetch_end_offsets
 from leadscore.infra.kafka.publish import publish

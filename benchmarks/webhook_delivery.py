@@ -90,12 +90,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import machine
 
 from leadscore.infra.webhooks.delivery import DeliveryPolicy, WebhookDeliverer
+from leadscore.infra.webhooks.messages import envelope_body, sample_event
 from leadscore.infra.webhooks.queue import (
     SubscriptionCache,
     queue_score_events,
 )
-from leadscore.infra.webhooks.rules import envelope_body, generate_secret, sample_event
-from leadscore.infra.webhooks.store import WebhookStore, connect
+from leadscore.infra.webhooks.signing import generate_secret
+from leadscore.infra.webhooks.store import WebhookStore
+from leadscore.infra.webhooks.worker import connect
 from leadscore.models.batch.records import InputRecord
 from leadscore.schemas.scores import LeadScored
 from leadscore.schemas.webhooks import WebhookSubscription

@@ -56,7 +56,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import machine
 
 from leadscore.infra.access import KeyStore
-from leadscore.infra.embedded import embedded_services, free_port, spawn_child, stop_child
+from leadscore.infra.embedded.addresses import free_port
+from leadscore.infra.embedded.processes import spawn_child, stop_child
+from leadscore.infra.embedded.servers import embedded_services
 from leadscore.infra.kafka.client import client_options, ensure_topics
 from leadscore.infra.launch import settings_env
 from leadscore.settings import Settings

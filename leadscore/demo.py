@@ -13,7 +13,8 @@ What runs:
   (``make demo`` builds it when Node.js is there);
 - the simulator, publishing live traffic from this process;
 - a console view refreshed every second: events/s and scores/s (from the worker's
-  counters in Redis), dead letters, the top leads and the newest score changes.
+  counters in Redis), dead letters, the top leads and the newest score changes
+  (these two in :mod:`leadscore.demo_view`).
 
 Everything stops on Ctrl-C or after ``duration`` seconds, children included.
 """
@@ -24,23 +25,15 @@ import asyncio
 import contextlib
 import logging
 import shutil
-import signal
 import sys
-import time
-from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import orjson
-from rich.console import Console, Group
-from rich.live import Live
-from rich.panel import Panel
-from rich.table import Table
+from rich.console import Console
 
-from leadscore.infra.closed_loop_store import ClosedLoopKeys, read_closed_loop
-from leadscore.infra.embedded import embedded_services, stop_child
+from leadscore.demo_view import run_traffic_and_view
+from leadscore.infra.embedded.processes import stop_child
+from leadscore.infra.embedded.servers import embedded_services
 from leadscore.infra.launch import (
     ApiStartError,
     WorkerStartError,
@@ -48,10 +41,9 @@ from leadscore.infra.launch import (
     start_worker,
     stop_worker,
 )
-from leadscore.infra.redis_store import ScoreStore, connect
+from leadscore.infra.redis_store import connect
 from leadscore.models.registry.store import ModelRegistry, RegistryError
 from leadscore.settings import Settings
-from leadscore.simulation.simulator import SimConfig, Simulator
 
 #: How long the worker may take to join its group and recover (Tansu: a few seconds).
 WORKER_READY_TIMEOUT_S = 90.0
@@ -104,7 +96,7 @@ def run_demo(
             _api(settings, console) as (settings, api_key),
         ):
             _print_where_to_look(settings, worker_log, console, api_key, score_file)
-            asyncio.run(_run_traffic_and_view(settings, duration, rate, leads, console))
+            asyncio.run(run_traffic_and_view(settings, duration, rate, leads, console))
     console.print(
         "stopped: worker, API, simulator"
         + (" and embedded servers" if services.kafka or services.redis else "")
@@ -197,7 +189,7 @@ def _worker(settings: Settings, console: Console) -> Iterator[Path]:
 def _api(settings: Settings, console: Console) -> Iterator[tuple[Settings, str]]:
     """Start ``leadscore api`` (on a free port if the configured one is taken) with a demo key."""
     from leadscore.infra.access import KeyStore
-    from leadscore.infra.embedded import free_port
+    from leadscore.infra.embedded.addresses import free_port
 
     if not _port_free(settings.api_host, settings.api_port):
         port = free_port(settings.api_host)
@@ -284,149 +276,3 @@ def _print_where_to_look(
         f"  models:     {settings.model_dir}",
     ]
     console.print("\n".join(lines), highlight=False)
-
-
-@dataclass
-class _View:
-    """What the live view shows, updated by the tasks of :func:`_run_traffic_and_view`."""
-
-    started: float = field(default_factory=time.monotonic)
-    published: int = 0
-    last: dict[str, int] = field(default_factory=dict)
-    last_t: float = field(default_factory=time.monotonic)
-    rates: dict[str, float] = field(default_factory=dict)
-    totals: dict[str, int] = field(default_factory=dict)
-    top: list[dict[str, Any]] = field(default_factory=list)
-    changes: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=8))
-    drift: str = "no window tested yet"
-    retrain: str = "none yet"
-
-
-async def _run_traffic_and_view(
-    settings: Settings, duration: float | None, rate: float, leads: int, console: Console
-) -> None:
-    from leadscore.infra.kafka.publish import PublishStats, publish
-
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    if duration is not None:
-        loop.call_later(duration, stop.set)
-
-    view = _View()
-    store = ScoreStore(connect(settings.redis_url), settings.redis_prefix)
-    view.last = await store.stats()
-
-    def on_progress(stats: PublishStats) -> None:
-        view.published = stats.sent
-
-    simulator = Simulator(SimConfig(n_leads=leads, span_days=30.0, seed=int(time.time()) % 10_000))
-    tasks = [
-        asyncio.create_task(
-            publish(
-                simulator.live_events(),
-                settings,
-                rate,
-                stop=stop,
-                progress=on_progress,
-                progress_interval_s=0.5,
-            )
-        ),
-        asyncio.create_task(_follow_scores(settings, view, stop)),
-    ]
-    try:
-        with Live(_render(view, rate), console=console, refresh_per_second=2) as live:
-            while not stop.is_set():
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=1.0)
-                await _refresh(view, store)
-                live.update(_render(view, rate))
-                for task in tasks:
-                    if task.done() and task.exception() is not None:
-                        raise task.exception()  # type: ignore[misc]
-    finally:
-        stop.set()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await store.client.aclose()
-
-
-async def _follow_scores(settings: Settings, view: _View, stop: asyncio.Event) -> None:
-    """Keep the newest score changes for the view (a group-less consumer from the end)."""
-
-    from leadscore.infra.kafka.client import new_consumer, stop_consumer
-
-    consumer = new_consumer(settings, settings.scores_topic, auto_offset_reset="latest")
-    await consumer.start()
-    try:
-        while not stop.is_set():
-            batches = await consumer.getmany(timeout_ms=500, max_records=500)
-            for records in batches.values():
-                for record in records:
-                    view.changes.appendleft(orjson.loads(record.value))
-    finally:
-        await stop_consumer(consumer)
-
-
-async def _refresh(view: _View, store: ScoreStore) -> None:
-    now = time.monotonic()
-    stats = await store.stats()
-    elapsed = max(now - view.last_t, 1e-6)
-    for name in ("events", "scores", "dead_letters", "duplicates"):
-        view.rates[name] = (stats.get(name, 0) - view.last.get(name, 0)) / elapsed
-    view.last, view.last_t, view.totals = stats, now, stats
-    top = await store.top(10)
-    latest = await store.client.mget([store.score_key(lead) for lead, _ in top]) if top else []
-    view.top = [orjson.loads(raw) for raw in latest if raw is not None]
-    # The closed loop (docs/drift.md): the newest drift window and retrain decision.
-    loop = await read_closed_loop(store.client, ClosedLoopKeys(store.prefix), events=1, decisions=1)
-    for d in loop.events:
-        features = ", ".join(d.get("report", {}).get("persistent_features", [])[:3])
-        view.drift = f"{d['level']} (window {d['window_index']}, model {d['model_version']}){': ' + features if features else ''}"
-    for r in loop.decisions:
-        view.retrain = f"{r.get('outcome')} ({r.get('trigger')}): {str(r.get('reason', ''))[:90]}"
-
-
-def _render(view: _View, rate: float) -> Group:
-    up = time.monotonic() - view.started
-    totals = view.totals
-    summary = Table.grid(padding=(0, 3))
-    summary.add_row(
-        f"up [bold]{up:,.0f} s[/]",
-        f"published [bold]{view.published:,}[/] (target {rate:,.0f}/s)",
-        f"events [bold]{view.rates.get('events', 0):,.0f}/s[/]",
-        f"scores [bold]{view.rates.get('scores', 0):,.0f}/s[/]",
-        f"processed [bold]{totals.get('events', 0):,}[/]",
-        f"score changes [bold]{totals.get('scores', 0):,}[/]",
-        f"dead letters [bold]{totals.get('dead_letters', 0):,}[/]",
-        f"duplicates [bold]{totals.get('duplicates', 0):,}[/]",
-    )
-    top = Table(title="top leads", expand=True)
-    for column in ("lead", "score", "grade", "strongest reason"):
-        top.add_column(column)
-    for event in view.top:
-        top.add_row(event["lead_id"], str(event["score"]), event["grade"], _reason(event))
-    changes = Table(title="newest score changes", expand=True)
-    for column in ("lead", "score", "grade", "strongest reason"):
-        changes.add_column(column)
-    for event in view.changes:
-        before = event.get("previous_score")
-        moved = f"{before} → {event['score']}" if before is not None else f"new: {event['score']}"
-        grade = (
-            event["grade"]
-            if event.get("previous_grade") in (None, event["grade"])
-            else (f"{event['previous_grade']} → {event['grade']}")
-        )
-        changes.add_row(event["lead_id"], moved, grade, _reason(event))
-    loop = Table.grid(padding=(0, 3))
-    loop.add_row(f"drift: [bold]{view.drift}[/]")
-    loop.add_row(f"last retrain: [bold]{view.retrain}[/]")
-    return Group(Panel(summary, title="leadscore demo — Ctrl-C to stop"), loop, top, changes)
-
-
-def _reason(event: dict[str, Any]) -> str:
-    reasons = event.get("reasons") or []
-    if not reasons:
-        return ""
-    first = reasons[0]
-    return f"{first['contribution']:+.0f}: {first.get('label') or first['feature']}"

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-import ipaddress
 from pathlib import Path
 from typing import Annotated
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from leadscore.settings_values import (
+    check_networks,
+    check_persistence,
+    check_thresholds,
+    check_trends_bucket,
+    parse_persistence,
+    parse_thresholds,
+)
 
 
 class Settings(BaseSettings):
@@ -343,71 +351,12 @@ class Settings(BaseSettings):
     )
     retrain_timeout_s: float = Field(3600.0, gt=0, description="a retrain running longer is killed")
 
-    @field_validator("trends_bucket_s")
-    @classmethod
-    def _check_trends_bucket(cls, value: int) -> int:
-        if 86_400 % value:
-            raise ValueError(
-                f"LEADSCORE_TRENDS_BUCKET_S must divide a day (86400) exactly, e.g. 900, 3600 or "
-                f"86400; got {value}"
-            )
-        return value
-
-    @field_validator("drift_persistence", mode="before")
-    @classmethod
-    def _parse_persistence(cls, value: object) -> object:
-        if isinstance(value, str):
-            try:
-                value = tuple(int(part) for part in value.split(","))
-            except ValueError as exc:
-                raise ValueError(
-                    f"LEADSCORE_DRIFT_PERSISTENCE must be 'k,m' like '2,3', got {value!r}"
-                ) from exc
-        return value
-
-    @field_validator("drift_persistence")
-    @classmethod
-    def _check_persistence(cls, value: tuple[int, int]) -> tuple[int, int]:
-        k, m = value
-        if not 1 <= k <= m <= 100:
-            raise ValueError(f"drift persistence needs 1 <= k <= m <= 100, got {value}")
-        return value
-
-    @field_validator("webhook_allowed_networks")
-    @classmethod
-    def _check_networks(cls, value: str | None) -> str | None:
-        for part in (value or "").split(","):
-            if part.strip():
-                try:
-                    ipaddress.ip_network(part.strip(), strict=False)
-                except ValueError as exc:
-                    raise ValueError(
-                        "LEADSCORE_WEBHOOK_ALLOWED_NETWORKS must be networks like "
-                        f"'10.0.0.0/8,::1/128', got {part.strip()!r}"
-                    ) from exc
-        return value
-
-    @field_validator("grade_thresholds", mode="before")
-    @classmethod
-    def _parse_thresholds(cls, value: object) -> object:
-        if isinstance(value, str):
-            try:
-                value = tuple(int(part) for part in value.split(","))
-            except ValueError as exc:
-                raise ValueError(
-                    f"LEADSCORE_GRADE_THRESHOLDS must be three integers like '80,60,40', got {value!r}"
-                ) from exc
-        return value
-
-    @field_validator("grade_thresholds")
-    @classmethod
-    def _check_thresholds(cls, value: tuple[int, int, int]) -> tuple[int, int, int]:
-        a, b, c = value
-        if not 100 >= a > b > c >= 0:
-            raise ValueError(
-                f"grade thresholds must fall strictly from A to C within 0..100, got {value}"
-            )
-        return value
+    _check_trends_bucket = field_validator("trends_bucket_s")(check_trends_bucket)
+    _parse_persistence = field_validator("drift_persistence", mode="before")(parse_persistence)
+    _check_persistence = field_validator("drift_persistence")(check_persistence)
+    _check_networks = field_validator("webhook_allowed_networks")(check_networks)
+    _parse_thresholds = field_validator("grade_thresholds", mode="before")(parse_thresholds)
+    _check_thresholds = field_validator("grade_thresholds")(check_thresholds)
 
     @property
     def input_topics(self) -> tuple[str, str, str]:

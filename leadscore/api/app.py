@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import inspect
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 from fastapi import FastAPI, Request, Response
@@ -27,7 +26,7 @@ from leadscore.api.auth import KeyVerifier, audit_admin_call_of
 from leadscore.api.cache import ScoreCache
 from leadscore.api.dashboard import dashboard_response, find_dashboard
 from leadscore.api.errors import error_body, install_error_handlers
-from leadscore.api.jobs import JobRunner
+from leadscore.api.job_runner import JobRunner
 from leadscore.api.observability import ApiMetrics, ThroughputSampler, prometheus_text
 from leadscore.infra.access import AuditLog, KeyStore
 from leadscore.infra.experiment_store import ExperimentStore
@@ -72,7 +71,17 @@ def create_app(settings: Settings, *, follow_models: bool = True) -> FastAPI:
         follow_models: listen on ``models.events.v1`` and poll the registry, so a promotion
             reaches this process without a restart (off only in tests without a broker).
     """
-    from leadscore.api import admin, aliases, drift, insights, scores, webhooks
+    from leadscore.api import (
+        access,
+        aliases,
+        drift,
+        experiments,
+        insights,
+        jobs,
+        models,
+        scores,
+        webhooks,
+    )
     from leadscore.api.websocket import endpoint as stream
 
     @asynccontextmanager
@@ -189,8 +198,11 @@ def create_app(settings: Settings, *, follow_models: bool = True) -> FastAPI:
 
     app.include_router(insights.router)  # before scores: /v1/leads/distribution is not a {lead_id}
     app.include_router(scores.router)
-    app.include_router(drift.router)  # before admin: /v1/models/retraining is not a {version}
-    app.include_router(admin.router)
+    app.include_router(drift.router)  # before models: /v1/models/retraining is not a {version}
+    app.include_router(access.router)
+    app.include_router(models.router)
+    app.include_router(jobs.router)
+    app.include_router(experiments.router)
     app.include_router(webhooks.router)
     app.include_router(stream.router)
     app.include_router(aliases.router)
@@ -200,7 +212,11 @@ def create_app(settings: Settings, *, follow_models: bool = True) -> FastAPI:
 
 def _serve_dashboard(app: FastAPI, root: Any) -> None:
     """A GET that no API route answers goes to the built dashboard (leadscore.api.dashboard)."""
-    json_http = app.exception_handlers[StarletteHTTPException]
+    # install_error_handlers put an async handler here (the JSON error body)
+    json_http = cast(
+        Callable[[Request, StarletteHTTPException], Awaitable[Response]],
+        app.exception_handlers[StarletteHTTPException],
+    )
 
     @app.exception_handler(StarletteHTTPException)
     async def _dashboard_or_json(request: Request, exc: StarletteHTTPException) -> Response:
@@ -212,8 +228,7 @@ def _serve_dashboard(app: FastAPI, root: Any) -> None:
             response = dashboard_response(root, request.url.path.lstrip("/"))
             if response is not None:
                 return response
-        answer = json_http(request, exc)  # the JSON error handler (leadscore.api.errors)
-        return await answer if inspect.isawaitable(answer) else answer
+        return await json_http(request, exc)
 
 
 class MeasureAndAudit:
@@ -251,8 +266,8 @@ class MeasureAndAudit:
             elapsed = time.perf_counter() - started
             route = scope.get("route")
             path = getattr(route, "path", "unmatched")
-            app = scope.get("app")
-            ctx = getattr(app.state, "ctx", None) if app is not None else None
+            asgi_app = scope.get("app")
+            ctx = getattr(asgi_app.state, "ctx", None) if asgi_app else None
             if ctx is not None:
                 ctx.metrics.observe(scope["method"], path, status, elapsed)
                 state = scope.get("state") or {}

@@ -1,107 +1,188 @@
-"""Starting and following API jobs: each runs ``python -m leadscore.jobs.runner`` in its own process."""
+"""Jobs: score an uploaded file as a job, list jobs, follow one, download its result."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import sys
 from pathlib import Path
 from typing import Any
 
-import orjson
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from fastapi.responses import FileResponse
 
-from leadscore.infra.job_store import JobStore
-from leadscore.infra.launch import settings_env
-from leadscore.settings import Settings
+from leadscore.api.auth import AUTH_ERRORS as _AUTH
+from leadscore.api.auth import require_scope
+from leadscore.api.errors import ApiError
+from leadscore.api.handlers import in_thread, request_context
+from leadscore.infra.access import ApiKey
+from leadscore.models.registry.store import TABLE_SEGMENT, ModelRegistry, RegistryError
+from leadscore.schemas.api import Job
 
-log = logging.getLogger(__name__)
+router = APIRouter()
+
+_UPLOAD_SUFFIXES = (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz", ".parquet")
 
 
-class JobRunner:
-    """Runs jobs one at a time per API process (training uses every core it is given).
+def job_body(job: dict[str, Any]) -> dict[str, Any]:
+    """A job record as the API shows it: everything but its parameters."""
+    return {k: v for k, v in job.items() if k != "params"}
 
-    Args:
-        settings: passed to each job's process through its environment.
-        store: where job records live.
-    """
 
-    def __init__(self, settings: Settings, store: JobStore, concurrency: int = 1) -> None:
-        self.settings = settings
-        self.store = store
-        self.root = Path(settings.api_jobs_dir)
-        self._slots = asyncio.Semaphore(concurrency)
-        self._tasks: set[asyncio.Task[None]] = set()
+def _table_model_problem(model_dir: Path, version: str | None) -> str | None:
+    """Why a file cannot be scored with ``version`` (default: the table champion), or ``None``:
+    said at upload, before a job is made, rather than by a failed job."""
+    registry = ModelRegistry(model_dir)
+    chosen = version or registry.champion(segment=TABLE_SEGMENT)
+    train = (
+        "train one on a table of your leads: `leadscore train --data leads.csv --target converted`"
+    )
+    if chosen is None:
+        return f"there is no model to score files with; {train}"
+    try:
+        kind = registry.manifest(chosen).kind
+    except (RegistryError, OSError) as exc:
+        return f"model {chosen} cannot be used: {exc}"
+    if kind == "table":
+        return None
+    if version:
+        return f"model {chosen} scores lead events, not table rows; pass a table model's version, or {train}"
+    return f"there is no table model (the stream's model {chosen} scores lead events, not table rows); {train}"
 
-    def job_dir(self, job_id: str) -> Path:
-        return self.root / job_id
 
-    async def submit(
-        self,
-        kind: str,
-        args: dict[str, Any],
-        created_by: str | None,
-        public_params: dict[str, Any] | None = None,
-        job: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
-        """Record a job and start it in the background; returns the job record."""
-        job = job or await self.store.create(kind, created_by, public_params or args)
-        task = asyncio.create_task(self._run(job["id"], kind, args), name=f"job-{job['id']}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return job
-
-    async def _run(self, job_id: str, kind: str, args: dict[str, Any]) -> None:
-        directory = self.job_dir(job_id)
-        directory.mkdir(parents=True, exist_ok=True)
-        spec = directory / "spec.json"
-        spec.write_bytes(orjson.dumps({"kind": kind, "args": args}))
-        async with self._slots:
-            await self.store.update(job_id, status="running", stage="starting")
-            process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "leadscore.jobs.runner", str(spec),
-                stdout=asyncio.subprocess.PIPE,
-                stderr=(directory / "job.log").open("wb"),
-                env={**settings_env(self.settings), "PYTHONUNBUFFERED": "1"},
-            )  # fmt: skip
-            outcome: dict[str, Any] = {}
-            try:
-                if process.stdout is None:
-                    raise RuntimeError("the job process has no stdout pipe")
-                async for line in process.stdout:
-                    try:
-                        message = orjson.loads(line)
-                    except orjson.JSONDecodeError:
-                        continue
-                    if "stage" in message:
-                        total = message.get("total") or 0
-                        progress = min(message["done"] / total, 1.0) if total else 0.0
-                        await self.store.update(
-                            job_id, stage=message["stage"], progress=round(progress, 4)
-                        )
-                    else:
-                        outcome = message
-                code = await process.wait()
-            except asyncio.CancelledError:
-                process.kill()
-                await self.store.update(job_id, status="failed", message="the API process stopped")
-                raise
-            if code == 0 and "result" in outcome:
-                await self.store.update(
-                    job_id, status="succeeded", progress=1.0, stage="done", result=outcome["result"]
+@router.post(
+    "/v1/score/batch/file",
+    status_code=202,
+    response_model=Job,
+    tags=["scoring"],
+    summary="Score a CSV/TSV/Parquet file as a job; download the result when it is done",
+    responses={
+        **_AUTH,
+        413: {"description": "the file is too large"},
+        422: {"description": "not a table"},
+    },
+)
+async def score_file(
+    request: Request,
+    file: UploadFile = File(
+        ..., description="CSV, TSV (optionally .gz) or Parquet, one lead per row"
+    ),
+    id_column: str | None = Form(None, description="copied into the output"),
+    reasons: int = Form(3, ge=0, le=20, description="reasons per row"),
+    model: str | None = Form(
+        None, description="model version (default: the 'table' segment's champion)"
+    ),
+    key: ApiKey = Depends(require_scope("score")),
+) -> Any:
+    """Scores a table with a model trained by ``leadscore train --data`` (the same as
+    ``leadscore score``). The output CSV has the id column, score, grade, probability and
+    the top reasons, in the input's row order."""
+    ctx = request_context(request)
+    name = (file.filename or "upload.csv").lower()
+    suffix = next((s for s in _UPLOAD_SUFFIXES if name.endswith(s)), None)
+    if suffix is None:
+        raise ApiError(
+            422,
+            "unsupported_file",
+            f"{file.filename!r}: upload a {', '.join(_UPLOAD_SUFFIXES)} file",
+        )
+    problem = await in_thread(_table_model_problem, ctx.settings.model_dir, model)
+    if problem is not None:
+        raise ApiError(409, "no_table_model", problem)
+    job = await ctx.jobs.store.create(
+        "score_file",
+        key.name,
+        {"file": file.filename, "id_column": id_column, "reasons": reasons, "model": model},
+    )
+    directory = ctx.jobs.job_dir(job["id"])
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"input{suffix}"
+    limit = ctx.settings.api_max_upload_bytes
+    size = 0
+    with path.open("wb") as out:
+        while chunk := await file.read(1 << 20):
+            size += len(chunk)
+            if size > limit:
+                out.close()
+                path.unlink(missing_ok=True)
+                await ctx.jobs.store.update(job["id"], status="failed", message="file too large")
+                raise ApiError(
+                    413,
+                    "file_too_large",
+                    f"the file is over {limit:,} bytes (LEADSCORE_API_MAX_UPLOAD_BYTES)",
                 )
-            else:
-                reason = (
-                    outcome.get("error")
-                    or f"the job process exited with status {code}; see {directory / 'job.log'}"
-                )
-                log.warning("job %s failed: %s", job_id, reason)
-                await self.store.update(job_id, status="failed", stage="failed", message=reason)
+            out.write(chunk)
+    args = {
+        "path": str(path),
+        "out": str(directory / "scored.csv"),
+        "id_column": id_column,
+        "reasons": reasons,
+        "version": model,
+    }
+    await ctx.jobs.submit("score_file", args, key.name, job=job)
+    return job_body(job)
 
-    async def stop(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            try:
-                await task
-            except (asyncio.CancelledError, Exception):  # shutting down: already recorded as failed
-                log.debug("job task %s ended on shutdown", task.get_name())
+
+@router.get("/v1/jobs", tags=["jobs"], summary="Recent jobs, newest first", responses=_AUTH)
+async def jobs_list(
+    request: Request,
+    limit: int = Query(50, ge=1, le=500),
+    key: ApiKey = Depends(require_scope("read")),
+) -> dict[str, Any]:
+    return {"jobs": [job_body(j) for j in await request_context(request).jobs.store.list(limit)]}
+
+
+@router.get(
+    "/v1/jobs/{job_id}",
+    response_model=Job,
+    tags=["jobs"],
+    summary="A job's status and progress",
+    responses={**_AUTH, 404: {"description": "no such job"}},
+)
+async def jobs_show(
+    job_id: str, request: Request, key: ApiKey = Depends(require_scope("read"))
+) -> Any:
+    job = await request_context(request).jobs.store.get(job_id)
+    if job is None:
+        raise ApiError(404, "unknown_job", f"no job {job_id!r}")
+    return job_body(job)
+
+
+@router.get(
+    "/v1/jobs/{job_id}/result",
+    tags=["jobs"],
+    summary="Download a finished file-scoring job's CSV",
+    response_class=FileResponse,
+    responses={
+        **_AUTH,
+        404: {"description": "no such job"},
+        409: {"description": "not finished"},
+        200: {"content": {"text/csv": {}}},
+    },
+)
+async def jobs_result(
+    job_id: str, request: Request, key: ApiKey = Depends(require_scope("read"))
+) -> Any:
+    ctx = request_context(request)
+    job = await ctx.jobs.store.get(job_id)
+    if job is None:
+        raise ApiError(404, "unknown_job", f"no job {job_id!r}")
+    if job["kind"] != "score_file":
+        raise ApiError(
+            404,
+            "no_result_file",
+            f"job {job_id} is a {job['kind']} job: its result is in GET /v1/jobs/{job_id}",
+        )
+    if job["status"] != "succeeded":
+        raise ApiError(
+            409,
+            "not_finished",
+            f"job {job_id} is {job['status']}"
+            + (f": {job['message']}" if job.get("message") else ""),
+        )
+    path = ctx.jobs.job_dir(job_id) / "scored.csv"
+    if not path.is_file():
+        raise ApiError(
+            404,
+            "result_gone",
+            f"the result of job {job_id} is not on this API host "
+            "(LEADSCORE_API_JOBS_DIR must be shared by every replica)",
+        )
+    return FileResponse(path, media_type="text/csv", filename=f"{job_id}-scored.csv")

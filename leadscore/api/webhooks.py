@@ -17,13 +17,9 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from leadscore.api.auth import require_scope
 from leadscore.api.errors import ApiError
 from leadscore.infra.access import ApiKey
+from leadscore.infra.webhooks.errors import WebhookSecretError, WebhookUrlError
 from leadscore.infra.webhooks.http import address_policy, check_url, fire_test_event
-from leadscore.infra.webhooks.rules import (
-    WebhookSecretError,
-    WebhookUrlError,
-    generate_secret,
-    secret_key,
-)
+from leadscore.infra.webhooks.signing import generate_secret, secret_key
 from leadscore.infra.webhooks.store import WebhookStore
 from leadscore.schemas.webhooks import (
     Delivery,

@@ -2,7 +2,7 @@
 
 The demo, the integration tests and the benchmarks all start workers this way: the
 settings are passed as environment variables (the only way a worker is configured),
-the child cannot outlive its parent (:func:`leadscore.infra.embedded.spawn_child`),
+the child cannot outlive its parent (:func:`leadscore.infra.embedded.processes.spawn_child`),
 and "ready" means the worker has joined its group and recovered its table.
 """
 
@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from leadscore.infra.embedded import spawn_child, stop_child
+from leadscore.infra.embedded.processes import spawn_child, stop_child
 from leadscore.settings import Settings, env_var
 
 #: What the worker logs once it has joined its group and recovered its table.

@@ -20,7 +20,6 @@ starts ``python -m leadscore.jobs.retrain``), never on an event loop that serves
 from __future__ import annotations
 
 import argparse
-import asyncio
 import io
 import sys
 import time
@@ -31,11 +30,11 @@ from typing import Any
 
 import numpy as np
 import orjson
-from pydantic import ValidationError
 from rich.console import Console
 
-from leadscore.infra.closed_loop_store import KEPT_DECISIONS, RELEASE_LOCK, ClosedLoopKeys
-from leadscore.models.features.state import FEATURE_NAMES, FEATURE_SPEC_VERSION
+from leadscore.jobs.retrain_decision import RetrainLock, finish_record, now_iso
+from leadscore.jobs.training_examples import load_examples, load_samples
+from leadscore.models.features.state import FEATURE_NAMES
 from leadscore.models.monitoring.performance import binary_metrics
 from leadscore.models.registry.store import ModelRegistry
 from leadscore.models.training.candidates import TrainConfig
@@ -45,33 +44,11 @@ from leadscore.models.training.train import train
 from leadscore.schemas.learning import FeatureSample, TrainingExample
 from leadscore.settings import Settings
 
-__all__ = ["gate", "load_examples", "retrain_job"]
+__all__ = ["gate", "retrain_job"]
 
 #: Fewest of each class in the holdout for a comparison worth making.
 MIN_HOLDOUT_PER_CLASS = 10
 REFERENCE_ROWS = 500
-
-
-def load_examples(settings: Settings) -> tuple[list[TrainingExample], int]:
-    """The examples on the training topic (deduplicated by id), and how many were unusable."""
-    from leadscore.infra.kafka.client import read_topic
-
-    values = asyncio.run(read_topic(settings, settings.training_topic))
-    examples: dict[str, TrainingExample] = {}
-    bad = 0
-    for value in values:
-        try:
-            example = TrainingExample.model_validate_json(value)
-        except ValidationError:
-            bad += 1
-            continue
-        if example.feature_spec_version != FEATURE_SPEC_VERSION or len(example.features) != len(
-            FEATURE_NAMES
-        ):
-            bad += 1
-            continue
-        examples[example.id] = example
-    return sorted(examples.values(), key=lambda e: (e.outcome_time, e.id)), bad
 
 
 def gate(
@@ -137,16 +114,16 @@ def retrain_job(
         "id": f"rt_{uuid.uuid4().hex[:16]}",
         "trigger": trigger,
         "detail": detail,
-        "started_at": _now(),
+        "started_at": now_iso(),
         "margin": settings.retrain_margin,
     }
     registry = ModelRegistry(settings.model_dir)
     champion_version = registry.champion()
     record["champion"] = champion_version
-    lock = _RetrainLock(settings, lock_token) if publish else None
+    lock = RetrainLock(settings, lock_token) if publish else None
     if lock is not None and not lock.acquire():
         record.update(outcome="skipped", reason=f"another retrain is running ({lock.holder()})")
-        _finish(settings, record, started, publish)
+        finish_record(settings, record, started, publish)
         return record
     try:
         if examples is None:
@@ -155,42 +132,14 @@ def retrain_job(
         outcome = _retrain(settings, list(examples), record, registry, console, samples)
     except Exception as exc:  # recorded and published, then re-raised for the exit status
         record.update(outcome="failed", reason=f"{type(exc).__name__}: {exc}")
-        _finish(settings, record, started, publish)
+        finish_record(settings, record, started, publish)
         raise
     finally:
         if lock is not None:
             lock.release()
     record["outcome"] = outcome
-    _finish(settings, record, started, publish)
+    finish_record(settings, record, started, publish)
     return record
-
-
-class _RetrainLock:
-    """The Redis lock ``retrain:lock``: one retrain at a time, whoever starts it."""
-
-    def __init__(self, settings: Settings, token: str | None) -> None:
-        import redis
-
-        self.client = redis.Redis.from_url(settings.redis_url)
-        self.key = ClosedLoopKeys(settings.redis_prefix).lock
-        self.ttl = int(settings.retrain_timeout_s) + 60
-        self.given = token is not None
-        self.token = token or f"{uuid.uuid4().hex}"
-
-    def acquire(self) -> bool:
-        if self.given:
-            return True
-        return bool(self.client.set(self.key, self.token, nx=True, ex=self.ttl))
-
-    def holder(self) -> str:
-        value = self.client.get(self.key)
-        return f"lock held by {value.decode(errors='replace')}" if value else "lock just released"
-
-    def release(self) -> None:
-        try:
-            self.client.eval(RELEASE_LOCK, 1, self.key, self.token)
-        finally:
-            self.client.close()
 
 
 def _retrain(
@@ -343,7 +292,9 @@ def _rows(
     if samples is None:
         samples = load_samples(settings)
     horizon_s = settings.retrain_horizon_days * 86_400.0
-    outcomes = {e.lead_id: (e.outcome_time.timestamp(), e.label) for e in examples}
+    outcomes: dict[str, tuple[float, int]] = {
+        e.lead_id: (e.outcome_time.timestamp(), e.label) for e in examples
+    }
     snaps = snapshot_set(
         ((s.lead_id, s.event_time.timestamp(), s.features) for s in samples),
         outcomes, n_features=len(FEATURE_NAMES), horizon_s=horizon_s,
@@ -360,23 +311,6 @@ def _rows(
     return snaps.X, snaps.y, snaps.leads, snaps.times, horizon_s
 
 
-def load_samples(settings: Settings) -> list[FeatureSample]:
-    """The scored vectors on the features topic (of the current feature definition)."""
-    from leadscore.infra.kafka.client import read_topic
-
-    out = []
-    for value in asyncio.run(read_topic(settings, settings.features_topic)):
-        try:
-            sample = FeatureSample.model_validate_json(value)
-        except ValidationError:
-            continue
-        if sample.feature_spec_version == FEATURE_SPEC_VERSION and len(sample.features) == len(
-            FEATURE_NAMES
-        ):
-            out.append(sample)
-    return out
-
-
 def _span(times: np.ndarray, y: np.ndarray) -> dict[str, Any]:
     return {
         "n": int(y.size),
@@ -388,41 +322,6 @@ def _span(times: np.ndarray, y: np.ndarray) -> dict[str, Any]:
 
 def _utc(t: float) -> datetime:
     return datetime.fromtimestamp(t, UTC)
-
-
-def _finish(settings: Settings, record: dict[str, Any], started: float, publish: bool) -> None:
-    record["finished_at"] = _now()
-    record["seconds"] = round(time.perf_counter() - started, 2)
-    if not publish:
-        return
-    import redis
-
-    client = redis.Redis.from_url(settings.redis_url)
-    try:
-        key = ClosedLoopKeys(settings.redis_prefix).decisions
-        client.lpush(key, orjson.dumps(record))
-        client.ltrim(key, 0, KEPT_DECISIONS - 1)
-    finally:
-        client.close()
-    from leadscore.infra.model_events import ModelEventPublishError, publish_model_event
-    from leadscore.schemas.models import RetrainDecided
-
-    event = RetrainDecided(
-        id=f"me_{uuid.uuid4().hex}",
-        version=record.get("candidate") or record.get("champion") or "none",
-        reason=str(record.get("reason", ""))[:2000],
-        at=datetime.now(UTC),
-        outcome=record["outcome"],
-        decision=record,
-    )
-    try:
-        asyncio.run(publish_model_event(settings, event))
-    except ModelEventPublishError as exc:
-        record["announce_warning"] = str(exc)
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -39,7 +39,8 @@ def _progress_reporter(min_interval_s: float = 0.5) -> Any:
 def run(spec: dict[str, Any]) -> dict[str, Any]:
     """Run the job ``spec`` describes; returns its result."""
     from leadscore.infra.model_admin import promote_model
-    from leadscore.jobs.train import score_file_job, train_job
+    from leadscore.jobs.score_file import score_file_job
+    from leadscore.jobs.train import train_job
 
     settings = Settings()
     console = Console(file=io.StringIO(), width=120)  # the report is kept, not printed

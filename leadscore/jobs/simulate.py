@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import signal
 import sys
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -20,7 +20,7 @@ from leadscore.infra.kafka.client import new_consumer, stop_consumer
 from leadscore.infra.kafka.publish import PublishStats, publish
 from leadscore.settings import Settings
 from leadscore.simulation.shift import parse_shift_at, shift_regime
-from leadscore.simulation.simulator import UTC, Shift, SimConfig, Simulator, write_labeled_files
+from leadscore.simulation.simulator import Shift, SimConfig, Simulator, write_labeled_files
 
 
 class ShiftOptionError(ValueError):

@@ -1,4 +1,4 @@
-"""`leadscore train` and `leadscore score`: train from lead events or a CRM table, score a file.
+"""`leadscore train`: train from lead events or a CRM table.
 
 Each job takes :class:`~leadscore.settings.Settings` and plain arguments, so the CLI, the
 demo and tests call the same code. Training runs in this process (it is a CLI job, not
@@ -8,10 +8,9 @@ the worker); the worker and the API only ever load what it saved.
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +37,7 @@ from leadscore.models.training.train import train
 from leadscore.settings import Settings
 from leadscore.simulation.simulator import SimConfig, Simulator, read_jsonl
 
-__all__ = ["TableSpec", "TrainOutcome", "score_file_job", "train_job"]
+__all__ = ["TableSpec", "TrainOutcome", "train_job"]
 
 #: Days of simulated history to train on: enough that most snapshots have a full
 #: conversion horizon after them.
@@ -140,12 +139,10 @@ def train_job(
         pipeline, columns, warnings = None, [], []
         kind, segment = "lead_events", None
     config = TrainConfig(
-        folds=folds,
-        search=search,
-        variant=variant or settings.model_variant,
-        seed=seed,
-        **({"compare": tuple(compare)} if compare else {}),
+        folds=folds, search=search, variant=variant or settings.model_variant, seed=seed
     )
+    if compare:
+        config = dataclasses.replace(config, compare=tuple(compare))
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -240,7 +237,7 @@ def _event_data(
 def _topic_data(
     settings: Settings, console: Console
 ) -> tuple[TrainingData, tuple[datetime, datetime] | None]:
-    from leadscore.jobs.retrain import load_examples
+    from leadscore.jobs.training_examples import load_examples
     from leadscore.models.features.state import FEATURE_NAMES
 
     examples, bad = load_examples(settings)
@@ -330,84 +327,3 @@ def _table_data(
         source=str(spec.path),
     )
     return data, pipeline, pipeline.columns_report(), warnings, window
-
-
-def score_file_job(
-    settings: Settings,
-    path: Path,
-    out: Path,
-    *,
-    version: str | None = None,
-    id_column: str | None = None,
-    reasons: int = 3,
-    console: Console | None = None,
-    on_progress: Callable[[str, int, int], None] | None = None,
-) -> int:
-    """Score every row of a CRM table with a table model; write a CSV. Returns rows scored.
-
-    The output has the id column (when given), ``score``, ``grade``, ``probability`` and
-    ``reason_1..k`` (words with their points), in the input's row order.
-    """
-    from leadscore.models.scoring.scorer import Scorer, ScoringPolicy, to_score
-
-    console = console or Console(stderr=True)
-    registry = ModelRegistry(settings.model_dir)
-    version = version or registry.champion(segment=TABLE_SEGMENT)
-    if version is None:
-        raise TableError(
-            f"no table model in {settings.model_dir}: train one with "
-            "`leadscore train --data FILE --target COLUMN`"
-        )
-    loaded = registry.load(version)
-    if loaded.pipeline is None:
-        raise TableError(
-            f"model {version} scores lead events, not table rows; pass --model with a version "
-            "trained by `leadscore train --data`"
-        )
-    df = load_table(path)
-    absent = loaded.pipeline.absent_columns(list(df.columns))
-    if absent:
-        console.print(
-            f"[yellow]warning:[/] {path} lacks {len(absent)} column(s) the model was trained on "
-            f"({', '.join(absent[:8])}{'…' if len(absent) > 8 else ''}); they are scored as missing"
-        )
-    X = loaded.pipeline.transform(df)
-    policy = ScoringPolicy(
-        grade_thresholds=settings.grade_thresholds, change_threshold=0, top_reasons=reasons
-    )
-    # A file is a big batch: let the engine use every core (the stream worker keeps one).
-    model = dataclasses.replace(loaded.model, n_threads=os.cpu_count() or 1)
-    scorer = Scorer(model, version, policy, describe=loaded.pipeline.describe, families=None)
-    words: list[list[str]] = [[] for _ in range(reasons)]
-    if reasons:
-        # The explanation gives the probability too: one engine pass per chunk, not two.
-        parts = []
-        for start in range(0, len(X), 4096):
-            explanations = scorer.explain(X[start : start + 4096])
-            if on_progress is not None:
-                on_progress("scoring", min(start + 4096, len(X)), len(X))
-            parts.append(np.array([e.probability for e in explanations]))
-            for explanation in explanations:
-                for k in range(reasons):
-                    r = explanation.reasons[k] if k < len(explanation.reasons) else None
-                    words[k].append(f"{r['contribution']:+.1f}: {r['label']}" if r else "")
-        probability = np.concatenate(parts) if parts else np.zeros(0)
-    else:
-        probability = scorer.probabilities(X)
-    scores = [to_score(float(p)) for p in probability]
-    result = pd.DataFrame(
-        {
-            **({id_column: df[id_column].to_numpy()} if id_column else {}),
-            "score": scores,
-            "grade": [policy.grade(s) for s in scores],
-            "probability": np.round(probability, 6),
-        }
-    )
-    for k in range(reasons):
-        result[f"reason_{k + 1}"] = words[k]
-    result.to_csv(out, index=False)
-    console.print(
-        f"scored {len(result):,} rows of {path} with model {version}; wrote [bold]{out}[/] "
-        f"({datetime.now(UTC):%H:%M:%S} UTC)"
-    )
-    return len(result)

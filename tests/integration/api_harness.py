@@ -20,7 +20,7 @@ import redis.asyncio as aioredis
 from worker_harness import worker_env
 
 from leadscore.infra.access import KeyStore
-from leadscore.infra.embedded import spawn_child
+from leadscore.infra.embedded.processes import spawn_child
 from leadscore.settings import Settings
 
 #: Import, load the model, connect the feed: a few seconds; more on a loaded machine.

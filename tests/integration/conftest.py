@@ -21,14 +21,9 @@ from typing import NoReturn
 import pytest
 import redis.asyncio as aioredis
 
-from leadscore.infra.embedded import (
-    EmbeddedKafka,
-    EmbeddedRedis,
-    redis_server_binary,
-    tansu_binary,
-    wait_for_kafka,
-    wait_for_redis,
-)
+from leadscore.infra.embedded.binaries import redis_server_binary, tansu_binary
+from leadscore.infra.embedded.probes import wait_for_kafka, wait_for_redis
+from leadscore.infra.embedded.servers import EmbeddedKafka, EmbeddedRedis
 from leadscore.infra.errors import InfraError
 
 # Test harness configuration, read here rather than through Settings: it picks the servers

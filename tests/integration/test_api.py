@@ -29,7 +29,7 @@ import pytest
 from api_harness import drop_redis_keys, make_keys, running_api
 from worker_harness import WorkerProcess, create_topics, wait_all_committed, worker_settings
 
-from leadscore.infra.embedded import free_port
+from leadscore.infra.embedded.addresses import free_port
 from leadscore.infra.kafka.publish import publish
 from leadscore.jobs.train import train_job
 from leadscore.settings import Settings

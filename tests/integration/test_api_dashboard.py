@@ -16,7 +16,7 @@ import pytest
 from api_harness import drop_redis_keys, make_keys, running_api
 from worker_harness import create_topics, worker_settings
 
-from leadscore.infra.embedded import free_port
+from leadscore.infra.embedded.addresses import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -25,7 +25,7 @@ from api_harness import drop_redis_keys, make_keys, running_api
 from worker_harness import create_topics, worker_settings
 
 from leadscore.infra.closed_loop_store import ClosedLoopKeys
-from leadscore.infra.embedded import free_port
+from leadscore.infra.embedded.addresses import free_port
 from leadscore.schemas.learning import DriftEvent
 from leadscore.settings import Settings
 

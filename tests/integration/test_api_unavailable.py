@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from leadscore.api.app import create_app
-from leadscore.infra.embedded import free_port
+from leadscore.infra.embedded.addresses import free_port
 from leadscore.settings import Settings
 
 pytestmark = (

@@ -26,7 +26,7 @@ from typer.testing import CliRunner
 
 from leadscore.cli import app
 from leadscore.infra.closed_loop_store import ClosedLoopKeys
-from leadscore.infra.embedded import free_port
+from leadscore.infra.embedded.addresses import free_port
 from leadscore.infra.launch import settings_env
 from leadscore.infra.scorer import load_scorer
 from leadscore.models.batch.replay import replay

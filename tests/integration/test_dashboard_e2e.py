@@ -59,7 +59,7 @@ from worker_harness import (
     worker_settings,
 )
 
-from leadscore.infra.embedded import free_port
+from leadscore.infra.embedded.addresses import free_port
 from leadscore.infra.kafka.publish import publish
 from leadscore.settings import Settings
 

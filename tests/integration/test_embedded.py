@@ -18,7 +18,7 @@ import redis
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from leadscore.infra.embedded import EmbeddedKafka, EmbeddedRedis, embedded_services
+from leadscore.infra.embedded.servers import EmbeddedKafka, EmbeddedRedis, embedded_services
 from leadscore.infra.errors import ServiceExitedError
 
 pytestmark = pytest.mark.usefixtures("embedded_binaries")
@@ -155,7 +155,7 @@ def test_a_taken_port_fails_start_with_the_server_log(
 _PARENT_SCRIPT = """
 import sys
 from pathlib import Path
-from leadscore.infra.embedded import EmbeddedKafka
+from leadscore.infra.embedded.servers import EmbeddedKafka
 
 kafka = EmbeddedKafka(workdir=Path(sys.argv[1]))
 kafka.start()

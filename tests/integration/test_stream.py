@@ -36,7 +36,8 @@ from leadscore.api.websocket import feed as score_feed_module
 from leadscore.api.websocket.feed import ScoreFeed
 from leadscore.api.websocket.protocol import decode_position, encode_position
 from leadscore.infra.access import KeyStore
-from leadscore.infra.embedded import EmbeddedKafka, free_port
+from leadscore.infra.embedded.addresses import free_port
+from leadscore.infra.embedded.servers import EmbeddedKafka
 from leadscore.infra.kafka.client import ensure_topics
 from leadscore.infra.kafka.publish import publish
 from leadscore.schemas.scores import LeadScored, Reason

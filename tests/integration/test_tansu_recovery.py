@@ -45,7 +45,7 @@ from faust.transport.producer import ProducerBuffer
 from faust.types import TP
 from faust.types.tuples import FutureMessage
 
-from leadscore.infra.embedded import free_port
+from leadscore.infra.embedded.addresses import free_port
 from leadscore.infra.kafka.offsets import fetch_end_offsets
 from leadscore.streams.tansu_compat import (
     BufferedSendError,

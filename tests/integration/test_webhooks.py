@@ -34,7 +34,7 @@ from worker_harness import (
     worker_settings,
 )
 
-from leadscore.infra.embedded import free_port
+from leadscore.infra.embedded.addresses import free_port
 from leadscore.settings import Settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
@@ -533,7 +533,7 @@ async def test_secrets_are_taken_or_generated_shown_once_and_rotated(
 async def test_the_delivery_log_pages_without_gaps_and_a_pending_delivery_is_not_replayed(
     stack: Stack, receiver: Receiver
 ) -> None:
-    from leadscore.infra.webhooks.rules import delivery_id
+    from leadscore.infra.webhooks.messages import delivery_id
     from leadscore.infra.webhooks.store import QueuedDelivery, WebhookStore
     from leadscore.schemas.webhooks import DeliveryRecord
 
@@ -598,8 +598,9 @@ async def test_the_delivery_log_pages_without_gaps_and_a_pending_delivery_is_not
 async def test_the_address_is_checked_again_at_delivery_time(receiver: Receiver) -> None:
     """A subscription made while its name was public and now resolving to a private address
     (DNS rebinding) is refused at send time: the request never leaves."""
+    from leadscore.infra.webhooks.addresses import AddressPolicy, parse_networks
     from leadscore.infra.webhooks.http import post_signed
-    from leadscore.infra.webhooks.rules import AddressPolicy, generate_secret, parse_networks
+    from leadscore.infra.webhooks.signing import generate_secret
 
     local = f"http://localhost:{receiver.port}/hooks/leadscore"  # resolves to loopback
     async with httpx.AsyncClient() as client:
@@ -618,8 +619,9 @@ async def test_the_address_is_checked_again_at_delivery_time(receiver: Receiver)
 
 
 async def test_a_receiver_slower_than_the_timeout_fails_the_attempt(receiver: Receiver) -> None:
+    from leadscore.infra.webhooks.addresses import AddressPolicy, parse_networks
     from leadscore.infra.webhooks.http import post_signed
-    from leadscore.infra.webhooks.rules import AddressPolicy, generate_secret, parse_networks
+    from leadscore.infra.webhooks.signing import generate_secret
 
     receiver.delay_s = 1.5
     allowed = AddressPolicy(allowed_networks=parse_networks("127.0.0.0/8"))

@@ -23,7 +23,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord, TopicPartition
 from faust.types import TP
 
-from leadscore.infra.embedded import spawn_child
+from leadscore.infra.embedded.processes import spawn_child
 from leadscore.infra.kafka.client import ensure_topics
 from leadscore.infra.kafka.offsets import fetch_end_offsets
 from leadscore.infra.launch import READY_LINE, settings_env

@@ -16,15 +16,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+
+# aiokafka ships no type information (no py.typed, no stubs)
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from redis.exceptions import RedisError
 
 from leadscore.infra.kafka.client import client_options
 from leadscore.infra.retry import Backoff
+from leadscore.infra.webhooks.addresses import AddressPolicy
 from leadscore.infra.webhooks.http import ClientSlots, address_policy, post_signed
-from leadscore.infra.webhooks.rules import (
-    AddressPolicy,
+from leadscore.infra.webhooks.retry_schedule import (
     next_attempt_delay,
     retry_delays,
     retry_delays_summary,

@@ -18,20 +18,18 @@ from datetime import UTC, datetime
 import httpx
 import orjson
 
-from leadscore.infra.webhooks.rules import (
+from leadscore.infra.webhooks.addresses import (
     AddressPolicy,
     IPAddress,
     Target,
-    WebhookUrlError,
     check_addresses,
-    delivery_id,
-    envelope_body,
     literal_address,
     parse_networks,
     parse_target,
-    sample_event,
-    signature_headers,
 )
+from leadscore.infra.webhooks.errors import WebhookUrlError
+from leadscore.infra.webhooks.messages import delivery_id, envelope_body, sample_event
+from leadscore.infra.webhooks.signing import signature_headers
 from leadscore.schemas.webhooks import DeliveryAttempt, WebhookSubscription, WebhookTestResult
 from leadscore.settings import Settings
 

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from pydantic import ValidationError
 
-from leadscore.infra.webhooks.rules import delivery_id, envelope_body, passes
+from leadscore.infra.webhooks.messages import delivery_id, envelope_body, passes
 from leadscore.infra.webhooks.store import QueuedDelivery, WebhookStore
 from leadscore.models.batch.records import InputRecord
 from leadscore.schemas.scores import LeadScored

@@ -32,8 +32,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import orjson
+import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from leadscore.infra import redis_store
 from leadscore.infra.retry import until_done
 from leadscore.infra.webhooks.delivery import (
     DeliveryPolicy,
@@ -46,11 +48,21 @@ from leadscore.infra.webhooks.queue import (
     SubscriptionCache,
     queue_score_events,
 )
-from leadscore.infra.webhooks.store import WebhookStore, connect
+from leadscore.infra.webhooks.store import WebhookStore
 from leadscore.models.batch.records import InputRecord, dead_letter
 from leadscore.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+def connect(url: str, *, max_connections: int, retries: int = 5) -> aioredis.Redis:
+    """A client for the webhook loops: a bounded pool that waits for a free connection.
+
+    redis-py's default pool raises ``MaxConnectionsError`` past 100 connections; with many
+    deliveries in flight it is better that one waits a moment. Errors are retried a bounded
+    number of times, as in :func:`leadscore.infra.redis_store.connect`.
+    """
+    return redis_store.connect(url, retries=retries, max_connections=max_connections, wait_s=30)
 
 
 class WebhookWorker:

@@ -7,17 +7,11 @@ import time
 
 import pytest
 
-from leadscore.infra.embedded import (
-    EmbeddedKafka,
-    EmbeddedRedis,
-    free_port,
-    redis_server_binary,
-    server_env,
-    split_bootstrap,
-    tansu_binary,
-    wait_for_kafka,
-    wait_for_redis,
-)
+from leadscore.infra.embedded.addresses import free_port, split_bootstrap
+from leadscore.infra.embedded.binaries import redis_server_binary, tansu_binary
+from leadscore.infra.embedded.probes import wait_for_kafka, wait_for_redis
+from leadscore.infra.embedded.processes import server_env
+from leadscore.infra.embedded.servers import EmbeddedKafka, EmbeddedRedis
 from leadscore.infra.errors import ServiceNotReadyError
 
 

@@ -1,4 +1,4 @@
-"""Webhook logic with no services (leadscore.infra.webhooks.rules): signing, filters, retries, URLs."""
+"""Webhook logic with no services: signing, messages and filters, the retry schedule, URLs."""
 
 from __future__ import annotations
 
@@ -12,25 +12,21 @@ import pytest
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from leadscore.infra.webhooks.rules import (
-    JITTER,
+from leadscore.infra.webhooks.addresses import (
     AddressPolicy,
-    WebhookSecretError,
-    WebhookUrlError,
     check_addresses,
-    delivery_id,
-    envelope_body,
-    generate_secret,
-    jittered,
-    next_attempt_delay,
     parse_networks,
     parse_target,
-    passes,
-    retry_delays,
-    sample_event,
-    secret_key,
-    signature_headers,
 )
+from leadscore.infra.webhooks.errors import WebhookSecretError, WebhookUrlError
+from leadscore.infra.webhooks.messages import delivery_id, envelope_body, passes, sample_event
+from leadscore.infra.webhooks.retry_schedule import (
+    JITTER,
+    jittered,
+    next_attempt_delay,
+    retry_delays,
+)
+from leadscore.infra.webhooks.signing import generate_secret, secret_key, signature_headers
 from leadscore.schemas.scores import LeadScored
 from leadscore.schemas.webhooks import WebhookCreate, WebhookEnvelope, WebhookFilters
 from leadscore.settings import Settings

@@ -2,7 +2,7 @@
 // file name, and what to tell the person when the upload or the job fails.
 import { ApiError } from "../../api/client";
 
-/** What the API takes (leadscore/api/admin.py `_UPLOAD_SUFFIXES`). */
+/** What the API takes (leadscore/api/jobs.py `_UPLOAD_SUFFIXES`). */
 export const UPLOAD_SUFFIXES = [".csv.gz", ".tsv.gz", ".csv", ".tsv", ".txt", ".parquet"];
 
 export const TABLE_MODEL_HINT =

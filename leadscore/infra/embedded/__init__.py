@@ -1,0 +1,1 @@
+"""The embedded Kafka-compatible broker (Tansu) and Redis, run as our child processes."""
