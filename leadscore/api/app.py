@@ -22,12 +22,24 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from leadscore.api import (
+    access,
+    aliases,
+    drift,
+    experiments,
+    insights,
+    jobs,
+    models,
+    scores,
+    webhooks,
+)
 from leadscore.api.auth import KeyVerifier, audit_admin_call_of
 from leadscore.api.cache import ScoreCache
 from leadscore.api.dashboard import dashboard_response, find_dashboard
 from leadscore.api.errors import error_body, install_error_handlers
 from leadscore.api.job_runner import JobRunner
 from leadscore.api.observability import ApiMetrics, ThroughputSampler, prometheus_text
+from leadscore.api.websocket import endpoint as stream
 from leadscore.infra.access import AuditLog, KeyStore
 from leadscore.infra.experiment_store import ExperimentStore
 from leadscore.infra.job_store import JobStore
@@ -71,18 +83,6 @@ def create_app(settings: Settings, *, follow_models: bool = True) -> FastAPI:
         follow_models: listen on ``models.events.v1`` and poll the registry, so a promotion
             reaches this process without a restart (off only in tests without a broker).
     """
-    from leadscore.api import (
-        access,
-        aliases,
-        drift,
-        experiments,
-        insights,
-        jobs,
-        models,
-        scores,
-        webhooks,
-    )
-    from leadscore.api.websocket import endpoint as stream
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
