@@ -31,9 +31,13 @@ from pathlib import Path
 
 from rich.console import Console
 
+from leadscore.api.dashboard import find_dashboard
 from leadscore.demo_view import run_traffic_and_view
+from leadscore.infra.access import KeyStore
+from leadscore.infra.embedded.addresses import free_port
 from leadscore.infra.embedded.processes import stop_child
 from leadscore.infra.embedded.servers import embedded_services
+from leadscore.infra.kafka.client import ensure_topics
 from leadscore.infra.launch import (
     ApiStartError,
     WorkerStartError,
@@ -42,8 +46,10 @@ from leadscore.infra.launch import (
     stop_worker,
 )
 from leadscore.infra.redis_store import connect
-from leadscore.models.registry.store import ModelRegistry, RegistryError
+from leadscore.jobs.train import TableSpec, train_job
+from leadscore.models.registry.store import TABLE_SEGMENT, ModelRegistry, RegistryError
 from leadscore.settings import Settings
+from leadscore.simulation.crm_table import simulated_crm_table
 
 #: How long the worker may take to join its group and recover (Tansu: a few seconds).
 WORKER_READY_TIMEOUT_S = 90.0
@@ -88,7 +94,6 @@ def run_demo(
         console.print(f"[green]✓[/] {kind}Redis at {services.redis_url}")
         _ensure_model(settings, console)
         score_file = _ensure_table_model(settings, console)
-        from leadscore.infra.kafka.client import ensure_topics
 
         asyncio.run(ensure_topics(settings))
         with (
@@ -113,7 +118,6 @@ def _ensure_model(settings: Settings, console: Console) -> None:
             return
         except RegistryError as exc:  # e.g. saved by an older leadscore
             console.print(f"model {version} cannot be used ({exc}); training a new one")
-    from leadscore.jobs.train import train_job
 
     console.print(f"no usable model in {settings.model_dir}: training a first one (about a minute)")
     result = train_job(
@@ -131,10 +135,6 @@ def _ensure_table_model(settings: Settings, console: Console) -> Path:
     """A model of the registry's ``table`` segment for batch files (the dashboard's Batch tab),
     trained on a simulated CRM export if there is none; returns a file of new leads to score."""
     import io
-
-    from leadscore.jobs.train import TableSpec, train_job
-    from leadscore.models.registry.store import TABLE_SEGMENT
-    from leadscore.simulation.crm_table import simulated_crm_table
 
     DEMO_DIR.mkdir(parents=True, exist_ok=True)
     train_path, score_path = (
@@ -188,9 +188,6 @@ def _worker(settings: Settings, console: Console) -> Iterator[Path]:
 @contextlib.contextmanager
 def _api(settings: Settings, console: Console) -> Iterator[tuple[Settings, str]]:
     """Start ``leadscore api`` (on a free port if the configured one is taken) with a demo key."""
-    from leadscore.infra.access import KeyStore
-    from leadscore.infra.embedded.addresses import free_port
-
     if not _port_free(settings.api_host, settings.api_port):
         port = free_port(settings.api_host)
         console.print(f"port {settings.api_port} is taken: the API listens on {port}")
@@ -234,8 +231,6 @@ def _port_free(host: str, port: int) -> bool:
 def _dashboard_line(settings: Settings, base: str, api_key: str) -> str:
     """The dashboard's address, signed in with the demo key (the page drops the key from the
     address bar and keeps it for the browser tab only), or how to get the dashboard built."""
-    from leadscore.api.dashboard import find_dashboard
-
     if find_dashboard(settings.dashboard_dir) is not None:
         return f"  dashboard:  {base}/#key={api_key}"
     return "  dashboard:  not built (needs Node.js 20+: make dashboard, then restart the demo)"

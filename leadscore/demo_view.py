@@ -22,6 +22,8 @@ from rich.panel import Panel
 from rich.table import Table
 
 from leadscore.infra.closed_loop_store import ClosedLoopKeys, read_closed_loop
+from leadscore.infra.kafka.client import new_consumer, stop_consumer
+from leadscore.infra.kafka.publish import PublishStats, publish
 from leadscore.infra.redis_store import ScoreStore, connect
 from leadscore.settings import Settings
 from leadscore.simulation.simulator import SimConfig, Simulator
@@ -48,8 +50,6 @@ async def run_traffic_and_view(
 ) -> None:
     """Publish simulated traffic at ``rate`` events/s and show the live view, until Ctrl-C
     (or SIGTERM) or ``duration`` seconds."""
-    from leadscore.infra.kafka.publish import PublishStats, publish
-
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -96,9 +96,6 @@ async def run_traffic_and_view(
 
 async def _follow_scores(settings: Settings, view: _View, stop: asyncio.Event) -> None:
     """Keep the newest score changes for the view (a group-less consumer from the end)."""
-
-    from leadscore.infra.kafka.client import new_consumer, stop_consumer
-
     consumer = new_consumer(settings, settings.scores_topic, auto_offset_reset="latest")
     await consumer.start()
     try:

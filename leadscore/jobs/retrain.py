@@ -32,6 +32,8 @@ import numpy as np
 import orjson
 from rich.console import Console
 
+from leadscore.infra.model_admin import promote_model
+from leadscore.infra.scorer import load_scorer
 from leadscore.jobs.retrain_decision import RetrainLock, finish_record, now_iso
 from leadscore.jobs.training_examples import load_examples, load_samples
 from leadscore.models.features.state import FEATURE_NAMES
@@ -211,8 +213,6 @@ def _retrain(
     candidate = binary_metrics(y_hold, result.model.predict_proba(X_hold)[:, 1])
     champion = None
     try:
-        from leadscore.infra.scorer import load_scorer
-
         scorer = load_scorer(settings)
         champion = binary_metrics(y_hold, scorer.probabilities(X_hold))
         record["champion_scored_as"] = scorer.version
@@ -260,8 +260,6 @@ def _retrain(
     record["candidate"] = manifest.version
     console.print(f"retrain {record['id']}: candidate {manifest.version}: {reason}")
     if promote:
-        from leadscore.infra.model_admin import promote_model
-
         change = promote_model(
             settings, manifest.version, reason=f"retrain ({record['trigger']}): {reason}"
         )

@@ -15,6 +15,8 @@ from typing import Any
 import orjson
 
 from leadscore.infra.closed_loop_store import KEPT_DECISIONS, RELEASE_LOCK, ClosedLoopKeys
+from leadscore.infra.model_events import ModelEventPublishError, publish_model_event
+from leadscore.schemas.models import RetrainDecided
 from leadscore.settings import Settings
 
 __all__ = ["RetrainLock", "finish_record", "now_iso"]
@@ -71,8 +73,6 @@ def finish_record(
         client.ltrim(key, 0, KEPT_DECISIONS - 1)
     finally:
         client.close()
-    from leadscore.infra.model_events import ModelEventPublishError, publish_model_event
-    from leadscore.schemas.models import RetrainDecided
 
     event = RetrainDecided(
         id=f"me_{uuid.uuid4().hex}",

@@ -16,6 +16,10 @@ from typing import Any
 import orjson
 from rich.console import Console
 
+from leadscore.infra.model_admin import promote_model
+from leadscore.jobs.retrain import retrain_job
+from leadscore.jobs.score_file import score_file_job
+from leadscore.jobs.train import train_job
 from leadscore.settings import Settings
 
 
@@ -38,10 +42,6 @@ def _progress_reporter(min_interval_s: float = 0.5) -> Any:
 
 def run(spec: dict[str, Any]) -> dict[str, Any]:
     """Run the job ``spec`` describes; returns its result."""
-    from leadscore.infra.model_admin import promote_model
-    from leadscore.jobs.score_file import score_file_job
-    from leadscore.jobs.train import train_job
-
     settings = Settings()
     console = Console(file=io.StringIO(), width=120)  # the report is kept, not printed
     args = spec["args"]
@@ -70,8 +70,6 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
             result["announce_error"] = change.announce_error
         return result
     if spec["kind"] == "retrain":
-        from leadscore.jobs.retrain import retrain_job
-
         # the decision record: outcome, reason, both models' holdout metrics, the candidate
         return retrain_job(settings, trigger="api", detail=args.get("detail", ""), console=console)
     if spec["kind"] == "score_file":

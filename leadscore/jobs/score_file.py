@@ -17,6 +17,7 @@ import pandas as pd
 from rich.console import Console
 
 from leadscore.models.registry.store import TABLE_SEGMENT, ModelRegistry
+from leadscore.models.scoring.scorer import Scorer, ScoringPolicy, to_score
 from leadscore.models.tabular.pipeline import TableError
 from leadscore.models.tabular.tables import load_table
 from leadscore.settings import Settings
@@ -40,8 +41,6 @@ def score_file_job(
     The output has the id column (when given), ``score``, ``grade``, ``probability`` and
     ``reason_1..k`` (words with their points), in the input's row order.
     """
-    from leadscore.models.scoring.scorer import Scorer, ScoringPolicy, to_score
-
     console = console or Console(stderr=True)
     registry = ModelRegistry(settings.model_dir)
     version = version or registry.champion(segment=TABLE_SEGMENT)

@@ -19,6 +19,8 @@ import pandas as pd
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from leadscore.jobs.training_examples import load_examples
+from leadscore.models.features.state import FEATURE_NAMES
 from leadscore.models.registry.store import TABLE_SEGMENT, Manifest, ModelRegistry
 from leadscore.models.tabular.pipeline import FeaturePipeline, TableError
 from leadscore.models.tabular.tables import (
@@ -237,8 +239,6 @@ def _event_data(
 def _topic_data(
     settings: Settings, console: Console
 ) -> tuple[TrainingData, tuple[datetime, datetime] | None]:
-    from leadscore.jobs.training_examples import load_examples
-    from leadscore.models.features.state import FEATURE_NAMES
 
     examples, bad = load_examples(settings)
     if not examples:

@@ -10,6 +10,7 @@ import asyncio
 
 from pydantic import ValidationError
 
+from leadscore.infra.kafka.client import read_topic
 from leadscore.models.features.state import FEATURE_NAMES, FEATURE_SPEC_VERSION
 from leadscore.schemas.learning import FeatureSample, TrainingExample
 from leadscore.settings import Settings
@@ -19,8 +20,6 @@ __all__ = ["load_examples", "load_samples"]
 
 def load_examples(settings: Settings) -> tuple[list[TrainingExample], int]:
     """The examples on the training topic (deduplicated by id), and how many were unusable."""
-    from leadscore.infra.kafka.client import read_topic
-
     values = asyncio.run(read_topic(settings, settings.training_topic))
     examples: dict[str, TrainingExample] = {}
     bad = 0
@@ -41,8 +40,6 @@ def load_examples(settings: Settings) -> tuple[list[TrainingExample], int]:
 
 def load_samples(settings: Settings) -> list[FeatureSample]:
     """The scored vectors on the features topic (of the current feature definition)."""
-    from leadscore.infra.kafka.client import read_topic
-
     out = []
     for value in asyncio.run(read_topic(settings, settings.features_topic)):
         try:
