@@ -28,7 +28,7 @@ from scipy import stats
 
 from leadscore.infra.scorer import load_scorer
 from leadscore.models.batch.replay import replay
-from leadscore.models.features.state import FEATURE_NAMES
+from leadscore.models.features.vector import FEATURE_NAMES
 from leadscore.models.monitoring.drift import ALERT_LEVELS, DriftConfig
 from leadscore.models.monitoring.monitor import DriftMonitor, WindowBuffer
 from leadscore.schemas.learning import FeatureSample

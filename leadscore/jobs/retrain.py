@@ -35,7 +35,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from leadscore.infra.closed_loop_store import KEPT_DECISIONS, RELEASE_LOCK, ClosedLoopKeys
-from leadscore.models.features.state import FEATURE_NAMES, FEATURE_SPEC_VERSION
+from leadscore.models.features.vector import FEATURE_NAMES, FEATURE_SPEC_VERSION
 from leadscore.models.monitoring.performance import binary_metrics
 from leadscore.models.registry.store import ModelRegistry
 from leadscore.models.training.snapshots import snapshot_set

@@ -239,7 +239,7 @@ def _topic_data(
     settings: Settings, console: Console
 ) -> tuple[TrainingData, tuple[datetime, datetime] | None]:
     from leadscore.jobs.retrain import load_examples
-    from leadscore.models.features.state import FEATURE_NAMES
+    from leadscore.models.features.vector import FEATURE_NAMES
 
     examples, bad = load_examples(settings)
     if not examples:

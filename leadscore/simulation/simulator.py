@@ -60,7 +60,7 @@ UTC: Final = UTC
 DAY_S: Final = 86_400.0
 HOUR_S: Final = 3_600.0
 
-# --- vocabularies (values the feature code normalises: see leadscore.models.features.state) ----------
+# --- vocabularies (values the feature code normalises: see leadscore.models.features.catalog) ----------
 
 INDUSTRIES: Final = (
     "software", "financial_services", "healthcare", "manufacturing", "retail", "education",
@@ -1193,7 +1193,8 @@ def snapshot_dataset(
     Returns:
         ``(X, y, lead_ids)``: an ``(n, N_FEATURES)`` matrix, 0/1 labels and the leads.
     """
-    from leadscore.models.features.state import N_FEATURES, LeadState, apply_event, to_vector
+    from leadscore.models.features.state import LeadState, apply_event
+    from leadscore.models.features.vector import N_FEATURES, to_vector
     from leadscore.schemas.events import ACTIVITY_TYPES, lead_event_adapter
 
     by_lead: dict[str, list[Mapping[str, Any]]] = {}

@@ -26,7 +26,7 @@ import orjson
 
 from leadscore.infra.scorer import load_scorer
 from leadscore.models.batch.replay import replay
-from leadscore.models.features.state import FEATURE_NAMES
+from leadscore.models.features.vector import FEATURE_NAMES
 from leadscore.models.monitoring.drift import DriftConfig
 from leadscore.models.monitoring.monitor import DriftMonitor, WindowBuffer
 from leadscore.models.scoring.scorer import Scorer

@@ -21,7 +21,7 @@ feature definition, saying exactly what differs.
 Two kinds of model:
 
 - ``"lead_events"``: scores the stream's lead state; its features are
-  :data:`~leadscore.models.features.state.FEATURE_NAMES` (spec ``FEATURE_SPEC_VERSION``).
+  :data:`~leadscore.models.features.vector.FEATURE_NAMES` (spec ``FEATURE_SPEC_VERSION``).
 - ``"table"``: scores rows of a CRM table through its saved
   :class:`~leadscore.models.tabular.pipeline.FeaturePipeline`.
 """
@@ -52,7 +52,7 @@ import numpy as np
 from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
 
 from leadscore.models.engine.compiled import ARRAYS_FILE, META_FILE, CompiledModel
-from leadscore.models.features.state import FEATURE_NAMES, FEATURE_SPEC_VERSION
+from leadscore.models.features.vector import FEATURE_NAMES, FEATURE_SPEC_VERSION
 from leadscore.models.tabular.pipeline import FeaturePipeline, TableError
 from leadscore.models.training.report import jsonable
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from leadscore.models.features.state import FEATURE_NAMES
+from leadscore.models.features.vector import FEATURE_NAMES
 from leadscore.models.registry.store import ModelRegistry, RegistryError
 from leadscore.models.rules.config import RulesConfig
 from leadscore.models.rules.model import RulesModel

@@ -14,7 +14,8 @@ from leadscore.models.batch.outputs import recent_activity
 from leadscore.models.batch.processing import process_batch
 from leadscore.models.batch.records import InputRecord, Limits, home_partition
 from leadscore.models.engine.compiled import CompiledModel
-from leadscore.models.features.state import FEATURE_NAMES, LeadState, to_vector
+from leadscore.models.features.state import LeadState
+from leadscore.models.features.vector import FEATURE_NAMES, to_vector
 from leadscore.models.scoring.events import score_event_id
 from leadscore.models.scoring.scorer import Scorer, ScoringPolicy
 from leadscore.models.training.dataset import build_training_set

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from leadscore.models.engine.compiled import CompiledModel
-from leadscore.models.features.state import FEATURE_NAMES, FEATURE_SPEC_VERSION, N_FEATURES
+from leadscore.models.features.vector import FEATURE_NAMES, FEATURE_SPEC_VERSION, N_FEATURES
 from leadscore.models.registry import store as registry_module
 from leadscore.models.registry.store import (
     FeatureMismatchError,

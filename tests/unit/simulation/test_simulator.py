@@ -11,9 +11,9 @@ import numpy as np
 import orjson
 import pytest
 
-from leadscore.models.features.state import (
-    _INDUSTRY_ALIASES,
+from leadscore.models.features.catalog import (
     INDUSTRIES,
+    INDUSTRY_ALIASES,
     normalize_category,
     seniority_of,
 )
@@ -148,7 +148,7 @@ def test_shift_changes_industry_mix_email_opens_and_what_converts() -> None:
     assert all(t.created_at < at for t in before) and all(t.created_at >= at for t in after)
 
     def industry(lead_id: str) -> str | None:
-        return normalize_category(profile[lead_id].get("industry"), INDUSTRIES, _INDUSTRY_ALIASES)
+        return normalize_category(profile[lead_id].get("industry"), INDUSTRIES, INDUSTRY_ALIASES)
 
     def share(leads: list, name: str) -> float:
         return float(np.mean([industry(t.lead_id) == name for t in leads]))
@@ -238,11 +238,12 @@ def test_profiles_speak_the_feature_vocabulary() -> None:
             assert seniority_of({"job_title": title}) == seniority, title
     for industry, labels in _INDUSTRY_LABELS.items():
         for label in labels:
-            assert normalize_category(label, INDUSTRIES, _INDUSTRY_ALIASES) == industry, label
+            assert normalize_category(label, INDUSTRIES, INDUSTRY_ALIASES) == industry, label
 
 
 def test_events_feed_the_feature_state(run: tuple[list[dict], list]) -> None:
-    from leadscore.models.features.state import LeadState, apply_event, to_vector
+    from leadscore.models.features.state import LeadState, apply_event
+    from leadscore.models.features.vector import to_vector
 
     events, truth = run
     lead = next(t for t in truth if t.converted)
