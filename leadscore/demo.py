@@ -49,7 +49,8 @@ from leadscore.infra.launch import (
     stop_worker,
 )
 from leadscore.infra.redis_store import ScoreStore, connect
-from leadscore.models.registry.store import ModelRegistry, RegistryError
+from leadscore.models.registry.errors import RegistryError
+from leadscore.models.registry.store import ModelRegistry
 from leadscore.settings import Settings
 from leadscore.simulation.simulator import SimConfig, Simulator
 

@@ -22,7 +22,8 @@ from leadscore.infra.model_admin import (
     rollback_model,
     show_model,
 )
-from leadscore.models.registry.store import TABLE_SEGMENT, ModelRegistry, RegistryError
+from leadscore.models.registry.errors import RegistryError
+from leadscore.models.registry.store import TABLE_SEGMENT, ModelRegistry
 from leadscore.schemas.api import (
     AuditEntry,
     Experiment,

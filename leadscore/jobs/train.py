@@ -20,7 +20,8 @@ import pandas as pd
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from leadscore.models.registry.store import TABLE_SEGMENT, Manifest, ModelRegistry
+from leadscore.models.registry.manifest import Manifest
+from leadscore.models.registry.store import TABLE_SEGMENT, ModelRegistry
 from leadscore.models.tabular.pipeline import FeaturePipeline, TableError
 from leadscore.models.tabular.tables import (
     LEAK_AUC_WARNING,

@@ -119,7 +119,7 @@ class DriftReference:
         scores: np.ndarray | None = None,
         max_categories: int = 10,
     ) -> DriftReference:
-        """Prepare the reference of a registry :class:`~leadscore.models.registry.store.Manifest`."""
+        """Prepare the reference of a registry :class:`~leadscore.models.registry.manifest.Manifest`."""
         return cls.from_sample(
             manifest.reference_matrix(), manifest.feature_names, scores, max_categories
         )
