@@ -34,7 +34,8 @@ from leadscore.models.monitoring.monitor import DriftMonitor, WindowBuffer
 from leadscore.models.monitoring.report import ALERT_LEVELS
 from leadscore.schemas.learning import FeatureSample
 from leadscore.settings import Settings
-from leadscore.simulation.simulator import Shift, SimConfig, Simulator
+from leadscore.simulation.config import Shift, SimConfig
+from leadscore.simulation.simulator import Simulator
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 DAY = 86_400.0

@@ -54,7 +54,8 @@ from leadscore.models.registry.store import ModelRegistry
 from leadscore.models.scoring.scorer import Scorer, ScoringPolicy
 from leadscore.schemas.decode import EventKind, kind_of
 from leadscore.settings import Settings
-from leadscore.simulation.simulator import SimConfig, Simulator
+from leadscore.simulation.config import SimConfig
+from leadscore.simulation.simulator import Simulator
 
 TOPIC_OF_KIND = {
     EventKind.ACTIVITY: "leads.activity.v1",

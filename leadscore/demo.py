@@ -52,7 +52,8 @@ from leadscore.infra.redis_store import ScoreStore, connect
 from leadscore.models.registry.errors import RegistryError
 from leadscore.models.registry.store import ModelRegistry
 from leadscore.settings import Settings
-from leadscore.simulation.simulator import SimConfig, Simulator
+from leadscore.simulation.config import SimConfig
+from leadscore.simulation.simulator import Simulator
 
 #: How long the worker may take to join its group and recover (Tansu: a few seconds).
 WORKER_READY_TIMEOUT_S = 90.0

@@ -12,15 +12,17 @@ import asyncio
 import contextlib
 import signal
 import sys
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
 from rich.console import Console
 
 from leadscore.settings import Settings
+from leadscore.simulation.config import Shift, SimConfig
+from leadscore.simulation.files import write_labeled_files
 from leadscore.simulation.shift import parse_shift_at, shift_regime
-from leadscore.simulation.simulator import UTC, Shift, SimConfig, Simulator, write_labeled_files
+from leadscore.simulation.simulator import Simulator
 
 
 class ShiftOptionError(ValueError):

@@ -35,7 +35,9 @@ from leadscore.models.training.report import write_json
 from leadscore.models.training.report_render import render
 from leadscore.models.training.train import TrainConfig, TrainingData, train
 from leadscore.settings import Settings
-from leadscore.simulation.simulator import SimConfig, Simulator, read_jsonl
+from leadscore.simulation.config import SimConfig
+from leadscore.simulation.files import read_jsonl
+from leadscore.simulation.simulator import Simulator
 
 __all__ = ["TableSpec", "TrainOutcome", "score_file_job", "train_job"]
 

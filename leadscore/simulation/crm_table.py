@@ -15,9 +15,11 @@ from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-import pandas as pd
+import pandas as pd  # type: ignore[import-untyped]  # the venv has no pandas-stubs
 
-from leadscore.simulation.simulator import LeadTruth, SimConfig, Simulator
+from leadscore.simulation.config import SimConfig
+from leadscore.simulation.leads import LeadTruth
+from leadscore.simulation.simulator import Simulator
 
 #: Activity types counted, and their column names.
 COUNTED: Final = {

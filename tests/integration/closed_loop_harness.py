@@ -31,7 +31,8 @@ from leadscore.models.monitoring.drift import DriftConfig
 from leadscore.models.monitoring.monitor import DriftMonitor, WindowBuffer
 from leadscore.models.scoring.scorer import Scorer
 from leadscore.settings import Settings
-from leadscore.simulation.simulator import Shift, SimConfig, Simulator
+from leadscore.simulation.config import Shift, SimConfig
+from leadscore.simulation.simulator import Simulator
 
 #: Simulated event times start here (all in the past, the same on every run).
 SIM_START = datetime(2025, 1, 1, tzinfo=UTC)

@@ -83,7 +83,8 @@ from leadscore.models.features.vector import FEATURE_NAMES, FEATURE_SPEC_VERSION
 from leadscore.schemas.events import OUTCOME_TYPES, lead_event_adapter
 from leadscore.schemas.learning import DriftEvent, FeatureSample, TrainingExample
 from leadscore.settings import Settings
-from leadscore.simulation.simulator import SimConfig, Simulator
+from leadscore.simulation.config import SimConfig
+from leadscore.simulation.simulator import Simulator
 from leadscore.streams.drift import DriftAgent, drift_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]

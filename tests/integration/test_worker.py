@@ -58,7 +58,8 @@ from leadscore.schemas.events import OUTCOME_TYPES, lead_event_adapter
 from leadscore.schemas.learning import TrainingExample
 from leadscore.schemas.scores import DeadLetter, LeadScored
 from leadscore.settings import Settings
-from leadscore.simulation.simulator import SimConfig, Simulator
+from leadscore.simulation.config import SimConfig
+from leadscore.simulation.simulator import Simulator
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 

@@ -244,7 +244,8 @@ def test_the_stream_vector_is_the_fixed_table_pipeline_of_the_state_record() -> 
     from datetime import timedelta as td
 
     from leadscore.models.tabular.pipeline import FeaturePipeline
-    from leadscore.simulation.simulator import SimConfig, simulate
+    from leadscore.simulation.config import SimConfig
+    from leadscore.simulation.simulator import simulate
 
     pipeline = FeaturePipeline.fixed(NUMERIC_FEATURES, CATEGORICAL_FEATURES)
     assert pipeline.feature_names == FEATURE_NAMES

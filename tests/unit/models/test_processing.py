@@ -22,7 +22,8 @@ from leadscore.models.training.dataset import build_training_set
 from leadscore.models.training.ensemble import LeadScoringEnsemble
 from leadscore.schemas.decode import EventKind
 from leadscore.schemas.scores import LeadScored
-from leadscore.simulation.simulator import SimConfig, simulate
+from leadscore.simulation.config import SimConfig
+from leadscore.simulation.simulator import simulate
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 ACTIVITY, PROFILE, OUTCOME = "leads.activity.v1", "leads.profile.v1", "leads.outcome.v1"

@@ -12,18 +12,13 @@ import pytest
 from scipy.stats import chi2_contingency
 
 from leadscore.models.features.catalog import INDUSTRIES, INDUSTRY_ALIASES, normalize_category
+from leadscore.simulation.config import DEFAULT_REGIME, SHIFTED_REGIME, Shift, SimConfig
 from leadscore.simulation.shift import (
     measure_shift,
     parse_shift_at,
     shift_regime,
 )
-from leadscore.simulation.simulator import (
-    DEFAULT_REGIME,
-    SHIFTED_REGIME,
-    Shift,
-    SimConfig,
-    simulate_with_truth,
-)
+from leadscore.simulation.simulator import simulate_with_truth
 
 START = datetime(2026, 1, 5, tzinfo=UTC)
 AT = START + timedelta(days=30)

@@ -19,23 +19,11 @@ from leadscore.models.features.catalog import (
 )
 from leadscore.schemas.decode import EventKind, decode_event, kind_of
 from leadscore.schemas.events import ACTIVITY_TYPES, EVENT_TYPES, lead_event_adapter
-from leadscore.simulation.simulator import (
-    _INDUSTRY_LABELS,
-    _SENIORITIES,
-    DEFAULT_REGIME,
-    SHIFTED_REGIME,
-    TRUTH_COLUMNS,
-    Regime,
-    Shift,
-    SimConfig,
-    Simulator,
-    live_events,
-    measure_learnability,
-    read_jsonl,
-    simulate,
-    simulate_with_truth,
-    write_labeled_files,
-)
+from leadscore.simulation.config import DEFAULT_REGIME, SHIFTED_REGIME, Regime, Shift, SimConfig
+from leadscore.simulation.files import TRUTH_COLUMNS, read_jsonl, write_labeled_files
+from leadscore.simulation.leads import INDUSTRY_LABELS, SENIORITIES
+from leadscore.simulation.learnability import measure_learnability
+from leadscore.simulation.simulator import Simulator, live_events, simulate, simulate_with_truth
 
 START = datetime(2026, 1, 5, tzinfo=UTC)
 
@@ -233,10 +221,10 @@ def test_labeled_files_round_trip(tmp_path) -> None:
 
 
 def test_profiles_speak_the_feature_vocabulary() -> None:
-    for seniority, (_, _, titles) in _SENIORITIES.items():
+    for seniority, (_, _, titles) in SENIORITIES.items():
         for title in titles:
             assert seniority_of({"job_title": title}) == seniority, title
-    for industry, labels in _INDUSTRY_LABELS.items():
+    for industry, labels in INDUSTRY_LABELS.items():
         for label in labels:
             assert normalize_category(label, INDUSTRIES, INDUSTRY_ALIASES) == industry, label
 
