@@ -13,6 +13,9 @@ from typing import Any
 import numpy as np
 import orjson
 
+from leadscore.models.features.state import LeadState, apply_event
+from leadscore.models.features.vector import N_FEATURES, to_vector
+from leadscore.schemas.events import ACTIVITY_TYPES, lead_event_adapter
 from leadscore.simulation.config import DAY_S, SimConfig
 from leadscore.simulation.files import iso_or_empty
 from leadscore.simulation.leads import LeadTruth
@@ -39,10 +42,6 @@ def snapshot_dataset(
     Returns:
         ``(X, y, lead_ids)``: an ``(n, N_FEATURES)`` matrix, 0/1 labels and the leads.
     """
-    from leadscore.models.features.state import LeadState, apply_event
-    from leadscore.models.features.vector import N_FEATURES, to_vector
-    from leadscore.schemas.events import ACTIVITY_TYPES, lead_event_adapter
-
     by_lead: dict[str, list[Mapping[str, Any]]] = {}
     for event in events:
         by_lead.setdefault(event["subject"], []).append(event)
