@@ -100,7 +100,8 @@ from leadscore.models.training.dataset import build_training_set
 from leadscore.models.training.ensemble import make_member
 from leadscore.schemas.decode import EventKind, kind_of
 from leadscore.settings import Settings
-from leadscore.simulation.simulator import SimConfig, Simulator
+from leadscore.simulation.config import SimConfig
+from leadscore.simulation.simulator import Simulator
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_MODEL_DIR = Path("artifacts/bench/model")

@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from leadscore.models.registry.store import ModelRegistry, RegistryError
+from leadscore.models.registry.errors import RegistryError
+from leadscore.models.registry.store import ModelRegistry
 from leadscore.settings import Settings
 
 

@@ -19,7 +19,7 @@ Leads: for each of ``--sizes`` (ascending; the first, 100 by default, is the bas
 leads are topped up to N in Redis with :meth:`ScoreStore.write_batch` (the worker's pipeline
 writes: ``score:<id>``, ``leaderboard``, ``history:<id>``, ``stats``), each a valid
 :class:`~leadscore.schemas.scores.LeadScored` (probability ~ Beta(2, 4), 5 reasons with labels
-from :func:`~leadscore.models.features.state.describe`, 3 changes, fit/engagement components over
+from :func:`~leadscore.models.features.vector.describe`, 3 changes, fit/engagement components over
 the real factor families). ``state:<id>`` is not written: the Overview never reads it.
 
 Per N (each browser figure from a fresh browser context: no cache, a new tab):
@@ -112,7 +112,8 @@ from leadscore.infra.embedded.servers import embedded_services
 from leadscore.infra.kafka.client import client_options, ensure_topics
 from leadscore.infra.launch import start_api
 from leadscore.infra.redis_store import ScoreStore
-from leadscore.models.features.state import FAMILY_OF_TYPE, FEATURE_FAMILY, describe
+from leadscore.models.features.state import FAMILY_OF_TYPE
+from leadscore.models.features.vector import FEATURE_FAMILY, describe
 from leadscore.schemas.scores import LeadScored, Reason, ReasonChange, ScoreComponents
 from leadscore.settings import Settings
 

@@ -28,12 +28,14 @@ from scipy import stats
 
 from leadscore.infra.scorer import load_scorer
 from leadscore.models.batch.replay import replay
-from leadscore.models.features.state import FEATURE_NAMES
-from leadscore.models.monitoring.drift import ALERT_LEVELS, DriftConfig
+from leadscore.models.features.vector import FEATURE_NAMES
+from leadscore.models.monitoring.drift import DriftConfig
 from leadscore.models.monitoring.monitor import DriftMonitor, WindowBuffer
+from leadscore.models.monitoring.report import ALERT_LEVELS
 from leadscore.schemas.learning import FeatureSample
 from leadscore.settings import Settings
-from leadscore.simulation.simulator import Shift, SimConfig, Simulator
+from leadscore.simulation.config import Shift, SimConfig
+from leadscore.simulation.simulator import Simulator
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 DAY = 86_400.0

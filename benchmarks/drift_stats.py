@@ -7,7 +7,7 @@ Setup: 50 numeric features (normal and lognormal columns), a window of 1,000 row
 reference of 500, 2,000 and 5,000 rows. Every figure is the median CPU time
 (``time.process_time``) per window over ``--repeat`` windows, all in the same run:
 
-- ``ks+bign``: :func:`~leadscore.models.monitoring.drift.ks_2samp_sorted` (sort the
+- ``ks+bign``: :func:`~leadscore.models.monitoring.stats.ks_2samp_sorted` (sort the
   window, one searchsorted per column, vectorized maxima), p-value by ``kstwobign``;
 - ``ks+kstwo``: the same with scipy's exact 'asymp' p-value (``kstwo.sf``, the default);
 - ``update``: :meth:`DriftDetector.update` at the default config (KS, BH, guards, report);
@@ -30,7 +30,8 @@ from scipy import stats
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import machine
 
-from leadscore.models.monitoring.drift import DriftDetector, DriftReference, ks_2samp_sorted
+from leadscore.models.monitoring.drift import DriftDetector, DriftReference
+from leadscore.models.monitoring.stats import ks_2samp_sorted
 
 N_FEATURES = 50
 WINDOW = 1_000

@@ -48,12 +48,14 @@ from leadscore.models.batch import processing
 from leadscore.models.batch.processing import process_batch
 from leadscore.models.batch.records import InputRecord, Limits
 from leadscore.models.engine import evaluate as engine
-from leadscore.models.features.state import FEATURE_NAMES, LeadState
+from leadscore.models.features.state import LeadState
+from leadscore.models.features.vector import FEATURE_NAMES
 from leadscore.models.registry.store import ModelRegistry
 from leadscore.models.scoring.scorer import Scorer, ScoringPolicy
 from leadscore.schemas.decode import EventKind, kind_of
 from leadscore.settings import Settings
-from leadscore.simulation.simulator import SimConfig, Simulator
+from leadscore.simulation.config import SimConfig
+from leadscore.simulation.simulator import Simulator
 
 TOPIC_OF_KIND = {
     EventKind.ACTIVITY: "leads.activity.v1",
@@ -339,7 +341,7 @@ def _best_of(fn: Callable[[], Any], repeat: int) -> float:
 
 def feature_pool(batches: list[list[InputRecord]], scorer: Scorer) -> np.ndarray:
     """Realistic feature rows: the states after the batches, as a matrix."""
-    from leadscore.models.features.state import to_matrix
+    from leadscore.models.features.vector import to_matrix
 
     states: dict[str, LeadState] = {}
 

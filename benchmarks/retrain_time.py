@@ -45,7 +45,8 @@ from leadscore.models.batch.replay import replay
 from leadscore.models.training.ensemble import LeadScoringEnsemble
 from leadscore.schemas.learning import TrainingExample
 from leadscore.settings import Settings
-from leadscore.simulation.simulator import Shift, SimConfig, simulate
+from leadscore.simulation.config import Shift, SimConfig
+from leadscore.simulation.simulator import simulate
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

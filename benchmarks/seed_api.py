@@ -38,7 +38,8 @@ import redis.asyncio as aioredis
 from fastapi import FastAPI, HTTPException
 
 from leadscore.api.scores import _LeadError, build_state
-from leadscore.models.features.state import FEATURE_NAMES, LeadState, to_vector
+from leadscore.models.features.state import LeadState
+from leadscore.models.features.vector import FEATURE_NAMES, to_vector
 from leadscore.schemas.api import ScoreRequest
 
 Scope = MutableMapping[str, Any]

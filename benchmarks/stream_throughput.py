@@ -66,7 +66,8 @@ from leadscore.infra.kafka.offsets import fetch_end_offsets
 from leadscore.infra.kafka.publish import publish
 from leadscore.infra.launch import settings_env
 from leadscore.settings import Settings
-from leadscore.simulation.simulator import SimConfig, Simulator
+from leadscore.simulation.config import SimConfig
+from leadscore.simulation.simulator import Simulator
 
 DEFAULT_MODEL_DIR = Path("artifacts/bench/model")
 READY_TIMEOUT_S = 120.0

@@ -32,7 +32,8 @@ from leadscore.models.batch.replay import replay
 from leadscore.models.registry.store import ModelRegistry
 from leadscore.models.training.dataset import build_training_set
 from leadscore.settings import Settings
-from leadscore.simulation.simulator import SimConfig, Simulator
+from leadscore.simulation.config import SimConfig
+from leadscore.simulation.simulator import Simulator
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 

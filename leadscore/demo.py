@@ -47,7 +47,8 @@ from leadscore.infra.launch import (
 )
 from leadscore.infra.redis_store import connect
 from leadscore.jobs.train import TableSpec, train_job
-from leadscore.models.registry.store import TABLE_SEGMENT, ModelRegistry, RegistryError
+from leadscore.models.registry.errors import RegistryError
+from leadscore.models.registry.store import TABLE_SEGMENT, ModelRegistry
 from leadscore.settings import Settings
 from leadscore.simulation.crm_table import simulated_crm_table
 

@@ -26,7 +26,8 @@ from leadscore.infra.kafka.client import new_consumer, stop_consumer
 from leadscore.infra.kafka.publish import PublishStats, publish
 from leadscore.infra.redis_store import ScoreStore, connect
 from leadscore.settings import Settings
-from leadscore.simulation.simulator import SimConfig, Simulator
+from leadscore.simulation.config import SimConfig
+from leadscore.simulation.simulator import Simulator
 
 
 @dataclass

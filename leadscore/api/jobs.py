@@ -13,7 +13,8 @@ from leadscore.api.auth import require_scope
 from leadscore.api.errors import ApiError
 from leadscore.api.handlers import in_thread, request_context
 from leadscore.infra.access import ApiKey
-from leadscore.models.registry.store import TABLE_SEGMENT, ModelRegistry, RegistryError
+from leadscore.models.registry.errors import RegistryError
+from leadscore.models.registry.store import TABLE_SEGMENT, ModelRegistry
 from leadscore.schemas.api import Job
 
 router = APIRouter()

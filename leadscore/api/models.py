@@ -21,7 +21,8 @@ from leadscore.infra.model_admin import (
     rollback_model,
     show_model,
 )
-from leadscore.models.registry.store import ModelRegistry, RegistryError
+from leadscore.models.registry.errors import RegistryError
+from leadscore.models.registry.store import ModelRegistry
 from leadscore.schemas.api import Job, PromoteRequest, RollbackRequest, TrainRequest
 
 router = APIRouter()

@@ -21,8 +21,11 @@ from leadscore.api.auth import AUTH_ERRORS as _AUTH
 from leadscore.api.auth import require_scope
 from leadscore.api.errors import ApiError
 from leadscore.infra.access import ApiKey
-from leadscore.models.features.state import LeadState, apply_event, to_matrix
-from leadscore.models.registry.store import ModelRegistry, RegistryError, find_metric
+from leadscore.models.features.state import LeadState, apply_event
+from leadscore.models.features.vector import to_matrix
+from leadscore.models.registry.errors import RegistryError
+from leadscore.models.registry.manifest import find_metric
+from leadscore.models.registry.store import ModelRegistry
 from leadscore.models.scoring.events import explained_score, score_response
 from leadscore.models.scoring.scorer import Scorer, to_score
 from leadscore.schemas.api import (

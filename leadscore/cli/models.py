@@ -38,7 +38,7 @@ def models_list(
     ROC-AUC and accuracy come from the manifest's metrics (- when it has none).
     """
     from leadscore.infra.model_admin import list_models
-    from leadscore.models.registry.store import RegistryError
+    from leadscore.models.registry.errors import RegistryError
 
     settings = load_settings()
     try:

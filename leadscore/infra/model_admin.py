@@ -13,12 +13,9 @@ from datetime import datetime
 from typing import Any
 
 from leadscore.infra.model_events import ModelEventPublishError, publish_model_event
-from leadscore.models.registry.store import (
-    ModelNotFoundError,
-    ModelRegistry,
-    RegistryError,
-    find_metric,
-)
+from leadscore.models.registry.errors import ModelNotFoundError, RegistryError
+from leadscore.models.registry.manifest import find_metric
+from leadscore.models.registry.store import ModelRegistry
 from leadscore.schemas.models import ChampionChanged, ChampionChangeType, champion_changed
 from leadscore.settings import Settings
 

@@ -21,7 +21,8 @@ from pydantic import ValidationError
 from leadscore.infra.kafka.client import client_options, new_consumer, stop_consumer
 from leadscore.infra.kafka.offsets import EndOffsetProbeError, end_offsets
 from leadscore.infra.retry import Backoff, forever
-from leadscore.models.registry.store import ModelRegistry, RegistryError
+from leadscore.models.registry.errors import RegistryError
+from leadscore.models.registry.store import ModelRegistry
 from leadscore.models.scoring.scorer import Scorer
 from leadscore.schemas.models import CHAMPION_CHANGE_TYPES, ModelEvent
 from leadscore.settings import Settings

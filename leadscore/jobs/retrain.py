@@ -36,7 +36,7 @@ from leadscore.infra.model_admin import promote_model
 from leadscore.infra.scorer import load_scorer
 from leadscore.jobs.retrain_decision import RetrainLock, finish_record, now_iso
 from leadscore.jobs.training_examples import load_examples, load_samples
-from leadscore.models.features.state import FEATURE_NAMES
+from leadscore.models.features.vector import FEATURE_NAMES
 from leadscore.models.monitoring.performance import binary_metrics
 from leadscore.models.registry.store import ModelRegistry
 from leadscore.models.training.candidates import TrainConfig

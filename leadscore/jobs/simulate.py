@@ -19,8 +19,10 @@ from rich.console import Console
 from leadscore.infra.kafka.client import new_consumer, stop_consumer
 from leadscore.infra.kafka.publish import PublishStats, publish
 from leadscore.settings import Settings
+from leadscore.simulation.config import Shift, SimConfig
+from leadscore.simulation.files import write_labeled_files
 from leadscore.simulation.shift import parse_shift_at, shift_regime
-from leadscore.simulation.simulator import Shift, SimConfig, Simulator, write_labeled_files
+from leadscore.simulation.simulator import Simulator
 
 
 class ShiftOptionError(ValueError):

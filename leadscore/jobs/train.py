@@ -20,8 +20,9 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from leadscore.jobs.training_examples import load_examples
-from leadscore.models.features.state import FEATURE_NAMES
-from leadscore.models.registry.store import TABLE_SEGMENT, Manifest, ModelRegistry
+from leadscore.models.features.vector import FEATURE_NAMES
+from leadscore.models.registry.manifest import Manifest
+from leadscore.models.registry.store import TABLE_SEGMENT, ModelRegistry
 from leadscore.models.tabular.pipeline import FeaturePipeline, TableError
 from leadscore.models.tabular.tables import (
     LEAK_AUC_WARNING,
@@ -37,7 +38,9 @@ from leadscore.models.training.report import write_json
 from leadscore.models.training.report_render import render
 from leadscore.models.training.train import train
 from leadscore.settings import Settings
-from leadscore.simulation.simulator import SimConfig, Simulator, read_jsonl
+from leadscore.simulation.config import SimConfig
+from leadscore.simulation.files import read_jsonl
+from leadscore.simulation.simulator import Simulator
 
 __all__ = ["TableSpec", "TrainOutcome", "train_job"]
 

@@ -11,7 +11,7 @@ import asyncio
 from pydantic import ValidationError
 
 from leadscore.infra.kafka.client import read_topic
-from leadscore.models.features.state import FEATURE_NAMES, FEATURE_SPEC_VERSION
+from leadscore.models.features.vector import FEATURE_NAMES, FEATURE_SPEC_VERSION
 from leadscore.schemas.learning import FeatureSample, TrainingExample
 from leadscore.settings import Settings
 

@@ -9,7 +9,7 @@
   window, with the alert level and every per-feature statistic.
 
 Vectors are plain lists in the order of ``feature_names`` of the feature definition
-``feature_spec_version`` (``leadscore.models.features.state``).
+``feature_spec_version`` (``leadscore.models.features.vector``).
 """
 
 from __future__ import annotations

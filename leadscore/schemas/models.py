@@ -24,7 +24,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstrai
 DEFAULT_SEGMENT_KEY = "default"
 
 Version = Annotated[str, StringConstraints(min_length=1, max_length=200)]
-# Same rule as the registry's segment names (leadscore.models.registry.store._SEGMENT_RE).
+# Same rule as the registry's segment names (leadscore.models.registry.champion._SEGMENT_RE).
 Segment = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 ChampionChangeType = Literal["model.promoted", "model.rolled_back"]
 

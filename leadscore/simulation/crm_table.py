@@ -17,7 +17,9 @@ from typing import Any, Final
 
 import pandas as pd
 
-from leadscore.simulation.simulator import LeadTruth, SimConfig, Simulator
+from leadscore.simulation.config import SimConfig
+from leadscore.simulation.leads import LeadTruth
+from leadscore.simulation.simulator import Simulator
 
 #: Activity types counted, and their column names.
 COUNTED: Final = {

@@ -1,8 +1,8 @@
 """Scheduled shifts for the simulator: parse when a shift happens, and measure what it does to a model.
 
-The shift itself (:class:`~leadscore.simulation.simulator.Shift`, a switch to another
-:class:`~leadscore.simulation.simulator.Regime` at time ``T``) lives in
-``simulator.py``; this module turns a CLI value into one and measures how much a
+The shift itself (:class:`~leadscore.simulation.config.Shift`, a switch to another
+:class:`~leadscore.simulation.config.Regime` at time ``T``) lives in
+``config.py``; this module turns a CLI value into one and measures how much a
 model trained before ``T`` loses after it (``docs/simulator.md``, "Scheduled shifts").
 """
 
@@ -10,18 +10,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
-from leadscore.simulation.simulator import (
-    DAY_S,
-    SHIFTED_REGIME,
-    UTC,
-    Regime,
-    Shift,
-    SimConfig,
-    simulate_with_truth,
-    snapshot_dataset,
-)
+from leadscore.simulation.config import DAY_S, SHIFTED_REGIME, Regime, Shift, SimConfig
+from leadscore.simulation.learnability import snapshot_dataset
+from leadscore.simulation.simulator import simulate_with_truth
 
 
 def parse_shift_at(spec: str, *, start: datetime, span: timedelta) -> datetime:
@@ -78,7 +71,7 @@ def measure_shift(
     """Fit a model on leads that arrived before the shift and score it before and after.
 
     Simulates ``config`` (which needs ``start`` and ``shift``), takes one point-in-time
-    snapshot per lead (:func:`~leadscore.simulation.simulator.snapshot_dataset`), fits
+    snapshot per lead (:func:`~leadscore.simulation.learnability.snapshot_dataset`), fits
     scikit-learn's ``HistGradientBoostingClassifier`` on 70 % of the pre-shift leads,
     and reports its ROC-AUC on the other 30 % and on 30 % of the post-shift leads,
     next to a model refitted on the other 70 % of the post-shift leads (what a

@@ -42,10 +42,11 @@ from leadscore.infra.closed_loop_store import KEPT_DRIFT_EVENTS, ClosedLoopKeys
 from leadscore.infra.kafka.client import client_options, new_consumer, stop_consumer
 from leadscore.infra.redis_store import connect
 from leadscore.infra.retry import Backoff, forever
-from leadscore.models.features.state import FEATURE_NAMES, FEATURE_SPEC_VERSION
-from leadscore.models.monitoring.drift import ALERT_LEVELS, DriftConfig, DriftReport
+from leadscore.models.features.vector import FEATURE_NAMES, FEATURE_SPEC_VERSION
+from leadscore.models.monitoring.drift import DriftConfig
 from leadscore.models.monitoring.monitor import ClosedWindow, DriftMonitor, WindowBuffer, utc
 from leadscore.models.monitoring.performance import PerformanceWindow
+from leadscore.models.monitoring.report import ALERT_LEVELS, DriftReport
 from leadscore.schemas.learning import DriftEvent, FeatureSample, TrainingExample
 from leadscore.settings import Settings
 from leadscore.streams.context import WorkerContext

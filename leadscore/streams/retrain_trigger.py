@@ -23,7 +23,7 @@ import orjson
 from redis.asyncio import Redis
 
 from leadscore.infra.closed_loop_store import RELEASE_LOCK, ClosedLoopKeys
-from leadscore.models.monitoring.drift import level_at_least
+from leadscore.models.monitoring.report import level_at_least
 from leadscore.schemas.learning import DriftEvent
 from leadscore.settings import Settings
 

@@ -26,12 +26,13 @@ import orjson
 
 from leadscore.infra.scorer import load_scorer
 from leadscore.models.batch.replay import replay
-from leadscore.models.features.state import FEATURE_NAMES
+from leadscore.models.features.vector import FEATURE_NAMES
 from leadscore.models.monitoring.drift import DriftConfig
 from leadscore.models.monitoring.monitor import DriftMonitor, WindowBuffer
 from leadscore.models.scoring.scorer import Scorer
 from leadscore.settings import Settings
-from leadscore.simulation.simulator import Shift, SimConfig, Simulator
+from leadscore.simulation.config import Shift, SimConfig
+from leadscore.simulation.simulator import Simulator
 
 #: Simulated event times start here (all in the past, the same on every run).
 SIM_START = datetime(2025, 1, 1, tzinfo=UTC)

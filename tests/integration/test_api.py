@@ -33,7 +33,8 @@ from leadscore.infra.embedded.addresses import free_port
 from leadscore.infra.kafka.publish import publish
 from leadscore.jobs.train import train_job
 from leadscore.settings import Settings
-from leadscore.simulation.simulator import SimConfig, Simulator
+from leadscore.simulation.config import SimConfig
+from leadscore.simulation.simulator import Simulator
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(300)]
 

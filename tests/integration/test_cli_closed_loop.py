@@ -33,7 +33,8 @@ from leadscore.models.batch.replay import replay
 from leadscore.models.registry.store import ModelRegistry
 from leadscore.schemas.learning import DriftEvent
 from leadscore.settings import Settings
-from leadscore.simulation.simulator import SimConfig, simulate
+from leadscore.simulation.config import SimConfig
+from leadscore.simulation.simulator import simulate
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(180)]
 

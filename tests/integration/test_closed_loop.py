@@ -24,7 +24,8 @@ import redis.asyncio as aioredis
 
 from leadscore.infra.closed_loop_store import ClosedLoopKeys
 from leadscore.infra.kafka.publish import publish
-from leadscore.simulation.simulator import Shift, SimConfig, Simulator
+from leadscore.simulation.config import Shift, SimConfig
+from leadscore.simulation.simulator import Simulator
 from tests.integration.worker_harness import (
     create_topics,
     read_to_end,

@@ -78,17 +78,13 @@ from leadscore.infra.closed_loop_store import ClosedLoopKeys
 from leadscore.infra.kafka.publish import publish
 from leadscore.infra.redis_store import ScoreStore
 from leadscore.infra.scorer import load_scorer
-from leadscore.models.features.state import (
-    FEATURE_NAMES,
-    FEATURE_SPEC_VERSION,
-    LeadState,
-    apply_event,
-    to_vector,
-)
+from leadscore.models.features.state import LeadState, apply_event
+from leadscore.models.features.vector import FEATURE_NAMES, FEATURE_SPEC_VERSION, to_vector
 from leadscore.schemas.events import OUTCOME_TYPES, lead_event_adapter
 from leadscore.schemas.learning import DriftEvent, FeatureSample, TrainingExample
 from leadscore.settings import Settings
-from leadscore.simulation.simulator import SimConfig, Simulator
+from leadscore.simulation.config import SimConfig
+from leadscore.simulation.simulator import Simulator
 from leadscore.streams.drift import DriftAgent, drift_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]

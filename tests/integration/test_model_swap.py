@@ -39,7 +39,8 @@ from leadscore.jobs.train import train_job
 from leadscore.models.registry.store import ModelRegistry
 from leadscore.schemas.models import champion_changed
 from leadscore.settings import Settings
-from leadscore.simulation.simulator import SimConfig, Simulator
+from leadscore.simulation.config import SimConfig
+from leadscore.simulation.simulator import Simulator
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 

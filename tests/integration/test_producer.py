@@ -15,7 +15,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from leadscore.infra.kafka.publish import PublishStats, publish
 from leadscore.schemas.decode import EventKind, kind_of
 from leadscore.settings import Settings
-from leadscore.simulation.simulator import SimConfig, simulate
+from leadscore.simulation.config import SimConfig
+from leadscore.simulation.simulator import simulate
 
 _PARTITIONS = 4
 _RECEIVE_TIMEOUT_S = 30.0

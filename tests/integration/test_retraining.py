@@ -48,7 +48,8 @@ from leadscore.models.monitoring.performance import binary_metrics
 from leadscore.models.registry.store import ModelRegistry
 from leadscore.schemas.learning import TrainingExample
 from leadscore.settings import Settings
-from leadscore.simulation.simulator import SHIFTED_REGIME, Shift, SimConfig, simulate
+from leadscore.simulation.config import SHIFTED_REGIME, Shift, SimConfig
+from leadscore.simulation.simulator import simulate
 from leadscore.streams.retrain_trigger import RetrainController
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(300)]

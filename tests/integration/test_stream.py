@@ -42,7 +42,8 @@ from leadscore.infra.kafka.client import ensure_topics
 from leadscore.infra.kafka.publish import publish
 from leadscore.schemas.scores import LeadScored, Reason
 from leadscore.settings import Settings
-from leadscore.simulation.simulator import SimConfig, Simulator
+from leadscore.simulation.config import SimConfig
+from leadscore.simulation.simulator import Simulator
 
 pytestmark = [pytest.mark.timeout(120)]
 

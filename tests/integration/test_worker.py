@@ -50,14 +50,16 @@ from leadscore.infra.kafka.publish import publish, topic_router
 from leadscore.infra.redis_store import ScoreStore
 from leadscore.infra.scorer import load_scorer
 from leadscore.jobs.train import train_job
-from leadscore.models.features.state import LeadState, apply_event, to_vector
+from leadscore.models.features.state import LeadState, apply_event
+from leadscore.models.features.vector import to_vector
 from leadscore.models.monitoring.trends import aggregate as aggregate_trends
 from leadscore.models.scoring.scorer import Scorer, to_score
 from leadscore.schemas.events import OUTCOME_TYPES, lead_event_adapter
 from leadscore.schemas.learning import TrainingExample
 from leadscore.schemas.scores import DeadLetter, LeadScored
 from leadscore.settings import Settings
-from leadscore.simulation.simulator import SimConfig, Simulator
+from leadscore.simulation.config import SimConfig
+from leadscore.simulation.simulator import Simulator
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 

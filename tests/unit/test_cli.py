@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from leadscore.cli import app
-from leadscore.models.features.state import FEATURE_NAMES, N_FEATURES
+from leadscore.models.features.vector import FEATURE_NAMES, N_FEATURES
 from leadscore.models.registry.store import ModelRegistry
 from leadscore.models.training.ensemble import LeadScoringEnsemble
 

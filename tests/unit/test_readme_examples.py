@@ -20,7 +20,7 @@ import pytest
 from pydantic import BaseModel
 
 from leadscore.infra.redis_store import ScoreStore
-from leadscore.models.features.state import FEATURE_NAMES
+from leadscore.models.features.vector import FEATURE_NAMES
 from leadscore.models.scoring.scorer import ScoringPolicy, to_score
 from leadscore.schemas import events as event_schemas
 from leadscore.schemas.decode import EventKind, decode_event, kind_of

@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 
 from leadscore.models.batch.outputs import example_id
-from leadscore.models.features.state import FEATURE_SPEC_VERSION, LeadState, to_vector
+from leadscore.models.features.state import LeadState
+from leadscore.models.features.vector import FEATURE_SPEC_VERSION, to_vector
 from leadscore.models.scoring.scorer import Scorer
 from leadscore.schemas.learning import TrainingExample
 

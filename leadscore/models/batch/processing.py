@@ -22,12 +22,8 @@ from leadscore.models.batch.records import (
     dead_letter,
     home_partition,
 )
-from leadscore.models.features.state import (
-    FEATURE_SPEC_VERSION,
-    LeadState,
-    apply_event,
-    to_matrix,
-)
+from leadscore.models.features.state import LeadState, apply_event
+from leadscore.models.features.vector import FEATURE_SPEC_VERSION, to_matrix
 from leadscore.models.scoring.events import explained_score, lead_scored
 from leadscore.models.scoring.scorer import Scorer, to_score
 from leadscore.schemas.decode import EventKind, decode_event

@@ -1,13 +1,12 @@
-"""Drift statistics: compare windows of feature vectors and scores with a model's reference sample.
+"""Drift detection: compare windows of feature vectors and scores with a model's reference sample.
 
 Pure numpy/scipy; the drift agent in ``streams`` feeds windows in and publishes the reports.
 
 - :class:`DriftReference` is built once per model version from its reference sample
   (``Manifest.reference_matrix()``): each numeric column pre-sorted, each categorical
   (one-hot, binary or low-cardinality) column as category counts.
-- :func:`ks_2samp_sorted` is the two-sample KS test of many features at once against
-  the pre-sorted reference, equal to ``scipy.stats.ks_2samp(..., method="asymp")``.
-- :class:`DriftDetector` tests each window and applies the false-alarm guards of
+- :class:`DriftDetector` tests each window (the tests are in
+  :mod:`leadscore.models.monitoring.stats`) and applies the false-alarm guards of
   :class:`DriftConfig` (minimum window size, multiple-testing correction, effect-size
   floor, persistence across windows), keeping the persistence state between windows.
 """
@@ -18,184 +17,30 @@ import math
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
 import numpy as np
-from scipy import stats
+
+from leadscore.models.monitoring.report import SCORE_FEATURE, AlertLevel, DriftReport, FeatureDrift
+from leadscore.models.monitoring.stats import (
+    DriftError,
+    adjust_pvalues,
+    chi2_psi,
+    ks_2samp_sorted,
+    tie_starts,
+)
 
 __all__ = [
-    "ALERT_LEVELS",
     "DriftConfig",
     "DriftDetector",
-    "DriftError",
     "DriftReference",
-    "DriftReport",
-    "FeatureDrift",
-    "adjust_pvalues",
-    "chi2_psi",
-    "ks_2samp_sorted",
 ]
-
-AlertLevel = Literal["none", "low", "medium", "high"]
-ALERT_LEVELS: tuple[str, ...] = ("none", "low", "medium", "high")
-#: Name under which the score distribution's test appears in a report.
-SCORE_FEATURE = "(score)"
-#: Proportions are floored at this before the log in PSI, so an empty category is finite.
-PSI_FLOOR = 1e-4
-
-
-def level_at_least(level: str, threshold: str) -> bool:
-    """Whether alert ``level`` reaches ``threshold`` (``off`` is never reached).
-
-    Examples:
-        >>> level_at_least("medium", "low"), level_at_least("high", "off")
-        (True, False)
-    """
-    if threshold == "off":
-        return False
-    return ALERT_LEVELS.index(level) >= ALERT_LEVELS.index(threshold)
-
-
-class DriftError(ValueError):
-    """A window or reference has the wrong shape or holds non-finite values."""
 
 
 class _HasReferenceSample(Protocol):
     feature_names: list[str]
 
     def reference_matrix(self) -> np.ndarray: ...
-
-
-# --- the tests ---------------------------------------------------------------------------------
-
-
-def _tie_start(sorted_ref: np.ndarray) -> np.ndarray:
-    """Per column of a sorted (n, k) array: the index of the first element equal to each element."""
-    n = sorted_ref.shape[0]
-    idx = np.broadcast_to(np.arange(n)[:, None], sorted_ref.shape)
-    new_value = np.ones(sorted_ref.shape, dtype=bool)
-    new_value[1:] = sorted_ref[1:] != sorted_ref[:-1]
-    return np.maximum.accumulate(np.where(new_value, idx, 0), axis=0)
-
-
-def ks_2samp_sorted(
-    sorted_ref: np.ndarray,
-    window: np.ndarray,
-    tie_start: np.ndarray | None = None,
-    pvalue: Literal["kstwo", "kstwobign"] = "kstwo",
-) -> tuple[np.ndarray, np.ndarray]:
-    """Two-sample KS statistic and asymptotic two-sided p-value per column.
-
-    Same results as ``scipy.stats.ks_2samp(ref[:, j], window[:, j], method="asymp")``
-    for every column ``j``, in one pass: one ``searchsorted`` per column (O(n log n_ref)),
-    the rest vectorized across columns. With the window sorted, ``w_(0) <= ... <= w_(n-1)``,
-    ``D+ = max_i (i+1)/n - F_ref(w_(i))`` and ``D- = max_i F_ref(w_(i)-) - i/n``; ties in
-    the window need no special case (the last, resp. first, of a tie group gives the max).
-
-    Args:
-        sorted_ref: reference sample, shape (n_ref, k), each column sorted ascending.
-        window: the window, shape (n, k); need not be sorted.
-        tie_start: :func:`_tie_start` of ``sorted_ref`` (computed when not given).
-        pvalue: ``"kstwo"`` is scipy's 'asymp' p-value exactly (``kstwo.sf(D, round(en))``,
-            en = n*n_ref/(n+n_ref)); it runs a Python-level series per feature, ~0.1 ms each,
-            most of this function's cost at 50 features. ``"kstwobign"`` is Kolmogorov's limit
-            with Stephens' correction, ``kstwobign.sf(D * (sqrt(en) + 0.12 + 0.11/sqrt(en)))``:
-            one vectorized call, within ~0.005 of ``"kstwo"`` at en ~ 700.
-
-    Returns:
-        ``(statistic, pvalue)``, each of shape (k,).
-
-    Examples:
-        >>> ref = np.sort(np.arange(10.0))[:, None]
-        >>> d, p = ks_2samp_sorted(ref, np.arange(5.0, 15.0)[:, None])
-        >>> float(d[0]), round(float(p[0]), 4)
-        (0.5, 0.112)
-    """
-    n_ref, k = sorted_ref.shape
-    n = window.shape[0]
-    if tie_start is None:
-        tie_start = _tie_start(sorted_ref)
-    w = np.sort(window, axis=0)
-    # F_ref at each window value, from the right (<=) and the left (<).
-    right = np.empty((n, k), dtype=np.intp)
-    for j in range(k):  # np.searchsorted is 1-D only; ~10-30 us a column
-        right[:, j] = np.searchsorted(sorted_ref[:, j], w[:, j], side="right")
-    last = np.clip(right - 1, 0, n_ref - 1)
-    equal = (right > 0) & (np.take_along_axis(sorted_ref, last, axis=0) == w)
-    left = np.where(equal, np.take_along_axis(tie_start, last, axis=0), right)
-    i = np.arange(n, dtype=np.float64)[:, None]
-    d_plus = np.max((i + 1) / n - right / n_ref, axis=0)
-    d_minus = np.max(left / n_ref - i / n, axis=0)
-    d = np.clip(np.maximum(d_plus, d_minus), 0.0, 1.0)
-    # scipy's 'asymp' two-sided p-value: Kolmogorov's distribution at the effective size.
-    m, s = max(n_ref, n), min(n_ref, n)
-    en = float(m) * float(s) / (m + s)
-    if pvalue == "kstwo":
-        p = stats.kstwo.sf(d, np.round(en))
-    elif pvalue == "kstwobign":
-        root = math.sqrt(en)
-        p = stats.kstwobign.sf(d * (root + 0.12 + 0.11 / root))
-    else:
-        raise DriftError(f"pvalue must be 'kstwo' or 'kstwobign'; got {pvalue!r}")
-    return d, np.clip(p, 0.0, 1.0)
-
-
-def chi2_psi(ref_counts: np.ndarray, win_counts: np.ndarray) -> tuple[float, float, float]:
-    """Chi-square test of homogeneity (no continuity correction) and PSI of two count vectors.
-
-    Categories empty in both samples are dropped; PSI floors proportions at
-    :data:`PSI_FLOOR` so a category new in the window gives a large, finite value.
-
-    Returns:
-        ``(chi2 statistic, p-value, psi)``.
-
-    Examples:
-        >>> s, p, psi = chi2_psi(np.array([50, 50]), np.array([50, 50]))
-        >>> float(s), float(p), float(psi)
-        (0.0, 1.0, 0.0)
-    """
-    keep = (ref_counts + win_counts) > 0
-    r = ref_counts[keep].astype(np.float64)
-    w = win_counts[keep].astype(np.float64)
-    if r.size < 2:
-        return 0.0, 1.0, 0.0
-    total = r.sum() + w.sum()
-    col = r + w
-    e_r = r.sum() * col / total
-    e_w = w.sum() * col / total
-    chi2 = float(np.sum((r - e_r) ** 2 / e_r) + np.sum((w - e_w) ** 2 / e_w))
-    p = float(stats.chi2.sf(chi2, r.size - 1))
-    pr = np.maximum(r / r.sum(), PSI_FLOOR)
-    pw = np.maximum(w / w.sum(), PSI_FLOOR)
-    psi = float(np.sum((pw - pr) * np.log(pw / pr)))
-    return chi2, p, psi
-
-
-def adjust_pvalues(p: np.ndarray, method: Literal["bh", "holm", "none"]) -> np.ndarray:
-    """Adjusted p-values: Benjamini-Hochberg (false discovery rate), Holm (family-wise) or none.
-
-    Examples:
-        >>> adjust_pvalues(np.array([0.01, 0.04, 0.03]), "bh").round(3).tolist()
-        [0.03, 0.04, 0.04]
-        >>> adjust_pvalues(np.array([0.01, 0.04, 0.03]), "holm").round(3).tolist()
-        [0.03, 0.06, 0.06]
-    """
-    p = np.asarray(p, dtype=np.float64)
-    m = p.size
-    if method == "none" or m == 0:
-        return p.copy()
-    order = np.argsort(p, kind="stable")
-    ranked = p[order]
-    rank = np.arange(1, m + 1)
-    if method == "bh":
-        adj = np.minimum.accumulate((ranked * m / rank)[::-1])[::-1]
-    elif method == "holm":
-        adj = np.maximum.accumulate(ranked * (m - rank + 1))
-    else:
-        raise DriftError(f"correction must be 'bh', 'holm' or 'none'; got {method!r}")
-    out = np.empty(m)
-    out[order] = np.minimum(adj, 1.0)
-    return out
 
 
 # --- the reference -----------------------------------------------------------------------------
@@ -213,7 +58,7 @@ class DriftReference:
     feature_names: tuple[str, ...]
     numeric_index: np.ndarray  # column indices of the numeric features, shape (k_num,)
     sorted_numeric: np.ndarray  # shape (n_ref, k_num), each column ascending
-    tie_start: np.ndarray  # _tie_start(sorted_numeric)
+    tie_start: np.ndarray  # tie_starts(sorted_numeric)
     categorical_index: np.ndarray  # shape (k_cat,)
     categories: tuple[np.ndarray, ...]  # per categorical feature: its sorted reference values
     category_counts: tuple[np.ndarray, ...]  # per categorical feature: counts, aligned
@@ -259,7 +104,7 @@ class DriftReference:
             feature_names=tuple(feature_names),
             numeric_index=num_idx,
             sorted_numeric=sorted_numeric,
-            tie_start=_tie_start(sorted_numeric),
+            tie_start=tie_starts(sorted_numeric),
             categorical_index=np.asarray(categorical, dtype=np.intp),
             categories=tuple(cats),
             category_counts=tuple(counts),
@@ -274,7 +119,7 @@ class DriftReference:
         scores: np.ndarray | None = None,
         max_categories: int = 10,
     ) -> DriftReference:
-        """Prepare the reference of a registry :class:`~leadscore.models.registry.store.Manifest`."""
+        """Prepare the reference of a registry :class:`~leadscore.models.registry.manifest.Manifest`."""
         return cls.from_sample(
             manifest.reference_matrix(), manifest.feature_names, scores, max_categories
         )
@@ -289,7 +134,7 @@ def _checked(x: np.ndarray, n_features: int, what: str) -> np.ndarray:
     return x
 
 
-# --- config and report -------------------------------------------------------------------------
+# --- config ------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -326,66 +171,6 @@ class DriftConfig:
             raise DriftError(f"alpha must be in (0, 1); got {self.alpha}")
         if self.min_window < 2:
             raise DriftError(f"min_window must be at least 2; got {self.min_window}")
-
-
-@dataclass(frozen=True)
-class FeatureDrift:
-    """One feature's test in one window; ``effect`` is KS D (test "ks") or PSI (test "chi2")."""
-
-    feature: str
-    test: Literal["ks", "chi2"]
-    statistic: float
-    p_value: float
-    adjusted_p: float
-    effect: float
-    drifted: bool
-    persistent: bool
-    large: bool
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready dict."""
-        return {
-            "feature": self.feature,
-            "test": self.test,
-            "statistic": self.statistic,
-            "p_value": self.p_value,
-            "adjusted_p": self.adjusted_p,
-            "effect": self.effect,
-            "drifted": self.drifted,
-            "persistent": self.persistent,
-            "large": self.large,
-        }
-
-
-@dataclass(frozen=True)
-class DriftReport:
-    """The outcome of one window: the alert level and every test behind it."""
-
-    window_index: int
-    n_rows: int
-    tested: bool  # False when the window was below min_window (nothing else is filled in)
-    level: AlertLevel
-    features: tuple[FeatureDrift, ...] = ()
-    score: FeatureDrift | None = None
-    reason: str = ""
-
-    @property
-    def persistent_features(self) -> list[str]:
-        """Names of the features drifting persistently in this window."""
-        return [f.feature for f in self.features if f.persistent]
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready dict (e.g. the ``data`` of a ``models.drift.v1`` event)."""
-        return {
-            "window_index": self.window_index,
-            "n_rows": self.n_rows,
-            "tested": self.tested,
-            "level": self.level,
-            "reason": self.reason,
-            "persistent_features": self.persistent_features,
-            "features": [f.to_dict() for f in self.features],
-            "score": None if self.score is None else self.score.to_dict(),
-        }
 
 
 # --- the detector ------------------------------------------------------------------------------

@@ -31,12 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from leadscore.models.monitoring.drift import (
-    DriftConfig,
-    DriftDetector,
-    DriftReference,
-    DriftReport,
-)
+from leadscore.models.monitoring.drift import DriftConfig, DriftDetector, DriftReference
+from leadscore.models.monitoring.report import DriftReport
 
 __all__ = ["ClosedWindow", "DriftMonitor", "WindowBuffer"]
 
@@ -200,7 +196,8 @@ class DriftMonitor:
 
     def to_bytes(self) -> bytes:
         """The whole state (baseline rows or reference sample, persistence history) as npz bytes."""
-        arrays: dict[str, np.ndarray] = {}
+        # Any, not np.ndarray: mypy would match **arrays with savez's allow_pickle: bool.
+        arrays: dict[str, Any] = {}
         meta: dict[str, Any] = {"windows_seen": self.windows_seen_, "version": self.version}
         if self.detector_ is None:
             for i, w in enumerate(self._baseline):

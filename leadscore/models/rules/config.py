@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from leadscore.models.features.state import FEATURE_NAMES, INDUSTRIES, LEAD_SOURCES, SENIORITY_RANK
+from leadscore.models.features.catalog import INDUSTRIES, LEAD_SOURCES, SENIORITY_RANK
+from leadscore.models.features.vector import FEATURE_NAMES
 
 __all__ = ["RulesConfig", "RulesConfigError", "SignalPoints"]
 

@@ -33,7 +33,8 @@ from typing import Any, Final
 
 import numpy as np
 
-from leadscore.models.features.state import FEATURE_NAMES, FEATURE_SPEC_VERSION, SENIORITY_RANK
+from leadscore.models.features.catalog import SENIORITY_RANK
+from leadscore.models.features.vector import FEATURE_NAMES, FEATURE_SPEC_VERSION
 from leadscore.models.rules.config import (
     _COMPLETENESS,
     _RECENCY,
@@ -67,7 +68,7 @@ class RulesModel:
         RulesConfigError: the table gives points to a feature missing from ``feature_names``.
 
     Examples:
-        >>> from leadscore.models.features.state import FEATURE_NAMES
+        >>> from leadscore.models.features.vector import FEATURE_NAMES
         >>> x = np.zeros((1, len(FEATURE_NAMES)))
         >>> col = {n: i for i, n in enumerate(FEATURE_NAMES)}
         >>> x[0, col["demo_requests"]] = 1           # engagement: 25

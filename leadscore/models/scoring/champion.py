@@ -11,8 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from leadscore.models.features.state import FEATURE_NAMES
-from leadscore.models.registry.store import ModelRegistry, RegistryError
+from leadscore.models.features.vector import FEATURE_NAMES
+from leadscore.models.registry.errors import RegistryError
+from leadscore.models.registry.store import ModelRegistry
 from leadscore.models.rules.config import RulesConfig
 from leadscore.models.rules.model import RulesModel
 from leadscore.models.scoring.scorer import Scorer, ScoringPolicy

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from leadscore.models.features.state import FEATURE_FAMILY, FEATURE_NAMES, describe
+from leadscore.models.features.vector import FEATURE_FAMILY, FEATURE_NAMES, describe
 from leadscore.schemas.scores import ReasonChange
 
 #: Families that say who the lead is; the others say what the lead did.

@@ -28,14 +28,8 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
-from leadscore.models.features.state import (
-    DAY_S,
-    FEATURE_NAMES,
-    N_FEATURES,
-    LeadState,
-    apply_event,
-    to_vector,
-)
+from leadscore.models.features.state import DAY_S, LeadState, apply_event
+from leadscore.models.features.vector import FEATURE_NAMES, N_FEATURES, to_vector
 from leadscore.schemas.events import ACTIVITY_TYPES, OUTCOME_TYPES, lead_event_adapter
 
 __all__ = ["TrainingSet", "build_training_set"]

@@ -7,10 +7,12 @@ from datetime import UTC, datetime
 import pytest
 
 from leadscore.api.scores import _LeadError, build_state
-from leadscore.models.features.state import LeadState, apply_event, to_vector
+from leadscore.models.features.state import LeadState, apply_event
+from leadscore.models.features.vector import to_vector
 from leadscore.schemas.api import ScoreRequest
 from leadscore.schemas.events import OUTCOME_TYPES, lead_event_adapter
-from leadscore.simulation.simulator import SimConfig, Simulator
+from leadscore.simulation.config import SimConfig
+from leadscore.simulation.simulator import Simulator
 
 
 def _request_from_events(lead: str, events: list[dict]) -> ScoreRequest:

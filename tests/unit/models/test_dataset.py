@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from leadscore.models.features.state import FEATURE_NAMES, LeadState, apply_event, to_vector
+from leadscore.models.features.state import LeadState, apply_event
+from leadscore.models.features.vector import FEATURE_NAMES, to_vector
 from leadscore.models.training.candidates import TrainConfig
 from leadscore.models.training.dataset import TrainingSet, build_training_set
 from leadscore.models.training.folds import TrainingData

@@ -8,16 +8,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from leadscore.models.monitoring.drift import (
-    SCORE_FEATURE,
-    DriftConfig,
-    DriftDetector,
-    DriftError,
-    DriftReference,
-    adjust_pvalues,
-    chi2_psi,
-    ks_2samp_sorted,
-)
+from leadscore.models.monitoring.drift import DriftConfig, DriftDetector, DriftReference
+from leadscore.models.monitoring.report import SCORE_FEATURE
+from leadscore.models.monitoring.stats import DriftError, adjust_pvalues, chi2_psi, ks_2samp_sorted
 
 N_NUMERIC = 40
 N_BINARY = 8

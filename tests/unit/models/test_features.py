@@ -8,12 +8,14 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from leadscore.models.features import state as f
-from leadscore.models.features.state import (
+from leadscore.models.features.catalog import SENIORITY_RANK
+from leadscore.models.features.state import LeadState, apply_event
+from leadscore.models.features.vector import (
+    CATEGORICAL_FEATURES,
     FEATURE_NAMES,
-    LeadState,
-    apply_event,
+    NUMERIC_FEATURES,
     describe,
+    state_record,
     to_matrix,
     to_vector,
 )
@@ -101,7 +103,7 @@ def test_features_count_each_family() -> None:
     assert value(v, "activities") == 14
     assert value(v, "tenure_days") == pytest.approx(12.5)
     assert value(v, "recency_days") == 0.0
-    assert value(v, "seniority_rank") == f.SENIORITY_RANK["director"]
+    assert value(v, "seniority_rank") == SENIORITY_RANK["director"]
     assert value(v, "industry=financial_services") == 1.0
     assert value(v, "lead_source=referral") == 1.0
     assert value(v, "contact_completeness") == pytest.approx(0.5)
@@ -242,9 +244,10 @@ def test_the_stream_vector_is_the_fixed_table_pipeline_of_the_state_record() -> 
     from datetime import timedelta as td
 
     from leadscore.models.tabular.pipeline import FeaturePipeline
-    from leadscore.simulation.simulator import SimConfig, simulate
+    from leadscore.simulation.config import SimConfig
+    from leadscore.simulation.simulator import simulate
 
-    pipeline = FeaturePipeline.fixed(f.NUMERIC_FEATURES, f.CATEGORICAL_FEATURES)
+    pipeline = FeaturePipeline.fixed(NUMERIC_FEATURES, CATEGORICAL_FEATURES)
     assert pipeline.feature_names == FEATURE_NAMES
     start = datetime(2026, 1, 1, tzinfo=UTC)
     states: dict[str, LeadState] = {}
@@ -254,6 +257,4 @@ def test_the_stream_vector_is_the_fixed_table_pipeline_of_the_state_record() -> 
         apply_event(state, parsed)
     assert len(states) > 100
     for state in states.values():
-        np.testing.assert_array_equal(
-            pipeline.transform_one(f.state_record(state)), to_vector(state)
-        )
+        np.testing.assert_array_equal(pipeline.transform_one(state_record(state)), to_vector(state))

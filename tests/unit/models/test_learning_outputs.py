@@ -13,7 +13,8 @@ from leadscore.infra.scorer import load_scorer
 from leadscore.models.batch.outputs import example_id, sampled
 from leadscore.models.batch.processing import BatchResult, process_batch
 from leadscore.models.batch.records import InputRecord, Limits
-from leadscore.models.features.state import FEATURE_NAMES, LeadState, apply_event, to_vector
+from leadscore.models.features.state import LeadState, apply_event
+from leadscore.models.features.vector import FEATURE_NAMES, to_vector
 from leadscore.models.scoring.scorer import Scorer
 from leadscore.schemas.decode import EventKind
 from leadscore.schemas.events import lead_event_adapter

@@ -14,14 +14,16 @@ from leadscore.models.batch.outputs import recent_activity
 from leadscore.models.batch.processing import process_batch
 from leadscore.models.batch.records import InputRecord, Limits, home_partition
 from leadscore.models.engine.compiled import CompiledModel
-from leadscore.models.features.state import FEATURE_NAMES, LeadState, to_vector
+from leadscore.models.features.state import LeadState
+from leadscore.models.features.vector import FEATURE_NAMES, to_vector
 from leadscore.models.scoring.events import score_event_id
 from leadscore.models.scoring.scorer import Scorer, ScoringPolicy
 from leadscore.models.training.dataset import build_training_set
 from leadscore.models.training.ensemble import LeadScoringEnsemble
 from leadscore.schemas.decode import EventKind
 from leadscore.schemas.scores import LeadScored
-from leadscore.simulation.simulator import SimConfig, simulate
+from leadscore.simulation.config import SimConfig
+from leadscore.simulation.simulator import simulate
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 ACTIVITY, PROFILE, OUTCOME = "leads.activity.v1", "leads.profile.v1", "leads.outcome.v1"

@@ -16,17 +16,19 @@ import pandas as pd
 import pytest
 
 from leadscore.models.engine.compiled import CompiledModel
-from leadscore.models.features.state import FEATURE_NAMES, FEATURE_SPEC_VERSION, N_FEATURES
+from leadscore.models.features.vector import FEATURE_NAMES, FEATURE_SPEC_VERSION, N_FEATURES
 from leadscore.models.registry import store as registry_module
-from leadscore.models.registry.store import (
+from leadscore.models.registry.checks import MAX_REFERENCE_ROWS
+from leadscore.models.registry.errors import (
     FeatureMismatchError,
-    Manifest,
     ModelNotFoundError,
-    ModelRegistry,
     OutdatedModelError,
     RegistryError,
     UntrustedModelError,
 )
+from leadscore.models.registry.files import sha256
+from leadscore.models.registry.manifest import Manifest
+from leadscore.models.registry.store import ModelRegistry
 from leadscore.models.tabular.pipeline import FeaturePipeline
 from leadscore.models.training.ensemble import LeadScoringEnsemble
 
@@ -105,7 +107,7 @@ def rewrite_json(version_dir: Path, name: str, change: Callable[[Any], None]) ->
     path.write_text(json.dumps(data))
     manifest_path = version_dir / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
-    manifest["files"][name] = registry_module._sha256(path)
+    manifest["files"][name] = sha256(path)
     manifest_path.write_text(json.dumps(manifest))
 
 
@@ -139,7 +141,7 @@ def test_lead_events_round_trip(
     assert on_disk["feature_spec_version"] == FEATURE_SPEC_VERSION
     assert on_disk["feature_names"] == list(FEATURE_NAMES)
     assert sorted(on_disk["files"]) == ["model.json", "model.npz", "report.json"]
-    assert on_disk["files"]["model.npz"] == registry_module._sha256(version_dir / "model.npz")
+    assert on_disk["files"]["model.npz"] == sha256(version_dir / "model.npz")
     assert "model_sha256" not in on_disk and "model_class" not in on_disk
     assert on_disk["training_window"]["start"].startswith("2026-01-01T00:00:00")
     assert on_disk["metrics"]["cv"] == {"roc_auc": 0.8, "log_loss": None}  # NaN is not JSON
@@ -233,7 +235,7 @@ def test_save_refuses_mismatches_and_writes_nothing(
         save(reg, model, X, reference_sample=X[:, :3])
     with pytest.raises(ValueError, match="NaN or infinite"):
         save(reg, model, X, reference_sample=np.full((2, N_FEATURES), np.nan))
-    too_many = np.zeros((registry_module.MAX_REFERENCE_ROWS + 1, N_FEATURES))
+    too_many = np.zeros((MAX_REFERENCE_ROWS + 1, N_FEATURES))
     with pytest.raises(ValueError, match="keep it at most"):
         save(reg, model, X, reference_sample=too_many)
     with pytest.raises(ValueError, match="timezone-aware"):

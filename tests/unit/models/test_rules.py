@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from leadscore.models.features.state import FEATURE_NAMES, LeadState, apply_event, to_matrix
+from leadscore.models.features.state import LeadState, apply_event
+from leadscore.models.features.vector import FEATURE_NAMES, to_matrix
 from leadscore.models.rules.config import RulesConfig, RulesConfigError, SignalPoints
 from leadscore.models.rules.model import RulesModel
 from leadscore.models.scoring.scorer import Scorer, ScoringPolicy

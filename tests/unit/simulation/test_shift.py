@@ -11,19 +11,14 @@ import orjson
 import pytest
 from scipy.stats import chi2_contingency
 
-from leadscore.models.features.state import _INDUSTRY_ALIASES, INDUSTRIES, normalize_category
+from leadscore.models.features.catalog import INDUSTRIES, INDUSTRY_ALIASES, normalize_category
+from leadscore.simulation.config import DEFAULT_REGIME, SHIFTED_REGIME, Shift, SimConfig
 from leadscore.simulation.shift import (
     measure_shift,
     parse_shift_at,
     shift_regime,
 )
-from leadscore.simulation.simulator import (
-    DEFAULT_REGIME,
-    SHIFTED_REGIME,
-    Shift,
-    SimConfig,
-    simulate_with_truth,
-)
+from leadscore.simulation.simulator import simulate_with_truth
 
 START = datetime(2026, 1, 5, tzinfo=UTC)
 AT = START + timedelta(days=30)
@@ -47,7 +42,7 @@ def _industries(events: list[dict]) -> dict[str, str | None]:
         if e["type"] == "lead.profile_updated":
             profile.setdefault(e["subject"], {}).update(e["data"])
     return {
-        lead: normalize_category(p.get("industry"), INDUSTRIES, _INDUSTRY_ALIASES)
+        lead: normalize_category(p.get("industry"), INDUSTRIES, INDUSTRY_ALIASES)
         for lead, p in profile.items()
     }
 

@@ -11,31 +11,19 @@ import numpy as np
 import orjson
 import pytest
 
-from leadscore.models.features.state import (
-    _INDUSTRY_ALIASES,
+from leadscore.models.features.catalog import (
     INDUSTRIES,
+    INDUSTRY_ALIASES,
     normalize_category,
     seniority_of,
 )
 from leadscore.schemas.decode import EventKind, decode_event, kind_of
 from leadscore.schemas.events import ACTIVITY_TYPES, EVENT_TYPES, lead_event_adapter
-from leadscore.simulation.simulator import (
-    _INDUSTRY_LABELS,
-    _SENIORITIES,
-    DEFAULT_REGIME,
-    SHIFTED_REGIME,
-    TRUTH_COLUMNS,
-    Regime,
-    Shift,
-    SimConfig,
-    Simulator,
-    live_events,
-    measure_learnability,
-    read_jsonl,
-    simulate,
-    simulate_with_truth,
-    write_labeled_files,
-)
+from leadscore.simulation.config import DEFAULT_REGIME, SHIFTED_REGIME, Regime, Shift, SimConfig
+from leadscore.simulation.files import TRUTH_COLUMNS, read_jsonl, write_labeled_files
+from leadscore.simulation.leads import INDUSTRY_LABELS, SENIORITIES
+from leadscore.simulation.learnability import measure_learnability
+from leadscore.simulation.simulator import Simulator, live_events, simulate, simulate_with_truth
 
 START = datetime(2026, 1, 5, tzinfo=UTC)
 
@@ -148,7 +136,7 @@ def test_shift_changes_industry_mix_email_opens_and_what_converts() -> None:
     assert all(t.created_at < at for t in before) and all(t.created_at >= at for t in after)
 
     def industry(lead_id: str) -> str | None:
-        return normalize_category(profile[lead_id].get("industry"), INDUSTRIES, _INDUSTRY_ALIASES)
+        return normalize_category(profile[lead_id].get("industry"), INDUSTRIES, INDUSTRY_ALIASES)
 
     def share(leads: list, name: str) -> float:
         return float(np.mean([industry(t.lead_id) == name for t in leads]))
@@ -233,16 +221,17 @@ def test_labeled_files_round_trip(tmp_path) -> None:
 
 
 def test_profiles_speak_the_feature_vocabulary() -> None:
-    for seniority, (_, _, titles) in _SENIORITIES.items():
+    for seniority, (_, _, titles) in SENIORITIES.items():
         for title in titles:
             assert seniority_of({"job_title": title}) == seniority, title
-    for industry, labels in _INDUSTRY_LABELS.items():
+    for industry, labels in INDUSTRY_LABELS.items():
         for label in labels:
-            assert normalize_category(label, INDUSTRIES, _INDUSTRY_ALIASES) == industry, label
+            assert normalize_category(label, INDUSTRIES, INDUSTRY_ALIASES) == industry, label
 
 
 def test_events_feed_the_feature_state(run: tuple[list[dict], list]) -> None:
-    from leadscore.models.features.state import LeadState, apply_event, to_vector
+    from leadscore.models.features.state import LeadState, apply_event
+    from leadscore.models.features.vector import to_vector
 
     events, truth = run
     lead = next(t for t in truth if t.converted)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from leadscore.infra.scorer import load_scorer
-from leadscore.models.features.state import FEATURE_NAMES, N_FEATURES
+from leadscore.models.features.vector import FEATURE_NAMES, N_FEATURES
 from leadscore.models.registry.store import ModelRegistry
 from leadscore.models.scoring.champion import NoModelError
 from leadscore.models.training.ensemble import LeadScoringEnsemble

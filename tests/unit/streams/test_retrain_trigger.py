@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from leadscore.models.monitoring.drift import level_at_least
+from leadscore.models.monitoring.report import level_at_least
 from leadscore.settings import Settings
 from leadscore.streams.drift import drift_config
 

@@ -1,4 +1,4 @@
-// Drift report shapes (leadscore/models/monitoring/drift.py `to_dict`) and the feature table's sorting.
+// Drift report shapes (leadscore/models/monitoring/report.py `to_dict`) and the feature table's sorting.
 
 /** One feature's test in one window; `effect` is KS D (test "ks") or PSI (test "chi2"). */
 export interface FeatureDrift {
