@@ -9,7 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.routing import APIRoute
 
-from leadscore.api import experiments, models, scores
+from leadscore.api import experiments, models, performance, scores
 
 #: alias path -> (method, the /v1 path it answers like)
 ALIASES: dict[str, tuple[str, str]] = {
@@ -25,7 +25,12 @@ router = APIRouter()
 
 
 def _twin(method: str, path: str) -> APIRoute:
-    for route in [*scores.router.routes, *models.router.routes, *experiments.router.routes]:
+    for route in [
+        *scores.router.routes,
+        *performance.router.routes,
+        *models.router.routes,
+        *experiments.router.routes,
+    ]:
         if isinstance(route, APIRoute) and route.path == path and method in (route.methods or ()):
             return route
     raise LookupError(f"no {method} {path} route to alias")  # a bug in ALIASES

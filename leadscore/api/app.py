@@ -30,6 +30,7 @@ from leadscore.api import (
     insights,
     jobs,
     models,
+    performance,
     scores,
     webhooks,
 )
@@ -198,6 +199,7 @@ def create_app(settings: Settings, *, follow_models: bool = True) -> FastAPI:
 
     app.include_router(insights.router)  # before scores: /v1/leads/distribution is not a {lead_id}
     app.include_router(scores.router)
+    app.include_router(performance.router)
     app.include_router(drift.router)  # before models: /v1/models/retraining is not a {version}
     app.include_router(access.router)
     app.include_router(models.router)

@@ -1,4 +1,4 @@
-"""Scoring and reading scores: ``/v1/score``, ``/v1/leads/...``, ``/v1/metrics/performance``.
+"""Scoring and reading scores: ``/v1/score``, ``/v1/score/batch``, ``/v1/leads/...``.
 
 (``/v1/leads/distribution`` is in :mod:`leadscore.api.insights`.)
 
@@ -10,7 +10,6 @@ the same :class:`~leadscore.models.scoring.scorer.Scorer`, so a lead gets the st
 from __future__ import annotations
 
 import asyncio
-import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,9 +22,6 @@ from leadscore.api.errors import ApiError
 from leadscore.infra.access import ApiKey
 from leadscore.models.features.state import LeadState, apply_event
 from leadscore.models.features.vector import to_matrix
-from leadscore.models.registry.errors import RegistryError
-from leadscore.models.registry.manifest import find_metric
-from leadscore.models.registry.store import ModelRegistry
 from leadscore.models.scoring.events import explained_score, score_response
 from leadscore.models.scoring.scorer import Scorer, to_score
 from leadscore.schemas.api import (
@@ -325,77 +321,3 @@ async def lead_detail(
         state.pop("last_score_event", None)
         state.pop("last_points", None)
     return {"lead_id": lead_id, "score": score, "state": state}
-
-
-@router.get(
-    "/v1/metrics/performance",
-    tags=["metrics"],
-    summary="Model quality (cross-validated) and system throughput and latency",
-    responses=_AUTH,
-)
-async def performance(
-    request: Request, key: ApiKey = Depends(require_scope("read"))
-) -> dict[str, Any]:
-    ctx = request.app.state.ctx
-    scorer: Scorer = ctx.models.scorer
-    loop = asyncio.get_running_loop()
-    model = await loop.run_in_executor(None, _model_summary, ctx.settings.model_dir, scorer)
-    stats = await ctx.throughput.sample()
-    rates = ctx.throughput.rates()
-    return {
-        "model": model,
-        "stream": {
-            "totals": stats,
-            "rates_per_s": rates,
-            "rate_window_s": round(ctx.throughput.window_s, 1),
-            "leads_scored": await ctx.store.count(),
-        },
-        "api": {
-            "uptime_s": round(time.time() - ctx.started_at, 1),
-            "latency": ctx.metrics.latency_summary(),
-            "score_cache": {
-                "entries": len(ctx.cache),
-                "hits": ctx.cache.hits,
-                "misses": ctx.cache.misses,
-            },
-        },
-        "feed": ctx.feed.stats() if ctx.feed is not None else {},
-    }
-
-
-def _model_summary(model_dir: Any, scorer: Scorer) -> dict[str, Any]:
-    summary: dict[str, Any] = {"version": scorer.version, "champion": scorer.champion}
-    if scorer.champion is None:
-        summary["note"] = "no trained model yet: scoring with the rules prior"
-        return summary
-    try:
-        manifest = ModelRegistry(model_dir).manifest(scorer.champion)
-    except (RegistryError, OSError) as exc:
-        summary["note"] = f"manifest unreadable: {exc}"
-        return summary
-    metrics = manifest.metrics or {}
-    summary.update(
-        variant=manifest.variant,
-        created_at=manifest.created_at,
-        n_rows=manifest.n_rows,
-        class_balance=manifest.class_balance,
-        cv_scheme=metrics.get("cv_scheme"),
-        metrics={
-            name: find_metric(metrics, name)
-            for name in (
-                "accuracy",
-                "precision",
-                "recall",
-                "f1",
-                "roc_auc",
-                "pr_auc",
-                "brier",
-                "log_loss",
-            )
-        },
-    )
-    if scorer.version != scorer.champion:
-        summary["note"] = (
-            f"the champion was trained on too few conversions; scoring with {scorer.version}"
-        )
-    return summary
