@@ -9,6 +9,7 @@ most twice a second) and every second by the timer in :mod:`leadscore.streams.sc
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Mapping, Sequence
@@ -44,6 +45,9 @@ class HeldOutcomes:
             max_delay_s=settings.label_max_delay_s,
         )
         self._last_look = 0.0
+        # The timer and the agent both release; one at a time, or both could read an entry
+        # before either deletes it and republish it twice (then counted as a repeat).
+        self._releasing = asyncio.Lock()
 
     def _progress(self, topic: str, partition: int) -> tuple[int | None, int | None]:
         """The group's committed offset and the end offset of a topic partition."""
@@ -75,6 +79,10 @@ class HeldOutcomes:
 
     async def release(self, store: ScoreStore) -> None:
         """Republish the held outcomes of this worker's partitions that are due."""
+        async with self._releasing:
+            await self._release(store)
+
+    async def _release(self, store: ScoreStore) -> None:
         held = await store.client.hgetall(self.key)
         if not held:
             return
