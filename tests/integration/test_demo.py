@@ -11,10 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
+from model_cache import ModelCache
 
 from leadscore.api.dashboard import find_dashboard
-from leadscore.jobs.train import train_job
-from leadscore.settings import Settings
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -39,11 +38,11 @@ def _wait_for(predicate, timeout_s: float, what: str, output: Path) -> None:  # 
     )
 
 
-def test_demo_runs_the_loop_and_ctrl_c_stops_every_process(tmp_path: Path) -> None:
+def test_demo_runs_the_loop_and_ctrl_c_stops_every_process(
+    tmp_path: Path, model_cache: ModelCache
+) -> None:
     models = tmp_path / "models"
-    train_job(
-        Settings(model_dir=models), leads=600, folds=2, search="none", compare=("ensemble",), seed=1
-    )
+    model_cache.registry(models, leads=600, folds=2, search="none", compare=("ensemble",), seed=1)
     env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP", "REDIS_URL")}
     env |= {"LEADSCORE_MODEL_DIR": str(models), "COLUMNS": "160", "PYTHONUNBUFFERED": "1"}
     output = tmp_path / "demo.out"
