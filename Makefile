@@ -54,17 +54,23 @@ demo: install
 	 else echo "npm not found: the demo runs without the web dashboard (install Node.js 20+ and rerun)"; fi
 	$(BIN)/leadscore demo $(DEMO_ARGS)
 
+## pytest runs the tests in PYTEST_WORKERS processes (pytest-xdist; 0: in pytest's own). A
+## module's tests stay in one process (a few modules' are split per test) and the heaviest go
+## first (tests/conftest.py); each process has its own broker and Redis.
+PYTEST_WORKERS ?= 2
+PYTEST := $(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadscope --no-loadscope-reorder
+
 ## The whole test suite: the dashboard's component tests, then unit tests, doctests and
 ## integration tests on a real broker and Redis, including the dashboard in a real browser.
 test: install dashboard browser
 	cd $(DASH) && $(NPM) test
-	$(BIN)/python -m pytest -q
+	$(PYTEST)
 
 test-unit: install
-	$(BIN)/python -m pytest -q tests/unit
+	$(PYTEST) tests/unit
 
 test-integration: install
-	$(BIN)/python -m pytest -q tests/integration
+	$(PYTEST) tests/integration
 
 ## Worker throughput on the embedded broker (see docs/performance.md). For the model engine
 ## alone (training, one lead, batches, size, memory) beside scikit-learn, run `make bench-model`.
