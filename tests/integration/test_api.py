@@ -82,8 +82,9 @@ def stack(
     )
     worker = WorkerProcess(settings, root / "worker.log")
     try:
-        asyncio.run(worker.wait_ready())
-        with running_api(settings, root / "api.log") as url:
+        # the API starts while the worker joins its group (neither needs the other to start)
+        with running_api(settings, root / "api.log", ready_timeout_s=150) as url:
+            asyncio.run(worker.wait_ready())
             keys = make_keys(settings)
 
             async def feed() -> None:
