@@ -13,6 +13,14 @@ import pytest
 
 _INTEGRATION_DIR = Path(__file__).parent / "integration"
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Test processes share the cores: one OpenMP (and OpenBLAS) thread each, set before
+    # anything loads them. With more, scikit-learn's HistGradientBoosting spins its threads
+    # against the other processes' (tests/unit/simulation/test_simulator.py's learnability
+    # check took 80 s instead of 4 with three processes on two cores); its results are the
+    # same with one thread. Inherited by the servers the tests start; a value already set wins.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 #: Rough wall seconds of the slowest test modules and tests (serial run, 2-core box). Under
 #: pytest-xdist the heaviest work units are handed out first, so that no process starts a
 #: long one when the other is nearly done; everything not listed follows in collection order.
