@@ -85,8 +85,9 @@ class ModelCache:
         with (self.root / f"{key}.lock").open("w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # another xdist worker may be training it
             if not (built / _MANIFEST).exists():
+                for stale in self.root.glob(f"{key}.staging-*"):  # from an interrupted run
+                    shutil.rmtree(stale, ignore_errors=True)
                 staging = self.root / f"{key}.staging-{os.getpid()}"
-                shutil.rmtree(staging, ignore_errors=True)
                 result = train_job(settings.model_copy(update={"model_dir": staging}), **train_args)
                 manifest = {"version": result.version, "train_args": repr(train_args)}
                 (staging / _MANIFEST).write_text(json.dumps(manifest))
