@@ -20,6 +20,7 @@ from typing import NoReturn
 
 import pytest
 import redis.asyncio as aioredis
+from model_cache import ModelCache
 
 from leadscore.infra.embedded.binaries import redis_server_binary, tansu_binary
 from leadscore.infra.embedded.probes import wait_for_kafka, wait_for_redis
@@ -113,6 +114,24 @@ def embedded_binaries() -> tuple[Path, Path]:
         return tansu_binary(), redis_server_binary()
     except InfraError as exc:
         _unavailable("the embedded server binaries", exc)
+
+
+@pytest.fixture(scope="session")
+def model_cache(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> ModelCache:
+    """Trained registries shared by the tests, the xdist workers and (with pytest's cache) runs.
+
+    ``model_cache.registry(dest, **train_job_args)`` copies the registry to ``dest`` and
+    returns the model's version (see ``model_cache.py``).
+    """
+    cache = getattr(request.config, "cache", None)
+    if cache is not None:
+        return ModelCache(cache.mkdir("leadscore-models"))
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # the run's directory, above each worker's own
+    return ModelCache(base / "leadscore-models")
 
 
 @pytest.fixture

@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 import pytest
 from api_harness import drop_redis_keys, make_keys, running_api
+from model_cache import ModelCache
 from worker_harness import WorkerProcess, create_topics, wait_all_committed, worker_settings
 
 from leadscore.infra.embedded.addresses import free_port
@@ -54,17 +55,16 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack(
-    kafka_bootstrap: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
+    kafka_bootstrap: str,
+    redis_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    model_cache: ModelCache,
 ) -> Iterator[Stack]:
     root = tmp_path_factory.mktemp("api")
     model_dir = root / "models"
-    train_job(
-        Settings(model_dir=model_dir),
-        leads=600,
-        folds=2,
-        search="none",
-        compare=("ensemble",),
-        seed=1,
+    # a registry of this module's own (the tests train, promote and roll back in it)
+    model_cache.registry(
+        model_dir, leads=600, folds=2, search="none", compare=("ensemble",), seed=1
     )
     port = free_port()
     settings = worker_settings(
@@ -83,8 +83,9 @@ def stack(
     )
     worker = WorkerProcess(settings, root / "worker.log")
     try:
-        asyncio.run(worker.wait_ready())
-        with running_api(settings, root / "api.log") as url:
+        # the API starts while the worker joins its group (neither needs the other to start)
+        with running_api(settings, root / "api.log", ready_timeout_s=150) as url:
+            asyncio.run(worker.wait_ready())
             keys = make_keys(settings)
 
             async def feed() -> None:

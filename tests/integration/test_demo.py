@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
@@ -11,9 +12,11 @@ import time
 from pathlib import Path
 
 import pytest
+import redis.asyncio as aioredis
+from model_cache import ModelCache
 
 from leadscore.api.dashboard import find_dashboard
-from leadscore.jobs.train import train_job
+from leadscore.infra.redis_store import ScoreStore
 from leadscore.settings import Settings
 
 pytestmark = pytest.mark.timeout(240)
@@ -39,11 +42,27 @@ def _wait_for(predicate, timeout_s: float, what: str, output: Path) -> None:  # 
     )
 
 
-def test_demo_runs_the_loop_and_ctrl_c_stops_every_process(tmp_path: Path) -> None:
+def _demo_totals(output: Path) -> dict[str, int]:
+    """The counters the demo's view shows ("processed", "score changes"), read from its Redis."""
+    found = re.search(r"REDIS_URL=(\S+)", output.read_text())
+    if found is None:
+        return {}
+
+    async def read() -> dict[str, int]:
+        client = aioredis.Redis.from_url(found.group(1))
+        try:
+            return await ScoreStore(client, Settings().redis_prefix).stats()
+        finally:
+            await client.aclose()
+
+    return asyncio.run(read())
+
+
+def test_demo_runs_the_loop_and_ctrl_c_stops_every_process(
+    tmp_path: Path, model_cache: ModelCache
+) -> None:
     models = tmp_path / "models"
-    train_job(
-        Settings(model_dir=models), leads=600, folds=2, search="none", compare=("ensemble",), seed=1
-    )
+    model_cache.registry(models, leads=600, folds=2, search="none", compare=("ensemble",), seed=1)
     env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP", "REDIS_URL")}
     env |= {"LEADSCORE_MODEL_DIR": str(models), "COLUMNS": "160", "PYTHONUNBUFFERED": "1"}
     output = tmp_path / "demo.out"
@@ -59,7 +78,17 @@ def test_demo_runs_the_loop_and_ctrl_c_stops_every_process(tmp_path: Path) -> No
         _wait_for(
             lambda: "where to look" in output.read_text(), 120, "the worker to be ready", output
         )
-        time.sleep(12)  # traffic flows through the worker for a while
+        # Traffic flows through the worker until the view's counters pass what is checked
+        # below (the view reads them once more after Ctrl-C, so its last lines show them).
+        _wait_for(
+            lambda: (
+                (totals := _demo_totals(output)).get("events", 0) > 500
+                and totals.get("scores", 0) > 0
+            ),
+            60,
+            "over 500 processed events and a score change",
+            output,
+        )
         demo.send_signal(signal.SIGINT)
         demo.wait(timeout=60)
     finally:

@@ -21,6 +21,7 @@ import pytest
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
+from model_cache import ModelCache
 from worker_harness import (
     WorkerProcess,
     create_topics,
@@ -51,18 +52,16 @@ RATE_PER_S = 120.0
 
 
 @pytest.fixture(scope="module")
-def first_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    """A registry holding one small promoted model (~10 s): (directory, version)."""
+def first_model(
+    tmp_path_factory: pytest.TempPathFactory, model_cache: ModelCache
+) -> tuple[Path, str]:
+    """A registry of its own holding one small promoted model (~10 s, or a copy of the one
+    test_worker.py uses, see model_cache.py): (directory, version)."""
     model_dir = tmp_path_factory.mktemp("swap-models")
-    result = train_job(
-        Settings(model_dir=model_dir),
-        leads=800,
-        folds=2,
-        search="none",
-        compare=("ensemble",),
-        seed=0,
+    version = model_cache.registry(
+        model_dir, leads=800, folds=2, search="none", compare=("ensemble",), seed=0
     )
-    return model_dir, result.version
+    return model_dir, version
 
 
 class ScoreWatcher:

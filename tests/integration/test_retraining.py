@@ -46,7 +46,7 @@ from leadscore.jobs.retrain import retrain_job
 from leadscore.models.batch.replay import replay
 from leadscore.models.monitoring.performance import binary_metrics
 from leadscore.models.registry.store import ModelRegistry
-from leadscore.schemas.learning import TrainingExample
+from leadscore.schemas.learning import FeatureSample, TrainingExample
 from leadscore.settings import Settings
 from leadscore.simulation.config import SHIFTED_REGIME, Shift, SimConfig
 from leadscore.simulation.simulator import simulate
@@ -56,6 +56,17 @@ pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(300
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 SHIFT_AT = T0 + timedelta(days=10)
+#: The run with a shift at day 10 of 60 (mostly post-shift outcomes): its examples, and for
+#: the snapshots test its scored vectors too, are replayed once by the ``data`` fixture.
+SHIFTED_RUN = SimConfig(
+    n_leads=5000,
+    span_days=60,
+    seed=2,
+    run_id="new",
+    shift=Shift(at=SHIFT_AT),
+    start=T0,
+    max_life_days=30,
+)
 #: Fast enough for a 2-core box: ~1-3 s per training of ~1,000 examples.
 # These tests give the retrain labelled outcomes only (no features topic): the outcomes mode.
 FAST = {
@@ -69,8 +80,19 @@ FAST = {
 
 def examples_of(config: SimConfig, scorer: Any) -> list[TrainingExample]:
     """The training examples the worker would publish for ``config``'s traffic, by outcome time."""
-    examples = (e for batch in replay(simulate(config), scorer) for e in batch.examples)
-    return sorted(examples, key=lambda e: (e.outcome_time, e.id))
+    return examples_and_samples_of(config, scorer)[0]
+
+
+def examples_and_samples_of(
+    config: SimConfig, scorer: Any
+) -> tuple[list[TrainingExample], list[FeatureSample]]:
+    """The examples (by outcome time) and the feature samples (as scored) the worker would publish."""
+    examples: list[TrainingExample] = []
+    samples: list[FeatureSample] = []
+    for batch in replay(simulate(config), scorer):
+        examples += batch.examples
+        samples += batch.samples
+    return sorted(examples, key=lambda e: (e.outcome_time, e.id)), samples
 
 
 def auc_on(scorer: Any, examples: list[TrainingExample]) -> float:
@@ -85,6 +107,7 @@ class Data:
 
     old: list[TrainingExample]  # no shift: what the champion was trained on
     shifted: list[TrainingExample]  # shift at day 10 of 60: mostly post-shift outcomes
+    shifted_samples: list[FeatureSample]  # the scored vectors of the same run
     shifted_test: list[TrainingExample]  # another seed, all in the shifted regime
     same_regime: list[TrainingExample]  # no shift, another seed, after the champion's data
     model_dir: Path
@@ -97,12 +120,7 @@ def data(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Data
     rules = load_scorer(Settings(model_dir=tmp_path_factory.mktemp("empty")))
     life = {"start": T0, "max_life_days": 30}
     old = examples_of(SimConfig(n_leads=4000, span_days=60, seed=1, run_id="old", **life), rules)
-    shifted = examples_of(
-        SimConfig(
-            n_leads=5000, span_days=60, seed=2, run_id="new", shift=Shift(at=SHIFT_AT), **life
-        ),
-        rules,
-    )
+    shifted, shifted_samples = examples_and_samples_of(SHIFTED_RUN, rules)
     test = examples_of(
         SimConfig(n_leads=3000, span_days=45, seed=3, run_id="test", regime=SHIFTED_REGIME, **life),
         rules,
@@ -122,7 +140,7 @@ def data(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Data
     )  # fmt: skip
     first = retrain_job(settings, trigger="manual", examples=old, publish=False, console=quiet())
     assert first["outcome"] == "promoted", first
-    return Data(old, shifted, test, same, model_dir, first["candidate"])
+    return Data(old, shifted, shifted_samples, test, same, model_dir, first["candidate"])
 
 
 def quiet() -> Console:
@@ -386,21 +404,10 @@ def test_a_shift_retrains_on_snapshots_and_the_new_model_ranks_live_leads_better
         retrain_training_set="snapshots", retrain_horizon_days=7.0,
         features_topic=f"{name_prefix}leads.features.v1",
     )  # fmt: skip
-    rules = load_scorer(Settings(model_dir=tmp_path / "empty"))
-    config = SimConfig(
-        n_leads=5000,
-        span_days=60,
-        seed=2,
-        run_id="new",
-        shift=Shift(at=SHIFT_AT),
-        start=T0,
-        max_life_days=30,
-    )
-    examples, samples = [], []
-    for batch in replay(simulate(config), rules):
-        examples += batch.examples
-        samples += batch.samples
-    asyncio.run(publish_examples(settings, sorted(examples, key=lambda e: (e.outcome_time, e.id))))
+    # The shifted run (SHIFTED_RUN, replayed with the rules prior by the fixture): its
+    # examples by outcome time and its scored vectors, as the worker would have published them.
+    samples = data.shifted_samples
+    asyncio.run(publish_examples(settings, data.shifted))
     asyncio.run(publish_models(settings, settings.features_topic, samples))
 
     decision = retrain_job(settings, trigger="drift", detail="snapshots (test)", console=quiet())

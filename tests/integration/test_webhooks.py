@@ -87,8 +87,9 @@ def stack(
     worker = WorkerProcess(settings, root / "worker.log")
     api_log = root / "api.log"
     try:
-        asyncio.run(worker.wait_ready())
-        with running_api(settings, api_log, loglevel="info") as url:
+        # the API starts while the worker joins its group (neither needs the other to start)
+        with running_api(settings, api_log, loglevel="info", ready_timeout_s=150) as url:
+            asyncio.run(worker.wait_ready())
             keys = make_keys(settings, ("read", "admin"))
             yield Stack(settings, url, keys, worker, api_log)
     finally:

@@ -31,6 +31,7 @@ import numpy as np
 import orjson
 import pytest
 import redis.asyncio as aioredis
+from model_cache import ModelCache
 from worker_harness import (
     WorkerProcess,
     by_lead,
@@ -49,7 +50,6 @@ from worker_harness import (
 from leadscore.infra.kafka.publish import publish, topic_router
 from leadscore.infra.redis_store import ScoreStore
 from leadscore.infra.scorer import load_scorer
-from leadscore.jobs.train import train_job
 from leadscore.models.features.state import LeadState, apply_event
 from leadscore.models.features.vector import to_vector
 from leadscore.models.monitoring.trends import aggregate as aggregate_trends
@@ -69,18 +69,15 @@ Event = dict[str, Any]
 
 
 @pytest.fixture(scope="session")
-def trained_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    """A small model, trained once per session (~10 s): (registry directory, version)."""
+def trained_model(
+    tmp_path_factory: pytest.TempPathFactory, model_cache: ModelCache
+) -> tuple[Path, str]:
+    """A small model, trained once (~10 s; shared, see model_cache.py): (registry directory, version)."""
     model_dir = tmp_path_factory.mktemp("models")
-    result = train_job(
-        Settings(model_dir=model_dir),
-        leads=800,
-        folds=2,
-        search="none",
-        compare=("ensemble",),
-        seed=0,
+    version = model_cache.registry(
+        model_dir, leads=800, folds=2, search="none", compare=("ensemble",), seed=0
     )
-    return model_dir, result.version
+    return model_dir, version
 
 
 @pytest.fixture(scope="session")
