@@ -359,12 +359,16 @@ def test_live_updates_without_a_reload(stack: Stack, page: Page) -> None:
     before = stack.get(f"/v1/leads/{LIVE_PAGE_LEAD}/score")
     expect(score).to_have_text(re.compile(rf"(?<!\d){before['score']}(?!\d)"))
     marker, loads = _mark(page), seen.loads
-    burst = high_intent(LIVE_PAGE_LEAD, datetime.now(UTC) - timedelta(seconds=5))
-    stack.publish(burst)
-    after = stack.wait_scored_by(LIVE_PAGE_LEAD, burst[-1]["id"])
-    assert after["score"] != before["score"], (
-        f"the burst left {LIVE_PAGE_LEAD} at {before['score']}: nothing to see"
-    )
+    # a burst that moves the score (a few tries: how much a burst moves a lead depends on the
+    # model the module trained, and one burst may leave it unmoved)
+    for attempt in range(3):
+        burst = high_intent(LIVE_PAGE_LEAD, datetime.now(UTC) - timedelta(seconds=5 - attempt))
+        stack.publish(burst)
+        after = stack.wait_scored_by(LIVE_PAGE_LEAD, burst[-1]["id"])
+        if after["score"] != before["score"]:
+            break
+    else:
+        pytest.fail(f"three bursts left {LIVE_PAGE_LEAD} at {before['score']}: nothing to see")
     expect(score).to_have_text(re.compile(rf"(?<!\d){after['score']}(?!\d)"), timeout=LIVE_S * 1000)
     _assert_not_reloaded(page, marker, seen, loads)
     problems = seen.take()
