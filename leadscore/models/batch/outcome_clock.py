@@ -17,6 +17,10 @@ feature topic whose partition never moves must not hold labels forever). The wor
 owns the partition checks the held outcomes every second and after every batch; a held
 outcome survives a crash (Redis), and one republished twice is dropped as a repeated id.
 
+The clock observes a whole micro-batch before any outcome in it is judged, so within the
+batch an outcome is applied after its lead's events up to its time, wherever they sit
+(:func:`~leadscore.models.batch.processing.apply_records`).
+
 Pausing the outcome partition instead was tried and lost records: Faust drops records
 already fetched for a partition that is paused, without seeking back.
 """

@@ -199,9 +199,8 @@ def apply_records(
             # The whole batch's progress first: an outcome early in the batch is judged
             # with the activity the same batch brings.
             outcome_gate.observe(record, event.time.timestamp())
-    for index, (record, event) in enumerate(zip(records, decoded)):
-        if event is None:
-            continue
+    for index in _application_order(decoded):
+        record, event = records[index], decoded[index]
         lead_id: str = event.subject
         key = lead_id.encode()
         n_partitions = partitions_of_topic.get(record.topic) if partitions_of_topic else None
@@ -257,13 +256,41 @@ def apply_records(
             continue
         result.applied += 1
         result.activity.append((lead_id, event))
-        lead.last_index = index
+        lead.last_index = max(lead.last_index, index)
         if event.type not in OUTCOME_TYPES:  # outcomes are labels, never features
             lead.rescore = True
             lead.cause_id, lead.cause_type, lead.cause_time = event.id, event.type, event.time
     for lead_id, lead in work.items():
         result.states[lead_id] = (lead.state, lead.last_index)
     return AppliedBatch(result=result, work=work, labelled=labelled, sample_rate=sample_rate)
+
+
+def _application_order(decoded: Sequence[Any]) -> list[int]:
+    """The order to apply a batch's decoded events in (indices; ``None`` entries left out).
+
+    Consumption order, except that an outcome waits for the rest of its lead's events in
+    the batch up to its own time. The batch interleaves the input topics, and the outcome
+    gate judged the outcome with the progress of the whole batch: an activity from before
+    the outcome may sit later in the batch than the outcome itself, and the label must
+    see it. An outcome is applied just before its lead's first later event that happened
+    after it, or at the end of the batch.
+    """
+    order: list[int] = []
+    pending: dict[str, list[int]] = {}
+    for index, event in enumerate(decoded):
+        if event is None:
+            continue
+        if event.type in OUTCOME_TYPES:
+            pending.setdefault(event.subject, []).append(index)
+            continue
+        waiting = pending.get(event.subject)
+        if waiting:
+            earlier = [i for i in waiting if decoded[i].time < event.time]
+            order.extend(earlier)
+            pending[event.subject] = [i for i in waiting if i not in earlier]
+        order.append(index)
+    order.extend(sorted(i for waiting in pending.values() for i in waiting))
+    return order
 
 
 def score_batch(batch: AppliedBatch, scorer: Scorer, now: datetime) -> None:

@@ -116,3 +116,38 @@ def test_apply_records_defers_an_outcome_the_gate_holds_and_applies_nothing_of_i
     )  # fmt: skip
     assert batch.result.deferrals == []
     assert len(batch.labelled) == 1
+
+
+def test_an_outcome_sees_the_batch_s_earlier_activity_that_sits_behind_it() -> None:
+    """The batch interleaves topics: activity from before the label can follow the outcome.
+
+    The gate judges the outcome with the whole batch's progress, so the outcome waits for
+    its lead's events of the batch up to its time, and none after it.
+    """
+    offsets, now = Offsets(), [1000.0]
+    clock = clock_for(offsets, now)
+    offsets.committed[("a", 0)], offsets.ends[("a", 0)] = 0, 5
+
+    def visit(offset: int, event_id: str, t: str) -> InputRecord:
+        data = {"url": "/pricing", "duration_s": 30}
+        return InputRecord("a", 0, offset, b"lead-1", _event("lead.page_viewed", event_id, t, data))
+
+    outcome = InputRecord(
+        "o", 0, 0, b"lead-1", _event("lead.converted", "o1", "2026-11-20T00:00:00Z", {})
+    )
+    records = [
+        outcome,
+        visit(0, "a1", "2026-11-18T00:00:00Z"),
+        visit(1, "a2", "2026-11-19T00:00:00Z"),
+        visit(2, "a3", "2026-11-21T00:00:00Z"),  # after the label
+    ]
+    batch = apply_records(
+        records, kind_of_topic=KINDS, load_state=lambda _: None, limits=Limits(), now=NOW,
+        outcome_gate=clock,
+    )  # fmt: skip
+    assert batch.result.deferrals == [] and batch.result.applied == 4
+    (label,) = batch.labelled
+    assert label.feature_time == datetime(2026, 11, 19, tzinfo=UTC).timestamp()
+    state, _ = batch.result.states["lead-1"]
+    assert state.last_event_t == datetime(2026, 11, 21, tzinfo=UTC).timestamp()
+    assert [event.id for _, event in batch.result.activity] == ["a1", "a2", "o1", "a3"]
