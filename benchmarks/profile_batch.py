@@ -51,6 +51,7 @@ from leadscore.models.engine import evaluate as engine
 from leadscore.models.features.state import LeadState
 from leadscore.models.features.vector import FEATURE_NAMES
 from leadscore.models.registry.store import ModelRegistry
+from leadscore.models.scoring import events as score_events
 from leadscore.models.scoring.scorer import Scorer, ScoringPolicy
 from leadscore.schemas.decode import EventKind, kind_of
 from leadscore.settings import Settings
@@ -230,13 +231,13 @@ def instrumented(scorer: Scorer, watch: Stopwatch) -> Iterator[None]:
             "explain: model.score_and_explain", model.score_and_explain, rows=lambda x: len(x)
         ),
     )
-    patch(processing, "LeadScored", "score events (LeadScored)")
-    patch(processing, "score_event_id", "score events (id)")
+    patch(score_events, "LeadScored", "score events (LeadScored)")
+    patch(score_events, "score_event_id", "score events (id)")
     try:
         yield
     finally:
         for owner, name, original in reversed(patches):
-            if isinstance(owner, type) or owner is processing or owner is engine:
+            if isinstance(owner, type) or owner in (processing, engine, score_events):
                 setattr(owner, name, original)
             else:  # an instance attribute we added over a class method: remove it
                 with contextlib.suppress(AttributeError):
