@@ -135,27 +135,75 @@ class AddressPolicy:
         Refused: everything that is not a public unicast address -- private (10/8, 172.16/12,
         192.168/16, fc00::/7), loopback, link-local (169.254/16 with cloud metadata
         services, fe80::/10), shared (100.64/10), unspecified, reserved and multicast --
-        also inside an IPv4-mapped IPv6 address.
+        also when an IPv6 address carries such an IPv4 address (:func:`embedded_ipv4`:
+        IPv4-mapped, NAT64, 6to4, Teredo), and every IPv4-compatible address (``::a.b.c.d``,
+        deprecated, routed nowhere).
 
         Examples:
             >>> AddressPolicy().refusal(ipaddress.ip_address("169.254.169.254"))
             '169.254.169.254 is a link-local address'
             >>> AddressPolicy().refusal(ipaddress.ip_address("93.184.215.14")) is None
             True
+            >>> AddressPolicy().refusal(ipaddress.ip_address("64:ff9b::7f00:1"))
+            '64:ff9b::7f00:1 is a NAT64 address of 127.0.0.1, a loopback address'
             >>> AddressPolicy(allowed_networks=parse_networks("127.0.0.0/8")).refusal(
             ...     ipaddress.ip_address("127.0.0.1")) is None
             True
         """
-        checked: IPAddress = address
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            checked = address.ipv4_mapped
-        if checked.is_global and not checked.is_multicast:
+        if self.allow_private or any(address in network for network in self.allowed_networks):
             return None
-        if self.allow_private or any(
-            checked in network or address in network for network in self.allowed_networks
-        ):
+        if isinstance(address, ipaddress.IPv6Address):
+            if _is_ipv4_compatible(address):
+                return f"{address} is an IPv4-compatible address (deprecated; not routed)"
+            for form, inner in embedded_ipv4(address):
+                if not _public(inner) and not any(
+                    inner in network for network in self.allowed_networks
+                ):
+                    return f"{address} is {form} of {inner}, {_kind(inner)}"
+            if address.ipv4_mapped is not None:
+                return None  # judged by the IPv4 address it carries
+        if _public(address):
             return None
-        return f"{address} is {_kind(checked)}"
+        return f"{address} is {_kind(address)}"
+
+
+#: IPv6 prefixes whose last 32 bits are an IPv4 address: NAT64 (RFC 6052, RFC 8215).
+_NAT64 = (ipaddress.IPv6Network("64:ff9b::/96"), ipaddress.IPv6Network("64:ff9b:1::/48"))
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
+
+
+def embedded_ipv4(address: ipaddress.IPv6Address) -> list[tuple[str, ipaddress.IPv4Address]]:
+    """The IPv4 addresses an IPv6 address carries, each with the name of its form.
+
+    A request to such an address can reach the IPv4 address (through a translator, a
+    relay or the host's own stack), so each must pass the policy too.
+
+    Examples:
+        >>> embedded_ipv4(ipaddress.IPv6Address("2002:7f00:1::"))
+        [('a 6to4 address', IPv4Address('127.0.0.1'))]
+        >>> embedded_ipv4(ipaddress.IPv6Address("2606:4700:4700::1111"))
+        []
+    """
+    out: list[tuple[str, ipaddress.IPv4Address]] = []
+    if address.ipv4_mapped is not None:
+        out.append(("an IPv4-mapped address", address.ipv4_mapped))
+    if any(address in network for network in _NAT64):
+        out.append(("a NAT64 address", ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)))
+    if address.sixtofour is not None:
+        out.append(("a 6to4 address", address.sixtofour))
+    if address.teredo is not None:
+        server, client = address.teredo
+        out += [("a Teredo address", server), ("a Teredo address", client)]
+    return out
+
+
+def _is_ipv4_compatible(address: ipaddress.IPv6Address) -> bool:
+    """``::a.b.c.d`` (but not ``::`` or ``::1``, which are judged as they are)."""
+    return address in _IPV4_COMPATIBLE and int(address) > 1
+
+
+def _public(address: IPAddress) -> bool:
+    return address.is_global and not address.is_multicast
 
 
 def _kind(address: IPAddress) -> str:

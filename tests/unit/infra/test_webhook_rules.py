@@ -267,7 +267,42 @@ def test_private_loopback_and_link_local_addresses_are_refused_by_default(addres
     assert AddressPolicy().refusal(ipaddress.ip_address(address)) is not None
 
 
-@pytest.mark.parametrize("address", ["93.184.215.14", "8.8.8.8", "2606:4700:4700::1111"])
+@pytest.mark.parametrize(
+    ("address", "form"),
+    [
+        ("::ffff:127.0.0.1", "IPv4-mapped address of 127.0.0.1"),
+        ("::ffff:169.254.169.254", "IPv4-mapped address of 169.254.169.254"),
+        ("64:ff9b::7f00:1", "NAT64 address of 127.0.0.1"),
+        ("64:ff9b::a9fe:a9fe", "NAT64 address of 169.254.169.254"),
+        ("64:ff9b:1::a00:1", "NAT64 address of 10.0.0.1"),
+        ("2002:7f00:1::", "6to4 address of 127.0.0.1"),
+        ("2002:c0a8:101::1", "6to4 address of 192.168.1.1"),
+        ("2001:0:7f00:1::ffff:fffe", "Teredo address of 127.0.0.1"),  # server 127.0.0.1
+        ("2001:0:4136:e378:8000:63bf:f5ff:fffe", "Teredo address of 10.0.0.1"),  # client
+        ("::127.0.0.1", "IPv4-compatible"),
+        ("::8.8.8.8", "IPv4-compatible"),
+    ],
+)
+def test_ipv6_forms_that_carry_an_ipv4_address_are_judged_by_it(address: str, form: str) -> None:
+    reason = AddressPolicy().refusal(ipaddress.ip_address(address))
+    assert reason is not None and form in reason
+    # ... also as a URL literal
+    with pytest.raises(WebhookUrlError, match="may not go to"):
+        target = parse_target(f"http://[{address}]:8080/hook")
+        check_addresses(target, [ipaddress.ip_address(target.host)], AddressPolicy())
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "93.184.215.14",
+        "8.8.8.8",
+        "2606:4700:4700::1111",
+        "::ffff:8.8.8.8",
+        "64:ff9b::808:808",  # NAT64 of a public address: how IPv6-only hosts reach IPv4
+        "2002:808:808::1",
+    ],
+)
 def test_public_addresses_are_allowed(address: str) -> None:
     assert AddressPolicy().refusal(ipaddress.ip_address(address)) is None
 
@@ -278,6 +313,10 @@ def test_allowed_networks_and_allow_private_open_exactly_what_they_say() -> None
     assert loopback_only.refusal(ipaddress.ip_address("::1")) is None
     assert loopback_only.refusal(ipaddress.ip_address("10.0.0.1")) is not None
     assert AddressPolicy(allow_private=True).refusal(ipaddress.ip_address("10.0.0.1")) is None
+    # An allowed IPv4 network covers the IPv6 forms that carry its addresses.
+    assert loopback_only.refusal(ipaddress.ip_address("::ffff:127.0.0.1")) is None
+    assert loopback_only.refusal(ipaddress.ip_address("64:ff9b::7f00:1")) is None
+    assert loopback_only.refusal(ipaddress.ip_address("64:ff9b::a00:1")) is not None
 
 
 def test_a_name_with_any_refused_address_is_refused_and_the_message_says_how_to_allow_it() -> None:
