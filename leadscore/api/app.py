@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+import orjson
 import redis.asyncio as aioredis
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
@@ -249,6 +251,7 @@ class MeasureAndAudit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        app = _refuse_odd_path if _ODD_PATH.search(scope.get("path", "")) else self.app
         started = time.perf_counter()
         status = 500
 
@@ -263,7 +266,7 @@ class MeasureAndAudit:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_timed)
+            await app(scope, receive, send_timed)
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("route")
@@ -276,6 +279,23 @@ class MeasureAndAudit:
                 key = state.get("audit_key")
                 if key is not None:
                     await audit_admin_call_of(ctx, scope, key, status)
+
+
+#: Control characters in a (decoded) URL path: no route or file name holds one.
+_ODD_PATH = re.compile(r"[\x00-\x1f\x7f]")
+
+
+async def _refuse_odd_path(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """400 for a path with a control character (``/%00index.html``), before any route sees it."""
+    body = orjson.dumps(
+        error_body(
+            "invalid_path",
+            "the URL path holds a control character (%00-%1F or %7F); no resource has one",
+        )
+    )
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    await send({"type": "http.response.start", "status": 400, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 async def _poll_models(models: ModelFollower, interval_s: float) -> None:

@@ -74,6 +74,17 @@ def test_the_dashboard_is_served_at_the_root_with_its_routes_and_assets(
         assert client.get("/assets/gone.js").status_code == 404
         assert client.get("/%2e%2e/secret.txt").status_code == 404
         assert "outside" not in client.get("/../secret.txt").text
+        # control characters in the path: a 400 that says why, with or without a key
+        for odd in (
+            "/%00index.html",
+            "/assets/app%00.js",
+            "/leads/a%01b",
+            "/%7f",
+            "/v1/leads/x%00",
+        ):
+            response = client.get(odd)
+            assert response.status_code == 400, (odd, response.status_code)
+            assert response.json()["error"]["code"] == "invalid_path"
 
 
 def test_api_paths_are_not_taken_by_the_dashboard(built: tuple[str, dict[str, str]]) -> None:
