@@ -164,6 +164,10 @@ class Settings(BaseSettings):
     api_max_batch: int = Field(1000, ge=1, le=100_000, description="leads per POST /v1/score/batch")
     api_max_upload_bytes: int = Field(200 * 1024 * 1024, ge=1024, description="largest batch file")
     api_jobs_dir: Path = Path("artifacts/jobs")
+    api_data_dir: Path = Field(
+        Path("artifacts/data"),
+        description="the only directory POST /v1/models/train reads training files from",
+    )
     dashboard_dir: Path | None = Field(
         None,
         description="built dashboard files `leadscore api` serves at / (default: dashboard/dist "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -183,15 +184,45 @@ async def models_train(
     if body.source == "events_file":
         if not body.events_path:
             raise ApiError(422, "invalid_request", "source 'events_file' needs 'events_path'")
-        path = Path(body.events_path)
-        if not path.is_absolute():
-            path = Path(ctx.settings.api_jobs_dir) / path
-        if not path.is_file():
-            raise ApiError(422, "no_such_file", f"no events file at {path} on the API host")
-        args["events_path"] = str(path)
+        args["events_path"] = str(training_file(Path(ctx.settings.api_data_dir), body.events_path))
     else:
         args["events_path"] = None
     if body.variant is not None and not re.fullmatch(r"[a-z_]{1,50}", body.variant):
         raise ApiError(422, "invalid_request", f"unknown variant {body.variant!r}")
     job = await ctx.jobs.submit("train", args, key.name)
     return job_body(job)
+
+
+def training_file(root: Path, name: str) -> Path:
+    """The training file ``name`` names inside ``root``, the API's data directory.
+
+    Nothing outside ``root`` is read, whatever the name (``..``, an absolute path, a
+    symbolic link out of it), and the answer for such a name never depends on what exists
+    out there: it cannot be used to probe the host's files.
+
+    Raises:
+        ApiError: 422 ``invalid_path`` (a control character), ``outside_data_dir`` or
+            ``no_such_file`` (inside the directory, where the caller may look).
+    """
+    where = f"LEADSCORE_API_DATA_DIR ({root})"
+    if re.search(r"[\x00-\x1f\x7f]", name):
+        raise ApiError(422, "invalid_path", "events_path holds a control character")
+    outside = ApiError(
+        422,
+        "outside_data_dir",
+        f"events_path must name a file inside {where}, relative to it; nothing else is read",
+    )
+    base = root.resolve()
+    # First by the name alone (so nothing outside is even looked at), then with its links.
+    if not Path(os.path.normpath(base / name)).is_relative_to(base):
+        raise outside
+    try:
+        path = (base / name).resolve()
+    except (OSError, RuntimeError, ValueError) as exc:  # a symlink loop, an odd name
+        raise outside from exc
+    if not path.is_relative_to(base) or path == base:
+        raise outside
+    if not path.is_file():
+        relative = path.relative_to(base)
+        raise ApiError(422, "no_such_file", f"no file {str(relative)!r} in {where}")
+    return path

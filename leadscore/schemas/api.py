@@ -187,9 +187,13 @@ class TrainRequest(BaseModel):
     source: Literal["simulated", "events_file"] = Field(
         "simulated",
         description="simulated: synthetic leads (demo); events_file: a JSON-lines file of lead "
-        "CloudEvents on the API host (LEADSCORE_API_JOBS_DIR or an absolute path)",
+        "CloudEvents on the API host, in LEADSCORE_API_DATA_DIR",
     )
-    events_path: str | None = None
+    events_path: str | None = Field(
+        None,
+        max_length=1000,
+        description="the file's path relative to LEADSCORE_API_DATA_DIR (nothing outside it is read)",
+    )
     leads: Annotated[int, Field(ge=100, le=1_000_000)] = 4000
     folds: Annotated[int, Field(ge=2, le=10)] = 5
     search: Literal["quick", "none"] = "quick"

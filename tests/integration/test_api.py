@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from api_harness import drop_redis_keys, make_keys, running_api
 from model_cache import ModelCache
@@ -74,6 +75,7 @@ def stack(
         model_dir=model_dir,
         api_port=port,
         api_jobs_dir=root / "jobs",
+        api_data_dir=root / "data",
     )
     asyncio.run(create_topics(settings))
     events = list(
@@ -472,6 +474,56 @@ def test_the_seed_aliases_answer_like_their_v1_twins(stack: Stack) -> None:
 
 
 # --- models and jobs -------------------------------------------------------------------------------
+
+
+def test_training_files_come_only_from_the_data_directory(stack: Stack, tmp_path: Path) -> None:
+    """No file outside LEADSCORE_API_DATA_DIR is read, and no answer tells what exists there."""
+    data = Path(stack.settings.api_data_dir)
+    data.mkdir(parents=True, exist_ok=True)
+    (data / "events.jsonl").write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in stack.events))
+    (tmp_path / "secret.jsonl").write_bytes((data / "events.jsonl").read_bytes())
+    (data / "escape").symlink_to(tmp_path / "secret.jsonl")
+    (data / "dir").symlink_to(tmp_path)
+
+    def train(path: str) -> httpx.Response:
+        with stack.client("admin") as client:
+            return client.post(
+                "/v1/models/train",
+                json={"source": "events_file", "events_path": path, "folds": 2, "search": "none"},
+            )
+
+    outside = [
+        "/etc/passwd",
+        "/etc/no-such-file",
+        "../" * 12 + "etc/passwd",
+        "../" * 12 + "etc/no-such-file",
+        str(tmp_path / "secret.jsonl"),
+        "escape",
+        "dir/secret.jsonl",
+        "missing/../../secret.jsonl",
+        ".",
+    ]
+    answers = [train(path) for path in outside]
+    assert {a.status_code for a in answers} == {422}, [a.text for a in answers]
+    assert len({a.text for a in answers}) == 1, "the answer depends on what exists outside"
+    assert answers[0].json()["error"]["code"] == "outside_data_dir"
+    odd = train("events\x00.jsonl")
+    assert odd.status_code == 422 and odd.json()["error"]["code"] == "invalid_path", odd.text
+    missing = train("nope.jsonl")
+    assert missing.status_code == 422 and missing.json()["error"]["code"] == "no_such_file"
+    assert "Traceback" not in stack.api_log.read_text()
+
+    accepted = train("events.jsonl")
+    assert accepted.status_code == 202, accepted.text
+    with stack.client("admin") as client:
+        deadline = time.monotonic() + 180
+        while (job := client.get(f"/v1/jobs/{accepted.json()['id']}").json())["status"] not in (
+            "succeeded",
+            "failed",
+        ) and time.monotonic() < deadline:
+            time.sleep(1)
+    assert job["status"] in ("succeeded", "failed"), job
+    assert "No such file" not in job["message"] and "not found" not in job["message"], job
 
 
 def test_models_can_be_listed_trained_promoted_and_rolled_back(stack: Stack) -> None:
