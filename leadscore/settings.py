@@ -163,6 +163,11 @@ class Settings(BaseSettings):
     )
     api_max_batch: int = Field(1000, ge=1, le=100_000, description="leads per POST /v1/score/batch")
     api_max_upload_bytes: int = Field(200 * 1024 * 1024, ge=1024, description="largest batch file")
+    api_max_body_bytes: int = Field(
+        8 * 1024 * 1024,
+        ge=1024,
+        description="largest request body but a file upload; 413 before it is parsed",
+    )
     api_jobs_dir: Path = Path("artifacts/jobs")
     api_data_dir: Path = Field(
         Path("artifacts/data"),

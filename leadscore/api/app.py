@@ -41,6 +41,7 @@ from leadscore.api.cache import ScoreCache
 from leadscore.api.dashboard import dashboard_response, find_dashboard
 from leadscore.api.errors import error_body, install_error_handlers
 from leadscore.api.job_runner import JobRunner
+from leadscore.api.limits import BodyLimit
 from leadscore.api.observability import ApiMetrics, ThroughputSampler, prometheus_text
 from leadscore.api.websocket import endpoint as stream
 from leadscore.infra.access import AuditLog, KeyStore
@@ -157,7 +158,12 @@ def create_app(settings: Settings, *, follow_models: bool = True) -> FastAPI:
     )
     install_error_handlers(app)
 
-    app.add_middleware(MeasureAndAudit)
+    app.add_middleware(
+        BodyLimit,
+        max_body_bytes=settings.api_max_body_bytes,
+        max_upload_bytes=settings.api_max_upload_bytes,
+    )
+    app.add_middleware(MeasureAndAudit)  # outermost: it also times and counts the 413s
 
     @app.get("/healthz", tags=["operations"], summary="The process is up (no dependencies checked)")
     async def healthz() -> dict[str, str]:

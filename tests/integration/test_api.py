@@ -11,9 +11,11 @@ spec finds no server error.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -23,6 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import orjson
@@ -471,6 +474,50 @@ def test_the_seed_aliases_answer_like_their_v1_twins(stack: Stack) -> None:
         a = client.post("/ai/scoring/model/train", json={"leads": 5})
         b = client.post("/v1/models/train", json={"leads": 5})
         assert a.status_code == b.status_code == 422
+
+
+def _raw_post(url: str, key: str, head: bytes, body: Iterator[bytes]) -> bytes:
+    """POST with hand-made framing; what the server answered (sending stops if it closes)."""
+    parts = urlsplit(url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=30) as conn:
+        conn.sendall(
+            b"POST /v1/score HTTP/1.1\r\nHost: api\r\nContent-Type: application/json\r\n"
+            + f"X-API-Key: {key}\r\n".encode() + head + b"\r\n"
+        )  # fmt: skip
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            for chunk in body:
+                conn.sendall(chunk)
+        answer = b""
+        with contextlib.suppress(ConnectionResetError):
+            while data := conn.recv(65536):
+                answer += data
+                if b"\r\n\r\n" in answer and answer.rstrip().endswith(b"}"):
+                    break
+        return answer
+
+
+def test_a_body_over_the_cap_is_refused_before_it_is_read(stack: Stack) -> None:
+    limit = stack.settings.api_max_body_bytes
+    key = stack.keys["score"]
+    # A declared length over the cap: answered at once, with no body sent at all.
+    answer = _raw_post(stack.url, key, f"Content-Length: {100 * limit}\r\n".encode(), iter(()))
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert b"body_too_large" in answer and b"LEADSCORE_API_MAX_BODY_BYTES" in answer
+    # Chunked, no length: cut off once the bytes pass the cap (the rest is never read).
+    chunk = b"[" + b" " * 65534 + b"\n"
+    framed = b"%x\r\n%s\r\n" % (len(chunk), chunk)
+    answer = _raw_post(
+        stack.url,
+        key,
+        b"Transfer-Encoding: chunked\r\n",
+        iter([framed] * (limit // len(chunk) + 8)),
+    )
+    assert answer.startswith(b"HTTP/1.1 413") and b"body_too_large" in answer, answer[:200]
+    with stack.client("score") as client:
+        assert client.get("/healthz").status_code == 200
+        under = client.post("/v1/score", content=b"{" + b" " * (limit // 2) + b"}")
+        assert under.status_code == 422 and under.json()["error"]["code"] == "invalid_request"
+    assert "Traceback" not in stack.api_log.read_text()
 
 
 # --- models and jobs -------------------------------------------------------------------------------

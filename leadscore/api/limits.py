@@ -1,0 +1,107 @@
+"""The request-body cap: a body over the limit is answered 413 before anything parses it.
+
+A plain ASGI middleware, outside every route: a ``Content-Length`` over the limit is
+refused at once, without reading a byte; a body sent without one (chunked) is counted as
+it arrives and refused the moment it passes the limit. File uploads
+(``POST /v1/score/batch/file``) have their own, larger limit
+(``LEADSCORE_API_MAX_UPLOAD_BYTES``); every other route has ``LEADSCORE_API_MAX_BODY_BYTES``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import orjson
+
+from leadscore.api.errors import error_body
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+#: Routes whose body is a file upload, and the multipart framing allowed around the file.
+UPLOAD_PATHS = frozenset({"/v1/score/batch/file"})
+MULTIPART_SLACK = 64 * 1024
+
+
+class BodyLimit:
+    """413 ``body_too_large`` for a request body over its route's limit (see the module notes).
+
+    Args:
+        app: the ASGI app inside.
+        max_body_bytes: the limit of every route but the uploads.
+        max_upload_bytes: the limit of a file upload (the multipart framing is allowed on top).
+    """
+
+    def __init__(self, app: Any, max_body_bytes: int, max_upload_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.max_upload_bytes = max_upload_bytes
+
+    def limit(self, path: str) -> tuple[int, str]:
+        if path in UPLOAD_PATHS:
+            return self.max_upload_bytes + MULTIPART_SLACK, "LEADSCORE_API_MAX_UPLOAD_BYTES"
+        return self.max_body_bytes, "LEADSCORE_API_MAX_BODY_BYTES"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit, setting = self.limit(scope.get("path", ""))
+        declared = _content_length(scope)
+        if declared is not None and declared > limit:
+            await _too_large(send, limit, setting)
+            return
+        seen = 0
+        refused = False
+        started = False
+
+        async def counted_receive() -> Message:
+            nonlocal seen, refused
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit and not refused:
+                    refused = True
+                    if not started:
+                        await _too_large(send, limit, setting)
+                    return {"type": "http.disconnect"}  # the app stops reading here
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if refused:
+                return  # the 413 went out; nothing the app says after it is sent
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        await self.app(scope, counted_receive, guarded_send)
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", []):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+async def _too_large(send: Send, limit: int, setting: str) -> None:
+    body = orjson.dumps(
+        error_body(
+            "body_too_large",
+            f"the request body is over {limit:,} bytes ({setting}); send less per request",
+        )
+    )
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", b"%d" % len(body)),
+        (b"connection", b"close"),
+    ]
+    await send({"type": "http.response.start", "status": 413, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
