@@ -189,7 +189,9 @@ def create_app(settings: Settings, *, follow_models: bool = True) -> FastAPI:
         body = {"status": "ready" if ready else "not ready", "checks": checks}
         if not ready:
             return JSONResponse(
-                {**body, **error_body("not_ready", "a dependency is not ready")}, 503
+                {**body, **error_body("not_ready", "a dependency is not ready")},
+                503,
+                headers={"Retry-After": "5"},
             )
         return JSONResponse(body)
 

@@ -39,3 +39,4 @@ def test_redis_down_is_a_503_that_says_what_is_unreachable(tmp_path: Path) -> No
         assert ready.status_code == 503 and ready.json()["checks"]["redis"].startswith(
             "unreachable"
         )
+        assert ready.headers["retry-after"] == "5"
