@@ -50,4 +50,5 @@ for _alias, (_method, _path) in ALIASES.items():
         tags=["seed aliases"],
         deprecated=True,
         operation_id=f"alias_{_route.name}",
+        openapi_extra=_route.openapi_extra,
     )

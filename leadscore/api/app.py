@@ -43,6 +43,7 @@ from leadscore.api.errors import error_body, install_error_handlers
 from leadscore.api.job_runner import JobRunner
 from leadscore.api.limits import BodyLimit
 from leadscore.api.observability import ApiMetrics, ThroughputSampler, prometheus_text
+from leadscore.api.request_bodies import install_body_schemas
 from leadscore.api.websocket import endpoint as stream
 from leadscore.infra.access import AuditLog, KeyStore
 from leadscore.infra.experiment_store import ExperimentStore
@@ -157,6 +158,7 @@ def create_app(settings: Settings, *, follow_models: bool = True) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    install_body_schemas(app)
 
     app.add_middleware(
         BodyLimit,
