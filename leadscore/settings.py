@@ -162,6 +162,15 @@ class Settings(BaseSettings):
         "again: the longest a revoked key keeps working on one API process",
     )
     api_max_batch: int = Field(1000, ge=1, le=100_000, description="leads per POST /v1/score/batch")
+    api_rate_limit: float = Field(
+        1000.0,
+        ge=0,
+        description="requests per second each API key may send to one API process "
+        "(429 with Retry-After above it); 0: no limit",
+    )
+    api_rate_burst: float = Field(
+        2000.0, ge=1, description="requests an API key may send at once above the rate"
+    )
     api_max_upload_bytes: int = Field(200 * 1024 * 1024, ge=1024, description="largest batch file")
     api_max_body_bytes: int = Field(
         8 * 1024 * 1024,

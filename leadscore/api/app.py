@@ -41,7 +41,7 @@ from leadscore.api.cache import ScoreCache
 from leadscore.api.dashboard import dashboard_response, find_dashboard
 from leadscore.api.errors import error_body, install_error_handlers
 from leadscore.api.job_runner import JobRunner
-from leadscore.api.limits import BodyLimit
+from leadscore.api.limits import BodyLimit, RateLimiter
 from leadscore.api.observability import ApiMetrics, ThroughputSampler, prometheus_text
 from leadscore.api.request_bodies import install_body_schemas
 from leadscore.api.websocket import endpoint as stream
@@ -75,6 +75,7 @@ class ApiContext:
     throughput: ThroughputSampler
     jobs: JobRunner
     experiments: ExperimentStore
+    limiter: RateLimiter
     feed: Any = None  # leadscore.api.websocket.endpoint.ScoreFeed
     started_at: float = field(default_factory=time.time)
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
@@ -114,6 +115,7 @@ def create_app(settings: Settings, *, follow_models: bool = True) -> FastAPI:
             throughput=ThroughputSampler(store),
             jobs=JobRunner(settings, JobStore(client, settings.redis_prefix)),
             experiments=ExperimentStore(client, settings.redis_prefix),
+            limiter=RateLimiter(settings.api_rate_limit, settings.api_rate_burst),
         )
         app.state.ctx = ctx
         ctx.feed = stream.ScoreFeed(settings)

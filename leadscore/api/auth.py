@@ -17,12 +17,14 @@ from fastapi import Request
 from starlette.requests import HTTPConnection
 
 from leadscore.api.errors import ApiError
+from leadscore.api.limits import retry_after_header
 from leadscore.infra.access import ApiKey, AuditLog, KeyStore
 
 #: The OpenAPI responses every protected route shares.
 AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "no valid API key"},
     403: {"description": "the key lacks the scope"},
+    429: {"description": "the key sent too many requests; see Retry-After"},
 }
 
 
@@ -107,6 +109,15 @@ async def authenticate(request: HTTPConnection, scope: str) -> ApiKey:
             "forbidden",
             f"the key {record.name!r} ({record.id}) has scopes {', '.join(record.scopes)}; "
             f"this endpoint needs '{scope}'",
+        )
+    wait = ctx.limiter.retry_after(record.id)
+    if wait > 0:
+        raise ApiError(
+            429,
+            "rate_limited",
+            f"the key {record.name!r} ({record.id}) sent more than {ctx.limiter.rate:g} "
+            f"requests a second (LEADSCORE_API_RATE_LIMIT); retry in {wait:.2f} s",
+            headers={"Retry-After": retry_after_header(wait)},
         )
     if scope == "admin":
         request.state.audit_key = record  # MeasureAndAudit writes the entry with the outcome

@@ -1,4 +1,4 @@
-"""The request-body cap: a body over the limit is answered 413 before anything parses it.
+"""Request limits: the body cap (413 before anything parses it) and per-key rate limits (429).
 
 A plain ASGI middleware, outside every route: a ``Content-Length`` over the limit is
 refused at once, without reading a byte; a body sent without one (chunked) is counted as
@@ -9,7 +9,10 @@ it arrives and refused the moment it passes the limit. File uploads
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -105,3 +108,46 @@ async def _too_large(send: Send, limit: int, setting: str) -> None:
     ]
     await send({"type": "http.response.start", "status": 413, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+@dataclass
+class RateLimiter:
+    """Requests per second per API key, in this process: a token bucket per key.
+
+    Each key may send ``rate`` requests a second on average and ``burst`` at once; past
+    that a request waits for :meth:`retry_after` seconds. ``rate`` 0 turns it off. The
+    buckets live in the API process, so with several processes (uvicorn workers,
+    replicas) a key may send ``rate`` to each.
+
+    Examples:
+        >>> now = [0.0]
+        >>> limiter = RateLimiter(rate=2.0, burst=2.0, clock=lambda: now[0])
+        >>> [limiter.retry_after("k") for _ in range(3)]
+        [0.0, 0.0, 0.5]
+        >>> now[0] = 0.5
+        >>> limiter.retry_after("k"), limiter.retry_after("other")
+        (0.0, 0.0)
+    """
+
+    rate: float
+    burst: float
+    clock: Callable[[], float] = time.monotonic
+    buckets_: dict[str, tuple[float, float]] = field(default_factory=dict)  # tokens, at
+
+    def retry_after(self, key_id: str) -> float:
+        """0 and a token taken when ``key_id`` may go now, else the seconds until it may."""
+        if self.rate <= 0:
+            return 0.0
+        now = self.clock()
+        tokens, at = self.buckets_.get(key_id, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - at) * self.rate)
+        if tokens >= 1.0:
+            self.buckets_[key_id] = (tokens - 1.0, now)
+            return 0.0
+        self.buckets_[key_id] = (tokens, now)
+        return (1.0 - tokens) / self.rate
+
+
+def retry_after_header(seconds: float) -> str:
+    """``Retry-After`` in whole seconds (HTTP allows no fraction), at least 1."""
+    return str(max(1, math.ceil(seconds)))
