@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 import time
 from collections import deque
@@ -16,8 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from redis.exceptions import RedisError
 from rich.console import Console, Group
 from rich.live import Live
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
@@ -28,6 +31,8 @@ from leadscore.infra.redis_store import ScoreStore, connect
 from leadscore.settings import Settings
 from leadscore.simulation.config import SimConfig
 from leadscore.simulation.simulator import Simulator
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -44,6 +49,7 @@ class _View:
     changes: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=8))
     drift: str = "no window tested yet"
     retrain: str = "none yet"
+    problem: str = ""  # why the figures are not current, shown until they are again
 
 
 async def run_traffic_and_view(
@@ -60,7 +66,7 @@ async def run_traffic_and_view(
 
     view = _View()
     store = ScoreStore(connect(settings.redis_url), settings.redis_prefix)
-    view.last = await store.stats()
+    await _refresh_or_say(view, store)
 
     def on_progress(stats: PublishStats) -> None:
         view.published = stats.sent
@@ -84,7 +90,7 @@ async def run_traffic_and_view(
             while not stop.is_set():
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=1.0)
-                await _refresh(view, store)
+                await _refresh_or_say(view, store)
                 live.update(_render(view, rate))
                 for task in tasks:
                     if task.done() and task.exception() is not None:
@@ -107,6 +113,24 @@ async def _follow_scores(settings: Settings, view: _View, stop: asyncio.Event) -
                     view.changes.appendleft(orjson.loads(record.value))
     finally:
         await stop_consumer(consumer)
+
+
+async def _refresh_or_say(view: _View, store: ScoreStore) -> None:
+    """Refresh the view; while Redis does not answer, say so in it and keep going.
+
+    The worker waits for Redis and loses nothing meanwhile; the demo must not die for it
+    (and take the embedded broker and Redis down with it).
+    """
+    try:
+        await _refresh(view, store)
+    except (RedisError, OSError) as exc:
+        if not view.problem:
+            log.warning("Redis does not answer (%s); the view waits for it", type(exc).__name__)
+            view.problem = f"Redis does not answer since {time.strftime('%H:%M:%S')} ({type(exc).__name__}): figures are stale; they come back when it does"
+    else:
+        if view.problem:
+            log.warning("Redis answers again")
+        view.problem = ""
 
 
 async def _refresh(view: _View, store: ScoreStore) -> None:
@@ -160,6 +184,8 @@ def _render(view: _View, rate: float) -> Group:
         )
         changes.add_row(event["lead_id"], moved, grade, _reason(event))
     loop = Table.grid(padding=(0, 3))
+    if view.problem:
+        loop.add_row(f"[bold red]{escape(view.problem)}[/]")
     loop.add_row(f"drift: [bold]{view.drift}[/]")
     loop.add_row(f"last retrain: [bold]{view.retrain}[/]")
     return Group(Panel(summary, title="leadscore demo — Ctrl-C to stop"), loop, top, changes)
