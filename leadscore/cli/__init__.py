@@ -10,7 +10,7 @@ import logging
 
 import typer
 
-from leadscore.cli import access, closed_loop, models, run, traffic, training
+from leadscore.cli import access, closed_loop, models, run, servers, traffic, training
 
 app = typer.Typer(
     name="leadscore",
@@ -35,6 +35,7 @@ for command in (
     run.api,
     access.audit,
     run.demo,
+    servers.redis,
 ):
     app.command()(command)
 app.add_typer(models.models_app, name="models")

