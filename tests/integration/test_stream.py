@@ -494,17 +494,26 @@ async def test_the_api_and_its_clients_live_through_a_broker_restart(
 
             broker.stop()
             await until("the feed noticing the broker is gone", lambda: not api.feed.connected)
+            # Clients are told, once, and a client that connects meanwhile too (after hello).
+            interrupted = await receive(ws)
+            assert interrupted["type"] == "feed_interrupted", interrupted
+            assert "none missed" in interrupted["message"] and interrupted["since"]
+            async with client(api, key) as (late, _):
+                assert (await receive(late))["type"] == "feed_interrupted"
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{api.port}") as http:
                 ready = await http.get("/readyz")
                 assert (
                     ready.status_code == 503 and ready.json()["checks"]["broker"] == "not connected"
                 )
+                assert ready.headers["retry-after"] == "5"
                 assert (await http.get("/healthz")).status_code == 200
 
             broker = EmbeddedKafka(port=port)  # memory storage: an empty broker, topics recreated
             broker.start()
             await ensure_topics(settings)
             await until("the feed reconnecting", lambda: api.feed.connected, timeout_s=60)
+            restored = await receive(ws)
+            assert restored["type"] == "feed_restored" and restored["interrupted_s"] > 0, restored
             again = await publish_scores(settings, [score_event(f"l{n}", n) for n in range(3, 6)])
             assert sorted(score_ids(await receive_scores(ws, 3))) == sorted(p.id for p in again)
             assert api.feed.stats()["reconnects"] >= 1

@@ -120,6 +120,8 @@ async def stream(websocket: WebSocket) -> None:
     except FeedFullError as exc:
         await _refuse(websocket, CLOSE_TRY_AGAIN_LATER, "too_many_connections", str(exc))
         return
+    if feed.interrupted_since is not None:
+        client.say(feed.interruption())  # sent right after hello
     sender = asyncio.create_task(_send(websocket, feed, client, plan), name="ws-send")
     receiver = asyncio.create_task(_receive(websocket, feed, client), name="ws-receive")
     try:

@@ -14,6 +14,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncGenerator, Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
@@ -79,6 +80,7 @@ class ScoreFeed:
         )
         self.connected = False
         self.positioned = asyncio.Event()  # set once, at the first positioning
+        self.interrupted_since: float | None = None  # epoch s, while the broker is lost
         self.reconnects = 0
         self.undecodable = 0
         self.listener_errors = 0
@@ -153,8 +155,19 @@ class ScoreFeed:
             client_id=client_id,
         )
 
+    def interruption(self) -> dict[str, Any]:
+        """The ``feed_interrupted`` message (for every client, and for one that connects meanwhile)."""
+        since = self.interrupted_since or time.time()
+        return {
+            "type": "feed_interrupted",
+            "since": datetime.fromtimestamp(since, UTC).isoformat(timespec="seconds"),
+            "message": "this API process lost the broker; score events resume, none missed, "
+            "when it is back (a feed_restored message follows)",
+        }
+
     async def _consume(self, on_positioned: Callable[[], None]) -> None:
         consumer = self._consumer_for("leadscore-api-feed")
+        stopping = False
         try:
             async with asyncio.timeout(_CONNECT_TIMEOUT_S):
                 await consumer.start()
@@ -163,6 +176,15 @@ class ScoreFeed:
             self.connected = True
             self.positioned.set()
             on_positioned()
+            if self.interrupted_since is not None:
+                self.hub.say_all(
+                    {
+                        "type": "feed_restored",
+                        "interrupted_s": round(time.time() - self.interrupted_since, 1),
+                        "position": encode_position(self.hub.vector()),
+                    }
+                )
+                self.interrupted_since = None
             next_probe = time.monotonic() + _PROBE_INTERVAL_S
             while True:
                 batch = await consumer.getmany(
@@ -173,7 +195,13 @@ class ScoreFeed:
                 if time.monotonic() >= next_probe:
                     await self._probe(consumer)
                     next_probe = time.monotonic() + _PROBE_INTERVAL_S
+        except asyncio.CancelledError:
+            stopping = True  # the API shuts down: not an interruption to announce
+            raise
         finally:
+            if self.connected and not stopping:
+                self.interrupted_since = time.time()
+                self.hub.say_all(self.interruption())
             self.connected = False
             self._consumer = None
             await stop_consumer(consumer)

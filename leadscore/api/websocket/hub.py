@@ -358,6 +358,11 @@ class FanOut:
                 if not watchers:
                     del self._by_lead[lead]
 
+    def say_all(self, message: Mapping[str, Any]) -> None:
+        """Queue a control message for every connection (see :meth:`FeedClient.say`)."""
+        for client in self.clients:
+            client.say(message)
+
     def stats(self) -> dict[str, int]:
         """Counts for ``/metrics``: clients, events, drops, ring, resumes."""
         queued = [len(c.queue) for c in self.clients]
