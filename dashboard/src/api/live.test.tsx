@@ -100,3 +100,32 @@ it("shows events newest first, drops repeats, refreshes queries, and resumes aft
   });
   expect(FakeSocket.urls.at(-1)).toContain("resume=p-e3");
 });
+
+it("says when the server lost the broker, and refreshes when it is back", async () => {
+  const client = new QueryClient();
+  const invalidate = vi.spyOn(client, "invalidateQueries");
+  function Detail() {
+    const feed = useLiveFeed();
+    return <span data-testid="detail">{feed.detail ?? ""}</span>;
+  }
+  render(
+    <QueryClientProvider client={client}>
+      <LiveFeedProvider>
+        <Probe />
+        <Detail />
+      </LiveFeedProvider>
+    </QueryClientProvider>,
+  );
+  const socket = FakeSocket.last!;
+  act(() => socket.send({ type: "hello", position: "p0" }));
+  expect(screen.getByTestId("status")).toHaveTextContent("live");
+  act(() => socket.send({ type: "feed_interrupted", since: "2026-12-07T21:59:30+00:00", message: "lost the broker" }));
+  expect(screen.getByTestId("status")).toHaveTextContent("reconnecting");
+  expect(screen.getByTestId("detail")).toHaveTextContent("lost the broker");
+  invalidate.mockClear();
+  act(() => socket.send({ type: "feed_restored", interrupted_s: 3.2, position: "p1" }));
+  expect(screen.getByTestId("status")).toHaveTextContent("live");
+  expect(screen.getByTestId("detail")).toHaveTextContent("");
+  expect(invalidate).toHaveBeenCalledWith({ queryKey: ["leaderboard"] });
+  expect(FakeSocket.urls).toHaveLength(1); // the same connection throughout
+});

@@ -110,6 +110,14 @@ export function LiveFeedProvider({ children }: { children: ReactNode }) {
           client.invalidateQueries({ queryKey: ["leaderboard"] });
           client.invalidateQueries({ queryKey: ["distribution"] });
           client.invalidateQueries({ queryKey: ["lead"] });
+        } else if (data.type === "feed_interrupted") {
+          // The API lost the broker: the connection stays, events resume after feed_restored.
+          setFeed((f) => ({ ...f, status: "reconnecting", detail: data.message ?? "the server lost the broker" }));
+        } else if (data.type === "feed_restored") {
+          setFeed((f) => ({ ...f, status: "live", detail: null }));
+          client.invalidateQueries({ queryKey: ["leaderboard"] });
+          client.invalidateQueries({ queryKey: ["distribution"] });
+          client.invalidateQueries({ queryKey: ["lead"] });
         } else if (data.type === "error") {
           const code = data.code ?? data.error?.code;
           const detail = data.message ?? data.error?.message ?? code ?? "the server closed the feed";
