@@ -104,8 +104,8 @@ async def run_traffic_and_view(
 async def _follow_scores(settings: Settings, view: _View, stop: asyncio.Event) -> None:
     """Keep the newest score changes for the view (a group-less consumer from the end)."""
     consumer = new_consumer(settings, settings.scores_topic, auto_offset_reset="latest")
-    await consumer.start()
     try:
+        await consumer.start()
         while not stop.is_set():
             batches = await consumer.getmany(timeout_ms=500, max_records=500)
             for records in batches.values():

@@ -202,8 +202,8 @@ async def _listen(
 ) -> None:
     topic = settings.model_events_topic
     consumer = new_consumer(settings, fetch_max_wait_ms=settings.fetch_max_wait_ms)
-    await consumer.start()
     try:
+        await consumer.start()  # inside: a start that fails must close the consumer too
         await consumer.topics()  # refreshes metadata for every topic
         partitions = consumer.partitions_for_topic(topic)
         if not partitions:

@@ -8,19 +8,22 @@ Two shapes cover every long-running part of leadscore:
 - :func:`forever` runs a loop that should never end (a consumer of a topic): when it
   raises, it is started again after a pause, and the pause grows while failures repeat.
 
-Both log each failure with what failed and when the next try is, and back off from a
-short first pause to a cap, doubling. Cancellation always passes straight through.
+Both back off from a short first pause to a cap, doubling, and log an outage once: its
+first failure (what failed, when the next try is), then at most one line a minute with
+the count of failed tries so far, then one line when it works again. Cancellation always
+passes straight through.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-__all__ = ["Backoff", "forever", "until_done"]
+__all__ = ["Backoff", "Outage", "forever", "until_done"]
 
 _T = TypeVar("_T")
 
@@ -75,13 +78,17 @@ async def until_done(
         log: the logger of the caller's module.
     """
     backoff = backoff or Backoff(0.2, 10.0)
+    outage = Outage(log, f"could not {what}", "retrying")
     while True:
         try:
-            return await attempt()
+            result = await attempt()
         except retry_on as exc:
             pause = backoff.next()
-            log.warning("could not %s (%r); retrying in %.1f s", what, exc, pause)
+            outage.failed(exc, pause)
             await asyncio.sleep(pause)
+        else:
+            outage.over()
+            return result
 
 
 async def forever(
@@ -106,13 +113,70 @@ async def forever(
         log: the logger of the caller's module.
         on_failure: called with each failure before the pause (e.g. to count it).
     """
+    outage = Outage(log, f"{what} failed", "starting again")
+
+    def healthy() -> None:
+        backoff.reset()
+        outage.over()
+
     while True:
         try:
-            await run(backoff.reset)
+            await run(healthy)
             return
         except retry_on as exc:
             if on_failure is not None:
                 on_failure(exc)
             pause = backoff.next()
-            log.warning("%s failed (%r); starting again in %.1f s", what, exc, pause)
+            outage.failed(exc, pause)
             await asyncio.sleep(pause)
+
+
+@dataclass
+class Outage:
+    """The log of one outage: its first failure, a line a minute with the count, its end.
+
+    Examples:
+        >>> import logging, sys
+        >>> log = logging.getLogger("doc"); log.propagate = False
+        >>> log.addHandler(logging.StreamHandler(sys.stdout)); log.setLevel(logging.INFO)
+        >>> now = [0.0]
+        >>> outage = Outage(log, "feed failed", "starting again", clock=lambda: now[0])
+        >>> for t in (0, 1, 3, 7, 70):
+        ...     now[0] = t; outage.failed(OSError("refused"), 1.0)
+        feed failed (OSError('refused')); starting again in 1.0 s
+        feed failed (OSError('refused')); still failing: 5 tries in 70 s; starting again in 1.0 s
+        >>> now[0] = 71; outage.over()
+        feed failed: works again after 5 failed tries in 71 s
+    """
+
+    log: logging.Logger
+    what: str  # "score feed on leads.scores.v1 failed", "could not write scores to Redis"
+    then: str  # "retrying", "starting again"
+    every_s: float = 60.0
+    clock: Callable[[], float] = time.monotonic
+    failures: int = 0
+    started: float = 0.0
+    last_logged: float = 0.0
+
+    def failed(self, exc: BaseException, pause: float) -> None:
+        now = self.clock()
+        self.failures += 1
+        if self.failures == 1:
+            self.started = self.last_logged = now
+            self.log.warning("%s (%r); %s in %.1f s", self.what, exc, self.then, pause)
+        elif now - self.last_logged >= self.every_s:
+            self.last_logged = now
+            self.log.warning(
+                "%s (%r); still failing: %d tries in %.0f s; %s in %.1f s",
+                self.what, exc, self.failures, now - self.started, self.then, pause,
+            )  # fmt: skip
+        else:
+            self.log.debug("%s (%r); %s in %.1f s", self.what, exc, self.then, pause)
+
+    def over(self) -> None:
+        if self.failures:
+            self.log.warning(
+                "%s: works again after %d failed tries in %.0f s",
+                self.what, self.failures, self.clock() - self.started,
+            )  # fmt: skip
+        self.failures = 0

@@ -158,11 +158,11 @@ class DriftAgent:
             rebalance_timeout_ms=int(s.broker_rebalance_timeout_s * 1000),
         )
         producer = AIOKafkaProducer(**client_options(s), acks="all", linger_ms=5)
-        await producer.start()
-        self._producer = producer
-        try:
-            await consumer.start()
+        try:  # each start inside its try: a start that fails must close its client too
+            await producer.start()
+            self._producer = producer
             try:
+                await consumer.start()
                 while True:
                     batches = await consumer.getmany(timeout_ms=1000, max_records=5000)
                     for tp, records in batches.items():
