@@ -8,6 +8,8 @@ from pathlib import Path
 
 import typer
 
+from leadscore.infra.embedded.servers import EmbeddedRedis
+
 #: In the data directory: the port the server last listened on, taken again next time.
 PORT_FILE = "leadscore-port"
 
@@ -27,8 +29,6 @@ def redis(
     so the same command on the same directory brings everything back after a stop, a
     crash or kill -9 (a machine crash may lose the last second).
     """
-    from leadscore.infra.embedded.servers import EmbeddedRedis
-
     data_dir.mkdir(parents=True, exist_ok=True)
     remembered = data_dir / PORT_FILE
     if port is None and remembered.is_file():

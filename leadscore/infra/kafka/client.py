@@ -12,6 +12,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from leadscore.infra.kafka.offsets import end_offsets
+from leadscore.infra.log_repeats import quiet_repeats
 from leadscore.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -23,6 +24,7 @@ class TopicLayoutError(RuntimeError):
 
 def client_options(settings: Settings) -> dict[str, Any]:
     """aiokafka connection options (bootstrap, security) from the settings."""
+    quiet_repeats()  # every process that talks to the broker: an outage logs once a minute
     options: dict[str, Any] = {
         "bootstrap_servers": settings.kafka_bootstrap,
         "security_protocol": settings.kafka_security_protocol,
