@@ -402,3 +402,24 @@ def test_a_re_emitted_score_is_marked_as_such(model: CompiledModel) -> None:
     again = store.run([record(event("a", 1, "lead.demo_requested"), offset=1)], scorer_for(model))
     assert [s.id for s in again.scores] == [original.id] and again.republished == {original.id}
     assert again.activity == []
+
+
+def test_every_record_read_is_counted_exactly_once(model: CompiledModel) -> None:
+    """events = applied + duplicates + rerouted + dead letters (docs/events.md, the counters)."""
+    store = Store()
+    records = [
+        record(event("a", 1, days_ago=2), offset=0),
+        record(event("a", 2, "lead.demo_requested"), offset=1),
+        record(event("a", 1, days_ago=2), offset=2),  # a repeat
+        record(b"{not json", offset=3),  # dead letter
+        record(event("b", 1), offset=4, key=None),  # no key: re-routed
+        record(event("a", 3, "lead.converted"), topic=OUTCOME, offset=5),  # a label: applied
+        record(event("c", 1, "lead.profile_updated"), topic=PROFILE, offset=6),
+    ]
+    result = store.run(records, scorer_for(model))
+    assert (result.applied, result.duplicates, len(result.reroutes), len(result.dead_letters)) == (
+        4, 1, 1, 1,
+    )  # fmt: skip
+    assert len(records) == (
+        result.applied + result.duplicates + len(result.reroutes) + len(result.dead_letters)
+    )
