@@ -11,14 +11,12 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-import orjson
 import redis.asyncio as aioredis
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
@@ -41,7 +39,7 @@ from leadscore.api.cache import ScoreCache
 from leadscore.api.dashboard import dashboard_response, find_dashboard
 from leadscore.api.errors import error_body, install_error_handlers
 from leadscore.api.job_runner import JobRunner
-from leadscore.api.limits import BodyLimit, RateLimiter
+from leadscore.api.limits import CONTROL_CHARACTER, BodyLimit, RateLimiter, send_error
 from leadscore.api.observability import ApiMetrics, ThroughputSampler, prometheus_text
 from leadscore.api.request_bodies import install_body_schemas
 from leadscore.api.websocket import endpoint as stream
@@ -263,7 +261,7 @@ class MeasureAndAudit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        app = _refuse_odd_path if _ODD_PATH.search(scope.get("path", "")) else self.app
+        app = _refuse_odd_path if CONTROL_CHARACTER.search(scope.get("path", "")) else self.app
         started = time.perf_counter()
         status = 500
 
@@ -293,21 +291,10 @@ class MeasureAndAudit:
                     await audit_admin_call_of(ctx, scope, key, status)
 
 
-#: Control characters in a (decoded) URL path: no route or file name holds one.
-_ODD_PATH = re.compile(r"[\x00-\x1f\x7f]")
-
-
 async def _refuse_odd_path(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """400 for a path with a control character (``/%00index.html``), before any route sees it."""
-    body = orjson.dumps(
-        error_body(
-            "invalid_path",
-            "the URL path holds a control character (%00-%1F or %7F); no resource has one",
-        )
-    )
-    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
-    await send({"type": "http.response.start", "status": 400, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    message = "the URL path holds a control character (%00-%1F or %7F); no resource has one"
+    await send_error(send, 400, "invalid_path", message)
 
 
 async def _poll_models(models: ModelFollower, interval_s: float) -> None:

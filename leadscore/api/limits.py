@@ -1,4 +1,5 @@
-"""Request limits: the body cap (413 before anything parses it) and per-key rate limits (429).
+"""Request limits: the body cap (413 before anything parses it), per-key rate limits (429),
+and what no path may hold (control characters).
 
 A plain ASGI middleware, outside every route: a ``Content-Length`` over the limit is
 refused at once, without reading a byte; a body sent without one (chunked) is counted as
@@ -10,6 +11,7 @@ it arrives and refused the moment it passes the limit. File uploads
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
@@ -23,6 +25,9 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+
+#: Control characters: no URL path, route or file name leadscore serves or reads holds one.
+CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
 
 #: Routes whose body is a file upload, and the multipart framing allowed around the file.
 UPLOAD_PATHS = frozenset({"/v1/score/batch/file"})
@@ -95,18 +100,23 @@ def _content_length(scope: Scope) -> int | None:
 
 
 async def _too_large(send: Send, limit: int, setting: str) -> None:
-    body = orjson.dumps(
-        error_body(
-            "body_too_large",
-            f"the request body is over {limit:,} bytes ({setting}); send less per request",
-        )
-    )
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", b"%d" % len(body)),
-        (b"connection", b"close"),
-    ]
-    await send({"type": "http.response.start", "status": 413, "headers": headers})
+    message = f"the request body is over {limit:,} bytes ({setting}); send less per request"
+    await send_error(send, 413, "body_too_large", message, close=True)
+
+
+async def send_error(
+    send: Send, status: int, code: str, message: str, *, close: bool = False
+) -> None:
+    """Answer with the API's JSON error body from ASGI middleware, before any route runs.
+
+    ``close``: ask the client to close the connection (a body it is still sending is
+    not read).
+    """
+    body = orjson.dumps(error_body(code, message))
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 

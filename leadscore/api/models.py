@@ -14,6 +14,7 @@ from leadscore.api.auth import require_scope
 from leadscore.api.errors import ApiError
 from leadscore.api.handlers import in_thread, request_context
 from leadscore.api.jobs import job_body
+from leadscore.api.limits import CONTROL_CHARACTER
 from leadscore.infra.access import ApiKey
 from leadscore.infra.model_admin import (
     ModelCommandError,
@@ -205,7 +206,7 @@ def training_file(root: Path, name: str) -> Path:
             ``no_such_file`` (inside the directory, where the caller may look).
     """
     where = f"LEADSCORE_API_DATA_DIR ({root})"
-    if re.search(r"[\x00-\x1f\x7f]", name):
+    if CONTROL_CHARACTER.search(name):
         raise ApiError(422, "invalid_path", "events_path holds a control character")
     outside = ApiError(
         422,
