@@ -37,7 +37,7 @@ from leadscore.api import (
 from leadscore.api.auth import KeyVerifier, audit_admin_call_of
 from leadscore.api.cache import ScoreCache
 from leadscore.api.dashboard import dashboard_response, find_dashboard
-from leadscore.api.errors import error_body, install_error_handlers
+from leadscore.api.errors import RETRY_LATER, error_body, install_error_handlers
 from leadscore.api.job_runner import JobRunner
 from leadscore.api.limits import CONTROL_CHARACTER, BodyLimit, RateLimiter, send_error
 from leadscore.api.observability import ApiMetrics, ThroughputSampler, prometheus_text
@@ -193,7 +193,7 @@ def create_app(settings: Settings, *, follow_models: bool = True) -> FastAPI:
             return JSONResponse(
                 {**body, **error_body("not_ready", "a dependency is not ready")},
                 503,
-                headers={"Retry-After": "5"},
+                headers=RETRY_LATER,
             )
         return JSONResponse(body)
 

@@ -39,6 +39,10 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
+#: What a 503 tells the client: a dependency is down; ask again in a few seconds.
+RETRY_LATER = {"Retry-After": "5"}
+
+
 def error_body(code: str, message: str, details: list[Any] | None = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details or []}}
 
@@ -96,7 +100,7 @@ def install_error_handlers(app: FastAPI) -> None:
                 "unavailable", "the score store (Redis) is unreachable; retry in a few seconds"
             ),
             503,
-            {"Retry-After": "5"},
+            RETRY_LATER,
         )
 
     @app.exception_handler(Exception)
