@@ -7,7 +7,6 @@ import asyncio
 from faust import Worker
 
 from leadscore.infra.kafka.client import ensure_topics
-from leadscore.infra.log_repeats import quiet_repeats
 from leadscore.settings import Settings
 from leadscore.streams.app import create_app
 
@@ -18,7 +17,6 @@ def run_worker(settings: Settings, *, loglevel: str = "info") -> None:
     Raises:
         NoModelError: the registry has no model to score with.
     """
-    quiet_repeats()  # Faust's own Kafka clients too
     # Faust runs on the thread's current loop: create topics on that same loop first.
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)

@@ -24,7 +24,9 @@ class TopicLayoutError(RuntimeError):
 
 def client_options(settings: Settings) -> dict[str, Any]:
     """aiokafka connection options (bootstrap, security) from the settings."""
-    quiet_repeats()  # every process that talks to the broker: an outage logs once a minute
+    # Every process that talks to the broker (the worker too: ensure_topics comes first):
+    # an outage logs once a minute. The filter sits on aiokafka's loggers, Faust's clients too.
+    quiet_repeats()
     options: dict[str, Any] = {
         "bootstrap_servers": settings.kafka_bootstrap,
         "security_protocol": settings.kafka_security_protocol,
