@@ -28,11 +28,14 @@ from leadscore.infra.closed_loop_store import ClosedLoopKeys, read_closed_loop
 from leadscore.infra.kafka.client import new_consumer, stop_consumer
 from leadscore.infra.kafka.publish import PublishStats, publish
 from leadscore.infra.redis_store import ScoreStore, connect
+from leadscore.infra.retry import Outage
 from leadscore.settings import Settings
 from leadscore.simulation.config import SimConfig
 from leadscore.simulation.simulator import Simulator
 
 log = logging.getLogger(__name__)
+
+_REFRESH_S = 1.0  # how often the view reads Redis
 
 
 @dataclass
@@ -50,6 +53,9 @@ class _View:
     drift: str = "no window tested yet"
     retrain: str = "none yet"
     problem: str = ""  # why the figures are not current, shown until they are again
+    redis_outage: Outage = field(
+        default_factory=lambda: Outage(log, "the demo's view could not read Redis", "trying again")
+    )
 
 
 async def run_traffic_and_view(
@@ -89,7 +95,7 @@ async def run_traffic_and_view(
         with Live(_render(view, rate), console=console, refresh_per_second=2) as live:
             while not stop.is_set():
                 with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=1.0)
+                    await asyncio.wait_for(stop.wait(), timeout=_REFRESH_S)
                 await _refresh_or_say(view, store)
                 live.update(_render(view, rate))
                 for task in tasks:
@@ -124,12 +130,11 @@ async def _refresh_or_say(view: _View, store: ScoreStore) -> None:
     try:
         await _refresh(view, store)
     except (RedisError, OSError) as exc:
+        view.redis_outage.failed(exc, _REFRESH_S)
         if not view.problem:
-            log.warning("Redis does not answer (%s); the view waits for it", type(exc).__name__)
             view.problem = f"Redis does not answer since {time.strftime('%H:%M:%S')} ({type(exc).__name__}): figures are stale; they come back when it does"
     else:
-        if view.problem:
-            log.warning("Redis answers again")
+        view.redis_outage.over()
         view.problem = ""
 
 
