@@ -21,7 +21,7 @@ import re
 import shutil
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -359,20 +359,32 @@ def test_live_updates_without_a_reload(stack: Stack, page: Page) -> None:
     before = stack.get(f"/v1/leads/{LIVE_PAGE_LEAD}/score")
     expect(score).to_have_text(re.compile(rf"(?<!\d){before['score']}(?!\d)"))
     marker, loads = _mark(page), seen.loads
-    # a burst that moves the score (a few tries: how much a burst moves a lead depends on the
-    # model the module trained, and one burst may leave it unmoved)
-    for attempt in range(3):
-        burst = high_intent(LIVE_PAGE_LEAD, datetime.now(UTC) - timedelta(seconds=5 - attempt))
-        stack.publish(burst)
-        after = stack.wait_scored_by(LIVE_PAGE_LEAD, burst[-1]["id"])
-        if after["score"] != before["score"]:
-            break
-    else:
-        pytest.fail(f"three bursts left {LIVE_PAGE_LEAD} at {before['score']}: nothing to see")
+    # a burst that moves the score
+    after = _burst_until_moved(
+        stack, LIVE_PAGE_LEAD, before["score"],
+        lambda attempt: high_intent(LIVE_PAGE_LEAD, datetime.now(UTC) - timedelta(seconds=5 - attempt)),
+    )  # fmt: skip
     expect(score).to_have_text(re.compile(rf"(?<!\d){after['score']}(?!\d)"), timeout=LIVE_S * 1000)
     _assert_not_reloaded(page, marker, seen, loads)
     problems = seen.take()
     assert not problems, "\n".join(problems)
+
+
+def _burst_until_moved(
+    stack: Stack, lead: str, score: int, burst: Callable[[int], list[dict[str, Any]]]
+) -> dict[str, Any]:
+    """Publish ``burst(attempt)`` until the lead's score leaves ``score``; its new score event.
+
+    A few tries: how much a burst moves a lead depends on the model the module trained,
+    and one burst may leave it unmoved.
+    """
+    for attempt in range(3):
+        events = burst(attempt)
+        stack.publish(events)
+        scored = stack.wait_scored_by(lead, events[-1]["id"])
+        if scored["score"] != score:
+            return scored
+    pytest.fail(f"three bursts left {lead} at {score}: nothing to see")
 
 
 def test_the_leaderboard_settles_on_a_lead_s_last_score(stack: Stack, page: Page) -> None:
@@ -393,17 +405,14 @@ def test_the_leaderboard_settles_on_a_lead_s_last_score(stack: Stack, page: Page
     stack.publish(first)
     shown = stack.wait_scored_by(lead, first[-1]["id"])
     _expect_in_leaderboard(page, stack, lead, shown["score"])
-    # then, at once, one rescore that moves the score (a few tries: a burst may leave it unmoved)
-    for attempt in range(3):
+
+    # then, at once, one rescore that moves the score
+    def more(attempt: int) -> list[dict[str, Any]]:
         at = datetime.now(UTC) - timedelta(seconds=30 - 10 * attempt)
-        more = [event(lead, "lead.content_downloaded", at, {"asset": f"roi-{attempt}", "kind": "pricing"}),
+        return [event(lead, "lead.content_downloaded", at, {"asset": f"roi-{attempt}", "kind": "pricing"}),
                 event(lead, "lead.call_logged", at + timedelta(seconds=1), {"answered": True, "duration_s": 900, "outcome": "interested"})]  # fmt: skip
-        stack.publish(more)
-        last = stack.wait_scored_by(lead, more[-1]["id"])
-        if last["score"] != shown["score"]:
-            break
-    else:
-        pytest.fail(f"three bursts left {lead} at {shown['score']}: nothing to see")
+
+    last = _burst_until_moved(stack, lead, shown["score"], more)
     _expect_in_leaderboard(page, stack, lead, last["score"], timeout_s=15)
     problems = seen.take()
     assert not problems, "\n".join(problems)
