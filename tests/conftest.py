@@ -62,16 +62,20 @@ _OWN_UNIT = frozenset({
 })  # fmt: skip
 
 
+def _test_and_module(nodeid: str) -> tuple[str, str]:
+    """The test's id without its parameters, and its module's path."""
+    test = nodeid.split("[", 1)[0]
+    return test, test.split("::", 1)[0]
+
+
 def _work_unit(nodeid: str) -> str:
     """The xdist work unit of a test: its module, or itself (see ``_OWN_UNIT``)."""
-    test = nodeid.split("[", 1)[0]
-    module = test.split("::", 1)[0]
+    test, module = _test_and_module(nodeid)
     return nodeid if module in _OWN_UNIT or test in _OWN_UNIT else module
 
 
 def _estimate(nodeid: str) -> float:
-    test = nodeid.split("[", 1)[0]
-    module = test.split("::", 1)[0]
+    test, module = _test_and_module(nodeid)
     return _ESTIMATED_S.get(test, _ESTIMATED_S.get(module, 0.0))
 
 
