@@ -14,7 +14,19 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
-install: $(STAMP)
+## s3rver (npm), the file-backed object store the durable embedded broker (`leadscore broker`,
+## `make demo`) keeps its data in, beside the venv's Python. Without npm the demo's broker
+## keeps its data in memory (and says so).
+S3RVER_DIR   := $(VENV)/s3rver
+S3RVER_STAMP := $(S3RVER_DIR)/.installed-stamp
+
+$(S3RVER_STAMP): deploy/s3rver/package.json deploy/s3rver/package-lock.json $(STAMP)
+	@if command -v $(NPM) >/dev/null 2>&1; then \
+	  mkdir -p $(S3RVER_DIR) && cp deploy/s3rver/package.json deploy/s3rver/package-lock.json $(S3RVER_DIR)/ && \
+	  cd $(S3RVER_DIR) && $(NPM) ci --no-audit --no-fund --loglevel=error && touch .installed-stamp; \
+	else echo "npm not found: the embedded broker will keep its data in memory only (install Node.js 20+ and rerun)"; fi
+
+install: $(STAMP) $(S3RVER_STAMP)
 
 ## The web dashboard (dashboard/): its npm packages, then a build into dashboard/dist, which
 ## `leadscore api` serves at /. Rebuilt only when its sources change. Without Node.js the

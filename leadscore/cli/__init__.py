@@ -35,6 +35,7 @@ for command in (
     run.api,
     access.audit,
     run.demo,
+    servers.broker,
     servers.redis,
 ):
     app.command()(command)

@@ -68,6 +68,7 @@ def input_record(event: faust.EventT[bytes]) -> InputRecord:
         key=message.key,
         value=message.value,
         headers=tuple((name, bytes(value)) for name, value in _headers(message.headers)),
+        timestamp=message.timestamp or None,
     )
 
 

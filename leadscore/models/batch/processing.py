@@ -93,6 +93,7 @@ class _LeadWork:
     cause_id: str = ""
     cause_type: str | None = None
     cause_time: datetime | None = None
+    cause_recorded: float | None = None  # the causing record's broker timestamp
 
 
 def process_batch(
@@ -260,9 +261,23 @@ def apply_records(
         if event.type not in OUTCOME_TYPES:  # outcomes are labels, never features
             lead.rescore = True
             lead.cause_id, lead.cause_type, lead.cause_time = event.id, event.type, event.time
+            lead.cause_recorded = record.timestamp
     for lead_id, lead in work.items():
         result.states[lead_id] = (lead.state, lead.last_index)
     return AppliedBatch(result=result, work=work, labelled=labelled, sample_rate=sample_rate)
+
+
+def _scored_at(lead: _LeadWork, now: datetime) -> datetime:
+    """When the causing record reached the broker (the same on every replay, so a repeated
+    score id carries the same bytes); ``now`` for a record without a timestamp."""
+    if lead.cause_recorded is None:
+        return now
+    return datetime.fromtimestamp(lead.cause_recorded, UTC)
+
+
+def _previous_id(state: LeadState) -> str | None:
+    last = state.last_score_event
+    return None if last is None else str(last.get("id"))
 
 
 def _application_order(decoded: Sequence[Any]) -> list[int]:
@@ -374,7 +389,8 @@ def _score(
                 cause_event_id=lead.cause_id,
                 cause_event_type=lead.cause_type,
                 event_time=lead.cause_time or now,
-                scored_at=now,
+                scored_at=_scored_at(lead, now),
+                previous_id=_previous_id(lead.state),
             )
         )
     for (i, score, grade, previous, previous_grade), event, explanation in zip(

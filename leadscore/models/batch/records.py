@@ -28,6 +28,8 @@ class InputRecord:
     key: bytes | None
     value: bytes | None
     headers: tuple[tuple[str, bytes], ...] = ()
+    timestamp: float | None = None
+    """The record's broker timestamp (seconds since the epoch), when it has one."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -64,12 +64,14 @@ def lead_scored(
     cause_event_type: str | None,
     event_time: datetime,
     scored_at: datetime,
+    previous_id: str | None = None,
 ) -> LeadScored:
-    """The score event for ``leads.scores.v1`` (its id: :func:`score_event_id`)."""
+    """The score event for ``leads.scores.v1`` (its id: :func:`score_event_id`).
+
+    ``previous_id`` is the id of the lead's last published score event, ``None`` for its first.
+    """
     return LeadScored(
-        id=score_event_id(
-            lead_id, cause_event_id, fields["model_version"], row, previous_score, previous_grade
-        ),
+        id=score_event_id(lead_id, cause_event_id, fields["model_version"], row, previous_id),
         lead_id=lead_id,
         previous_score=previous_score,
         previous_grade=previous_grade,
@@ -104,19 +106,20 @@ def score_event_id(
     cause_event_id: str,
     model_version: str,
     features: np.ndarray,
-    previous_score: int | None,
-    previous_grade: str | None,
+    previous_id: str | None,
 ) -> str:
-    """A deterministic id: the same id always means the same score event content.
+    """A deterministic id: the same id always means the same score event, byte for byte.
 
     It hashes everything the content follows from: the lead, the causing event, the
-    model, the feature vector it scored and the previous score it reports. A replay that
-    scores the same cause on a different state (after a crash, the lead's other input
-    topics may be further along) gets a different id, so consumers that drop repeats by
-    id never drop a different score.
+    model, the feature vector it scored and the id of the lead's previous score event
+    (which fixes the previous score, grade and the points the changes are measured
+    from; the record timestamp of the cause fixes ``scored_at``). Ids chain: a replay
+    after a crash that publishes a score the lead never had before (its batches fell
+    differently) gives every later score of the lead a new id too, so a consumer that
+    drops repeated ids never drops the lead's newest score in favour of an older one.
     """
     digest = blake2b(digest_size=12)
     digest.update(f"{lead_id}\x00{cause_event_id}\x00{model_version}\x00".encode())
     digest.update(np.ascontiguousarray(features, dtype=np.float64).tobytes())
-    digest.update(f"\x00{previous_score}\x00{previous_grade}".encode())
+    digest.update(f"\x00{previous_id}".encode())
     return "sc_" + digest.hexdigest()

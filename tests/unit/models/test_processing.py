@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -131,9 +132,7 @@ def test_scores_a_batch_with_one_event_per_changed_lead(model: CompiledModel) ->
         assert 0 <= score.score <= 100 and score.model_version == "v-test"
         assert len(score.reasons) == 3
         x = to_vector(LeadState.from_dict(store.states[score.lead_id]))
-        assert score.id == score_event_id(
-            score.lead_id, score.cause_event_id, "v-test", x, None, None
-        )
+        assert score.id == score_event_id(score.lead_id, score.cause_event_id, "v-test", x, None)
     # The score is the model's, on exactly the state that was stored.
     x = to_vector(LeadState.from_dict(store.states["a"]))[None, :]
     assert by_lead["a"].probability == pytest.approx(model.predict_proba(x)[0, 1], abs=1e-6)
@@ -220,6 +219,57 @@ def test_same_id_means_same_content(model: CompiledModel) -> None:
     assert again.id == alone.id and again.score == alone.score
     assert with_profile.cause_event_id == alone.cause_event_id
     assert with_profile.id != alone.id
+
+
+def test_a_replay_in_the_same_batches_repeats_every_score_byte_for_byte(
+    model: CompiledModel,
+) -> None:
+    """After a crash the worker replays from its committed offset, later, on another clock."""
+    batches = [
+        [record(event("a", 1, "lead.demo_requested", days_ago=3), offset=0)],
+        [record(event("a", 2, days_ago=2), offset=1), record(event("b", 1), offset=2)],
+        [record(event("a", 3, "lead.demo_requested", days_ago=1), offset=3)],
+    ]
+    stamped = [
+        [dataclasses.replace(r, timestamp=1_780_000_000.0 + r.offset) for r in batch]
+        for batch in batches
+    ]
+
+    def run(now: datetime) -> list[bytes]:
+        store, out = Store(), []
+        for batch in stamped:
+            result = process_batch(
+                batch, kind_of_topic=KINDS, load_state=store.load, scorer=scorer_for(model),
+                limits=Limits(), now=now,
+            )  # fmt: skip
+            for lead_id, (state, _) in result.states.items():
+                store.states[lead_id] = state.to_dict()
+            out += [orjson.dumps(s.model_dump(mode="json")) for s in result.scores]
+        return out
+
+    first, replay = run(NOW), run(NOW + timedelta(hours=5))
+    assert first == replay
+    assert orjson.loads(first[0])["scored_at"].startswith("2026-05-28T20:26:40")  # record time
+
+
+def test_ids_chain_so_a_different_history_never_reuses_a_later_id(model: CompiledModel) -> None:
+    """Replayed in other batches, a lead gets a score it never had: every later id is new."""
+    one, two, three = (
+        record(event("a", 1, "lead.demo_requested", days_ago=3), offset=0),
+        record(event("a", 2, days_ago=2), offset=1),
+        record(event("a", 3, "lead.demo_requested", days_ago=1), offset=2),
+    )
+    before, after = Store(), Store()
+    original = [
+        s for batch in ([one, two], [three]) for s in before.run(batch, scorer_for(model)).scores
+    ]
+    replayed = [
+        s for batch in ([one], [two], [three]) for s in after.run(batch, scorer_for(model)).scores
+    ]
+    assert [s.cause_event_id for s in original] == ["a.2", "a.3"]
+    assert [s.cause_event_id for s in replayed] == ["a.1", "a.2", "a.3"]
+    assert replayed[-1].score == original[-1].score
+    assert not {s.id for s in replayed} & {s.id for s in original}
 
 
 def test_order_within_event_time_does_not_matter(model: CompiledModel) -> None:

@@ -1,0 +1,505 @@
+"""Faults under load: the worker against a broker and a Redis that are killed and come back.
+
+Drives the commands an operator runs, each as its own process: ``leadscore broker
+--data-dir``, ``leadscore redis --data-dir`` and ``leadscore worker``, on fresh data
+directories. The same simulated events (``--events``, over ``--leads`` leads, in event-time
+order) are published twice, at ``--rate`` events/s, by a producer that retries until the
+broker acknowledges (acks=all), as a real one does:
+
+1. **Fault-free**: nothing is killed.
+2. **Faults**: while the events flow, at the points of the schedule (``--faults``, e.g.
+   ``broker@0.25,redis@0.45,broker@0.65``: which server, at which fraction of the events
+   published), the server's command and its children get SIGKILL, stay down ``--down``
+   seconds, and the same command on the same directory starts them again. ``worker@F``
+   kills the worker instead (SIGKILL), started again by this script as a supervisor would.
+
+Then it checks what an operator would: every published event is on its topic (nothing
+lost), every lead's final score (Redis, and the last score event of the lead on the scores
+topic) equals the fault-free run's, repeated score ids carry byte-identical records, and
+the worker never exited (unless killed). It reports, per fault: time until the worker
+scored again; overall: events in, leads scored, lost, repeated score records, worker log
+lines; as a table (stdout) and ``--json``.
+
+Usage::
+
+    .venv/bin/python benchmarks/chaos.py                       # 12,000 events, ~4 min
+    .venv/bin/python benchmarks/chaos.py --events 3000 --faults broker@0.3,redis@0.6
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import TopicPartition
+from bench_common import ensure_model, machine
+
+from leadscore.infra.embedded.processes import spawn_child
+from leadscore.infra.kafka.publish import topic_router
+from leadscore.infra.launch import READY_LINE, settings_env
+from leadscore.infra.redis_store import ScoreStore
+from leadscore.settings import Settings
+from leadscore.simulation.config import SimConfig
+from leadscore.simulation.simulator import Simulator
+
+_SIM_START = datetime(2025, 1, 1, tzinfo=UTC)
+#: Fields of a lead's latest score that must equal the fault-free run's.
+SAME = ("lead_id", "score", "grade", "probability", "model_version")
+
+
+@dataclass
+class Fault:
+    target: str  # broker | redis | worker
+    at: float  # fraction of the events published
+    killed_at: float = 0.0
+    back_at: float = 0.0
+    scoring_again_s: float | None = None
+
+
+@dataclass
+class RunResult:
+    name: str
+    published: int = 0
+    publish_retries: int = 0
+    on_topics: int = 0
+    lost: int = 0
+    leads: int = 0
+    leads_scored: int = 0
+    score_records: int = 0
+    repeated_score_ids: int = 0
+    repeated_ids_differing: int = 0
+    worker_exits: int = 0
+    worker_log_lines: int = 0
+    settle_s: float = 0.0
+    faults: list[Fault] = field(default_factory=list)
+    latest: dict[str, dict[str, Any]] = field(default_factory=dict)
+    topic_latest: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def say(text: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')} {text}", file=sys.stderr, flush=True)
+
+
+def simulated(n_events: int, n_leads: int, seed: int) -> list[dict[str, Any]]:
+    config = SimConfig(n_leads=n_leads, span_days=30, seed=seed, start=_SIM_START)
+    events = []
+    for event in Simulator(config).events():
+        events.append(event)
+        if len(events) == n_events:
+            break
+    return events
+
+
+class Server:
+    """``leadscore broker|redis --data-dir DIR``: its process group, restartable on the same port."""
+
+    def __init__(self, kind: str, data_dir: Path, log: Path) -> None:
+        self.kind, self.data_dir, self.log = kind, data_dir, log
+        self.process: subprocess.Popen[bytes] | None = None
+        self.address = ""
+
+    def start(self) -> str:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "leadscore", self.kind, "--data-dir", str(self.data_dir)],
+            stdout=subprocess.PIPE,
+            stderr=self.log.open("ab"),
+            start_new_session=True,
+        )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline().decode().strip()
+        if "=" not in line:
+            raise RuntimeError(f"{self.kind} did not start: {self.log.read_text()[-2000:]}")
+        self.address = line.split("=", 1)[1]
+        return self.address
+
+    def kill(self) -> None:
+        assert self.process is not None
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+class Worker:
+    def __init__(self, settings: Settings, log: Path) -> None:
+        self.settings, self.log = settings, log
+        self.process: subprocess.Popen[bytes] | None = None
+        self.exits: list[int] = []
+
+    def start(self) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LEADSCORE_")}
+        env.update(settings_env(self.settings), PYTHONUNBUFFERED="1")
+        self.process = spawn_child(
+            [sys.executable, "-m", "leadscore", "worker", "--loglevel", "info"],
+            self.log, env, Path.cwd(),
+        )  # fmt: skip
+
+    async def wait_ready(self, since: int = 0, timeout_s: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            self.check()
+            if READY_LINE in self.log.read_bytes()[since:]:
+                return
+            await asyncio.sleep(0.2)
+        raise RuntimeError(f"worker not ready after {timeout_s:.0f} s; log {self.log}")
+
+    def check(self) -> None:
+        if self.process is not None and self.process.poll() is not None:
+            self.exits.append(self.process.returncode)
+            raise RuntimeError(f"the worker exited with {self.process.returncode}; log {self.log}")
+
+    def kill(self) -> None:
+        assert self.process is not None
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> float:
+        if self.process is None or self.process.poll() is not None:
+            return 0.0
+        began = time.monotonic()
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.kill()
+        return time.monotonic() - began
+
+
+async def produce(
+    events: list[dict[str, Any]],
+    settings: Settings,
+    rate: float,
+    progress: list[int],
+    result: RunResult,
+) -> None:
+    """Send every event, keyed by lead, at ``rate``/s, acks=all, as a careful producer does.
+
+    The client retries a batch in order while the broker is away (for up to a minute);
+    a send that still fails is sent again at the end and counted in ``publish_retries``.
+    """
+    route = topic_router(settings)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        acks="all",
+        linger_ms=5,
+        request_timeout_ms=60_000,
+        retry_backoff_ms=200,
+    )
+    await producer.start()
+    began = time.monotonic()
+    pending: list[tuple[int, asyncio.Future[Any]]] = []
+
+    async def send(i: int) -> None:
+        event = events[i]
+        future = await producer.send(
+            route(event["type"]), orjson.dumps(event), key=event["subject"].encode()
+        )
+        pending.append((i, future))
+
+    try:
+        for i in range(len(events)):
+            due = began + i / rate
+            if (wait := due - time.monotonic()) > 0:
+                await asyncio.sleep(wait)
+            await send(i)
+            progress[0] = i + 1
+        while pending:
+            waiting, pending[:] = list(pending), []
+            await asyncio.gather(*(f for _, f in waiting), return_exceptions=True)
+            for i, future in waiting:
+                if future.exception() is not None:
+                    result.publish_retries += 1
+                    await send(i)
+    finally:
+        await producer.stop()
+
+
+async def read_all(bootstrap: str, topics: list[str]) -> list[Any]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = [
+            TopicPartition(t, p)
+            for t in topics
+            for p in (consumer.partitions_for_topic(t) or await _partitions(consumer, t))
+        ]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        records: list[Any] = []
+        idle = 0
+        while idle < 3:
+            batch = await consumer.getmany(timeout_ms=500, max_records=10_000)
+            got = [r for rs in batch.values() for r in rs]
+            records.extend(got)
+            done = all([await consumer.position(tp) >= ends[tp] for tp in tps])
+            idle = idle + 1 if not got and done else 0
+        return records
+    finally:
+        await consumer.stop()
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    await consumer._client.force_metadata_update()  # noqa: SLF001
+    return consumer.partitions_for_topic(topic) or set()
+
+
+async def scored_count(redis_url: str, prefix: str) -> int:
+    client = aioredis.Redis.from_url(redis_url, socket_timeout=2)
+    try:
+        return int((await ScoreStore(client, prefix).stats()).get("scores", 0))
+    except Exception:
+        return -1
+    finally:
+        await client.aclose()
+
+
+async def one_run(
+    name: str,
+    events: list[dict[str, Any]],
+    faults: list[Fault],
+    args: argparse.Namespace,
+    workdir: Path,
+    model_dir: Path,
+) -> RunResult:
+    result = RunResult(name, faults=faults)
+    run_dir = workdir / name
+    run_dir.mkdir(parents=True)
+    broker = Server("broker", run_dir / "broker", run_dir / "broker.log")
+    redis_server = Server("redis", run_dir / "redis", run_dir / "redis.log")
+    worker: Worker | None = None
+    try:
+        bootstrap, redis_url = broker.start(), redis_server.start()
+        settings = Settings(
+            kafka_bootstrap=bootstrap,
+            redis_url=redis_url,
+            model_dir=model_dir,
+            score_change_threshold=0,
+            min_training_labels=0,
+            topic_partitions=4,
+        )
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LEADSCORE_")}
+        env.update(settings_env(settings))
+        subprocess.run(
+            [sys.executable, "-m", "leadscore", "topics"], env=env, check=True,
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        worker = Worker(settings, run_dir / "worker.log")
+        worker.start()
+        await worker.wait_ready()
+        say(f"{name}: worker ready; publishing {len(events)} events at {args.rate:g}/s")
+        progress = [0]
+        producing = asyncio.ensure_future(produce(events, settings, args.rate, progress, result))
+        for fault in faults:
+            while progress[0] < fault.at * len(events) and not producing.done():
+                worker.check()
+                await asyncio.sleep(0.05)
+            before = await scored_count(redis_url, settings.redis_prefix)
+            fault.killed_at = time.monotonic()
+            if fault.target == "worker":
+                worker.kill()
+                size = worker.log.stat().st_size
+                worker.start()
+                await worker.wait_ready(since=size)
+            else:
+                server = broker if fault.target == "broker" else redis_server
+                server.kill()
+                await asyncio.sleep(args.down)
+                server.start()
+            fault.back_at = time.monotonic()
+            say(f"{name}: {fault.target} killed at {progress[0]} events, back")
+            while time.monotonic() - fault.killed_at < 300:
+                worker.check()
+                now = await scored_count(redis_url, settings.redis_prefix)
+                if now > before and now >= 0:
+                    fault.scoring_again_s = time.monotonic() - fault.back_at
+                    break
+                await asyncio.sleep(0.2)
+        await producing
+        result.published = progress[0]
+        say(f"{name}: published {progress[0]} ({result.publish_retries} retries); settling")
+        # settled: the latest score of every lead stops changing
+        began, last, stable_since = time.monotonic(), None, time.monotonic()
+        leads = sorted({e["subject"] for e in events})
+        result.leads = len(leads)
+        client = aioredis.Redis.from_url(redis_url)
+        store = ScoreStore(client, settings.redis_prefix)
+        while time.monotonic() - began < args.settle_timeout:
+            worker.check()
+            latest = await store.latest_many(leads)
+            snapshot = [None if x is None else x.get("id") for x in latest]
+            if snapshot != last:
+                last, stable_since = snapshot, time.monotonic()
+            elif time.monotonic() - stable_since > args.quiet:
+                break
+            await asyncio.sleep(0.5)
+        result.settle_s = stable_since - began
+        say(f"{name}: settled after {result.settle_s:.1f} s; reading the topics")
+        result.latest = {
+            lead: x for lead, x in zip(leads, await store.latest_many(leads)) if x is not None
+        }
+        await client.aclose()
+        result.leads_scored = len(result.latest)
+        inputs = await read_all(
+            bootstrap, [settings.activity_topic, settings.profile_topic, settings.outcome_topic]
+        )
+        seen = {orjson.loads(r.value)["id"] for r in inputs}
+        result.on_topics = len(seen)
+        result.lost = len({e["id"] for e in events} - seen)
+        scores = await read_all(bootstrap, [settings.scores_topic])
+        result.score_records = len(scores)
+        by_id: dict[str, bytes] = {}
+        for record in scores:
+            event = orjson.loads(record.value)
+            if event.get("type") != "lead.scored":
+                continue
+            result.topic_latest[event["lead_id"]] = event
+            earlier = by_id.setdefault(event["id"], record.value)
+            if earlier is not record.value:
+                result.repeated_score_ids += 1
+                result.repeated_ids_differing += earlier != record.value
+    finally:
+        if worker is not None:
+            if worker.process is not None and worker.process.poll() is not None:
+                worker.exits.append(worker.process.returncode)
+            stop_s = worker.stop()
+            print(f"{name}: worker stopped in {stop_s:.1f} s", file=sys.stderr)
+            result.worker_exits = len(worker.exits)
+            result.worker_log_lines = len(worker.log.read_bytes().splitlines())
+        broker.stop()
+        redis_server.stop()
+    return result
+
+
+def parse_faults(text: str) -> list[Fault]:
+    faults = []
+    for part in filter(None, text.split(",")):
+        target, _, at = part.partition("@")
+        if target not in ("broker", "redis", "worker"):
+            raise SystemExit(f"unknown fault target {target!r} (broker, redis or worker)")
+        faults.append(Fault(target, float(at)))
+    return sorted(faults, key=lambda f: f.at)
+
+
+def compare(reference: RunResult, faulted: RunResult) -> dict[str, int]:
+    def fields(x: dict[str, Any] | None) -> tuple[Any, ...] | None:
+        return None if x is None else tuple(x.get(k) for k in SAME)
+
+    leads = set(reference.latest) | set(faulted.latest)
+    redis_differs = sum(
+        fields(reference.latest.get(lead)) != fields(faulted.latest.get(lead)) for lead in leads
+    )
+    topic_differs = sum(
+        fields(reference.topic_latest.get(lead)) != fields(faulted.topic_latest.get(lead))
+        for lead in leads
+    )
+    return {"leads_differing_in_redis": redis_differs, "leads_differing_on_topic": topic_differs}
+
+
+@contextlib.contextmanager
+def work_dir(keep: Path | None) -> Iterator[Path]:
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+        yield keep
+        return
+    with tempfile.TemporaryDirectory(prefix="leadscore-chaos-") as tmp:
+        yield Path(tmp)
+
+
+async def main(args: argparse.Namespace) -> int:
+    model_dir = Path(args.model_dir).resolve()
+    ensure_model(model_dir)
+    events = simulated(args.events, args.leads, args.seed)
+    faults = parse_faults(args.faults)
+    with work_dir(Path(args.workdir) if args.workdir else None) as workdir:
+        reference = await one_run("fault-free", events, [], args, workdir, model_dir)
+        faulted = await one_run("faults", events, faults, args, workdir, model_dir)
+    differing = compare(reference, faulted)
+    rows = []
+    for run in (reference, faulted):
+        rows.append({
+            "run": run.name, "published": run.published, "retries": run.publish_retries,
+            "on_topics": run.on_topics, "lost": run.lost, "leads": run.leads,
+            "leads_scored": run.leads_scored, "score_records": run.score_records,
+            "repeated_ids": run.repeated_score_ids,
+            "repeated_ids_differing": run.repeated_ids_differing,
+            "worker_exits": run.worker_exits, "worker_log_lines": run.worker_log_lines,
+            "settled_s": round(run.settle_s, 1),
+        })  # fmt: skip
+    fault_rows = [
+        {
+            "fault": f"{f.target} kill -9 at {f.at:.0%}",
+            "down_s": round(f.back_at - f.killed_at, 1),
+            "scoring_again_s": None if f.scoring_again_s is None else round(f.scoring_again_s, 1),
+        }
+        for f in faulted.faults
+    ]
+    print(f"machine: {machine()}")
+    for row in rows + fault_rows:
+        print("  ".join(f"{k}={v}" for k, v in row.items()))
+    print("  ".join(f"{k}={v}" for k, v in differing.items()))
+    ok = (
+        faulted.lost == 0
+        and faulted.worker_exits == 0
+        and faulted.repeated_ids_differing == 0
+        and not any(differing.values())
+        and faulted.leads_scored == reference.leads_scored == reference.leads
+    )
+    print("PASS" if ok else "FAIL")
+    if args.json:
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "runs": rows,
+                    "faults": fault_rows,
+                    "compare": differing,
+                    "ok": ok,
+                    "machine": machine(),
+                    "args": vars(args),
+                },
+                indent=2,
+            )  # fmt: skip
+        )
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=12_000)
+    parser.add_argument("--leads", type=int, default=600)
+    parser.add_argument("--rate", type=float, default=100.0, help="events/s published")
+    parser.add_argument("--faults", default="broker@0.25,redis@0.45,broker@0.7")
+    parser.add_argument("--down", type=float, default=5.0, help="seconds a server stays down")
+    parser.add_argument(
+        "--quiet", type=float, default=10.0, help="seconds without a change = settled"
+    )
+    parser.add_argument("--settle-timeout", type=float, default=300.0)
+    parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument("--model-dir", default="artifacts/bench/model")
+    parser.add_argument("--workdir", help="keep data and logs here (default: a temp dir)")
+    parser.add_argument("--json", help="write the results here")
+    sys.exit(asyncio.run(main(parser.parse_args())))
