@@ -264,7 +264,7 @@ async def read_all(bootstrap: str, topics: list[str]) -> list[Any]:
 
 
 async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
-    await consumer._client.force_metadata_update()  # noqa: SLF001
+    await consumer._client.force_metadata_update()
     return consumer.partitions_for_topic(topic) or set()
 
 
@@ -304,10 +304,11 @@ async def one_run(
         )
         env = {k: v for k, v in os.environ.items() if not k.startswith("LEADSCORE_")}
         env.update(settings_env(settings))
-        subprocess.run(
-            [sys.executable, "-m", "leadscore", "topics"], env=env, check=True,
-            stdout=subprocess.DEVNULL,
-        )  # fmt: skip
+        topics = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "leadscore", "topics", env=env, stdout=subprocess.DEVNULL
+        )
+        if await topics.wait() != 0:
+            raise RuntimeError("leadscore topics failed")
         worker = Worker(settings, run_dir / "worker.log")
         worker.start()
         await worker.wait_ready()
@@ -488,6 +489,7 @@ async def main(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the servers on the way out
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=12_000)
     parser.add_argument("--leads", type=int, default=600)

@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from types import TracebackType
 
@@ -23,8 +24,12 @@ from leadscore.infra.embedded.addresses import LOOPBACK
 from leadscore.infra.embedded.binaries import s3rver_binary
 from leadscore.infra.embedded.probes import probe_http
 from leadscore.infra.embedded.servers import EmbeddedKafka, EmbeddedServer
+from leadscore.infra.errors import BinaryNotFoundError
 
 BUCKET = "tansu"
+#: Runs s3rver with every object written to a temporary file, fsynced and renamed before
+#: the reply (s3rver itself replies before writing, in place: a kill can lose or truncate).
+_LAUNCHER = Path(__file__).with_name("durable_s3rver.js")
 #: The keys are s3rver's fixed test credentials; it listens on loopback only.
 _S3_KEY = "S3RVER"
 
@@ -45,8 +50,13 @@ class EmbeddedS3(EmbeddedServer):
     def _argv(self, binary: Path, port: int, workdir: Path) -> list[str]:
         objects = workdir / "objects"
         objects.mkdir(parents=True, exist_ok=True)
+        node = shutil.which("node")
+        if node is None:
+            raise BinaryNotFoundError("s3rver needs Node.js: no node on PATH")
+        # s3rver's own command line, with its writes made crash-safe (see the launcher)
+        package = binary.resolve().parent.parent
         return [
-            str(binary),
+            node, str(_LAUNCHER), str(package),
             "--directory", str(objects),
             "--address", LOOPBACK,
             "--port", str(port),

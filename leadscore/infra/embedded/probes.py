@@ -115,7 +115,7 @@ def probe_http(url: str, timeout_s: float) -> None:
     import urllib.request
 
     try:
-        with urllib.request.urlopen(url, timeout=timeout_s):  # noqa: S310 (our own loopback URL)
+        with urllib.request.urlopen(url, timeout=timeout_s):  # our own loopback URL
             return
     except urllib.error.HTTPError:
         return  # it answered
