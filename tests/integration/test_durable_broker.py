@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -17,10 +19,11 @@ from aiokafka.structs import OffsetAndMetadata, TopicPartition
 
 from leadscore.infra.embedded.binaries import s3rver_binary
 from leadscore.infra.errors import BinaryNotFoundError
+from leadscore.infra.kafka.offsets import fetch_end_offsets
 
 pytestmark = pytest.mark.integration
 
-TOPIC, PARTITIONS, N = "durable.events", 3, 3000
+TOPIC, PARTITIONS, N = "durable.events", 12, 3000
 
 
 def start(data_dir: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -62,6 +65,31 @@ async def write(bootstrap: str) -> None:
         await consumer.stop()
 
 
+async def write_until_killed(
+    bootstrap: str, process: subprocess.Popen[bytes]
+) -> dict[int, tuple[int, int]]:
+    """Send records while the broker is killed under the producer: {value: (partition, offset)}
+    of those acknowledged."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", request_timeout_ms=3000)
+    await producer.start()
+    pending: list[tuple[int, asyncio.Future[Any]]] = []
+    try:
+        for i in range(N, N + 100_000):
+            sent = await producer.send(TOPIC, str(i).encode(), partition=i % PARTITIONS)
+            pending.append((i, sent))
+            if sum(f.done() for _, f in pending[-400:]) >= 100:  # acks flowing, writes in flight
+                os.killpg(process.pid, signal.SIGKILL)
+                break
+            await asyncio.sleep(0.0005)
+        await asyncio.gather(*(f for _, f in pending), return_exceptions=True)
+    finally:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(producer.stop(), 5)
+    return {
+        i: (f.result().partition, f.result().offset) for i, f in pending if f.exception() is None
+    }
+
+
 async def read(bootstrap: str) -> tuple[list[int], int | None]:
     """Every record's value, and the group's committed offset on partition 1."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id="g", enable_auto_commit=False)
@@ -76,9 +104,12 @@ async def read(bootstrap: str) -> tuple[list[int], int | None]:
             await reader.seek_to_beginning(*tps)
             values: list[int] = []
             deadline = time.monotonic() + 30
-            while len(values) < N and time.monotonic() < deadline:
+            ends = await fetch_end_offsets(reader, dict.fromkeys(tps, 0))
+            while time.monotonic() < deadline:
                 batch = await reader.getmany(timeout_ms=500)
                 values += [int(r.value) for rs in batch.values() for r in rs]
+                if all([await reader.position(tp) >= ends[tp] for tp in tps]):
+                    break
         finally:
             await reader.stop()
     finally:
@@ -97,18 +128,39 @@ def test_topics_records_and_offsets_survive_kill_9_and_the_address_stays(tmp_pat
     process, bootstrap = start(data, log)
     try:
         asyncio.run(write(bootstrap))
+        # kill -9 of the command, Tansu and s3rver at once, in the middle of writes
+        acked = asyncio.run(write_until_killed(bootstrap, process))
     finally:
-        os.killpg(process.pid, signal.SIGKILL)  # the command, Tansu and s3rver: no goodbye
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=10)
+    assert acked, "nothing was acknowledged before the kill"
 
     again, same = start(data, log)
     try:
         assert same == bootstrap  # the directory remembers its port
+        # Writes first, before anything reads: each goes after everything acknowledged
+        # (a restarted broker once began its partitions at offset 0 again, over them).
+        for partition in range(PARTITIONS):
+            last = max((o for p, o in acked.values() if p == partition), default=-1)
+            assert asyncio.run(send_one(bootstrap, partition)) > last, partition
         values, committed = asyncio.run(read(bootstrap))
-        assert sorted(values) == list(range(N))
+        assert sorted(v for v in values if 0 <= v < N) == list(range(N))
         assert committed == 7
+        assert set(acked) <= set(values), "acknowledged records were lost"
+        assert values.count(-1) == PARTITIONS
     finally:
         started = time.monotonic()
         again.send_signal(signal.SIGTERM)
         assert again.wait(timeout=10) == 0
     assert time.monotonic() - started < 10
+
+
+async def send_one(bootstrap: str, partition: int) -> int:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        metadata = await producer.send_and_wait(TOPIC, b"-1", partition=partition)
+        return int(metadata.offset)
+    finally:
+        await producer.stop()

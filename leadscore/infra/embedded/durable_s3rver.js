@@ -83,6 +83,70 @@ FilesystemStore.prototype.putMetadata = async function putMetadata(bucket, key, 
   );
 };
 
+// Conditional writes, as S3 does them: Tansu creates a partition's watermark with
+// "If-None-Match: *" and updates it with "If-Match: <etag>", and relies on a refusal (412)
+// to learn that the object exists or changed. s3rver ignores both headers, so a broker
+// restarted on old data overwrote each watermark on its first write and started the
+// partition's offsets again from 0. Every request on one key runs alone, so the check and
+// the write are one step, and a read never sees a write half done.
+const objects = require(path.join(packageDir, 'lib', 'controllers', 'object'));
+const S3Error = require(path.join(packageDir, 'lib', 'models', 'error'));
+const queues = new Map();
+
+function oneAtATime(handler) {
+  return async function serialized(ctx) {
+    const key = `${ctx.params.bucket}/${ctx.params.key}`;
+    const previous = queues.get(key) || Promise.resolve();
+    let release;
+    const mine = new Promise(resolve => (release = resolve));
+    const tail = previous.then(() => mine);
+    queues.set(key, tail);
+    await previous;
+    try {
+      return await handler(ctx);
+    } finally {
+      release();
+      if (queues.get(key) === tail) queues.delete(key);
+    }
+  };
+}
+
+function unquoted(etag) {
+  return String(etag || '').replace(/"/g, '').replace(/^W\//, '');
+}
+
+const putObject = objects.putObject;
+objects.putObject = oneAtATime(async function conditionalPut(ctx) {
+  const ifNoneMatch = ctx.headers['if-none-match'];
+  const ifMatch = ctx.headers['if-match'];
+  if (ifNoneMatch !== undefined || ifMatch !== undefined) {
+    let existing = null;
+    try {
+      existing = await ctx.store.getMetadata(ctx.params.bucket, ctx.params.key);
+    } catch (err) {
+      if (err.code !== 'ENOENT') throw err;
+    }
+    const refused =
+      (ifNoneMatch !== undefined &&
+        existing !== null &&
+        (ifNoneMatch.trim() === '*' || unquoted(ifNoneMatch) === unquoted(existing.etag))) ||
+      (ifMatch !== undefined &&
+        (existing === null ||
+          (ifMatch.trim() !== '*' && unquoted(ifMatch) !== unquoted(existing.etag))));
+    if (refused) {
+      throw new S3Error(
+        'PreconditionFailed',
+        'At least one of the pre-conditions you specified did not hold',
+        { Condition: ifNoneMatch !== undefined ? 'If-None-Match' : 'If-Match' },
+      );
+    }
+  }
+  return putObject(ctx);
+});
+for (const name of ['getObject', 'deleteObject', 'putObjectCopy']) {
+  objects[name] = oneAtATime(objects[name]);
+}
+
 // Run s3rver's own command line with the options after the package directory.
 process.argv = [process.argv[0], path.join(packageDir, 'bin', 's3rver.js'), ...process.argv.slice(3)];
 require(path.join(packageDir, 'bin', 's3rver.js'));
