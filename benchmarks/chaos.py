@@ -51,6 +51,7 @@ from aiokafka.structs import TopicPartition
 from bench_common import ensure_model, machine
 
 from leadscore.infra.embedded.processes import spawn_child
+from leadscore.infra.kafka.offsets import fetch_end_offsets
 from leadscore.infra.kafka.publish import topic_router
 from leadscore.infra.launch import READY_LINE, settings_env
 from leadscore.infra.redis_store import ScoreStore
@@ -69,7 +70,7 @@ class Fault:
     at: float  # fraction of the events published
     killed_at: float = 0.0
     back_at: float = 0.0
-    scoring_again_s: float | None = None
+    scoring_again_s: float | None = None  # from the restart to the first new score
 
 
 @dataclass
@@ -249,7 +250,7 @@ async def read_all(bootstrap: str, topics: list[str]) -> list[Any]:
         ]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
+        ends = await fetch_end_offsets(consumer, await consumer.end_offsets(tps))
         records: list[Any] = []
         idle = 0
         while idle < 3:
@@ -319,7 +320,6 @@ async def one_run(
             while progress[0] < fault.at * len(events) and not producing.done():
                 worker.check()
                 await asyncio.sleep(0.05)
-            before = await scored_count(redis_url, settings.redis_prefix)
             fault.killed_at = time.monotonic()
             if fault.target == "worker":
                 worker.kill()
@@ -333,6 +333,9 @@ async def one_run(
                 server.start()
             fault.back_at = time.monotonic()
             say(f"{name}: {fault.target} killed at {progress[0]} events, back")
+            before = -1
+            while before < 0 and time.monotonic() - fault.back_at < 60:  # Redis answers
+                before = await scored_count(redis_url, settings.redis_prefix)
             while time.monotonic() - fault.killed_at < 300:
                 worker.check()
                 now = await scored_count(redis_url, settings.redis_prefix)

@@ -19,6 +19,7 @@ def worker(
     """
     from leadscore.infra.kafka.client import TopicLayoutError
     from leadscore.models.scoring.champion import NoModelError
+    from leadscore.streams.broker_watch import TOPICS_LOST_EXIT, TopicsLostError
     from leadscore.streams.runner import run_worker
 
     settings = load_settings()
@@ -27,6 +28,8 @@ def worker(
     except (NoModelError, TopicLayoutError) as exc:
         typer.secho(str(exc), fg=typer.colors.RED, err=True)
         raise typer.Exit(1) from exc
+    except TopicsLostError as exc:  # logged once, with what to do, where it was found
+        raise typer.Exit(TOPICS_LOST_EXIT) from exc
 
 
 def api(

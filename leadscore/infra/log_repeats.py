@@ -13,12 +13,21 @@ import logging
 import time
 from collections.abc import Callable
 
-#: The loggers of the Kafka client that repeat themselves during an outage.
+#: The loggers of the Kafka client that repeat themselves during an outage. A filter on a
+#: logger sees only what is logged on that logger itself (not on its children): each one.
 KAFKA_LOGGERS = (
     "aiokafka",
-    "aiokafka.conn",
+    "aiokafka.admin.client",
+    "aiokafka.client",
     "aiokafka.cluster",
+    "aiokafka.conn",
+    "aiokafka.consumer.consumer",
+    "aiokafka.consumer.fetcher",
     "aiokafka.consumer.group_coordinator",
+    "aiokafka.consumer.subscription_state",
+    "aiokafka.helpers",
+    "aiokafka.producer.producer",
+    "aiokafka.producer.sender",
 )
 
 

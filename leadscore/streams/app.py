@@ -22,6 +22,7 @@ from leadscore.infra.scorer import load_scorer
 from leadscore.models.registry.store import ModelRegistry
 from leadscore.models.scoring.scorer import Scorer
 from leadscore.settings import Settings
+from leadscore.streams.broker_watch import attach_broker_watch
 from leadscore.streams.context import WorkerContext
 from leadscore.streams.drift import attach_drift
 from leadscore.streams.model_swap import attach_model_following
@@ -65,6 +66,7 @@ def create_app(settings: Settings, scorer: Scorer | None = None) -> faust.App:
     attach_scoring(app, worker)
     attach_webhooks(app, worker)
     attach_model_following(app, worker)
+    attach_broker_watch(app, worker)
     if settings.drift_enabled:
         attach_drift(app, worker)
     app.leadscore_models = models  # type: ignore[attr-defined]

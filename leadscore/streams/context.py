@@ -32,6 +32,16 @@ class WorkerContext:
         default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="scoring")
     )
     _store: ScoreStore | None = None
+    read_to: dict[tuple[str, int], int] = field(default_factory=dict)
+    """The end of what the scoring agent has read: (topic, partition) -> last offset + 1."""
+
+    def note_read(self, records: Sequence[InputRecord]) -> None:
+        """Remember how far each input partition has been read (for :mod:`..broker_watch`)."""
+        read_to = self.read_to
+        for record in records:
+            where = (record.topic, record.partition)
+            if record.offset >= read_to.get(where, 0):
+                read_to[where] = record.offset + 1
 
     def store(self) -> ScoreStore:
         """The Redis store of scores, made on first use (inside the worker's event loop)."""

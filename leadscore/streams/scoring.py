@@ -73,6 +73,7 @@ def attach_scoring(app: faust.App, worker: WorkerContext) -> None:
         async for events in micro_batches(stream, s):
             started = time.perf_counter()
             records = [input_record(event) for event in events]
+            worker.note_read(records)
             now = datetime.now(UTC)
             scorer = worker.models.scorer  # one model for the whole batch, even if a swap lands
             result = await loop.run_in_executor(worker.executor, process, records, scorer, now)
