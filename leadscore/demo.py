@@ -3,7 +3,8 @@
 What runs:
 
 - the embedded Tansu broker and ``redis-server`` (or the servers in ``KAFKA_BOOTSTRAP`` /
-  ``REDIS_URL`` when those are set);
+  ``REDIS_URL`` when those are set), keeping their data in ``artifacts/demo/data`` so the
+  next demo continues with the same leads, scores, keys and subscriptions;
 - a first model, trained here when the registry is empty, and a model of the ``table``
   segment for batch files (trained on a simulated CRM export, written beside it with a file
   of newer leads to upload on the dashboard's Batch tab);
@@ -35,8 +36,9 @@ from leadscore.api.dashboard import find_dashboard
 from leadscore.demo_view import run_traffic_and_view
 from leadscore.infra.access import KeyStore
 from leadscore.infra.embedded.addresses import free_port
+from leadscore.infra.embedded.durable import durable_services
 from leadscore.infra.embedded.processes import stop_child
-from leadscore.infra.embedded.servers import embedded_services
+from leadscore.infra.embedded.servers import Services
 from leadscore.infra.kafka.client import ensure_topics
 from leadscore.infra.launch import (
     ApiStartError,
@@ -55,6 +57,8 @@ from leadscore.simulation.crm_table import simulated_crm_table
 #: How long the worker may take to join its group and recover (Tansu: a few seconds).
 WORKER_READY_TIMEOUT_S = 90.0
 DEMO_DIR = Path("artifacts/demo")
+#: The embedded broker's and Redis's data: the next demo continues with it (delete to start over).
+DATA_DIR = DEMO_DIR / "data"
 
 
 class DemoError(RuntimeError):
@@ -78,7 +82,8 @@ def run_demo(
     logging.getLogger("aiokafka").setLevel(logging.WARNING)  # group/metadata chatter
     DEMO_DIR.mkdir(parents=True, exist_ok=True)
     given = settings.model_fields_set
-    with embedded_services(
+    with durable_services(
+        DATA_DIR,
         settings.kafka_bootstrap if "kafka_bootstrap" in given else None,
         settings.redis_url if "redis_url" in given else None,
     ) as services:
@@ -89,10 +94,7 @@ def run_demo(
                 "model_dir": settings.model_dir.resolve(),
             }
         )
-        kind = "embedded " if services.kafka is not None else ""
-        console.print(f"[green]✓[/] {kind}Kafka at {services.kafka_bootstrap}")
-        kind = "embedded " if services.redis is not None else ""
-        console.print(f"[green]✓[/] {kind}Redis at {services.redis_url}")
+        _print_servers(services, console)
         _ensure_model(settings, console)
         score_file = _ensure_table_model(settings, console)
 
@@ -107,6 +109,29 @@ def run_demo(
         "stopped: worker, API, simulator"
         + (" and embedded servers" if services.kafka or services.redis else "")
     )
+
+
+def _print_servers(services: Services, console: Console) -> None:
+    if services.kafka is None:
+        console.print(f"[green]✓[/] Kafka at {services.kafka_bootstrap}")
+    elif services.kafka_durable:
+        console.print(
+            f"[green]✓[/] embedded Kafka at {services.kafka_bootstrap}, "
+            f"its data in {DATA_DIR / 'broker'}"
+        )
+    else:
+        console.print(
+            f"[green]✓[/] embedded Kafka at {services.kafka_bootstrap}, in memory "
+            "(no Node.js for s3rver: topics are gone when the demo stops)"
+        )
+    if services.redis is None:
+        console.print(f"[green]✓[/] Redis at {services.redis_url}")
+    else:
+        console.print(
+            f"[green]✓[/] embedded Redis at {services.redis_url}, its data in {DATA_DIR / 'redis'}"
+        )
+    if services.kafka_durable or services.redis is not None:
+        console.print(f"  (the next demo continues from there; delete {DATA_DIR} to start over)")
 
 
 def _ensure_model(settings: Settings, console: Console) -> None:

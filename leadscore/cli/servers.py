@@ -9,11 +9,8 @@ from pathlib import Path
 
 import typer
 
-from leadscore.infra.embedded.durable import DurableKafka
+from leadscore.infra.embedded.durable import DurableKafka, remember_port, remembered_port
 from leadscore.infra.embedded.servers import EmbeddedRedis
-
-#: In the data directory: the port the server last listened on, taken again next time.
-PORT_FILE = "leadscore-port"
 
 _DATA_DIR_HELP = "where its data lives; created if missing"
 _PORT_HELP = "port on 127.0.0.1 (default: the one this directory used last, else a free one)"
@@ -60,14 +57,6 @@ def redis(
     )  # fmt: skip
 
 
-def remembered_port(data_dir: Path, port: int | None) -> int | None:
-    """``port`` if given, else the one ``data_dir`` used last (if any)."""
-    remembered = data_dir / PORT_FILE
-    if port is None and remembered.is_file():
-        port = int(remembered.read_text().strip() or 0) or None
-    return port
-
-
 def _run_in_foreground(
     what: str,
     start: Callable[[], None],
@@ -87,7 +76,7 @@ def _run_in_foreground(
         stop()
         raise typer.Exit(1) from exc
     port, line = address()
-    (data_dir / PORT_FILE).write_text(f"{port}\n")
+    remember_port(data_dir, port)
     typer.echo(line)
     try:
         while not stopping.wait(0.5):

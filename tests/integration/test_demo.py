@@ -9,8 +9,10 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 import redis.asyncio as aioredis
 from model_cache import ModelCache
@@ -99,7 +101,8 @@ def test_demo_runs_the_loop_and_ctrl_c_stops_every_process(
     assert demo.returncode == 0, text[-4000:]
 
     pids = [int(p) for p in re.findall(r"\(pid (\d+)", text)]
-    assert len(pids) == 4, f"expected tansu, redis-server, worker and API pids in:\n{text[-4000:]}"
+    # tansu (and s3rver, keeping its data), redis-server, worker, API
+    assert len(pids) >= 4, f"expected the servers', worker's and API's pids in:\n{text[-4000:]}"
     assert not [pid for pid in pids if _alive(pid)], "a child outlived the demo"
 
     processed = [int(n.replace(",", "")) for n in re.findall(r"processed\s+([\d,]+)", text)]
@@ -116,3 +119,62 @@ def test_demo_runs_the_loop_and_ctrl_c_stops_every_process(
         ), text[-4000:]
     else:
         assert "dashboard:  not built" in text
+
+
+def test_a_second_demo_continues_with_the_same_leads_and_keys(
+    tmp_path: Path, model_cache: ModelCache
+) -> None:
+    """The embedded servers keep their data in artifacts/demo/data: a rerun finds it all."""
+    models = tmp_path / "models"
+    model_cache.registry(models, leads=600, folds=2, search="none", compare=("ensemble",), seed=1)
+    env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP", "REDIS_URL")}
+    env |= {"LEADSCORE_MODEL_DIR": str(models), "COLUMNS": "160", "PYTHONUNBUFFERED": "1"}
+
+    def run(output: Path, until: Callable[[], bool], what: str) -> str:
+        with open(output, "wb") as out:
+            demo = subprocess.Popen(
+                [sys.executable, "-m", "leadscore", "demo", "--rate", "300", "--leads", "200"],
+                cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        try:
+            _wait_for(lambda: "where to look" in output.read_text(), 120, "the worker", output)
+            _wait_for(until, 60, what, output)
+            demo.send_signal(signal.SIGINT)
+            demo.wait(timeout=60)
+        finally:
+            if demo.poll() is None:
+                demo.kill()
+                demo.wait()
+        assert demo.returncode == 0, output.read_text()[-4000:]
+        return output.read_text()
+
+    first_out = tmp_path / "first.out"
+    seen: dict[str, int] = {}
+
+    def scored() -> bool:
+        seen.update(_demo_totals(first_out))  # read while its Redis runs
+        return seen.get("scores", 0) > 0
+
+    first = run(first_out, scored, "scores")
+    if "in memory (no Node.js" in first:
+        if os.environ.get("CI") == "true":
+            pytest.fail("the demo's broker kept its data in memory: s3rver is not installed")
+        pytest.skip("no s3rver (Node.js): the demo's broker keeps its data in memory")
+    assert "its data in artifacts/demo/data/broker" in first, first[-3000:]
+    first_key = re.search(r"export KEY=(lsk_\S+)", first)
+    assert first_key is not None
+    events_then = seen["events"]
+
+    second_out = tmp_path / "second.out"
+
+    def continued() -> bool:
+        totals = _demo_totals(second_out)
+        base = re.search(r"API at (http://127\.0\.0\.1:\d+)", second_out.read_text())
+        if base is None or totals.get("events", 0) <= events_then:
+            return False
+        answer = httpx.get(
+            f"{base.group(1)}/v1/leads/top?limit=5", headers={"X-API-Key": first_key.group(1)}
+        )
+        return answer.status_code == 200 and len(answer.json()["leads"]) == 5
+
+    run(second_out, continued, "the first demo's counters, leads and key in the second")

@@ -16,17 +16,25 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
+from typing import NoReturn, TypeVar
 
 from leadscore.infra.embedded.addresses import LOOPBACK
 from leadscore.infra.embedded.binaries import s3rver_binary
-from leadscore.infra.embedded.probes import probe_http
-from leadscore.infra.embedded.servers import EmbeddedKafka, EmbeddedServer
-from leadscore.infra.errors import BinaryNotFoundError
+from leadscore.infra.embedded.probes import probe_http, wait_for_kafka, wait_for_redis
+from leadscore.infra.embedded.servers import EmbeddedKafka, EmbeddedRedis, EmbeddedServer, Services
+from leadscore.infra.errors import BinaryNotFoundError, ServiceExitedError
+
+log = logging.getLogger(__name__)
 
 BUCKET = "tansu"
+#: In a data directory: the port its server last listened on, taken again next time.
+PORT_FILE = "leadscore-port"
 #: Runs s3rver with every object written to a temporary file, fsynced and renamed before
 #: the reply (s3rver itself replies before writing, in place: a kill can lose or truncate).
 _LAUNCHER = Path(__file__).with_name("durable_s3rver.js")
@@ -50,9 +58,7 @@ class EmbeddedS3(EmbeddedServer):
     def _argv(self, binary: Path, port: int, workdir: Path) -> list[str]:
         objects = workdir / "objects"
         objects.mkdir(parents=True, exist_ok=True)
-        node = shutil.which("node")
-        if node is None:
-            raise BinaryNotFoundError("s3rver needs Node.js: no node on PATH")
+        node = shutil.which("node") or _no_node()
         # s3rver's own command line, with its writes made crash-safe (see the launcher)
         package = binary.resolve().parent.parent
         return [
@@ -84,8 +90,8 @@ class DurableKafka:
     def __init__(
         self, data_dir: Path, *, port: int | None = None, startup_timeout_s: float = 30.0
     ) -> None:
-        self.data_dir = data_dir
-        self.store = EmbeddedS3(workdir=data_dir, startup_timeout_s=startup_timeout_s)
+        self.data_dir = data_dir.resolve()
+        self.store = EmbeddedS3(workdir=self.data_dir, startup_timeout_s=startup_timeout_s)
         self._port = port
         self._startup_timeout_s = startup_timeout_s
         self.kafka: EmbeddedKafka | None = None
@@ -156,3 +162,92 @@ class DurableKafka:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def remembered_port(data_dir: Path, port: int | None = None) -> int | None:
+    """``port`` if given, else the one ``data_dir``'s server used last (if any)."""
+    remembered = data_dir / PORT_FILE
+    if port is None and remembered.is_file():
+        port = int(remembered.read_text().strip() or 0) or None
+    return port
+
+
+def remember_port(data_dir: Path, port: int) -> None:
+    """Write the port a server of ``data_dir`` listens on, for :func:`remembered_port`."""
+    (data_dir / PORT_FILE).write_text(f"{port}\n")
+
+
+@contextlib.contextmanager
+def durable_services(
+    data_dir: Path,
+    kafka_bootstrap: str | None = None,
+    redis_url: str | None = None,
+    *,
+    timeout_s: float = 30.0,
+) -> Iterator[Services]:
+    """Like :func:`~leadscore.infra.embedded.servers.embedded_services`, keeping the data.
+
+    The servers not given start with their data in ``data_dir/broker`` and
+    ``data_dir/redis``, on the ports they had last time, so the next start finds every
+    topic, record, offset and key again. Without s3rver (Node.js) the broker keeps its
+    data in memory (``Services.kafka_durable`` says which).
+    """
+    with contextlib.ExitStack() as stack:
+        kafka = redis_server = None
+        durable = False
+        if kafka_bootstrap is None:
+            broker_dir = data_dir / "broker"
+            try:
+                s3rver_binary()
+                shutil.which("node") or _no_node()
+            except BinaryNotFoundError as exc:
+                log.warning("%s; the broker keeps its data in memory", exc)
+                kafka = stack.enter_context(EmbeddedKafka(startup_timeout_s=timeout_s))
+            else:
+                broker = _on_its_port(
+                    stack,
+                    broker_dir,
+                    lambda port: DurableKafka(broker_dir, port=port, startup_timeout_s=timeout_s),
+                )
+                kafka, durable = broker.kafka, True
+            assert kafka is not None
+            kafka_bootstrap = kafka.bootstrap
+        else:
+            wait_for_kafka(kafka_bootstrap, timeout_s)
+        if redis_url is None:
+            redis_dir = data_dir / "redis"
+            redis_dir.mkdir(parents=True, exist_ok=True)
+            redis_server = _on_its_port(
+                stack,
+                redis_dir,
+                lambda port: EmbeddedRedis(
+                    durable=True, port=port, workdir=redis_dir, startup_timeout_s=timeout_s
+                ),
+            )
+            redis_url = redis_server.url
+        else:
+            wait_for_redis(redis_url, timeout_s)
+        yield Services(kafka_bootstrap, redis_url, kafka, redis_server, kafka_durable=durable)
+
+
+_Server = TypeVar("_Server", DurableKafka, EmbeddedRedis)
+
+
+def _on_its_port(
+    stack: contextlib.ExitStack, data_dir: Path, make: Callable[[int | None], _Server]
+) -> _Server:
+    """Start the server on the port ``data_dir`` remembers (a free one if that is taken)."""
+    port = remembered_port(data_dir)
+    try:
+        server = stack.enter_context(make(port))
+    except ServiceExitedError:
+        if port is None:
+            raise
+        log.info("port %d of %s is taken; using a free one", port, data_dir)
+        server = stack.enter_context(make(None))
+    remember_port(data_dir, server.port)
+    return server
+
+
+def _no_node() -> NoReturn:
+    raise BinaryNotFoundError("s3rver needs Node.js: no node on PATH")

@@ -63,7 +63,8 @@ class EmbeddedServer:
     ) -> None:
         self._requested_port = port
         self._binary = binary
-        self._requested_workdir = workdir
+        # absolute: the server runs in it, and relative paths in its options would not resolve
+        self._requested_workdir = workdir.resolve() if workdir is not None else None
         self._extra_env = dict(extra_env or {})
         self.startup_timeout_s = startup_timeout_s
         self.stop_timeout_s = stop_timeout_s
@@ -313,6 +314,7 @@ class Services:
     redis_url: str
     kafka: EmbeddedKafka | None
     redis: EmbeddedRedis | None
+    kafka_durable: bool = False
 
 
 @contextlib.contextmanager
