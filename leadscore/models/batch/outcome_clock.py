@@ -67,9 +67,11 @@ class OutcomeClock:
     latest_: dict[tuple[str, int], float] = field(default_factory=dict)
     next_: dict[tuple[str, int], int] = field(default_factory=dict)  # one past the last applied
 
-    def observe(self, record: InputRecord, event_time: float) -> None:
+    def observe(self, record: InputRecord, event_time: float | None) -> None:
+        """A record was read: its partition's position moves on (a dead letter's too, or an
+        outcome behind the last records of a partition would wait for records never applied)."""
         key = (record.topic, record.partition)
-        if event_time > self.latest_.get(key, -math.inf):
+        if event_time is not None and event_time > self.latest_.get(key, -math.inf):
             self.latest_[key] = event_time
         if record.offset + 1 > self.next_.get(key, 0):
             self.next_[key] = record.offset + 1

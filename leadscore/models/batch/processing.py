@@ -194,6 +194,8 @@ def apply_records(
         except InvalidEventError as exc:
             result.dead_letters.append((index, dead_letter(record, exc.code, exc.message, now)))
             decoded.append(None)
+            if outcome_gate is not None:  # read, so the partition's position moves on
+                outcome_gate.observe(record, None)
             continue
         decoded.append(event)
         if outcome_gate is not None and event.type not in OUTCOME_TYPES:

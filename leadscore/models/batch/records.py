@@ -44,7 +44,8 @@ class Limits:
 class OutcomeGate(Protocol):
     """Whether an outcome may be turned into a training example now (see :class:`OutcomeClock`)."""
 
-    def observe(self, record: InputRecord, event_time: float) -> None: ...
+    def observe(self, record: InputRecord, event_time: float | None) -> None:
+        """A record was read (``event_time``: its event's time, ``None`` if it had none)."""
 
     def ready(self, record: InputRecord, outcome_time: float) -> bool: ...
 

@@ -151,3 +151,20 @@ def test_an_outcome_sees_the_batch_s_earlier_activity_that_sits_behind_it() -> N
     state, _ = batch.result.states["lead-1"]
     assert state.last_event_t == datetime(2026, 11, 21, tzinfo=UTC).timestamp()
     assert [event.id for _, event in batch.result.activity] == ["a1", "a2", "o1", "a3"]
+
+
+def test_a_malformed_last_record_does_not_hold_outcomes_behind_it() -> None:
+    """The partition's last records are dead letters: read all the same, nothing to wait for."""
+    offsets, now = Offsets(), [1000.0]
+    clock = clock_for(offsets, now)
+    offsets.committed[("a", 0)], offsets.ends[("a", 0)] = 0, 3
+    good = orjson.dumps(
+        {"specversion": "1.0", "id": "e1", "source": "/t", "type": "lead.page_viewed",
+         "subject": "lead-1", "time": "2026-11-26T00:00:00Z", "data": {"url": "https://x.io/"}}
+    )  # fmt: skip
+    apply_records(
+        [record("a", 0, value=good), record("a", 1, value=b"{not json"), record("a", 2, value=b"")],
+        kind_of_topic=KINDS, load_state=lambda _: None, limits=Limits(), now=NOW,
+        outcome_gate=clock,
+    )  # fmt: skip
+    assert clock.ready(record("o", 0), outcome_time=NOW.timestamp())
