@@ -122,6 +122,11 @@ class Settings(BaseSettings):
     model_poll_s: float = Field(
         10.0, gt=0, description="how often a worker checks for a new champion"
     )
+    shutdown_timeout_s: float = Field(
+        8.0,
+        gt=0,
+        description="longest a worker takes to stop after SIGTERM, even with the broker or Redis away",
+    )
     broker_watch_s: float = Field(
         5.0,
         ge=0,

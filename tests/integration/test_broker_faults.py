@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -41,6 +43,12 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory, model_cache: ModelCache)
         directory, leads=800, folds=2, search="none", compare=("ensemble",), seed=0
     )
     return directory
+
+
+async def exited(worker: WorkerProcess, timeout_s: float) -> None:
+    """Wait up to ``timeout_s`` for the worker's process to end."""
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        await asyncio.to_thread(worker.process.wait, timeout_s)
 
 
 def page_view(lead: str, n: int) -> dict[str, object]:
@@ -87,10 +95,8 @@ async def test_a_broker_that_comes_back_empty_stops_the_worker_once_with_a_reaso
         await asyncio.sleep(2)
         broker = EmbeddedKafka(port=port)  # memory storage: empty
         broker.start()
-        began = time.monotonic()
         await create_topics(settings)  # recreated, empty (as `leadscore topics` or auto-create)
-        while worker.process.poll() is None and time.monotonic() - began < 90:
-            await asyncio.sleep(0.2)
+        await exited(worker, 90)
         assert worker.process.poll() == TOPICS_LOST_EXIT, worker.describe()
         log = worker.log_text()
         assert log.count("the broker has lost records this worker had read") == 1, log[-3000:]
@@ -130,3 +136,31 @@ def test_broker_and_redis_killed_under_load_change_no_final_score(
     assert not any(result["compare"].values())
     # each fault logged once (then counted), not a line per retry
     assert faulted["worker_log_lines"] < 400, faulted
+
+
+async def test_the_worker_stops_within_its_deadline_with_the_broker_gone(
+    redis_url: str, name_prefix: str, model_dir: Path, tmp_path: Path
+) -> None:
+    broker = EmbeddedKafka()
+    broker.start()
+    worker = None
+    try:
+        settings = worker_settings(
+            name_prefix, kafka_bootstrap=broker.bootstrap, redis_url=redis_url,
+            model_dir=model_dir, shutdown_timeout_s=4.0,
+        )  # fmt: skip
+        await create_topics(settings)
+        worker = WorkerProcess(settings, tmp_path / "worker.log")
+        await worker.wait_ready()
+        broker.stop()
+        await asyncio.sleep(2)
+        began = time.monotonic()
+        worker.process.send_signal(signal.SIGTERM)
+        await exited(worker, 30)
+        took = time.monotonic() - began
+        assert worker.process.poll() is not None and took < 4.0 + 3.0, (took, worker.describe())
+        assert "stopping took more than 4 s" in worker.log_text() or took < 4.0
+    finally:
+        if worker is not None:
+            worker.stop()
+        broker.stop()
