@@ -87,6 +87,8 @@ class RunResult:
     repeated_ids_differing: int = 0
     worker_exits: int = 0
     worker_log_lines: int = 0
+    garbage: int = 0
+    dead_letters: int = 0
     settle_s: float = 0.0
     faults: list[Fault] = field(default_factory=list)
     latest: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -105,6 +107,51 @@ def simulated(n_events: int, n_leads: int, seed: int) -> list[dict[str, Any]]:
         if len(events) == n_events:
             break
     return events
+
+
+def garbage(n: int, lead: str = "chaos-lead") -> list[tuple[str, bytes | None, bytes | None]]:
+    """``n`` malformed records of 26 kinds, as (topic kind, key, value), none of them usable."""
+    future = datetime.now(UTC).replace(year=datetime.now(UTC).year + 1).isoformat()
+    good = {
+        "specversion": "1.0", "source": "chaos", "type": "lead.page_viewed",
+        "time": "2025-01-02T10:00:00Z", "subject": lead,
+        "data": {"url": "/pricing", "duration_s": 12},
+    }  # fmt: skip
+
+    def ev(i: int, **changes: Any) -> bytes:  # ``name=...`` leaves the attribute out
+        event = {**good, "id": f"garbage-{i}", **changes}
+        return orjson.dumps({k: v for k, v in event.items() if v is not ...})
+
+    key = lead.encode()
+    kinds: list[Any] = [
+        lambda i: ("activity", key, b"this is not json"),
+        lambda i: ("activity", key, b'{"specversion": "1.0", "id": "x"'),
+        lambda i: ("activity", key, b"\xc3\x28\xa0\xa1"),
+        lambda i: ("activity", key, b""),
+        lambda i: ("activity", key, None),
+        lambda i: ("activity", key, b"[1, 2, 3]"),
+        lambda i: ("activity", key, b'"a string"'),
+        lambda i: ("activity", key, ev(i, type="lead.teleported")),
+        lambda i: ("activity", key, ev(i, type=...)),
+        lambda i: ("activity", key, ev(i, subject=...)),
+        lambda i: ("activity", key, ev(i, subject="lead\u0001x")),
+        lambda i: ("activity", key, ev(i, id=...)),
+        lambda i: ("activity", key, ev(i, id="x" * 201)),
+        lambda i: ("activity", key, ev(i, specversion="0.3")),
+        lambda i: ("activity", key, ev(i, time="2026-01-01T10:00:00")),
+        lambda i: ("activity", key, ev(i, time="yesterday")),
+        lambda i: ("activity", key, ev(i, data={"url": "/x", "duration_s": -5})),
+        lambda i: ("activity", key, ev(i, data="not an object")),
+        lambda i: ("activity", key, ev(i, data={"duration_s": 3})),
+        lambda i: ("profile", key, ev(i, type="lead.profile_updated", data={"country": "USA"})),
+        lambda i: ("activity", key, ev(i, type="lead.profile_updated", data={})),
+        lambda i: ("profile", key, ev(i)),
+        lambda i: ("activity", key, ev(i, type="lead.converted", data={})),
+        lambda i: ("activity", key, ev(i, time=future)),
+        lambda i: ("activity", key, ev(i, data={"url": "/" + "u" * 70_000})),
+        lambda i: ("activity", None, b"{broken"),
+    ]
+    return [kinds[i % len(kinds)](i) for i in range(n)]
 
 
 class Server:
@@ -196,13 +243,24 @@ async def produce(
     rate: float,
     progress: list[int],
     result: RunResult,
+    garbage_n: int = 0,
 ) -> None:
     """Send every event, keyed by lead, at ``rate``/s, acks=all, as a careful producer does.
+
+    With ``garbage_n``, that many malformed records (:func:`garbage`) go out spread among
+    the events (sent once; not retried).
 
     The client retries a batch in order while the broker is away (for up to a minute);
     a send that still fails is sent again at the end and counted in ``publish_retries``.
     """
     route = topic_router(settings)
+    topic_of_kind = {
+        "activity": settings.activity_topic,
+        "profile": settings.profile_topic,
+        "outcome": settings.outcome_topic,
+    }
+    bad = garbage(garbage_n)
+    bad_every = len(events) / len(bad) if bad else 0.0
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap,
         acks="all",
@@ -213,6 +271,7 @@ async def produce(
     await producer.start()
     began = time.monotonic()
     pending: list[tuple[int, asyncio.Future[Any]]] = []
+    sent_bad = [0]
 
     async def send(i: int) -> None:
         event = events[i]
@@ -227,6 +286,10 @@ async def produce(
             if (wait := due - time.monotonic()) > 0:
                 await asyncio.sleep(wait)
             await send(i)
+            while sent_bad[0] < len(bad) and sent_bad[0] * bad_every <= i:
+                kind, key, value = bad[sent_bad[0]]
+                await producer.send(topic_of_kind[kind], value, key=key)
+                sent_bad[0] += 1
             progress[0] = i + 1
         while pending:
             waiting, pending[:] = list(pending), []
@@ -315,7 +378,10 @@ async def one_run(
         await worker.wait_ready()
         say(f"{name}: worker ready; publishing {len(events)} events at {args.rate:g}/s")
         progress = [0]
-        producing = asyncio.ensure_future(produce(events, settings, args.rate, progress, result))
+        garbage_n = result.garbage = args.garbage if faults else 0
+        producing = asyncio.ensure_future(
+            produce(events, settings, args.rate, progress, result, garbage_n)
+        )
         for fault in faults:
             while progress[0] < fault.at * len(events) and not producing.done():
                 worker.check()
@@ -374,6 +440,7 @@ async def one_run(
         seen = {orjson.loads(r.value)["id"] for r in inputs}
         result.on_topics = len(seen)
         result.lost = len({e["id"] for e in events} - seen)
+        result.dead_letters = len(await read_all(bootstrap, [settings.dead_letter_topic]))
         scores = await read_all(bootstrap, [settings.scores_topic])
         result.score_records = len(scores)
         by_id: dict[str, bytes] = {}
@@ -452,6 +519,7 @@ async def main(args: argparse.Namespace) -> int:
             "repeated_ids": run.repeated_score_ids,
             "repeated_ids_differing": run.repeated_ids_differing,
             "worker_exits": run.worker_exits, "worker_log_lines": run.worker_log_lines,
+            "garbage": run.garbage, "dead_letters": run.dead_letters,
             "settled_s": round(run.settle_s, 1),
         })  # fmt: skip
     fault_rows = [
@@ -472,6 +540,7 @@ async def main(args: argparse.Namespace) -> int:
         and faulted.repeated_ids_differing == 0
         and not any(differing.values())
         and faulted.leads_scored == reference.leads_scored == reference.leads
+        and faulted.dead_letters == faulted.garbage
     )
     print("PASS" if ok else "FAIL")
     if args.json:
@@ -504,6 +573,10 @@ if __name__ == "__main__":
     )
     parser.add_argument("--settle-timeout", type=float, default=300.0)
     parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument(
+        "--garbage", type=int, default=0,
+        help="malformed records (26 kinds) spread among the events of the run with faults",
+    )  # fmt: skip
     parser.add_argument("--model-dir", default="artifacts/bench/model")
     parser.add_argument("--workdir", help="keep data and logs here (default: a temp dir)")
     parser.add_argument("--json", help="write the results here")

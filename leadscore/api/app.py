@@ -45,6 +45,7 @@ from leadscore.api.request_bodies import install_body_schemas
 from leadscore.api.websocket import endpoint as stream
 from leadscore.infra.access import AuditLog, KeyStore
 from leadscore.infra.experiment_store import ExperimentStore
+from leadscore.infra.heartbeats import read_workers
 from leadscore.infra.job_store import JobStore
 from leadscore.infra.model_events import ModelFollower, follow_model_events
 from leadscore.infra.redis_store import ScoreStore, connect
@@ -188,7 +189,15 @@ def create_app(settings: Settings, *, follow_models: bool = True) -> FastAPI:
         checks["broker"] = "ok" if ctx.feed is not None and ctx.feed.connected else "not connected"
         checks["model"] = ctx.models.scorer.version
         ready = checks["redis"] == "ok" and checks["broker"] == "ok"
-        body = {"status": "ready" if ready else "not ready", "checks": checks}
+        status = "ready" if ready else "not ready"
+        if checks["redis"] == "ok":
+            # Workers are not the API's dependency (it serves without them), but a reader of
+            # /readyz must not believe leads are being scored when nothing processes them.
+            workers = await read_workers(ctx.redis, ctx.settings.redis_prefix)
+            checks["workers"] = workers.describe()
+            if ready and workers.alive == 0:
+                status = "ready, but no worker is alive: nothing is being scored"
+        body = {"status": status, "checks": checks}
         if not ready:
             return JSONResponse(
                 {**body, **error_body("not_ready", "a dependency is not ready")},

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
+from leadscore.infra.heartbeats import read_workers
 from leadscore.infra.redis_store import ScoreStore
 
 log = logging.getLogger(__name__)
@@ -134,8 +135,21 @@ async def prometheus_text(ctx: Any) -> bytes:
     parts = [generate_latest(ctx.metrics.registry).decode()]
     try:
         stats = await ctx.store.stats()
+        workers = await read_workers(ctx.redis, ctx.settings.redis_prefix)
     except Exception:  # Redis down: expose what this process knows
-        stats = {}
+        stats, workers = {}, None
+    if workers is not None:
+        parts.append(
+            _line("leadscore_workers_alive", "gauge",
+                  "workers whose heartbeat is in Redis (seen in the last 15 s)",
+                  [("", workers.alive)])
+        )  # fmt: skip
+        if workers.last_batch_s is not None:
+            parts.append(
+                _line("leadscore_worker_last_batch_age_seconds", "gauge",
+                      "seconds since any worker last processed a batch",
+                      [("", round(workers.last_batch_s, 3))])
+            )  # fmt: skip
     for name, value in sorted(stats.items()):
         parts.append(
             _line(

@@ -32,6 +32,8 @@ class WorkerContext:
         default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="scoring")
     )
     _store: ScoreStore | None = None
+    last_batch_at: float | None = None
+    """When the scoring agent last finished a batch (epoch seconds), for the heartbeat."""
     read_to: dict[tuple[str, int], int] = field(default_factory=dict)
     """The end of what the scoring agent has read: (topic, partition) -> last offset + 1."""
 

@@ -26,6 +26,7 @@ import orjson
 from faust.streams import _current_event
 from faust.types import TableT
 
+from leadscore.infra.heartbeats import BEAT_S, beat
 from leadscore.infra.redis_store import ScoreStore, public_state
 from leadscore.infra.retry import until_done
 from leadscore.models.batch.outcome_clock import OutcomeClock
@@ -83,10 +84,21 @@ def attach_scoring(app: faust.App, worker: WorkerContext) -> None:
             write = partial(_write, store, held, s, scorer, result, bodies, len(records), held_now)
             await until_done(write, "write scores to Redis", log=log)
             await held.after_batch(store, held_now)
+            worker.last_batch_at = time.time()
             log.debug(
                 "batch of %d: %d scores, %d dead letters in %.1f ms", len(records),
                 len(result.scores), len(result.dead_letters), (time.perf_counter() - started) * 1000,
             )  # fmt: skip
+
+    @app.task
+    async def heartbeat() -> None:
+        """Tell the API this worker is alive (from its start), and when it last processed a batch."""
+        while True:
+            try:
+                await beat(worker.store().client, s.redis_prefix, worker.last_batch_at)
+            except Exception:  # Redis away: the batch writes say so; the API sees no beat
+                log.debug("heartbeat not written", exc_info=True)
+            await asyncio.sleep(BEAT_S)
 
     @app.timer(interval=1.0)
     async def release_outcomes() -> None:

@@ -688,6 +688,11 @@ def test_health_readiness_metrics_and_performance(stack: Stack) -> None:
         assert client.get("/healthz").json() == {"status": "ok"}
         ready = client.get("/readyz").json()
         assert ready["status"] == "ready" and ready["checks"]["redis"] == "ok"
+        deadline = time.monotonic() + 15  # the worker's heartbeat says it every 5 s
+        while "last batch" not in ready["checks"]["workers"] and time.monotonic() < deadline:
+            time.sleep(0.5)
+            ready = client.get("/readyz").json()
+        assert ready["checks"]["workers"].startswith("1 alive, last batch "), ready
         performance = client.get("/v1/metrics/performance").json()
         assert performance["stream"]["totals"]["events"] >= len(stack.events)
         assert performance["model"]["metrics"]["roc_auc"] > 0.5
@@ -695,6 +700,7 @@ def test_health_readiness_metrics_and_performance(stack: Stack) -> None:
         assert (
             "leadscore_api_request_seconds_bucket" in text
             and "leadscore_worker_events_total" in text
+            and "leadscore_workers_alive 1" in text
         )
 
 
