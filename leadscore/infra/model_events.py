@@ -144,7 +144,13 @@ class ModelFollower:
                 return False
             self.refused.discard(version)
             self.scorer = scorer
-            log.info("model %s replaces %s (cause: %s)", version, current, cause)
+            if scorer.version == version:
+                log.info("model %s replaces %s (cause: %s)", version, current, cause)
+            else:  # the champion is not used as it is (e.g. the rules prior stands in for it)
+                log.info(
+                    "champion %s is scored with %s, replacing %s (cause: %s)",
+                    version, scorer.version, current, cause,
+                )  # fmt: skip
             return True
 
     async def on_record(self, record: ConsumerRecord) -> bool:
