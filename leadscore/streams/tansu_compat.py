@@ -41,6 +41,16 @@ idempotent and change nothing observable on Apache Kafka.
    hard-codes 1500 ms; Tansu holds an empty fetch for about half of it, a floor under
    latency. The worker's consumer waits ``LEADSCORE_FETCH_MAX_WAIT_MS`` instead.
 
+5. **Commits keep advancing after a restart with a backlog**
+   (:func:`leadscore.streams.acked_offsets.install_acked_offsets_fix`). When recovery
+   seeks the resumed input partitions back to their committed offsets, records read
+   before the seek become a phantom gap and their offsets end up twice in Faust's acked
+   list; its run-of-consecutive-offsets search then advanced the committed offset by one
+   per commit (measured: ~1,500 behind on 4 partitions). The next committable offset is
+   now computed over a set, and gap offsets count only up to the highest acked offset
+   (a phantom gap could let a commit pass queued, unprocessed records). Faust's logic,
+   so Apache Kafka is affected too; its own module, as it is not Tansu's.
+
 Not patched, still wrong on Tansu: aiokafka's ``end_offsets()``, ``seek_to_end()`` and
 ``auto_offset_reset="latest"``; compute lag with
 :func:`leadscore.infra.kafka.offsets.end_offsets`. Faust's
@@ -63,6 +73,7 @@ from faust.types import TP
 from faust.types.tuples import FutureMessage
 
 from leadscore.infra.kafka.offsets import check_fetch_request_api, fetch_end_offsets
+from leadscore.streams.acked_offsets import install_acked_offsets_fix
 
 __all__ = [
     "BufferedSendError",
@@ -90,7 +101,7 @@ class BufferedSendError(TansuCompatError):
 
 
 def install_tansu_compat() -> None:
-    """Install the four patches of this module; safe to call more than once.
+    """Install the five patches listed in the module docstring; safe to call more than once.
 
     Call it before the Faust worker starts: the flush patch only sees messages put in
     the producer buffer after it is installed.
@@ -103,6 +114,7 @@ def install_tansu_compat() -> None:
     install_commit_flush_fix()
     install_resume_order_fix()
     install_fetch_max_wait()
+    install_acked_offsets_fix()
 
 
 # --- 3. no records dropped when streams resume after recovery ------------------------------

@@ -562,14 +562,12 @@ async def test_sigkill_mid_stream_then_restart_ends_like_an_uninterrupted_run(
     After the restart the crash run must end with the same table (every event applied
     exactly once) and the same latest score per lead as the reference run.
 
-    OPEN BUG (fails this test in about one full-suite run in four on a loaded 2-core box):
-    a worker restarted on a backlog can lose input records. Faust's Recovery resumes the
-    source partitions, awaits ``perform_seek()`` and only then calls
-    ``app.flow_control.resume()``, which clears every stream queue: records fetched in
-    between are discarded unprocessed, while ``Consumer._read_offset`` and its gap
-    bookkeeping have already moved past them, and partitions with no committed offset
-    are not sought back at all. Some are never re-read; on some partitions the committed
-    offset then passes them, so the loss survives later restarts.
+    Guards two Faust bugs that leadscore patches (``leadscore.streams.tansu_compat``):
+    records fetched while recovery resumed the partitions were dropped unprocessed
+    (``install_resume_order_fix``), and the phantom gap ``perform_seek()`` leaves behind
+    made the committed offset advance one offset per commit (``install_acked_offsets_fix``):
+    after processing everything, the restarted worker must commit every input offset
+    within ``_COMMIT_GRACE_S``.
     """
     reference, crashed = make_settings("ref."), make_settings("crash.")
     events = simulated(n_leads=50, span_days=30, seed=1)
@@ -657,9 +655,9 @@ async def test_sigkill_mid_stream_then_restart_ends_like_an_uninterrupted_run(
             second.check_alive()  # a dead worker is a failure, not a slow commit
             lag_after = await commit_lag(crashed)
             stalled = (
-                f"the restarted worker had processed everything but its committed offsets "
-                f"(partition: end, committed) went from {lag_before} to {lag_after} in "
-                f"{_COMMIT_GRACE_S:.0f} s"
+                f"commit stall: the restarted worker had processed everything but its "
+                f"committed offsets (partition: end, committed) went from {lag_before} to "
+                f"{lag_after} in {_COMMIT_GRACE_S:.0f} s"
             )
         ref_states, _ = await table_states(reference)
         ref_scores = by_lead(await scores_of(reference))
@@ -722,14 +720,8 @@ async def test_sigkill_mid_stream_then_restart_ends_like_an_uninterrupted_run(
         earlier = by_id.setdefault(event["id"], event)
         assert without(event, "scored_at") == without(earlier, "scored_at"), (earlier, event)
 
-    # OPEN BUG, reported and not fixed here: after a restart with a backlog, Faust can stop
-    # advancing the committed offset of a partition (one offset per commit): Recovery
-    # resumes the source partitions before perform_seek(), and records read in between end
-    # up twice in Consumer._acked (see tests/integration/test_tansu_recovery.py). When
-    # nothing was lost, this only makes the next restart replay more: an xfail, checked
-    # last so that everything above still fails the test.
-    if stalled:
-        pytest.xfail(f"known bug: {stalled}")
+    # Checked last, so a lost or doubled event above is reported first.
+    assert not stalled, stalled
 
 
 # --- regression -------------------------------------------------------------------------------
