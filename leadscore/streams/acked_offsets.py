@@ -36,6 +36,7 @@ import logging
 
 from faust.transport.consumer import Consumer
 from faust.types import TP
+from faust.types.tuples import ack_lock
 from faust.utils.functional import consecutive_numbers
 
 __all__ = ["first_committable_run", "install_acked_offsets_fix"]
@@ -70,38 +71,39 @@ def first_committable_run(done: set[int], committed: int | None) -> list[int]:
 
 def _new_offset(self: Consumer, tp: TP) -> int | None:
     """Faust's ``Consumer._new_offset``, over a set of offsets (see the module docstring)."""
-    acked = self._acked[tp]
-    if not acked:
-        return None
-    done = set(acked)
-    gap_for_tp = self._gap[tp]
-    if gap_for_tp:
-        # Gap offsets up to the highest acked one count as done and leave the tree. Faust
-        # took whole intervals, past the highest acked offset too: a phantom gap then
-        # covered records still waiting in a stream queue.
-        highest = max(done)
-        candidates = gap_for_tp.overlap(0, highest)
-        if candidates:
-            for interval in candidates:
-                done.update(range(interval.begin, min(interval.end, highest + 1)))
-            gap_for_tp.chop(0, highest + 1)
-    committed = self._committed_offset[tp]
-    repeats = len(acked) - len(set(acked))
-    stale = {offset for offset in done if committed is not None and offset < committed}
-    if repeats or stale:
+    with ack_lock:  # ``Consumer.ack`` appends under it; the list is rewritten here
+        acked = self._acked[tp]
+        if not acked:
+            return None
+        done = set(acked)
+        in_gap: set[int] = set()
+        gap_for_tp = self._gap[tp]
+        if gap_for_tp:
+            # Gap offsets up to the highest acked one count as done and leave the tree.
+            # Faust took whole intervals, past the highest acked offset too: a phantom gap
+            # then covered records still waiting in a stream queue.
+            highest = max(done)
+            candidates = gap_for_tp.overlap(0, highest)
+            if candidates:
+                for interval in candidates:
+                    in_gap.update(range(interval.begin, min(interval.end, highest + 1)))
+                gap_for_tp.chop(0, highest + 1)
+        committed = self._committed_offset[tp]
+        # A real gap holds one acked offset: Faust's gap ends at the record read after it.
+        doubled = len(acked) - len(done) + max(len(in_gap & done) - 1, 0)
+        done |= in_gap
+        stale = {offset for offset in done if committed is not None and offset < committed}
+        batch = first_committable_run(done, committed)
+        acked[:] = sorted(done - stale - set(batch))
+        self._acked_index[tp].difference_update(stale)
+        self._acked_index[tp].difference_update(batch)
+    if doubled or stale:
         log.info(
-            "acked offsets of %s:%d held %d repeat(s) and %d offset(s) below the committed "
-            "offset %s; dropped (Faust's phantom gap after a seek)",
-            tp.topic, tp.partition, repeats, len(stale), committed,
+            "%s:%d: %d offset(s) counted twice and %d below the committed offset %s "
+            "ignored (Faust's phantom gap after a seek)",
+            tp.topic, tp.partition, doubled, len(stale), committed,
         )  # fmt: skip
-    batch = first_committable_run(done, committed)
-    rest = sorted(done - stale - set(batch))
-    acked[:] = rest
-    self._acked_index[tp].difference_update(stale)
-    self._acked_index[tp].difference_update(batch)
-    if not batch:
-        return None
-    return batch[-1] + 1
+    return batch[-1] + 1 if batch else None
 
 
 def install_acked_offsets_fix() -> None:
