@@ -76,7 +76,7 @@ def _new_offset(self: Consumer, tp: TP) -> int | None:
         if not acked:
             return None
         done = set(acked)
-        in_gap: set[int] = set()
+        doubled = len(acked) - len(done)  # acked twice
         gap_for_tp = self._gap[tp]
         if gap_for_tp:
             # Gap offsets up to the highest acked one count as done and leave the tree.
@@ -84,14 +84,14 @@ def _new_offset(self: Consumer, tp: TP) -> int | None:
             # then covered records still waiting in a stream queue.
             highest = max(done)
             candidates = gap_for_tp.overlap(0, highest)
+            for interval in candidates:
+                in_gap = set(range(interval.begin, min(interval.end, highest + 1)))
+                # A real gap holds one acked offset: it ends at the record read after it.
+                doubled += max(len(in_gap & done) - 1, 0)
+                done |= in_gap
             if candidates:
-                for interval in candidates:
-                    in_gap.update(range(interval.begin, min(interval.end, highest + 1)))
                 gap_for_tp.chop(0, highest + 1)
         committed = self._committed_offset[tp]
-        # A real gap holds one acked offset: Faust's gap ends at the record read after it.
-        doubled = len(acked) - len(done) + max(len(in_gap & done) - 1, 0)
-        done |= in_gap
         stale = {offset for offset in done if committed is not None and offset < committed}
         batch = first_committable_run(done, committed)
         acked[:] = sorted(done - stale - set(batch))
@@ -109,8 +109,9 @@ def _new_offset(self: Consumer, tp: TP) -> int | None:
 def install_acked_offsets_fix() -> None:
     """Replace ``Consumer._new_offset`` with :func:`_new_offset` (idempotent).
 
-    Safe on any broker: when the acked list holds no repeats and nothing below the
-    committed offset, the committed offset is the one Faust would have chosen.
+    Safe on any broker: when no offset is counted twice and no gap reaches past the
+    highest acked offset (real gaps never do), the committed offset is the one Faust
+    would have chosen.
     """
     if getattr(Consumer._new_offset, "_leadscore_patched", False):
         return
