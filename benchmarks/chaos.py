@@ -12,11 +12,16 @@ broker acknowledges (acks=all), as a real one does:
    published), the server's command and its children get SIGKILL, stay down ``--down``
    seconds, and the same command on the same directory starts them again. ``worker@F``
    kills the worker instead (SIGKILL), started again by this script as a supervisor would.
+   ``swap@F`` promotes another model (``leadscore models promote``; a second one is trained
+   the first time) and kills the worker 0.3 s later, while it loads the model. ``--garbage
+   N`` spreads N malformed records of 26 kinds among the events of this run.
 
 Then it checks what an operator would: every published event is on its topic (nothing
 lost), every lead's final score (Redis, and the last score event of the lead on the scores
-topic) equals the fault-free run's, repeated score ids carry byte-identical records, and
-the worker never exited (unless killed). It reports, per fault: time until the worker
+topic) equals the fault-free run's (not checked after a swap: there the final scores
+depend on where the swap fell), every lead's final score is what its model gives for all
+the lead's events computed here offline, every malformed record is a dead letter,
+repeated score ids carry byte-identical records, and the worker never exited (unless killed). It reports, per fault: time until the worker
 scored again; overall: events in, leads scored, lost, repeated score records, worker log
 lines; as a table (stdout) and ``--json``.
 
@@ -38,6 +43,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -55,6 +61,11 @@ from leadscore.infra.kafka.offsets import fetch_end_offsets
 from leadscore.infra.kafka.publish import topic_router
 from leadscore.infra.launch import READY_LINE, settings_env
 from leadscore.infra.redis_store import ScoreStore
+from leadscore.infra.scorer import load_scorer
+from leadscore.models.features.state import LeadState, apply_event
+from leadscore.models.features.vector import to_vector
+from leadscore.models.registry.store import ModelRegistry
+from leadscore.schemas.events import lead_event_adapter
 from leadscore.settings import Settings
 from leadscore.simulation.config import SimConfig
 from leadscore.simulation.simulator import Simulator
@@ -89,10 +100,13 @@ class RunResult:
     worker_log_lines: int = 0
     garbage: int = 0
     dead_letters: int = 0
+    offline_mismatch: int = 0
+    by_version: dict[str, int] = field(default_factory=dict)
     settle_s: float = 0.0
     faults: list[Fault] = field(default_factory=list)
     latest: dict[str, dict[str, Any]] = field(default_factory=dict)
     topic_latest: dict[str, dict[str, Any]] = field(default_factory=dict)
+    dedup_latest: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def say(text: str) -> None:
@@ -387,7 +401,18 @@ async def one_run(
                 worker.check()
                 await asyncio.sleep(0.05)
             fault.killed_at = time.monotonic()
-            if fault.target == "worker":
+            if fault.target == "swap":  # promote the other model, kill the worker mid-swap
+                promote = await asyncio.create_subprocess_exec(
+                    sys.executable, "-m", "leadscore", "models", "promote", args.swap_to,
+                    env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                )  # fmt: skip
+                await promote.wait()
+                await asyncio.sleep(0.3)  # the worker is loading the new model
+                worker.kill()
+                size = worker.log.stat().st_size
+                worker.start()
+                await worker.wait_ready(since=size)
+            elif fault.target == "worker":
                 worker.kill()
                 size = worker.log.stat().st_size
                 worker.start()
@@ -434,6 +459,7 @@ async def one_run(
         }
         await client.aclose()
         result.leads_scored = len(result.latest)
+        result.offline_mismatch, result.by_version = offline_check(events, result.latest, model_dir)
         inputs = await read_all(
             bootstrap, [settings.activity_topic, settings.profile_topic, settings.outcome_topic]
         )
@@ -449,6 +475,8 @@ async def one_run(
             if event.get("type") != "lead.scored":
                 continue
             result.topic_latest[event["lead_id"]] = event
+            if event["id"] not in by_id:  # a consumer that drops repeated ids
+                result.dedup_latest[event["lead_id"]] = event
             earlier = by_id.setdefault(event["id"], record.value)
             if earlier is not record.value:
                 result.repeated_score_ids += 1
@@ -466,14 +494,53 @@ async def one_run(
     return result
 
 
+def offline_check(
+    events: list[dict[str, Any]], latest: dict[str, dict[str, Any]], model_dir: Path
+) -> tuple[int, dict[str, int]]:
+    """Leads whose final score is not what its model gives for all the lead's events, applied
+    in order here (offline); and how many leads each model version scored last."""
+    by_lead: dict[str, list[dict[str, Any]]] = {}
+    for event in events:
+        by_lead.setdefault(event["subject"], []).append(event)
+    scorers: dict[str, Any] = {}
+    mismatched, by_version = 0, Counter[str]()
+    for lead, score in latest.items():
+        version = score["model_version"]
+        by_version[version] += 1
+        if version not in scorers:
+            settings = Settings(model_dir=model_dir, min_training_labels=0)
+            scorers[version] = load_scorer(settings, version)
+        state = LeadState(lead)
+        for event in by_lead.get(lead, []):
+            apply_event(state, lead_event_adapter.validate_python(event))
+        expected = float(scorers[version].probabilities(to_vector(state)[None, :])[0])
+        mismatched += abs(round(expected, 6) - float(score["probability"])) > 2e-6
+    return mismatched, dict(by_version)
+
+
 def parse_faults(text: str) -> list[Fault]:
     faults = []
     for part in filter(None, text.split(",")):
         target, _, at = part.partition("@")
-        if target not in ("broker", "redis", "worker"):
-            raise SystemExit(f"unknown fault target {target!r} (broker, redis or worker)")
+        if target not in ("broker", "redis", "worker", "swap"):
+            raise SystemExit(f"unknown fault target {target!r} (broker, redis, worker or swap)")
         faults.append(Fault(target, float(at)))
     return sorted(faults, key=lambda f: f.at)
+
+
+def second_model(model_dir: Path, champion: str) -> str:
+    """Another lead-event model in the registry to swap to (trained once, not promoted)."""
+    registry = ModelRegistry(model_dir)
+    for version in registry.list():
+        if version != champion and registry.manifest(version).kind == "lead_events":
+            return version
+    from leadscore.jobs.train import train_job
+
+    print("training a second model to swap to (~20 s)", file=sys.stderr)
+    return train_job(
+        Settings(model_dir=model_dir), leads=1500, folds=2, search="none",
+        compare=("ensemble",), seed=7, promote=False,
+    ).version  # fmt: skip
 
 
 def compare(reference: RunResult, faulted: RunResult) -> dict[str, int]:
@@ -488,7 +555,15 @@ def compare(reference: RunResult, faulted: RunResult) -> dict[str, int]:
         fields(reference.topic_latest.get(lead)) != fields(faulted.topic_latest.get(lead))
         for lead in leads
     )
-    return {"leads_differing_in_redis": redis_differs, "leads_differing_on_topic": topic_differs}
+    dedup_differs = sum(
+        fields(reference.dedup_latest.get(lead)) != fields(faulted.dedup_latest.get(lead))
+        for lead in leads
+    )
+    return {
+        "leads_differing_in_redis": redis_differs,
+        "leads_differing_on_topic": topic_differs,  # a consumer keeping the last record per lead
+        "leads_differing_dropping_repeats": dedup_differs,  # one dropping repeated score ids
+    }
 
 
 @contextlib.contextmanager
@@ -503,13 +578,21 @@ def work_dir(keep: Path | None) -> Iterator[Path]:
 
 async def main(args: argparse.Namespace) -> int:
     model_dir = Path(args.model_dir).resolve()
-    ensure_model(model_dir)
+    champion = ensure_model(model_dir)
+    args.swap_to = None
+    if any(f.target == "swap" for f in parse_faults(args.faults)):
+        args.swap_to = second_model(model_dir, champion)
     events = simulated(args.events, args.leads, args.seed)
     faults = parse_faults(args.faults)
     with work_dir(Path(args.workdir) if args.workdir else None) as workdir:
         reference = await one_run("fault-free", events, [], args, workdir, model_dir)
-        faulted = await one_run("faults", events, faults, args, workdir, model_dir)
-    differing = compare(reference, faulted)
+        try:
+            faulted = await one_run("faults", events, faults, args, workdir, model_dir)
+        finally:
+            ModelRegistry(model_dir).promote(champion)  # after a swap: as it was
+    swapped = args.swap_to is not None
+    # After a swap the final scores depend on where it fell: each must be its model's score.
+    differing = {} if swapped else compare(reference, faulted)
     rows = []
     for run in (reference, faulted):
         rows.append({
@@ -520,6 +603,7 @@ async def main(args: argparse.Namespace) -> int:
             "repeated_ids_differing": run.repeated_ids_differing,
             "worker_exits": run.worker_exits, "worker_log_lines": run.worker_log_lines,
             "garbage": run.garbage, "dead_letters": run.dead_letters,
+            "offline_mismatch": run.offline_mismatch, "by_version": run.by_version,
             "settled_s": round(run.settle_s, 1),
         })  # fmt: skip
     fault_rows = [
@@ -541,6 +625,8 @@ async def main(args: argparse.Namespace) -> int:
         and not any(differing.values())
         and faulted.leads_scored == reference.leads_scored == reference.leads
         and faulted.dead_letters == faulted.garbage
+        and faulted.offline_mismatch == 0
+        and (not swapped or args.swap_to in faulted.by_version)
     )
     print("PASS" if ok else "FAIL")
     if args.json:

@@ -110,7 +110,8 @@ async def test_a_broker_that_comes_back_empty_stops_the_worker_once_with_a_reaso
 def test_broker_and_redis_killed_under_load_change_no_final_score(
     model_dir: Path, tmp_path: Path
 ) -> None:
-    """The short chaos run: the same events with and without faults end with the same scores."""
+    """The short chaos run: the same events with and without faults end with the same scores,
+    every malformed record among them a dead letter."""
     try:
         s3rver_binary()
     except BinaryNotFoundError as exc:
@@ -123,6 +124,7 @@ def test_broker_and_redis_killed_under_load_change_no_final_score(
             sys.executable, str(ROOT / "benchmarks" / "chaos.py"),
             "--events", "1500", "--leads", "120", "--rate", "150",
             "--faults", "broker@0.3,redis@0.55,broker@0.8", "--down", "3", "--quiet", "6",
+            "--garbage", "260",
             "--model-dir", str(model_dir), "--workdir", str(tmp_path / "chaos"),
             "--json", str(out),
         ],
@@ -133,6 +135,8 @@ def test_broker_and_redis_killed_under_load_change_no_final_score(
     faulted = next(r for r in result["runs"] if r["run"] == "faults")
     assert result["ok"], (result, run.stdout[-2000:])
     assert faulted["lost"] == 0 and faulted["worker_exits"] == 0
+    assert faulted["dead_letters"] == faulted["garbage"] == 260  # 26 kinds, 10 each
+    assert faulted["offline_mismatch"] == 0
     assert not any(result["compare"].values())
     # each fault logged once (then counted), not a line per retry
     assert faulted["worker_log_lines"] < 400, faulted
