@@ -29,9 +29,15 @@ FILES_NAMING_SETTINGS = [
     ROOT / "deploy" / "leadscore.env.example",
     ROOT / "deploy" / "leadscore-worker.service",
 ]
-#: LEADSCORE_* variables that are not settings: read by the test suite, or by the dashboard's
-#: development server (docs/dashboard.md), not by leadscore.
-NOT_SETTINGS = {"LEADSCORE_TEST_KAFKA", "LEADSCORE_TEST_DASHBOARD_DIR", "LEADSCORE_API"}
+#: LEADSCORE_* variables that are not settings: read by the test suite, by the dashboard's
+#: development server (docs/dashboard.md), or where to find a binary (s3rver: read by
+#: leadscore/infra/embedded/binaries.py before any settings exist).
+NOT_SETTINGS = {
+    "LEADSCORE_TEST_KAFKA",
+    "LEADSCORE_TEST_DASHBOARD_DIR",
+    "LEADSCORE_API",
+    "LEADSCORE_S3RVER",
+}
 
 
 def env_names(name: str, field: FieldInfo) -> list[str]:
