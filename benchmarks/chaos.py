@@ -463,7 +463,7 @@ async def one_run(
         inputs = await read_all(
             bootstrap, [settings.activity_topic, settings.profile_topic, settings.outcome_topic]
         )
-        seen = {orjson.loads(r.value)["id"] for r in inputs}
+        seen = {event_id(r.value) for r in inputs} - {None}  # malformed records: None
         result.on_topics = len(seen)
         result.lost = len({e["id"] for e in events} - seen)
         result.dead_letters = len(await read_all(bootstrap, [settings.dead_letter_topic]))
@@ -516,6 +516,15 @@ def offline_check(
         expected = float(scorers[version].probabilities(to_vector(state)[None, :])[0])
         mismatched += abs(round(expected, 6) - float(score["probability"])) > 2e-6
     return mismatched, dict(by_version)
+
+
+def event_id(value: bytes | None) -> str | None:
+    """The ``id`` of an input record's event, ``None`` for a record that is not one."""
+    try:
+        event = orjson.loads(value or b"")
+    except orjson.JSONDecodeError:
+        return None
+    return event.get("id") if isinstance(event, dict) and isinstance(event.get("id"), str) else None
 
 
 def parse_faults(text: str) -> list[Fault]:
