@@ -464,8 +464,9 @@ async def one_run(
             bootstrap, [settings.activity_topic, settings.profile_topic, settings.outcome_topic]
         )
         seen = {event_id(r.value) for r in inputs} - {None}  # malformed records: None
-        result.on_topics = len(seen)
-        result.lost = len({e["id"] for e in events} - seen)
+        published_ids = {e["id"] for e in events}
+        result.on_topics = len(seen & published_ids)
+        result.lost = len(published_ids - seen)
         result.dead_letters = len(await read_all(bootstrap, [settings.dead_letter_topic]))
         scores = await read_all(bootstrap, [settings.scores_topic])
         result.score_records = len(scores)
