@@ -56,7 +56,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 from bench_common import ensure_model, machine
 
-from leadscore.infra.embedded.processes import spawn_child
+from leadscore.infra.embedded.processes import child_setup, spawn_child
 from leadscore.infra.kafka.offsets import fetch_end_offsets
 from leadscore.infra.kafka.publish import topic_router
 from leadscore.infra.launch import READY_LINE, settings_env
@@ -181,7 +181,7 @@ class Server:
             [sys.executable, "-m", "leadscore", self.kind, "--data-dir", str(self.data_dir)],
             stdout=subprocess.PIPE,
             stderr=self.log.open("ab"),
-            start_new_session=True,
+            preexec_fn=child_setup(os.getpid()),  # own group; dies if this script dies
         )
         assert self.process.stdout is not None
         line = self.process.stdout.readline().decode().strip()

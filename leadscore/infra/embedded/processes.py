@@ -47,8 +47,9 @@ def _prctl() -> Callable[..., int] | None:
     return prctl
 
 
-def _child_setup(parent_pid: int) -> Callable[[], None]:
-    """What the child runs between fork and exec (``preexec_fn``)."""
+def child_setup(parent_pid: int) -> Callable[[], None]:
+    """What the child runs between fork and exec (``preexec_fn``): its own process group,
+    and SIGKILL when ``parent_pid`` dies (Linux)."""
     prctl = _prctl()  # looked up before the fork, not in the child
 
     def setup() -> None:
@@ -77,7 +78,7 @@ def _spawn(
             stderr=subprocess.STDOUT,
             env=dict(env),
             cwd=cwd,
-            preexec_fn=_child_setup(os.getpid()),
+            preexec_fn=child_setup(os.getpid()),
         )
     _live_children.add(child)
     return child
