@@ -22,7 +22,7 @@ import pytest
 import redis.asyncio as aioredis
 from model_cache import ModelCache
 
-from leadscore.infra.embedded.binaries import redis_server_binary, tansu_binary
+from leadscore.infra.embedded.binaries import redis_server_binary, s3rver_binary, tansu_binary
 from leadscore.infra.embedded.probes import wait_for_kafka, wait_for_redis
 from leadscore.infra.embedded.servers import EmbeddedKafka, EmbeddedRedis
 from leadscore.infra.errors import InfraError
@@ -114,6 +114,15 @@ def embedded_binaries() -> tuple[Path, Path]:
         return tansu_binary(), redis_server_binary()
     except InfraError as exc:
         _unavailable("the embedded server binaries", exc)
+
+
+@pytest.fixture(scope="session")
+def s3rver() -> Path:
+    """s3rver, which the durable embedded broker stores through (``make install`` puts it in)."""
+    try:
+        return s3rver_binary()
+    except InfraError as exc:
+        _unavailable("s3rver (npm; make install with Node.js)", exc)
 
 
 @pytest.fixture(scope="session")

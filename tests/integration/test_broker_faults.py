@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -25,9 +24,7 @@ from worker_harness import (
 )
 
 from leadscore.infra.embedded.addresses import free_port
-from leadscore.infra.embedded.binaries import s3rver_binary
 from leadscore.infra.embedded.servers import EmbeddedKafka
-from leadscore.infra.errors import BinaryNotFoundError
 from leadscore.infra.redis_store import ScoreStore
 from leadscore.streams.broker_watch import TOPICS_LOST_EXIT
 
@@ -108,16 +105,10 @@ async def test_a_broker_that_comes_back_empty_stops_the_worker_once_with_a_reaso
 
 
 def test_broker_and_redis_killed_under_load_change_no_final_score(
-    model_dir: Path, tmp_path: Path
+    s3rver: Path, model_dir: Path, tmp_path: Path
 ) -> None:
     """The short chaos run: the same events with and without faults end with the same scores,
     every malformed record among them a dead letter."""
-    try:
-        s3rver_binary()
-    except BinaryNotFoundError as exc:
-        if os.environ.get("CI") == "true":
-            raise
-        pytest.skip(str(exc))
     out = tmp_path / "chaos.json"
     run = subprocess.run(
         [

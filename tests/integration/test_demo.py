@@ -60,13 +60,18 @@ def _demo_totals(output: Path) -> dict[str, int]:
     return asyncio.run(read())
 
 
-def test_demo_runs_the_loop_and_ctrl_c_stops_every_process(
-    tmp_path: Path, model_cache: ModelCache
-) -> None:
+def _demo_env(tmp_path: Path, model_cache: ModelCache) -> dict[str, str]:
+    """The demo's environment: a small trained model, no outside servers (embedded ones)."""
     models = tmp_path / "models"
     model_cache.registry(models, leads=600, folds=2, search="none", compare=("ensemble",), seed=1)
     env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP", "REDIS_URL")}
-    env |= {"LEADSCORE_MODEL_DIR": str(models), "COLUMNS": "160", "PYTHONUNBUFFERED": "1"}
+    return env | {"LEADSCORE_MODEL_DIR": str(models), "COLUMNS": "160", "PYTHONUNBUFFERED": "1"}
+
+
+def test_demo_runs_the_loop_and_ctrl_c_stops_every_process(
+    tmp_path: Path, model_cache: ModelCache
+) -> None:
+    env = _demo_env(tmp_path, model_cache)
     output = tmp_path / "demo.out"
     with open(output, "wb") as out:
         demo = subprocess.Popen(
@@ -125,10 +130,7 @@ def test_a_second_demo_continues_with_the_same_leads_and_keys(
     tmp_path: Path, model_cache: ModelCache
 ) -> None:
     """The embedded servers keep their data in artifacts/demo/data: a rerun finds it all."""
-    models = tmp_path / "models"
-    model_cache.registry(models, leads=600, folds=2, search="none", compare=("ensemble",), seed=1)
-    env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP", "REDIS_URL")}
-    env |= {"LEADSCORE_MODEL_DIR": str(models), "COLUMNS": "160", "PYTHONUNBUFFERED": "1"}
+    env = _demo_env(tmp_path, model_cache)
 
     def run(output: Path, until: Callable[[], bool], what: str) -> str:
         with open(output, "wb") as out:

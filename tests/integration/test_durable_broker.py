@@ -17,8 +17,6 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
 
-from leadscore.infra.embedded.binaries import s3rver_binary
-from leadscore.infra.errors import BinaryNotFoundError
 from leadscore.infra.kafka.offsets import fetch_end_offsets
 
 pytestmark = pytest.mark.integration
@@ -117,13 +115,9 @@ async def read(bootstrap: str) -> tuple[list[int], int | None]:
     return values, committed
 
 
-def test_topics_records_and_offsets_survive_kill_9_and_the_address_stays(tmp_path: Path) -> None:
-    try:
-        s3rver_binary()
-    except BinaryNotFoundError as exc:
-        if os.environ.get("CI") == "true":
-            raise
-        pytest.skip(str(exc))
+def test_topics_records_and_offsets_survive_kill_9_and_the_address_stays(
+    s3rver: Path, tmp_path: Path
+) -> None:
     data, log = tmp_path / "broker-data", tmp_path / "broker.log"
     process, bootstrap = start(data, log)
     try:
