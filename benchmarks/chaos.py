@@ -12,7 +12,8 @@ broker acknowledges (acks=all), as a real one does:
    published), the server's command and its children get SIGKILL, stay down ``--down``
    seconds, and the same command on the same directory starts them again. ``worker@F``
    kills the worker instead (SIGKILL), started again by this script as a supervisor would.
-   ``swap@F`` promotes another model (``leadscore models promote``; a second one is trained
+   ``receiver@F`` takes the webhook receiver (every run has one, subscribed to every score
+   change) down for ``--receiver-down`` seconds while the rest goes on. ``swap@F`` promotes another model (``leadscore models promote``; a second one is trained
    the first time) and kills the worker 0.3 s later, while it loads the model. ``--garbage
    N`` spreads N malformed records of 26 kinds among the events of this run.
 
@@ -35,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import json
 import os
@@ -42,11 +44,13 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -56,16 +60,19 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 from bench_common import ensure_model, machine
 
+from leadscore.infra.embedded.addresses import free_port
 from leadscore.infra.embedded.processes import child_setup, spawn_child
 from leadscore.infra.kafka.offsets import fetch_end_offsets
 from leadscore.infra.kafka.publish import topic_router
 from leadscore.infra.launch import READY_LINE, settings_env
 from leadscore.infra.redis_store import ScoreStore
 from leadscore.infra.scorer import load_scorer
+from leadscore.infra.webhooks.store import WebhookStore
 from leadscore.models.features.state import LeadState, apply_event
 from leadscore.models.features.vector import to_vector
 from leadscore.models.registry.store import ModelRegistry
 from leadscore.schemas.events import lead_event_adapter
+from leadscore.schemas.webhooks import WebhookSubscription
 from leadscore.settings import Settings
 from leadscore.simulation.config import SimConfig
 from leadscore.simulation.simulator import Simulator
@@ -101,6 +108,10 @@ class RunResult:
     garbage: int = 0
     dead_letters: int = 0
     offline_mismatch: int = 0
+    webhooks_expected: int = 0
+    webhooks_missing: int = 0
+    webhooks_repeated: int = 0
+    webhooks_done_s: float = 0.0
     by_version: dict[str, int] = field(default_factory=dict)
     settle_s: float = 0.0
     faults: list[Fault] = field(default_factory=list)
@@ -166,6 +177,60 @@ def garbage(n: int, lead: str = "chaos-lead") -> list[tuple[str, bytes | None, b
         lambda i: ("activity", None, b"{broken"),
     ]
     return [kinds[i % len(kinds)](i) for i in range(n)]
+
+
+class Receiver:
+    """A webhook receiver on a loopback port (threads of its own): records each delivery's
+    ``webhook-id`` (the score event's id) and answers 200; it can go down and come back."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.ids: list[str] = []
+        self._server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hooks"
+
+    def up(self) -> None:
+        ids = self.ids
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("content-length", 0)))
+                ids.append(self.headers.get("webhook-id", ""))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def down(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+
+async def subscribe(redis_url: str, prefix: str, url: str) -> None:
+    """A webhook subscription to every score change, as the API would store it."""
+    now = datetime.now(UTC)
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        await WebhookStore(client, prefix).save_subscription(
+            WebhookSubscription(
+                id="wh_chaos",
+                url=url,
+                secret="whsec_" + base64.b64encode(b"c" * 24).decode(),
+                created_at=now,
+                updated_at=now,
+            )  # fmt: skip
+        )
+    finally:
+        await client.aclose()
 
 
 class Server:
@@ -370,6 +435,7 @@ async def one_run(
     broker = Server("broker", run_dir / "broker", run_dir / "broker.log")
     redis_server = Server("redis", run_dir / "redis", run_dir / "redis.log")
     worker: Worker | None = None
+    receiver = Receiver()
     try:
         bootstrap, redis_url = broker.start(), redis_server.start()
         settings = Settings(
@@ -379,6 +445,7 @@ async def one_run(
             score_change_threshold=0,
             min_training_labels=0,
             topic_partitions=4,
+            webhook_allow_private=True,  # the receiver is on loopback
         )
         env = {k: v for k, v in os.environ.items() if not k.startswith("LEADSCORE_")}
         env.update(settings_env(settings))
@@ -387,6 +454,8 @@ async def one_run(
         )
         if await topics.wait() != 0:
             raise RuntimeError("leadscore topics failed")
+        receiver.up()
+        await subscribe(redis_url, settings.redis_prefix, receiver.url)
         worker = Worker(settings, run_dir / "worker.log")
         worker.start()
         await worker.wait_ready()
@@ -401,6 +470,12 @@ async def one_run(
                 worker.check()
                 await asyncio.sleep(0.05)
             fault.killed_at = time.monotonic()
+            if fault.target == "receiver":  # down for --receiver-down s, the rest goes on
+                receiver.down()
+                asyncio.get_running_loop().call_later(args.receiver_down, receiver.up)
+                fault.back_at = fault.killed_at + args.receiver_down
+                say(f"{name}: webhook receiver down at {progress[0]} events")
+                continue
             if fault.target == "swap":  # promote the other model, kill the worker mid-swap
                 promote = await asyncio.create_subprocess_exec(
                     sys.executable, "-m", "leadscore", "models", "promote", args.swap_to,
@@ -470,6 +545,18 @@ async def one_run(
         result.dead_letters = len(await read_all(bootstrap, [settings.dead_letter_topic]))
         scores = await read_all(bootstrap, [settings.scores_topic])
         result.score_records = len(scores)
+        expected = {orjson.loads(r.value)["id"] for r in scores}
+        began = time.monotonic()
+        back = max((f.back_at for f in faults if f.target == "receiver"), default=began)
+        say(f"{name}: waiting for {len(expected)} webhook deliveries")
+        for _ in range(int(args.webhook_wait)):  # a look a second
+            if expected <= set(receiver.ids):
+                break
+            await asyncio.sleep(1.0)
+        result.webhooks_expected = len(expected)
+        result.webhooks_missing = len(expected - set(receiver.ids))
+        result.webhooks_repeated = len(receiver.ids) - len(set(receiver.ids))
+        result.webhooks_done_s = max(0.0, time.monotonic() - max(back, began))
         by_id: dict[str, bytes] = {}
         for record in scores:
             event = orjson.loads(record.value)
@@ -490,6 +577,7 @@ async def one_run(
             print(f"{name}: worker stopped in {stop_s:.1f} s", file=sys.stderr)
             result.worker_exits = len(worker.exits)
             result.worker_log_lines = len(worker.log.read_bytes().splitlines())
+        receiver.down()
         broker.stop()
         redis_server.stop()
     return result
@@ -532,8 +620,10 @@ def parse_faults(text: str) -> list[Fault]:
     faults = []
     for part in filter(None, text.split(",")):
         target, _, at = part.partition("@")
-        if target not in ("broker", "redis", "worker", "swap"):
-            raise SystemExit(f"unknown fault target {target!r} (broker, redis, worker or swap)")
+        if target not in ("broker", "redis", "worker", "swap", "receiver"):
+            raise SystemExit(
+                f"unknown fault target {target!r} (broker, redis, worker, swap or receiver)"
+            )
         faults.append(Fault(target, float(at)))
     return sorted(faults, key=lambda f: f.at)
 
@@ -614,6 +704,8 @@ async def main(args: argparse.Namespace) -> int:
             "worker_exits": run.worker_exits, "worker_log_lines": run.worker_log_lines,
             "garbage": run.garbage, "dead_letters": run.dead_letters,
             "offline_mismatch": run.offline_mismatch, "by_version": run.by_version,
+            "webhooks_expected": run.webhooks_expected, "webhooks_missing": run.webhooks_missing,
+            "webhooks_repeated": run.webhooks_repeated,
             "settled_s": round(run.settle_s, 1),
         })  # fmt: skip
     fault_rows = [
@@ -636,6 +728,7 @@ async def main(args: argparse.Namespace) -> int:
         and faulted.leads_scored == reference.leads_scored == reference.leads
         and faulted.dead_letters == faulted.garbage
         and faulted.offline_mismatch == 0
+        and faulted.webhooks_missing == 0 == reference.webhooks_missing
         and (not swapped or args.swap_to in faulted.by_version)
     )
     print("PASS" if ok else "FAIL")
@@ -669,6 +762,14 @@ if __name__ == "__main__":
     )
     parser.add_argument("--settle-timeout", type=float, default=300.0)
     parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument(
+        "--receiver-down", type=float, default=600.0,
+        help="seconds a receiver@F fault keeps the webhook receiver down",
+    )  # fmt: skip
+    parser.add_argument(
+        "--webhook-wait", type=float, default=1200.0,
+        help="longest wait for every score event to reach the webhook receiver",
+    )  # fmt: skip
     parser.add_argument(
         "--garbage", type=int, default=0,
         help="malformed records (26 kinds) spread among the events of the run with faults",
