@@ -122,15 +122,9 @@ class Settings(BaseSettings):
     model_poll_s: float = Field(
         10.0, gt=0, description="how often a worker checks for a new champion"
     )
-    shutdown_timeout_s: float = Field(
-        8.0,
-        gt=0,
-        description="longest a worker takes to stop after SIGTERM, even with the broker or Redis away",
-    )
+    shutdown_timeout_s: float = Field(8.0, gt=0, description="longest a worker takes to stop")
     broker_watch_s: float = Field(
-        5.0,
-        ge=0,
-        description="how often a worker checks that the broker still has its topics (0: never)",
+        5.0, ge=0, description="how often a worker checks the broker kept its topics (0: never)"
     )
     history_length: int = Field(100, ge=0, description="score changes kept per lead in Redis")
     activity_length: int = Field(

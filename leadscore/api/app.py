@@ -92,7 +92,12 @@ def create_app(settings: Settings, *, follow_models: bool = True) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()
-        client = connect(settings.redis_url, max_connections=settings.redis_max_connections)
+        client = connect(
+            settings.redis_url,
+            max_connections=settings.redis_max_connections,
+            retries=1,  # fail fast: the answer is a 503 with Retry-After
+            connect_timeout_s=1.0,
+        )
         store = ScoreStore(client, settings.redis_prefix, settings.history_length)
         keys = KeyStore(client, settings.redis_prefix)
         scorer = await loop.run_in_executor(None, load_scorer, settings, None)

@@ -17,6 +17,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from leadscore.infra.log_repeats import quiet_repeats
+
 log = logging.getLogger(__name__)
 
 
@@ -54,6 +56,7 @@ def _where(loc: tuple[Any, ...]) -> str:
 
 def install_error_handlers(app: FastAPI) -> None:
     """JSON bodies for our errors, validation errors, HTTP errors and crashes."""
+    quiet_repeats((__name__,))  # an outage repeats the Redis line on every request
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
@@ -94,7 +97,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RedisConnectionError)
     @app.exception_handler(RedisTimeoutError)
     async def _redis_down(request: Request, exc: Exception) -> JSONResponse:
-        log.warning("Redis unreachable on %s %s: %r", request.method, request.url.path, exc)
+        # the same line for every request of an outage: logged once a minute, with a count
+        log.warning("Redis unreachable; answering 503 with Retry-After (%s)", type(exc).__name__)
         return JSONResponse(
             error_body(
                 "unavailable", "the score store (Redis) is unreachable; retry in a few seconds"

@@ -60,13 +60,20 @@ def _bound(value: float, *, exclusive: bool = False) -> str:
 
 
 def connect(
-    url: str, *, retries: int = 5, max_connections: int = 64, wait_s: float = 10.0
+    url: str,
+    *,
+    retries: int = 5,
+    max_connections: int = 64,
+    wait_s: float = 10.0,
+    connect_timeout_s: float = 5.0,
 ) -> aioredis.Redis:
     """An asyncio Redis client that retries a bounded number of times, then raises.
 
     Its pool holds at most ``max_connections``; a command that finds them all busy waits
     up to ``wait_s`` for one (redis-py's default pool fails at once past 100, which under a
-    burst of API requests turned into errors instead of a short wait).
+    burst of API requests turned into errors instead of a short wait). The worker keeps
+    the default retries (it holds its batch until Redis answers anyway); the API takes one
+    retry and a short connect timeout, so a request fails fast while Redis is away.
     """
     pool = aioredis.BlockingConnectionPool.from_url(
         url,
@@ -74,7 +81,7 @@ def connect(
         timeout=wait_s,
         retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), retries),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
-        socket_connect_timeout=5,
+        socket_connect_timeout=connect_timeout_s,
         socket_timeout=10,
     )
     return aioredis.Redis(connection_pool=pool)

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from leadscore.models.batch.labels import Labelled, labelled_now, training_examples
+from leadscore.models.batch.order import application_order
 from leadscore.models.batch.outputs import sampled
 from leadscore.models.batch.records import (
     InputRecord,
@@ -202,7 +203,7 @@ def apply_records(
             # The whole batch's progress first: an outcome early in the batch is judged
             # with the activity the same batch brings.
             outcome_gate.observe(record, event.time.timestamp())
-    for index in _application_order(decoded):
+    for index in application_order(decoded):
         record, event = records[index], decoded[index]
         lead_id: str = event.subject
         key = lead_id.encode()
@@ -280,34 +281,6 @@ def _scored_at(lead: _LeadWork, now: datetime) -> datetime:
 def _previous_id(state: LeadState) -> str | None:
     last = state.last_score_event
     return None if last is None else str(last.get("id"))
-
-
-def _application_order(decoded: Sequence[Any]) -> list[int]:
-    """The order to apply a batch's decoded events in (indices; ``None`` entries left out).
-
-    Consumption order, except that an outcome waits for the rest of its lead's events in
-    the batch up to its own time. The batch interleaves the input topics, and the outcome
-    gate judged the outcome with the progress of the whole batch: an activity from before
-    the outcome may sit later in the batch than the outcome itself, and the label must
-    see it. An outcome is applied just before its lead's first later event that happened
-    after it, or at the end of the batch.
-    """
-    order: list[int] = []
-    pending: dict[str, list[int]] = {}
-    for index, event in enumerate(decoded):
-        if event is None:
-            continue
-        if event.type in OUTCOME_TYPES:
-            pending.setdefault(event.subject, []).append(index)
-            continue
-        waiting = pending.get(event.subject)
-        if waiting:
-            earlier = [i for i in waiting if decoded[i].time < event.time]
-            order.extend(earlier)
-            pending[event.subject] = [i for i in waiting if i not in earlier]
-        order.append(index)
-    order.extend(sorted(i for waiting in pending.values() for i in waiting))
-    return order
 
 
 def score_batch(batch: AppliedBatch, scorer: Scorer, now: datetime) -> None:
