@@ -107,6 +107,7 @@ class RunResult:
     worker_log_lines: int = 0
     garbage: int = 0
     dead_letters: int = 0
+    dead_letters_repeated: int = 0
     offline_mismatch: int = 0
     webhooks_expected: int = 0
     webhooks_missing: int = 0
@@ -542,7 +543,12 @@ async def one_run(
         published_ids = {e["id"] for e in events}
         result.on_topics = len(seen & published_ids)
         result.lost = len(published_ids - seen)
-        result.dead_letters = len(await read_all(bootstrap, [settings.dead_letter_topic]))
+        dead = [
+            orjson.loads(r.value) for r in await read_all(bootstrap, [settings.dead_letter_topic])
+        ]
+        # at least once: a crash can publish a dead letter twice; count the records refused
+        result.dead_letters = len({(d["topic"], d["partition"], d["offset"]) for d in dead})
+        result.dead_letters_repeated = len(dead) - result.dead_letters
         scores = await read_all(bootstrap, [settings.scores_topic])
         result.score_records = len(scores)
         expected = {orjson.loads(r.value)["id"] for r in scores}
@@ -703,6 +709,7 @@ async def main(args: argparse.Namespace) -> int:
             "repeated_ids_differing": run.repeated_ids_differing,
             "worker_exits": run.worker_exits, "worker_log_lines": run.worker_log_lines,
             "garbage": run.garbage, "dead_letters": run.dead_letters,
+            "dead_letters_repeated": run.dead_letters_repeated,
             "offline_mismatch": run.offline_mismatch, "by_version": run.by_version,
             "webhooks_expected": run.webhooks_expected, "webhooks_missing": run.webhooks_missing,
             "webhooks_repeated": run.webhooks_repeated,
