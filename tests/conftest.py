@@ -33,7 +33,9 @@ _ESTIMATED_S = {
     "tests/integration/test_closed_loop.py": 45,
     "tests/integration/test_tansu_recovery.py": 42,
     "tests/integration/test_worker.py::test_sigkill_mid_stream_then_restart_ends_like_an_uninterrupted_run": 35,
-    "tests/integration/test_demo.py": 33,
+    "tests/integration/test_broker_faults.py::test_broker_and_redis_killed_under_load_change_no_final_score": 80,
+    "tests/integration/test_demo.py": 70,
+    "tests/integration/test_broker_faults.py": 25,
     "tests/integration/test_webhooks.py": 32,
     "tests/integration/test_model_swap.py": 25,
     "tests/integration/test_worker.py::test_an_outcome_does_not_change_the_published_score": 24,
@@ -58,6 +60,7 @@ _ESTIMATED_S = {
 _OWN_UNIT = frozenset({
     "tests/integration/test_worker.py",
     "tests/integration/test_stream.py",
+    "tests/integration/test_broker_faults.py",
     "tests/integration/test_closed_loop_inputs.py::test_worker_examples_hold_only_what_was_known_before_the_label",
 })  # fmt: skip
 
