@@ -126,11 +126,13 @@ def _print_servers(services: Services, console: Console) -> None:
         )
     if services.redis is None:
         console.print(f"[green]✓[/] Redis at {services.redis_url}")
+    elif services.kafka is not None and not services.kafka_durable:
+        console.print(f"[green]✓[/] embedded Redis at {services.redis_url}, in memory too")
     else:
         console.print(
             f"[green]✓[/] embedded Redis at {services.redis_url}, its data in {DATA_DIR / 'redis'}"
         )
-    if services.kafka_durable or services.redis is not None:
+    if services.kafka_durable:
         console.print(f"  (the next demo continues from there; delete {DATA_DIR} to start over)")
 
 

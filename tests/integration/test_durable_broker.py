@@ -13,10 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
 
+from leadscore.infra.embedded import durable
+from leadscore.infra.embedded.durable import durable_services
+from leadscore.infra.errors import BinaryNotFoundError
 from leadscore.infra.kafka.offsets import fetch_end_offsets
 
 pytestmark = pytest.mark.integration
@@ -158,3 +162,35 @@ async def send_one(bootstrap: str, partition: int) -> int:
         return int(metadata.offset)
     finally:
         await producer.stop()
+
+
+def test_the_demo_servers_keep_their_data_and_ports_between_runs(
+    s3rver: Path, tmp_path: Path
+) -> None:
+    with durable_services(tmp_path) as first:
+        assert first.kafka_durable and first.redis is not None
+        redis.Redis.from_url(first.redis_url).set("kept", "yes")
+        asyncio.run(write(first.kafka_bootstrap))
+    with durable_services(tmp_path) as second:
+        assert (second.kafka_bootstrap, second.redis_url) == (
+            first.kafka_bootstrap,
+            first.redis_url,
+        )
+        assert redis.Redis.from_url(second.redis_url).get("kept") == b"yes"
+        values, committed = asyncio.run(read(second.kafka_bootstrap))
+        assert sorted(values) == list(range(N)) and committed == 7
+
+
+def test_without_s3rver_neither_demo_server_keeps_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A broker in memory beside a Redis on disk would show leads no worker knows."""
+
+    def missing() -> Path:
+        raise BinaryNotFoundError("no s3rver here")
+
+    monkeypatch.setattr(durable, "s3rver_binary", missing)
+    with durable_services(tmp_path) as services:
+        assert not services.kafka_durable and services.redis is not None
+        redis.Redis.from_url(services.redis_url).set("k", "v")
+    assert not (tmp_path / "redis").exists() and not (tmp_path / "broker").exists()

@@ -190,7 +190,8 @@ def durable_services(
     The servers not given start with their data in ``data_dir/broker`` and
     ``data_dir/redis``, on the ports they had last time, so the next start finds every
     topic, record, offset and key again. Without s3rver (Node.js) the broker keeps its
-    data in memory (``Services.kafka_durable`` says which).
+    data in memory (``Services.kafka_durable`` says which), and an embedded Redis then
+    does too: scores kept of topics that are gone would show leads no worker knows.
     """
     with contextlib.ExitStack() as stack:
         kafka = redis_server = None
@@ -214,7 +215,11 @@ def durable_services(
             kafka_bootstrap = kafka.bootstrap
         else:
             wait_for_kafka(kafka_bootstrap, timeout_s)
-        if redis_url is None:
+        if redis_url is None and kafka is not None and not durable:
+            # Scores kept of topics that are gone would show leads no worker knows: both go.
+            redis_server = stack.enter_context(EmbeddedRedis(startup_timeout_s=timeout_s))
+            redis_url = redis_server.url
+        elif redis_url is None:
             redis_dir = data_dir / "redis"
             redis_dir.mkdir(parents=True, exist_ok=True)
             redis_server = _on_its_port(
