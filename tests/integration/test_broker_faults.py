@@ -126,7 +126,8 @@ def test_broker_and_redis_killed_under_load_change_no_final_score(
     faulted = next(r for r in result["runs"] if r["run"] == "faults")
     assert result["ok"], (result, run.stdout[-2000:])
     assert faulted["lost"] == 0 and faulted["worker_exits"] == 0
-    assert faulted["dead_letters"] == faulted["garbage"] == 260  # 26 kinds, 10 each
+    # 26 kinds, 10 each; a send retried across a broker kill can land twice: both refused
+    assert faulted["dead_letters"] == faulted["garbage_on_topics"] >= faulted["garbage"] == 260
     assert faulted["offline_mismatch"] == 0
     assert not any(result["compare"].values())
     # each fault logged once (then counted), not a line per retry
