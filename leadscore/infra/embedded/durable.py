@@ -8,10 +8,10 @@ of either (docs/operations.md has the measurements behind this choice).
 
 ``DATA_DIR`` holds ``objects/`` (s3rver's files, bucket ``tansu``) and both servers' logs.
 
-Example:
-    >>> with DurableKafka(Path("artifacts/broker")) as broker:  # doctest: +SKIP
-    ...     print(broker.bootstrap)
-    127.0.0.1:40711
+Example (starts servers, so not a doctest)::
+
+    with DurableKafka(Path("artifacts/broker")) as broker:
+        print(broker.bootstrap)  # 127.0.0.1:40711
 """
 
 from __future__ import annotations
