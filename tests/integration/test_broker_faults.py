@@ -9,7 +9,10 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -26,6 +29,7 @@ from worker_harness import (
 from leadscore.infra.embedded.addresses import free_port
 from leadscore.infra.embedded.servers import EmbeddedKafka
 from leadscore.infra.redis_store import ScoreStore
+from leadscore.settings import Settings
 from leadscore.streams.broker_watch import TOPICS_LOST_EXIT
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300)]
@@ -40,6 +44,30 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory, model_cache: ModelCache)
         directory, leads=800, folds=2, search="none", compare=("ensemble",), seed=0
     )
     return directory
+
+
+@asynccontextmanager
+async def worker_on_a_memory_broker(
+    redis_url: str, name_prefix: str, model_dir: Path, log: Path, **overrides: Any
+) -> AsyncIterator[tuple[list[EmbeddedKafka], Settings, WorkerProcess]]:
+    """A ready worker on an in-memory broker; the brokers started (a test may add one)."""
+    brokers = [EmbeddedKafka(port=free_port())]
+    brokers[0].start()
+    worker = None
+    try:
+        settings = worker_settings(
+            name_prefix, kafka_bootstrap=brokers[0].bootstrap, redis_url=redis_url,
+            model_dir=model_dir, **overrides,
+        )  # fmt: skip
+        await create_topics(settings)
+        worker = WorkerProcess(settings, log)
+        await worker.wait_ready()
+        yield brokers, settings, worker
+    finally:
+        if worker is not None:
+            worker.stop()
+        for broker in brokers:
+            broker.stop()
 
 
 async def exited(worker: WorkerProcess, timeout_s: float) -> None:
@@ -64,18 +92,9 @@ async def test_a_broker_that_comes_back_empty_stops_the_worker_once_with_a_reaso
     tmp_path: Path,
 ) -> None:
     """A broker in memory restarted: the worker says why once and exits 3, no spinning."""
-    port = free_port()
-    broker = EmbeddedKafka(port=port)
-    broker.start()
-    worker = None
-    try:
-        settings = worker_settings(
-            name_prefix, kafka_bootstrap=broker.bootstrap, redis_url=redis_url,
-            model_dir=model_dir, broker_watch_s=0.5,
-        )  # fmt: skip
-        await create_topics(settings)
-        worker = WorkerProcess(settings, tmp_path / "worker.log")
-        await worker.wait_ready()
+    async with worker_on_a_memory_broker(
+        redis_url, name_prefix, model_dir, tmp_path / "worker.log", broker_watch_s=0.5
+    ) as (brokers, settings, worker):
         events = [page_view(f"lead-{i % 20}", i) for i in range(200)]
         await send_records(
             settings.kafka_bootstrap,
@@ -88,20 +107,16 @@ async def test_a_broker_that_comes_back_empty_stops_the_worker_once_with_a_reaso
         await wait_until(
             "the events scored", store.stats, lambda s: s.get("events", 0) >= 200, workers=[worker]
         )
-        broker.stop()
+        brokers[0].stop()
         await asyncio.sleep(2)
-        broker = EmbeddedKafka(port=port)  # memory storage: empty
-        broker.start()
+        brokers.append(EmbeddedKafka(port=brokers[0].port))  # memory storage: empty
+        brokers[-1].start()
         await create_topics(settings)  # recreated, empty (as `leadscore topics` or auto-create)
         await exited(worker, 90)
         assert worker.process.poll() == TOPICS_LOST_EXIT, worker.describe()
         log = worker.log_text()
         assert log.count("the broker has lost records this worker had read") == 1, log[-3000:]
         assert "leadscore broker --data-dir" in log
-    finally:
-        if worker is not None:
-            worker.stop()
-        broker.stop()
 
 
 def test_broker_and_redis_killed_under_load_change_no_final_score(
@@ -137,18 +152,10 @@ def test_broker_and_redis_killed_under_load_change_no_final_score(
 async def test_the_worker_stops_within_its_deadline_with_the_broker_gone(
     redis_url: str, name_prefix: str, model_dir: Path, tmp_path: Path
 ) -> None:
-    broker = EmbeddedKafka()
-    broker.start()
-    worker = None
-    try:
-        settings = worker_settings(
-            name_prefix, kafka_bootstrap=broker.bootstrap, redis_url=redis_url,
-            model_dir=model_dir, shutdown_timeout_s=4.0,
-        )  # fmt: skip
-        await create_topics(settings)
-        worker = WorkerProcess(settings, tmp_path / "worker.log")
-        await worker.wait_ready()
-        broker.stop()
+    async with worker_on_a_memory_broker(
+        redis_url, name_prefix, model_dir, tmp_path / "worker.log", shutdown_timeout_s=4.0
+    ) as (brokers, _, worker):
+        brokers[0].stop()
         await asyncio.sleep(2)
         began = time.monotonic()
         worker.process.send_signal(signal.SIGTERM)
@@ -156,7 +163,3 @@ async def test_the_worker_stops_within_its_deadline_with_the_broker_gone(
         took = time.monotonic() - began
         assert worker.process.poll() is not None and took < 4.0 + 3.0, (took, worker.describe())
         assert "stopping took more than 4 s" in worker.log_text() or took < 4.0
-    finally:
-        if worker is not None:
-            worker.stop()
-        broker.stop()

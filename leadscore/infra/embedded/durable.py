@@ -21,13 +21,18 @@ import logging
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import TracebackType
 from typing import NoReturn, TypeVar
 
 from leadscore.infra.embedded.addresses import LOOPBACK
 from leadscore.infra.embedded.binaries import s3rver_binary
 from leadscore.infra.embedded.probes import probe_http, wait_for_kafka, wait_for_redis
-from leadscore.infra.embedded.servers import EmbeddedKafka, EmbeddedRedis, EmbeddedServer, Services
+from leadscore.infra.embedded.servers import (
+    EmbeddedKafka,
+    EmbeddedRedis,
+    EmbeddedServer,
+    Services,
+    StartStop,
+)
 from leadscore.infra.errors import BinaryNotFoundError, ServiceExitedError
 
 log = logging.getLogger(__name__)
@@ -75,7 +80,7 @@ class EmbeddedS3(EmbeddedServer):
         probe_http(f"{self.endpoint}/{BUCKET}", timeout_s)
 
 
-class DurableKafka:
+class DurableKafka(StartStop):
     """The Tansu broker on ``port`` storing through s3rver in ``data_dir``; both our children.
 
     Args:
@@ -150,18 +155,6 @@ class DurableKafka:
         if self.kafka is not None:
             self.kafka.stop()
         self.store.stop()
-
-    def __enter__(self) -> DurableKafka:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def remembered_port(data_dir: Path, port: int | None = None) -> int | None:

@@ -43,10 +43,32 @@ log = logging.getLogger(__name__)
 _LOCAL_PROBE_TIMEOUT_S = 0.5  # longest probe attempt on our own server: retry soon, see it exit
 _PORT_ATTEMPTS = 3  # a free port can be taken by someone else before the server binds it
 
-_S = TypeVar("_S", bound="EmbeddedServer")
+_S = TypeVar("_S", bound="StartStop")
 
 
-class EmbeddedServer:
+class StartStop:
+    """``with server:`` starts it and stops it, whatever happens in between."""
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self: _S) -> _S:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class EmbeddedServer(StartStop):
     """A server binary run as our child on a loopback port (see the subclasses)."""
 
     name: ClassVar[str]  # used in messages and file names
@@ -176,18 +198,6 @@ class EmbeddedServer:
             log.warning("%s had exited by itself; log kept at %s", self._service, self.log_path)
         elif self._requested_workdir is None and self._workdir is not None:
             shutil.rmtree(self._workdir, ignore_errors=True)
-
-    def __enter__(self: _S) -> _S:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 class EmbeddedKafka(EmbeddedServer):
