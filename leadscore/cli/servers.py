@@ -47,12 +47,8 @@ def redis(
     """
     data_dir.mkdir(parents=True, exist_ok=True)
     server = EmbeddedRedis(durable=True, port=remembered_port(data_dir, port), workdir=data_dir)
-
-    def exited() -> str | None:
-        return None if server.running else f"redis-server (log {server.log_path})"
-
     _run_in_foreground(
-        "redis-server", server.start, server.stop, exited, data_dir,
+        "redis-server", server.start, server.stop, server.exited, data_dir,
         lambda: (server.port, f"REDIS_URL={server.url}"),
     )  # fmt: skip
 

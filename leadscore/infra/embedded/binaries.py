@@ -86,5 +86,17 @@ def s3rver_binary() -> Path:
     )
 
 
+def node_binary() -> Path:
+    """``node``, which s3rver runs on.
+
+    Raises:
+        BinaryNotFoundError: Node.js is not on PATH.
+    """
+    found = shutil.which("node")
+    if found is None:
+        raise BinaryNotFoundError("s3rver needs Node.js: no node on PATH")
+    return Path(found)
+
+
 def _is_executable(path: Path) -> bool:
     return path.is_file() and os.access(path, os.X_OK)

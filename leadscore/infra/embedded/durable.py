@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import NoReturn, TypeVar
+from typing import Any, TypeVar
 
 from leadscore.infra.embedded.addresses import LOOPBACK
-from leadscore.infra.embedded.binaries import s3rver_binary
+from leadscore.infra.embedded.binaries import node_binary, s3rver_binary
 from leadscore.infra.embedded.probes import probe_http, wait_for_kafka, wait_for_redis
 from leadscore.infra.embedded.servers import (
     EmbeddedKafka,
@@ -32,6 +31,7 @@ from leadscore.infra.embedded.servers import (
     EmbeddedServer,
     Services,
     StartStop,
+    embedded_services,
 )
 from leadscore.infra.errors import BinaryNotFoundError, ServiceExitedError
 
@@ -48,9 +48,20 @@ _S3_KEY = "S3RVER"
 
 
 class EmbeddedS3(EmbeddedServer):
-    """s3rver on a loopback port, keeping its objects under ``workdir/objects``."""
+    """s3rver on a loopback port, keeping its objects under ``workdir/objects``.
+
+    Args:
+        crash_safe: run it through the launcher that makes its writes crash-safe and honours
+            conditional writes (what the durable broker needs); ``False`` runs s3rver as it
+            is (``benchmarks/broker_storage.py`` compares the two).
+        kwargs: as :class:`~leadscore.infra.embedded.servers.EmbeddedServer`.
+    """
 
     name = "s3rver"
+
+    def __init__(self, *, crash_safe: bool = True, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.crash_safe = crash_safe
 
     @property
     def endpoint(self) -> str:
@@ -63,11 +74,12 @@ class EmbeddedS3(EmbeddedServer):
     def _argv(self, binary: Path, port: int, workdir: Path) -> list[str]:
         objects = workdir / "objects"
         objects.mkdir(parents=True, exist_ok=True)
-        node = shutil.which("node") or _no_node()
-        # s3rver's own command line, with its writes made crash-safe (see the launcher)
-        package = binary.resolve().parent.parent
+        launch = [str(binary)]
+        if self.crash_safe:  # s3rver's own command line, its writes made crash-safe
+            package = binary.resolve().parent.parent
+            launch = [str(node_binary()), str(_LAUNCHER), str(package)]
         return [
-            node, str(_LAUNCHER), str(package),
+            *launch,
             "--directory", str(objects),
             "--address", LOOPBACK,
             "--port", str(port),
@@ -87,16 +99,24 @@ class DurableKafka(StartStop):
         data_dir: where the data and both logs live; created if missing.
         port: the broker's loopback port; a free one by default.
         startup_timeout_s: how long each server may take to answer.
+        crash_safe: see :class:`EmbeddedS3` (``False`` only to measure plain s3rver).
 
     The object store starts first and stops last; the broker's port is the only address
     clients need.
     """
 
     def __init__(
-        self, data_dir: Path, *, port: int | None = None, startup_timeout_s: float = 30.0
+        self,
+        data_dir: Path,
+        *,
+        port: int | None = None,
+        startup_timeout_s: float = 30.0,
+        crash_safe: bool = True,
     ) -> None:
         self.data_dir = data_dir.resolve()
-        self.store = EmbeddedS3(workdir=self.data_dir, startup_timeout_s=startup_timeout_s)
+        self.store = EmbeddedS3(
+            workdir=self.data_dir, startup_timeout_s=startup_timeout_s, crash_safe=crash_safe
+        )
         self._port = port
         self._startup_timeout_s = startup_timeout_s
         self.kafka: EmbeddedKafka | None = None
@@ -117,10 +137,7 @@ class DurableKafka(StartStop):
 
     def exited(self) -> str | None:
         """Which of the two servers has exited by itself (its name and log), else ``None``."""
-        for server in (self.store, self.kafka):
-            if server is not None and server.pid is not None and not server.running:
-                return f"{server.name} (log {server.log_path})"
-        return None
+        return self.store.exited() or (self.kafka.exited() if self.kafka is not None else None)
 
     def start(self) -> None:
         """Start the store, then the broker; both answer when this returns.
@@ -186,33 +203,25 @@ def durable_services(
     data in memory (``Services.kafka_durable`` says which), and an embedded Redis then
     does too: scores kept of topics that are gone would show leads no worker knows.
     """
+    if kafka_bootstrap is None and not _s3rver_runs():
+        with embedded_services(None, redis_url, timeout_s=timeout_s) as services:
+            yield services
+        return
     with contextlib.ExitStack() as stack:
         kafka = redis_server = None
-        durable = False
         if kafka_bootstrap is None:
             broker_dir = data_dir / "broker"
-            try:
-                s3rver_binary()
-                shutil.which("node") or _no_node()
-            except BinaryNotFoundError as exc:
-                log.warning("%s; the broker keeps its data in memory", exc)
-                kafka = stack.enter_context(EmbeddedKafka(startup_timeout_s=timeout_s))
-            else:
-                broker = _on_its_port(
-                    stack,
-                    broker_dir,
-                    lambda port: DurableKafka(broker_dir, port=port, startup_timeout_s=timeout_s),
-                )
-                kafka, durable = broker.kafka, True
+            broker = _on_its_port(
+                stack,
+                broker_dir,
+                lambda port: DurableKafka(broker_dir, port=port, startup_timeout_s=timeout_s),
+            )
+            kafka = broker.kafka
             assert kafka is not None
             kafka_bootstrap = kafka.bootstrap
         else:
             wait_for_kafka(kafka_bootstrap, timeout_s)
-        if redis_url is None and kafka is not None and not durable:
-            # Scores kept of topics that are gone would show leads no worker knows: both go.
-            redis_server = stack.enter_context(EmbeddedRedis(startup_timeout_s=timeout_s))
-            redis_url = redis_server.url
-        elif redis_url is None:
+        if redis_url is None:
             redis_dir = data_dir / "redis"
             redis_dir.mkdir(parents=True, exist_ok=True)
             redis_server = _on_its_port(
@@ -225,7 +234,20 @@ def durable_services(
             redis_url = redis_server.url
         else:
             wait_for_redis(redis_url, timeout_s)
-        yield Services(kafka_bootstrap, redis_url, kafka, redis_server, kafka_durable=durable)
+        yield Services(
+            kafka_bootstrap, redis_url, kafka, redis_server, kafka_durable=kafka is not None
+        )
+
+
+def _s3rver_runs() -> bool:
+    """Whether s3rver and Node.js are installed (else it says why, once)."""
+    try:
+        s3rver_binary()
+        node_binary()
+    except BinaryNotFoundError as exc:
+        log.warning("%s; the embedded servers keep their data in memory", exc)
+        return False
+    return True
 
 
 _Server = TypeVar("_Server", DurableKafka, EmbeddedRedis)
@@ -245,7 +267,3 @@ def _on_its_port(
         server = stack.enter_context(make(None))
     remember_port(data_dir, server.port)
     return server
-
-
-def _no_node() -> NoReturn:
-    raise BinaryNotFoundError("s3rver needs Node.js: no node on PATH")

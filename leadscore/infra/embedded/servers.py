@@ -134,6 +134,12 @@ class EmbeddedServer(StartStop):
         """Whether its process is alive."""
         return self._child is not None and self._child.poll() is None
 
+    def exited(self) -> str | None:
+        """Its name and log if it was started and has exited by itself since, else ``None``."""
+        if self._child is None or self.running:
+            return None
+        return f"{self.name} (log {self.log_path})"
+
     def start(self) -> None:
         """Start it and wait until it answers; does nothing if it is running.
 
