@@ -20,7 +20,6 @@ import asyncio
 import os
 import shutil
 import signal
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -30,110 +29,78 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import TopicPartition
 from bench_common import machine
 
-from leadscore.infra.embedded.addresses import free_port
-from leadscore.infra.embedded.binaries import s3rver_binary, tansu_binary
-from leadscore.infra.embedded.durable import _LAUNCHER
+from leadscore.infra.embedded.durable import DurableKafka
+from leadscore.infra.embedded.servers import EmbeddedKafka
 from leadscore.infra.kafka.offsets import end_offsets
 
 TOPIC, PARTITIONS = "bench", 4
 
 
-def start_store(
-    mode: str, directory: Path
-) -> tuple[subprocess.Popen[bytes] | None, dict[str, str]]:
-    if mode == "memory":
-        return None, {}
-    port = free_port()
-    binary = s3rver_binary()
-    prefix = (
-        [shutil.which("node") or "node", str(_LAUNCHER), str(binary.resolve().parent.parent)]
-        if mode == "s3rver+launcher"
-        else [str(binary)]
-    )
-    (directory / "objects").mkdir(parents=True)
-    store = subprocess.Popen(
-        [*prefix, "--directory", str(directory / "objects"), "--address", "127.0.0.1",
-         "--port", str(port), "--configure-bucket", "tansu", "--allow-mismatched-signatures",
-         "--silent"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    time.sleep(1.5)
-    env = {
-        "AWS_ENDPOINT": f"http://127.0.0.1:{port}", "AWS_ALLOW_HTTP": "true",
-        "AWS_ACCESS_KEY_ID": "S3RVER", "AWS_SECRET_ACCESS_KEY": "S3RVER",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }  # fmt: skip
-    return store, env
-
-
-def start_broker(port: int, mode: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    engine = "memory://tansu/" if mode == "memory" else "s3://tansu/"
-    listener = f"tcp://127.0.0.1:{port}"
-    broker = subprocess.Popen(
-        [str(tansu_binary()), "broker", "--listener-url", listener,
-         "--advertised-listener-url", listener, "--storage-engine", engine],
-        env={**os.environ, **env}, stdout=log.open("ab"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    time.sleep(1.5)
-    return broker
-
-
 async def measure(mode: str, n: int) -> dict[str, object]:
     directory = Path(tempfile.mkdtemp(prefix="leadscore-broker-bench-"))
-    store, env = start_store(mode, directory)
-    port = free_port()
-    bootstrap = f"127.0.0.1:{port}"
-    broker = start_broker(port, mode, env, directory / "tansu.log")
+    server: EmbeddedKafka | DurableKafka = (
+        EmbeddedKafka(workdir=directory)
+        if mode == "memory"
+        else DurableKafka(directory, crash_safe=mode == "s3rver+launcher")
+    )
     try:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-        await admin.start()
-        await admin.create_topics([NewTopic(TOPIC, PARTITIONS, 1)])
-        await admin.close()
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
-        await producer.start()
-        began = time.monotonic()
-        sent = [
-            await producer.send(TOPIC, b"x" * 280, key=str(i % 1000).encode()) for i in range(n)
-        ]
-        await asyncio.gather(*sent)
-        produce_rate = n / (time.monotonic() - began)
-        await producer.stop()
-        consumer = AIOKafkaConsumer(
-            TOPIC, bootstrap_servers=bootstrap, group_id="g", auto_offset_reset="earliest",
-            enable_auto_commit=False,
-        )  # fmt: skip
-        await consumer.start()
-        got, began = 0, time.monotonic()
-        while got < n:
-            batch = await consumer.getmany(timeout_ms=1000, max_records=5000)
-            got += sum(len(records) for records in batch.values())
-        consume_rate = got / (time.monotonic() - began)
-        await consumer.commit()
-        await consumer.stop()
-
-        broker.send_signal(signal.SIGKILL)
-        broker.wait()
-        broker = start_broker(port, mode, env, directory / "tansu.log")
-        reader = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap, group_id="g", enable_auto_commit=False
-        )
-        await reader.start()
-        tps = [TopicPartition(TOPIC, p) for p in range(PARTITIONS)]
-        try:
-            committed = sum([(await reader.committed(tp)) or 0 for tp in tps])
-            back = sum((await end_offsets(reader, tps)).values())
-        except Exception:  # the topic is gone (memory)
-            committed = back = 0
-        await reader.stop()
+        with server:
+            kafka = server if isinstance(server, EmbeddedKafka) else server.kafka
+            assert kafka is not None
+            produce_rate, consume_rate = await produce_and_consume(kafka.bootstrap, n)
+            os.kill(kafka.pid or 0, signal.SIGKILL)  # the broker only; the store lives on
+            kafka.stop()
+            kafka.start()  # on the same storage
+            back, committed = await what_came_back(kafka.bootstrap)
     finally:
-        broker.kill()
-        if store is not None:
-            store.kill()
         shutil.rmtree(directory, ignore_errors=True)
     return {
         "storage": mode, "produce_per_s": round(produce_rate), "consume_per_s": round(consume_rate),
         "records_back": back, "committed_back": committed, "records": n,
     }  # fmt: skip
+
+
+async def produce_and_consume(bootstrap: str, n: int) -> tuple[float, float]:
+    """Records/s produced (acks=all) and consumed by a group that then commits."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    await admin.create_topics([NewTopic(TOPIC, PARTITIONS, 1)])
+    await admin.close()
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    await producer.start()
+    began = time.monotonic()
+    sent = [await producer.send(TOPIC, b"x" * 280, key=str(i % 1000).encode()) for i in range(n)]
+    await asyncio.gather(*sent)
+    produce_rate = n / (time.monotonic() - began)
+    await producer.stop()
+    consumer = AIOKafkaConsumer(
+        TOPIC, bootstrap_servers=bootstrap, group_id="g", auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )  # fmt: skip
+    await consumer.start()
+    got, began = 0, time.monotonic()
+    while got < n:
+        batch = await consumer.getmany(timeout_ms=1000, max_records=5000)
+        got += sum(len(records) for records in batch.values())
+    consume_rate = got / (time.monotonic() - began)
+    await consumer.commit()
+    await consumer.stop()
+    return produce_rate, consume_rate
+
+
+async def what_came_back(bootstrap: str) -> tuple[int, int]:
+    """Records on the topic and the group's committed offsets, summed (0 if it is gone)."""
+    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id="g", enable_auto_commit=False)
+    await reader.start()
+    tps = [TopicPartition(TOPIC, p) for p in range(PARTITIONS)]
+    try:
+        committed = sum([(await reader.committed(tp)) or 0 for tp in tps])
+        back = sum((await end_offsets(reader, tps)).values())
+    except Exception:  # the topic is gone (memory)
+        committed = back = 0
+    finally:
+        await reader.stop()
+    return back, committed
 
 
 async def main(args: argparse.Namespace) -> None:
