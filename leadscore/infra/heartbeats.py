@@ -1,7 +1,7 @@
 """Worker heartbeats in Redis: which workers are alive and when each last processed a batch.
 
-Every worker writes ``{"seen", "last_batch", "host", "pid"}`` to the hash
-``<prefix>workers`` (field: ``host:pid``) every :data:`BEAT_S` seconds; the API reads it
+Every worker writes ``{"seen", "last_batch"}`` to the hash ``<prefix>workers`` (field:
+``host:pid``) every :data:`BEAT_S` seconds; the API reads it
 for ``/readyz`` and ``/metrics``. A worker not seen for :data:`ALIVE_S` counts as gone;
 entries a day old are removed.
 """
@@ -33,8 +33,7 @@ def worker_id() -> str:
 
 async def beat(client: Any, prefix: str, last_batch: float | None) -> None:
     """Say this worker is alive (and when it last processed a batch)."""
-    body = {"seen": time.time(), "last_batch": last_batch, "host": socket.gethostname(),
-            "pid": os.getpid()}  # fmt: skip
+    body = {"seen": time.time(), "last_batch": last_batch}  # the field says which worker
     await client.hset(workers_key(prefix), worker_id(), orjson.dumps(body))
 
 

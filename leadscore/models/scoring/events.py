@@ -64,7 +64,7 @@ def lead_scored(
     cause_event_type: str | None,
     event_time: datetime,
     scored_at: datetime,
-    previous_id: str | None = None,
+    previous_id: str | None,
 ) -> LeadScored:
     """The score event for ``leads.scores.v1`` (its id: :func:`score_event_id`).
 
