@@ -68,34 +68,21 @@ def _demo_env(tmp_path: Path, model_cache: ModelCache) -> dict[str, str]:
     return env | {"LEADSCORE_MODEL_DIR": str(models), "COLUMNS": "160", "PYTHONUNBUFFERED": "1"}
 
 
-def test_demo_runs_the_loop_and_ctrl_c_stops_every_process(
-    tmp_path: Path, model_cache: ModelCache
-) -> None:
-    env = _demo_env(tmp_path, model_cache)
-    output = tmp_path / "demo.out"
+def _run_demo(
+    cwd: Path, env: dict[str, str], output: Path, until: Callable[[], bool], what: str
+) -> str:
+    """``leadscore demo`` in ``cwd`` until it is ready and ``until()``; then Ctrl-C. Its output,
+    once it has exited with status 0."""
     with open(output, "wb") as out:
         demo = subprocess.Popen(
             [sys.executable, "-m", "leadscore", "demo", "--rate", "300", "--leads", "200"],
-            cwd=tmp_path,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+            cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
     try:
         _wait_for(
             lambda: "where to look" in output.read_text(), 120, "the worker to be ready", output
         )
-        # Traffic flows through the worker until the view's counters pass what is checked
-        # below (the view reads them once more after Ctrl-C, so its last lines show them).
-        _wait_for(
-            lambda: (
-                (totals := _demo_totals(output)).get("events", 0) > 500
-                and totals.get("scores", 0) > 0
-            ),
-            60,
-            "over 500 processed events and a score change",
-            output,
-        )
+        _wait_for(until, 60, what, output)
         demo.send_signal(signal.SIGINT)
         demo.wait(timeout=60)
     finally:
@@ -104,6 +91,25 @@ def test_demo_runs_the_loop_and_ctrl_c_stops_every_process(
             demo.wait()
     text = output.read_text()
     assert demo.returncode == 0, text[-4000:]
+    return text
+
+
+def test_demo_runs_the_loop_and_ctrl_c_stops_every_process(
+    tmp_path: Path, model_cache: ModelCache
+) -> None:
+    env = _demo_env(tmp_path, model_cache)
+    output = tmp_path / "demo.out"
+    # Traffic flows through the worker until the view's counters pass what is checked
+    # below (the view reads them once more after Ctrl-C, so its last lines show them).
+    text = _run_demo(
+        tmp_path,
+        env,
+        output,
+        lambda: (
+            (totals := _demo_totals(output)).get("events", 0) > 500 and totals.get("scores", 0) > 0
+        ),
+        "over 500 processed events and a score change",
+    )
 
     pids = [int(p) for p in re.findall(r"\(pid (\d+)", text)]
     # tansu (and s3rver, keeping its data), redis-server, worker, API
@@ -132,24 +138,6 @@ def test_a_second_demo_continues_with_the_same_leads_and_keys(
     """The embedded servers keep their data in artifacts/demo/data: a rerun finds it all."""
     env = _demo_env(tmp_path, model_cache)
 
-    def run(output: Path, until: Callable[[], bool], what: str) -> str:
-        with open(output, "wb") as out:
-            demo = subprocess.Popen(
-                [sys.executable, "-m", "leadscore", "demo", "--rate", "300", "--leads", "200"],
-                cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT,
-            )  # fmt: skip
-        try:
-            _wait_for(lambda: "where to look" in output.read_text(), 120, "the worker", output)
-            _wait_for(until, 60, what, output)
-            demo.send_signal(signal.SIGINT)
-            demo.wait(timeout=60)
-        finally:
-            if demo.poll() is None:
-                demo.kill()
-                demo.wait()
-        assert demo.returncode == 0, output.read_text()[-4000:]
-        return output.read_text()
-
     first_out = tmp_path / "first.out"
     seen: dict[str, int] = {}
 
@@ -157,7 +145,7 @@ def test_a_second_demo_continues_with_the_same_leads_and_keys(
         seen.update(_demo_totals(first_out))  # read while its Redis runs
         return seen.get("scores", 0) > 0
 
-    first = run(first_out, scored, "scores")
+    first = _run_demo(tmp_path, env, first_out, scored, "scores")
     if "in memory (no Node.js" in first:
         if os.environ.get("CI") == "true":
             pytest.fail("the demo's broker kept its data in memory: s3rver is not installed")
@@ -179,4 +167,10 @@ def test_a_second_demo_continues_with_the_same_leads_and_keys(
         )
         return answer.status_code == 200 and len(answer.json()["leads"]) == 5
 
-    run(second_out, continued, "the first demo's counters, leads and key in the second")
+    _run_demo(
+        tmp_path,
+        env,
+        second_out,
+        continued,
+        "the first demo's counters, leads and key in the second",
+    )
