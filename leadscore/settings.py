@@ -8,6 +8,7 @@ from typing import Annotated
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from leadscore.settings_privacy import PrivacySettings
 from leadscore.settings_values import (
     check_networks,
     check_persistence,
@@ -18,7 +19,7 @@ from leadscore.settings_values import (
 )
 
 
-class Settings(BaseSettings):
+class Settings(PrivacySettings, BaseSettings):
     """leadscore configuration; every field can be set as ``LEADSCORE_<NAME>``.
 
     Build it once at start-up (``Settings()``) and pass it down. Tests construct it

@@ -1,0 +1,1 @@
+"""Personal data: pseudonyms, and what is kept of events (docs/privacy.md)."""

@@ -1,0 +1,33 @@
+"""Personal-data settings (docs/privacy.md), mixed into :class:`leadscore.settings.Settings`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings
+
+
+class PrivacySettings(BaseSettings):
+    """What leadscore keeps about leads, for how long, and the keys that protect it."""
+
+    keys_dir: Path = Field(
+        Path("artifacts/keys"),
+        description="where the pseudonym secret and the data keys live when not given "
+        "in the environment (made on first start; share it like the model directory)",
+    )
+    pseudonym_secret: str | None = Field(
+        None,
+        repr=False,
+        description="secret of the lead pseudonyms (HMAC-SHA256); default: "
+        "keys_dir/pseudonym.key, made on first start",
+    )
+    topic_lead_ids: str = Field(
+        "pseudonymous",
+        pattern=r"^(pseudonymous|plain)$",
+        description="lead ids in the records leadscore writes to Kafka: 'pseudonymous' "
+        "(an HMAC of the id; erasure leaves nothing readable) or 'plain'",
+    )
+    erasures_topic: str = Field(
+        "leads.erasures.v1", description="erasure requests, to the worker that holds the lead"
+    )
