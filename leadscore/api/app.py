@@ -48,6 +48,8 @@ from leadscore.infra.experiment_store import ExperimentStore
 from leadscore.infra.heartbeats import read_workers
 from leadscore.infra.job_store import JobStore
 from leadscore.infra.model_events import ModelFollower, follow_model_events
+from leadscore.infra.privacy.keys import LeadRefs
+from leadscore.infra.privacy.lead_ids import LeadIds
 from leadscore.infra.redis_store import ScoreStore, connect
 from leadscore.infra.scorer import load_scorer
 from leadscore.models.registry.store import ModelRegistry
@@ -122,7 +124,15 @@ def create_app(settings: Settings, *, follow_models: bool = True) -> FastAPI:
             limiter=RateLimiter(settings.api_rate_limit, settings.api_rate_burst),
         )
         app.state.ctx = ctx
-        ctx.feed = stream.ScoreFeed(settings)
+        refs = LeadRefs.from_settings(settings)
+        ids = LeadIds(
+            client,
+            settings.redis_prefix,
+            plain_topics=refs.plain_topics,
+            cache_size=100_000,
+            refs=refs,
+        )
+        ctx.feed = stream.ScoreFeed(settings, ids)
         ctx.feed.add_listener(ctx.cache.on_score)
         await ctx.feed.start()
         ctx.tasks.append(asyncio.create_task(ctx.throughput.run(), name="throughput-sampler"))

@@ -50,14 +50,18 @@ class ScoreCache:
         return value
 
     def on_score(self, event: dict[str, Any]) -> None:
-        """A score event arrived: it replaces the lead's entry, if the lead is cached.
+        """A score event arrived: it replaces the lead's entry, if the lead is cached (a
+        ``lead.erased`` event drops it).
 
         Replaced rather than dropped: the worker publishes to Kafka and writes Redis in the
         same batch, so for a moment Redis may still hold the previous score. Events of one
         lead arrive in order (one partition), so the event is the newest score.
         """
         lead_id = str(event.get("lead_id"))
-        if lead_id in self._entries:
+        if event.get("type") == "lead.erased":
+            if self._entries.pop(lead_id, None) is not None:
+                self.invalidations += 1
+        elif lead_id in self._entries:
             self._entries[lead_id] = (time.monotonic(), event)
             self.invalidations += 1
 

@@ -212,6 +212,24 @@ class ScoreStore:
             self.trends_index_key, "-inf", f"({max(trends) - self.trends_retention_s}"
         )
 
+    async def forget(self, lead_id: str, pseudonym: str | None = None) -> dict[str, int]:
+        """Delete everything kept under the lead's id (an erasure); returns what went, by kind.
+
+        Its latest score, score history, state, activity, its place on the leaderboard and
+        (by ``pseudonym``) in the retention index. Webhook deliveries are the webhook
+        store's; trends hold only sums over many leads.
+        """
+        pipe = self.client.pipeline(transaction=True)
+        pipe.delete(self.score_key(lead_id))
+        pipe.delete(self.history_key(lead_id))
+        pipe.delete(self.state_key(lead_id))
+        pipe.delete(self.activity_key(lead_id))
+        pipe.zrem(self.leaderboard_key, lead_id)
+        if pseudonym is not None:
+            pipe.zrem(f"{self.prefix}seen", pseudonym)
+        kinds = ("score", "history", "state", "activity", "leaderboard", "retention_index")
+        return {kind: int(n) for kind, n in zip(kinds, await pipe.execute()) if n}
+
     async def activity(self, lead_id: str, n: int = 50) -> list[dict[str, Any]]:
         """The lead's most recent ``n`` applied input events, newest first."""
         rows = await self.client.lrange(self.activity_key(lead_id), 0, n - 1)

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Final, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from leadscore.schemas.events import Identifier
+from leadscore.schemas.privacy import LeadErased
 from leadscore.schemas.scores import LeadScored
 
 #: The one event type webhooks carry.
@@ -51,6 +52,20 @@ class WebhookEnvelope(BaseModel):
         description="the score event as published on leads.scores.v1: score and "
         "previous_score, grade and previous_grade, probability, reasons, ..."
     )
+
+
+class ErasedEnvelope(BaseModel):
+    """The body of the webhook that tells a receiver a lead was erased: erase it too.
+
+    Sent to every enabled subscription, whatever its filters, after any of the lead's score
+    webhooks still queued were dropped.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    type: Literal["lead.erased"] = "lead.erased"
+    timestamp: AwareDatetime = Field(description="when the lead was erased")
+    data: LeadErased
 
 
 class WebhookFilters(BaseModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -11,9 +12,15 @@ import faust
 from faust.streams import Stream
 
 from leadscore.infra.model_events import ModelFollower
+from leadscore.infra.privacy.keys import LeadRefs
+from leadscore.infra.privacy.lead_ids import LeadIds
 from leadscore.infra.redis_store import ScoreStore, connect
+from leadscore.models.batch.processing import BatchResult
 from leadscore.models.batch.records import InputRecord
 from leadscore.settings import Settings
+
+#: Pseudonyms a worker remembers having written to Redis (older ones are written again).
+MAPPED_CACHE = 200_000
 
 
 @dataclass
@@ -36,6 +43,59 @@ class WorkerContext:
     """When the scoring agent last finished a batch (epoch seconds), for the heartbeat."""
     read_to: dict[tuple[str, int], int] = field(default_factory=dict)
     """The end of what the scoring agent has read: (topic, partition) -> last offset + 1."""
+    _refs: LeadRefs | None = None
+    _ids: LeadIds | None = None
+    _mapped: OrderedDict[str, None] = field(default_factory=OrderedDict)
+    """Pseudonyms this worker has written to ``P ids`` (the newest :data:`MAPPED_CACHE`)."""
+
+    @property
+    def refs(self) -> LeadRefs:
+        """The deployment's lead pseudonyms (the secret read once)."""
+        if self._refs is None:
+            self._refs = LeadRefs.from_settings(self.settings)
+        return self._refs
+
+    def ids(self) -> LeadIds:
+        """The pseudonym -> lead id map in Redis."""
+        if self._ids is None:
+            self._ids = LeadIds(
+                self.store().client,
+                self.settings.redis_prefix,
+                plain_topics=self.refs.plain_topics,
+                refs=self.refs,
+            )
+        return self._ids
+
+    async def remember_leads(self, result: BatchResult) -> None:
+        """Write the batch's new pseudonyms to ``P ids``, and each lead's last event time to
+        the retention index, before anything about them is published."""
+        mapping: dict[str, str] = {}
+        seen: dict[str, float] = {}
+        for lead_id, (state, _) in result.states.items():
+            pseudonym = self.refs.table(lead_id)
+            if pseudonym in self._mapped:
+                self._mapped.move_to_end(pseudonym)
+            else:
+                mapping[pseudonym] = lead_id
+            if state.last_event_t is not None:
+                seen[pseudonym] = state.last_event_t
+        if not mapping and not seen:
+            return
+        ids = self.ids()
+        pipe = ids.client.pipeline(transaction=False)
+        ids.remember(pipe, mapping)
+        if seen:
+            pipe.zadd(ids.seen_key, seen)
+        await pipe.execute()
+        for pseudonym in mapping:
+            self._mapped[pseudonym] = None
+        while len(self._mapped) > MAPPED_CACHE:
+            self._mapped.popitem(last=False)
+
+    def forget_mapped(self, pseudonyms: Sequence[str]) -> None:
+        """These leads were erased: write their pseudonyms again if they come back."""
+        for pseudonym in pseudonyms:
+            self._mapped.pop(pseudonym, None)
 
     def note_read(self, records: Sequence[InputRecord]) -> None:
         """Remember how far each input partition has been read (for :mod:`..broker_watch`)."""

@@ -27,6 +27,7 @@ from faust.streams import _current_event
 from faust.types import TableT
 
 from leadscore.infra.heartbeats import BEAT_S, beat
+from leadscore.infra.privacy.keys import LeadRefs
 from leadscore.infra.redis_store import ScoreStore, public_state
 from leadscore.infra.retry import until_done
 from leadscore.models.batch.outcome_clock import OutcomeClock
@@ -38,6 +39,7 @@ from leadscore.models.scoring.scorer import Scorer, to_score
 from leadscore.schemas.decode import EventKind
 from leadscore.settings import Settings
 from leadscore.streams.context import WorkerContext, input_record, micro_batches
+from leadscore.streams.erasure import Eraser
 from leadscore.streams.outcomes import HeldOutcomes, quietly
 
 log = logging.getLogger(__name__)
@@ -46,8 +48,13 @@ log = logging.getLogger(__name__)
 def attach_scoring(app: faust.App, worker: WorkerContext) -> None:
     """The input topics, the ``lead_state`` table, the ``score_leads`` agent and its timer."""
     s = worker.settings
+    # The erasure requests are read with the lead's events, by the worker that holds the lead.
     input_topic = app.topic(
-        *s.input_topics, key_type=bytes, value_type=bytes, partitions=s.topic_partitions
+        *s.input_topics,
+        s.erasures_topic,
+        key_type=bytes,
+        value_type=bytes,
+        partitions=s.topic_partitions,
     )
     # Lead id (utf-8 bytes) -> LeadState as orjson bytes. Changelogged: a restarted worker
     # recovers it. Bytes, not dicts, so no batch can alias or half-mutate a stored state.
@@ -58,10 +65,19 @@ def attach_scoring(app: faust.App, worker: WorkerContext) -> None:
         key_type=bytes,  # bytes -> the "raw" codec for the changelog
         value_type=bytes,
     )
+    # Pseudonym -> when the lead was erased (epoch s, as text): its older events are dropped.
+    erased_leads = app.Table(
+        "erased_leads",
+        default=None,
+        partitions=s.topic_partitions,
+        key_type=bytes,
+        value_type=bytes,
+    )
+    eraser = Eraser(s, worker.refs, lead_to_state, erased_leads)
     # Outcomes wait until the activity and profile topics are read up to their time, so a
     # training example never misses earlier events (leadscore.models.batch.outcome_clock).
     held = HeldOutcomes(app, s)
-    process = _processor(s, lead_to_state, held.clock)
+    process = _processor(s, lead_to_state, held.clock, eraser)
 
     @app.agent(input_topic)
     async def score_leads(stream: faust.StreamT[bytes]) -> None:
@@ -71,8 +87,15 @@ def attach_scoring(app: faust.App, worker: WorkerContext) -> None:
         # Table writes queue in Faust's producer buffer; its default cap (100) makes every
         # batch stall and warn "producer buffer full". Let a few batches' worth queue.
         app.producer.buffer.max_messages = max(1000, 4 * s.batch_size)
-        async for events in micro_batches(stream, s):
+        async for batch in micro_batches(stream, s):
             started = time.perf_counter()
+            erasures = [e for e in batch if e.message.topic == s.erasures_topic]
+            events = (
+                [e for e in batch if e.message.topic != s.erasures_topic] if erasures else batch
+            )
+            if erasures:
+                erased = await eraser.erase(app, erasures, store, worker.ids())
+                worker.forget_mapped(erased)
             records = [input_record(event) for event in events]
             worker.note_read(records)
             now = datetime.now(UTC)
@@ -80,7 +103,11 @@ def attach_scoring(app: faust.App, worker: WorkerContext) -> None:
             result = await loop.run_in_executor(worker.executor, process, records, scorer, now)
             bodies = [orjson.dumps(score.model_dump(mode="json")) for score in result.scores]
             held_now = held.hold(records, result)
-            await _publish(app, s, events, result, bodies, lead_to_state)
+            # Redis must know each pseudonym before anything about the lead is on a topic.
+            await until_done(
+                partial(worker.remember_leads, result), "write lead pseudonyms to Redis", log=log
+            )
+            await _publish(app, s, worker.refs, events, result, bodies, lead_to_state)
             write = partial(_write, store, held, s, scorer, result, bodies, len(records), held_now)
             await until_done(write, "write scores to Redis", log=log)
             await held.after_batch(store, held_now)
@@ -107,7 +134,7 @@ def attach_scoring(app: faust.App, worker: WorkerContext) -> None:
 
 
 def _processor(
-    settings: Settings, lead_to_state: TableT[bytes, bytes], gate: OutcomeClock
+    settings: Settings, lead_to_state: TableT[bytes, bytes], gate: OutcomeClock, eraser: Eraser
 ) -> Callable[[Sequence[InputRecord], Scorer, datetime], BatchResult]:
     """``process(records, scorer, now)``: :func:`process_batch` as this worker runs it."""
     kind_of_topic = {
@@ -123,9 +150,17 @@ def _processor(
         dedupe_window=settings.dedupe_window,
     )
 
+    refs = eraser.refs
+
     def load_state(lead_id: str) -> dict[str, Any] | None:
-        raw = lead_to_state.get(lead_id.encode())
-        return orjson.loads(raw) if raw is not None else None
+        raw = lead_to_state.get(refs.table(lead_id).encode())
+        if raw is None:
+            return None
+        state: dict[str, Any] = orjson.loads(raw)
+        state["lead_id"] = lead_id  # stored without it (the key is the pseudonym)
+        if state.get("last_score_event") is not None:
+            state["last_score_event"]["lead_id"] = lead_id
+        return state
 
     def process(records: Sequence[InputRecord], scorer: Scorer, now: datetime) -> BatchResult:
         return process_batch(
@@ -138,6 +173,7 @@ def _processor(
             partitions_of_topic=partitions_of_topic,
             sample_rate=settings.feature_sample_rate,
             outcome_gate=gate,
+            erased_at=eraser.erased_at,
         )
 
     return process
@@ -146,12 +182,18 @@ def _processor(
 async def _publish(
     app: faust.App,
     settings: Settings,
+    refs: LeadRefs,
     events: Sequence[faust.EventT[bytes]],
     result: BatchResult,
     score_bodies: list[bytes],
     lead_to_state: TableT[bytes, bytes],
 ) -> None:
-    """Publish a batch's outputs. Sends are queued; Faust flushes them before it commits offsets."""
+    """Publish a batch's outputs. Sends are queued; Faust flushes them before it commits offsets.
+
+    What goes on leadscore's own topics names the lead by ``refs.topic`` (its pseudonym,
+    unless the deployment writes plain ids); the table is keyed by the pseudonym, and its
+    values leave the lead id out. Re-routed records are the producers' own, moved as they are.
+    """
     producer = app.producer
 
     async def send(topic: str, key: bytes | None, value: bytes) -> None:
@@ -159,7 +201,9 @@ async def _publish(
 
     for index, letter in result.dead_letters:
         key = events[index].message.key
-        await send(settings.dead_letter_topic, key, orjson.dumps(letter.model_dump(mode="json")))
+        letter_key = refs.topic(key.decode(errors="replace")).encode() if key is not None else None
+        body = orjson.dumps(letter.model_dump(mode="json"))
+        await send(settings.dead_letter_topic, letter_key, body)
     for index, lead_id, partition in result.reroutes:
         message = events[index].message
         await producer.send(
@@ -169,16 +213,27 @@ async def _publish(
         # The table writes its changelog to the partition of the *current* event; in a
         # batch that must be the lead's own event, not whichever came last.
         _current_event.set(weakref.ref(events[index]))
-        lead_to_state[lead_id.encode()] = orjson.dumps(state.to_dict())
+        stored = state.to_dict()
+        del stored["lead_id"]
+        if stored["last_score_event"] is not None:
+            stored["last_score_event"] = {
+                k: v for k, v in stored["last_score_event"].items() if k != "lead_id"
+            }
+        lead_to_state[refs.table(lead_id).encode()] = orjson.dumps(stored)
     for score, body in zip(result.scores, score_bodies, strict=True):
-        await send(settings.scores_topic, score.lead_id.encode(), body)
+        ref = refs.topic(score.lead_id)
+        if ref != score.lead_id:
+            body = orjson.dumps(score.model_copy(update={"lead_id": ref}).model_dump(mode="json"))
+        await send(settings.scores_topic, ref.encode(), body)
     # The closed loop's inputs (docs/drift.md): labelled examples and scored vectors.
     for example in result.examples:
-        body = orjson.dumps(example.model_dump(mode="json"))
-        await send(settings.training_topic, example.lead_id.encode(), body)
+        ref = refs.topic(example.lead_id)
+        body = orjson.dumps(example.model_copy(update={"lead_id": ref}).model_dump(mode="json"))
+        await send(settings.training_topic, ref.encode(), body)
     for sample in result.samples:
-        body = orjson.dumps(sample.model_dump(mode="json"))
-        await send(settings.features_topic, sample.lead_id.encode(), body)
+        ref = refs.topic(sample.lead_id)
+        body = orjson.dumps(sample.model_copy(update={"lead_id": ref}).model_dump(mode="json"))
+        await send(settings.features_topic, ref.encode(), body)
 
 
 async def _write(
@@ -203,6 +258,7 @@ async def _write(
         "training_examples": len(result.examples),
         "training_examples_skipped": result.examples_skipped,
         "outcomes_held": len(held_now),
+        "erased_skipped": result.erased_skipped,
     }
     states = {
         lead_id: public_state(state.to_dict()) for lead_id, (state, _) in result.states.items()

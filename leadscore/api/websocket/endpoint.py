@@ -30,12 +30,12 @@ from leadscore.api.websocket.protocol import (
     StreamRequestError,
     Subscription,
     decode_position,
-    decode_score,
     elementwise_max,
     encode_position,
     make_entry,
 )
 from leadscore.infra.kafka.offsets import EndOffsetProbeError
+from leadscore.infra.privacy.lead_ids import decode_score
 
 # ScoreFeed is re-exported: app.py builds the feed as ``stream.ScoreFeed``.
 __all__ = [
@@ -220,10 +220,15 @@ async def _replay(
             async with aclosing(feed.read_back(plan.gaps)) as records:
                 async for partition, record in records:
                     vector[partition] = record.offset + 1
-                    event = decode_score(record.value)
+                    event = await feed.readable(decode_score(record.value))
                     if event is None or record.value is None:
-                        continue
-                    entry = make_entry(partition, record.offset, tuple(vector), record.value, event)
+                        continue  # not a score event, or its lead was erased since
+                    raw = (
+                        record.value
+                        if event.get("lead_id") == _ref_of(record)
+                        else orjson.dumps(event)
+                    )
+                    entry = make_entry(partition, record.offset, tuple(vector), raw, event)
                     if client.subscription.matches(entry):
                         await websocket.send_text(entry.frame)
                         sent += 1
@@ -300,3 +305,8 @@ def _on_client_message(feed: ScoreFeed, client: FeedClient, text: str) -> None:
         raise StreamRequestError(
             "invalid_message", f"unknown message type {kind!r}: send 'subscribe' or 'ping'"
         )
+
+
+def _ref_of(record: Any) -> str | None:
+    """The lead reference a score record carries as its key (``None`` without a key)."""
+    return record.key.decode(errors="replace") if record.key is not None else None

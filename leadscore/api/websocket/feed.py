@@ -17,14 +17,16 @@ from collections.abc import AsyncGenerator, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from leadscore.api.websocket.hub import FanOut
-from leadscore.api.websocket.protocol import decode_score, elementwise_max, encode_position
+from leadscore.api.websocket.protocol import elementwise_max, encode_position
 from leadscore.infra.kafka.client import new_consumer, stop_consumer
 from leadscore.infra.kafka.offsets import EndOffsetProbeError, fetch_end_offsets, topic_bounds
+from leadscore.infra.privacy.lead_ids import LeadIds, decode_score
 from leadscore.infra.retry import Backoff, forever
 from leadscore.settings import Settings
 
@@ -66,10 +68,13 @@ class ScoreFeed:
 
     Args:
         settings: configuration (topic, broker, ``ws_*`` limits).
+        ids: turns the pseudonyms on the topic back into lead ids (``None``: the topic
+            carries lead ids). An event whose lead was erased since is not shown.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, ids: LeadIds | None = None) -> None:
         self.settings = settings
+        self.ids = ids
         self.topic = settings.scores_topic
         self.listeners: list[Callable[[dict[str, Any]], None]] = []
         self.hub = FanOut(
@@ -259,6 +264,12 @@ class ScoreFeed:
         log.info("score feed reading %s from %s", self.topic, encode_position(hub.vector()))
         return tps
 
+    async def readable(self, event: dict[str, Any] | None) -> dict[str, Any] | None:
+        """A decoded score event with its lead id, or ``None`` if its lead was erased since."""
+        if event is None or self.ids is None:
+            return event
+        return (await self.ids.resolve_events([event]))[0]
+
     async def _handle(self, batch: Mapping[TopicPartition, list[ConsumerRecord]]) -> None:
         """Decode each record once, give it to the listeners and the fan-out.
 
@@ -267,37 +278,49 @@ class ScoreFeed:
         """
         hub = self.hub
         done = 0
-        for tp, records in batch.items():
+        decoded = [
+            (tp, record, decode_score(record.value))
+            for tp, records in batch.items()
+            for record in records
+        ]
+        events = [event for _, _, event in decoded]
+        if self.ids is not None:
+            events = await self.ids.resolve_events(events)
+        erased: set[str] = set()
+        for (tp, record, seen), event in zip(decoded, events, strict=True):
             partition = tp.partition
-            for record in records:
-                event = decode_score(record.value)
-                if event is None:
-                    hub.skip(partition, record.offset)
-                    if record.value is not None:  # None: a tombstone (erasure), not ours to show
-                        self.undecodable += 1
-                        log.warning(
-                            "score feed: record %s:%d@%d is not a score event; skipped",
-                            tp.topic,
-                            partition,
-                            record.offset,
-                        )
-                    continue
-                for listener in self.listeners:
-                    try:
-                        listener(event)
-                    except Exception:  # a listener's bug must not stop the feed for everyone
-                        self.listener_errors += 1
-                        log.exception(
-                            "score feed listener %r failed on %s:%d@%d",
-                            listener,
-                            tp.topic,
-                            partition,
-                            record.offset,
-                        )
-                hub.publish(partition, record.offset, record.value, event)
-                done += 1
-                if done % self._chunk == 0:
-                    await asyncio.sleep(0)
+            if event is None:
+                hub.skip(partition, record.offset)
+                if seen is None and record.value is not None:
+                    self.undecodable += 1
+                    log.warning(
+                        "score feed: record %s:%d@%d is not a score event; skipped",
+                        tp.topic,
+                        partition,
+                        record.offset,
+                    )
+                continue  # a tombstone, or a score of a lead erased since
+            if event.get("type") == "lead.erased":
+                erased.add(event["lead_id"])
+            for listener in self.listeners:
+                try:
+                    listener(event)
+                except Exception:  # a listener's bug must not stop the feed for everyone
+                    self.listener_errors += 1
+                    log.exception(
+                        "score feed listener %r failed on %s:%d@%d",
+                        listener,
+                        tp.topic,
+                        partition,
+                        record.offset,
+                    )
+            raw = record.value if event is seen else orjson.dumps(event)
+            hub.publish(partition, record.offset, raw, event)
+            done += 1
+            if done % self._chunk == 0:
+                await asyncio.sleep(0)
+        if erased:
+            hub.forget_leads(erased)
 
     async def _probe(self, consumer: AIOKafkaConsumer) -> None:
         """Ask the broker for the end offsets: proves it answers, and measures the lag."""

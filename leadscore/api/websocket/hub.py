@@ -270,6 +270,15 @@ class FanOut:
             for client in watchers:
                 client.offer(entry)
 
+    def forget_leads(self, lead_ids: set[str]) -> None:
+        """These leads were erased: drop their score events from the replay ring (their
+        ``lead.erased`` stays, for clients resuming from before it)."""
+        ring = self._ring
+        kept = [e for e in ring if e.lead_id not in lead_ids or e.erased]
+        if len(kept) != len(ring):
+            ring.clear()
+            ring.extend(kept)
+
     # clients -----------------------------------------------------------------------------------
 
     def attach(self, client: FeedClient, resume: tuple[int, ...] | None = None) -> ResumePlan:

@@ -12,8 +12,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 #: Lead ids one subscription may name.
 MAX_FILTER_LEADS = 1000
 
@@ -110,7 +108,7 @@ class ScoreEntry:
         lead_id: the lead it is about.
         grade_changed: its grade differs from the previous one (a lead's first score counts).
         vector: the feed's position *after* it: the next offset of every partition.
-        frame: the ``score`` message as JSON text.
+        frame: the ``score`` (or ``erased``) message as JSON text.
         data_at: where the event's JSON starts in ``frame`` (it ends before the last ``}``).
     """
 
@@ -121,6 +119,8 @@ class ScoreEntry:
     vector: tuple[int, ...]
     frame: str
     data_at: int
+    erased: bool = False
+    """A ``lead.erased`` event (sent as an ``erased`` message): the client must forget the lead."""
 
     @property
     def data(self) -> str:
@@ -134,9 +134,10 @@ class ScoreEntry:
         return tuple(vector)
 
 
-def score_frame(position: str, data: str) -> tuple[str, int]:
-    """The ``score`` message for an event's JSON text, and where that text starts in it."""
-    head = f'{{"type":"score","position":"{position}","data":'
+def score_frame(position: str, data: str, kind: str = "score") -> tuple[str, int]:
+    """The ``score`` (or ``erased``) message for an event's JSON text, and where that text
+    starts in it."""
+    head = f'{{"type":"{kind}","position":"{position}","data":'
     return f"{head}{data}}}", len(head)
 
 
@@ -144,39 +145,19 @@ def make_entry(
     partition: int, offset: int, vector: tuple[int, ...], raw: bytes, event: Mapping[str, Any]
 ) -> ScoreEntry:
     """A :class:`ScoreEntry` for a decoded record (``raw`` is known to be valid JSON)."""
-    frame, data_at = score_frame(encode_position(vector), raw.decode())
+    erased = event.get("type") == "lead.erased"
+    kind = "erased" if erased else "score"
+    frame, data_at = score_frame(encode_position(vector), raw.decode(), kind)
     return ScoreEntry(
         partition=partition,
         offset=offset,
         lead_id=str(event["lead_id"]),
-        grade_changed=event.get("grade") != event.get("previous_grade"),
+        grade_changed=erased or event.get("grade") != event.get("previous_grade"),
         vector=vector,
         frame=frame,
         data_at=data_at,
+        erased=erased,
     )
-
-
-def decode_score(raw: bytes | None) -> dict[str, Any] | None:
-    """A score record's value as a dict, or ``None`` if it is not a score event.
-
-    Only what the feed relies on is checked (a JSON object with a string ``lead_id``):
-    the worker validated the event against ``LeadScored`` when it published it.
-
-    Examples:
-        >>> decode_score(b'{"lead_id": "l1", "score": 71}')
-        {'lead_id': 'l1', 'score': 71}
-        >>> decode_score(b'not json') is None, decode_score(b'[1]') is None
-        (True, True)
-    """
-    if raw is None:
-        return None
-    try:
-        event = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None
-    if not isinstance(event, dict) or not isinstance(event.get("lead_id"), str):
-        return None
-    return event
 
 
 @dataclass(frozen=True)

@@ -83,6 +83,7 @@ def topic_partitions(settings: Settings) -> dict[str, int]:
         settings.dead_letter_topic,
         settings.features_topic,
         settings.training_topic,
+        settings.erasures_topic,  # co-partitioned with the inputs: read by the same agent
     )
     layout = {name: settings.topic_partitions for name in lead_keyed}
     layout[settings.model_events_topic] = 1
@@ -124,7 +125,7 @@ async def ensure_topics(settings: Settings) -> dict[str, int]:
         found = {d["topic"]: len(d["partitions"]) for d in described}
     finally:
         await admin.close()
-    inputs = {name: found.get(name) for name in settings.input_topics}
+    inputs = {name: found.get(name) for name in (*settings.input_topics, settings.erasures_topic)}
     if len(set(inputs.values())) != 1:
         raise TopicLayoutError(
             f"input topics must have the same number of partitions, found {inputs}; "

@@ -75,7 +75,7 @@ class LeadRefs:
         return cls(pseudonym_secret(settings), plain_topics=settings.topic_lead_ids == "plain")
 
     def table(self, lead_id: str) -> str:
-        return self._of(lead_id)  # type: ignore[no-any-return]
+        return self._of(lead_id)
 
     def topic(self, lead_id: str) -> str:
-        return lead_id if self.plain_topics else self._of(lead_id)  # type: ignore[no-any-return]
+        return lead_id if self.plain_topics else self._of(lead_id)

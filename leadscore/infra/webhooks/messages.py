@@ -10,8 +10,9 @@ from datetime import datetime
 
 import orjson
 
+from leadscore.schemas.privacy import LeadErased
 from leadscore.schemas.scores import LeadScored, Reason
-from leadscore.schemas.webhooks import WebhookEnvelope, WebhookFilters
+from leadscore.schemas.webhooks import ErasedEnvelope, WebhookEnvelope, WebhookFilters
 
 
 def passes(filters: WebhookFilters, event: LeadScored) -> bool:
@@ -44,6 +45,12 @@ def envelope_body(event: LeadScored) -> bytes:
     covers these exact bytes).
     """
     envelope = WebhookEnvelope(timestamp=event.scored_at, data=event)
+    return orjson.dumps(envelope.model_dump(mode="json"))
+
+
+def erased_body(event: LeadErased) -> bytes:
+    """The JSON body of a ``lead.erased`` webhook: ``{"type", "timestamp", "data"}``."""
+    envelope = ErasedEnvelope(timestamp=event.erased_at, data=event)
     return orjson.dumps(envelope.model_dump(mode="json"))
 
 

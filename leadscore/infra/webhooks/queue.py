@@ -9,12 +9,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from pydantic import ValidationError
 
-from leadscore.infra.webhooks.messages import delivery_id, envelope_body, passes
+from leadscore.infra.privacy.lead_ids import LeadIds, decode_score
+from leadscore.infra.webhooks.forget import forget_lead
+from leadscore.infra.webhooks.messages import delivery_id, envelope_body, erased_body, passes
 from leadscore.infra.webhooks.store import QueuedDelivery, WebhookStore
 from leadscore.models.batch.records import InputRecord
+from leadscore.schemas.privacy import LeadErased
 from leadscore.schemas.scores import LeadScored
 from leadscore.schemas.webhooks import DeliveryRecord, WebhookSubscription
 
@@ -80,26 +84,87 @@ def deliveries_for(
 
 
 async def queue_score_events(
-    records: Sequence[InputRecord], subscriptions: SubscriptionCache, store: WebhookStore
+    records: Sequence[InputRecord],
+    subscriptions: SubscriptionCache,
+    store: WebhookStore,
+    ids: LeadIds,
 ) -> QueueResult:
     """Queue a batch of score events for every subscription they pass, in one round trip.
 
     Within a (subscription, lead) the queue order is the order of ``records`` (one lead's
-    events share a partition, and a batch keeps each partition's order).
+    events share a partition, and a batch keeps each partition's order). The lead of each
+    event is turned back from its pseudonym (``ids``); an event whose lead was erased
+    since is dropped. A ``lead.erased`` event drops the lead's queued deliveries, is
+    queued for every enabled subscription, and then lets the erasure finish (its
+    pseudonym's entry in ``P ids`` goes).
     """
     subs = await subscriptions.active()
     result = QueueResult(queued=0, matched=0, undecodable=[])
-    if not subs:
-        return result
+    decoded: list[dict[str, Any] | None] = []
+    for record in records:
+        event = decode_score(record.value)
+        if event is None and record.value is not None:
+            result.undecodable.append((record, "not a score event (a JSON object with lead_id)"))
+        decoded.append(event)
     now = datetime.now(UTC)
     items: list[QueuedDelivery] = []
-    for record in records:
+    finished: list[tuple[str, str]] = []
+    for record, event in zip(records, await ids.resolve_events(decoded), strict=True):
+        if event is None:
+            continue
+        if event.get("type") == "lead.erased":
+            try:
+                erased = LeadErased.model_validate(event)
+            except ValidationError as exc:
+                result.undecodable.append(
+                    (record, f"not a lead.erased event: {exc.errors()[0]['msg']}")
+                )
+                continue
+            # The deliveries queued so far go first (and, below, this batch's earlier ones).
+            await store.enqueue(items)
+            result.queued += len(items)
+            items = []
+            await forget_lead(store, erased.lead_id)
+            items.extend(erased_deliveries(erased, subs, now))
+            finished.append(((record.key or b"").decode(errors="replace"), erased.erasure_id))
+            continue
+        if not subs:
+            continue
         try:
-            event = LeadScored.model_validate_json(record.value or b"")
+            scored = LeadScored.model_validate(event)
         except ValidationError as exc:
             result.undecodable.append((record, f"not a LeadScored event: {exc.errors()[0]['msg']}"))
             continue
-        items.extend(deliveries_for(event, subs, now))
-    result.matched = len(items)
-    result.queued = await store.enqueue(items)
+        items.extend(deliveries_for(scored, subs, now))
+    result.matched = len(items) + result.queued
+    result.queued += await store.enqueue(items)
+    for pseudonym, erasure_id in finished:
+        await ids.finish(ids.table_ref(pseudonym), erasure_id)
     return result
+
+
+def erased_deliveries(
+    event: LeadErased, subscriptions: Sequence[WebhookSubscription], now: datetime
+) -> list[QueuedDelivery]:
+    """A ``lead.erased`` delivery for every subscription (filters do not apply: any of them
+    may have received the lead's scores)."""
+    body = erased_body(event).decode()
+    return [
+        QueuedDelivery(
+            sub.id,
+            event.lead_id,
+            DeliveryRecord(
+                id=delivery_id(sub.id, event.id),
+                subscription_id=sub.id,
+                webhook_id=event.id,
+                lead_id=event.lead_id,
+                status="pending",
+                created_at=now,
+                body=body,
+                round_attempts=0,
+                next_attempt_at=None,
+                replays=0,
+            ),
+        )
+        for sub in subscriptions
+    ]

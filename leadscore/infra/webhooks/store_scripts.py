@@ -5,9 +5,12 @@ step, so a crash between two steps cannot lose or reorder a delivery. The keys a
 of the store's module docstring.
 """
 
-# KEYS: record, queue, due, log, stats. ARGV: record JSON, delivery id, due member, now ms.
+# KEYS: record, queue, due, log, stats, lead index. ARGV: record JSON, delivery id, due
+# member, now ms, lead index TTL ms (the log's: the index outlives every record it names).
 ENQUEUE = """
 if redis.call('SET', KEYS[1], ARGV[1], 'NX') then
+  redis.call('SADD', KEYS[6], ARGV[2])
+  redis.call('PEXPIRE', KEYS[6], ARGV[5])
   redis.call('RPUSH', KEYS[2], ARGV[2])
   redis.call('ZADD', KEYS[3], 'NX', ARGV[4], ARGV[3])
   redis.call('ZADD', KEYS[4], ARGV[4], ARGV[2])
@@ -89,4 +92,21 @@ redis.call('ZADD', KEYS[3], 'NX', ARGV[4], ARGV[3])
 redis.call('ZREM', KEYS[4], ARGV[2])
 redis.call('ZADD', KEYS[5], ARGV[4], ARGV[2])
 return 1
+"""
+
+# KEYS: queue, due, log, dead, lead index; record keys are ARGV[2] .. id. ARGV: due member,
+# record key prefix. Forgets every delivery of one (subscription, lead): queued, dead and
+# logged. Returns how many delivery records were deleted.
+FORGET_LEAD = """
+local ids = redis.call('SMEMBERS', KEYS[5])
+for _, id in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do table.insert(ids, id) end
+local n = 0
+for _, id in ipairs(ids) do
+  n = n + redis.call('DEL', ARGV[2] .. id)
+  redis.call('ZREM', KEYS[3], id)
+  redis.call('ZREM', KEYS[4], id)
+end
+redis.call('DEL', KEYS[1], KEYS[5])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return n
 """

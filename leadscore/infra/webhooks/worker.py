@@ -36,6 +36,8 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from leadscore.infra import redis_store
+from leadscore.infra.privacy.keys import LeadRefs
+from leadscore.infra.privacy.lead_ids import LeadIds
 from leadscore.infra.retry import until_done
 from leadscore.infra.webhooks.delivery import (
     DeliveryPolicy,
@@ -78,6 +80,7 @@ class WebhookWorker:
         self.send = send
         self.policy = DeliveryPolicy.from_settings(settings)
         self._store: WebhookStore | None = None
+        self._ids: LeadIds | None = None
         self._subscriptions: SubscriptionCache | None = None
         self._deliverer: WebhookDeliverer | None = None
 
@@ -91,6 +94,14 @@ class WebhookWorker:
                 client, self.settings.redis_prefix, self.settings.webhook_log_ttl_s
             )
             self._subscriptions = SubscriptionCache(self._store)
+            s = self.settings
+            self._ids = LeadIds(
+                client,
+                s.redis_prefix,
+                plain_topics=s.topic_lead_ids == "plain",
+                cache_size=100_000,
+                refs=LeadRefs.from_settings(s),
+            )
         return self._store
 
     @property
@@ -107,12 +118,12 @@ class WebhookWorker:
         The caller's offsets must be committed only after this returns.
         """
         store = self.store
-        subscriptions = self._subscriptions
-        if subscriptions is None:
+        subscriptions, ids = self._subscriptions, self._ids
+        if subscriptions is None or ids is None:
             raise RuntimeError("the subscription cache is made with the store")
         # An outage: wait it out, never skip the batch.
         result = await until_done(
-            lambda: queue_score_events(records, subscriptions, store),
+            lambda: queue_score_events(records, subscriptions, store, ids),
             "queue webhooks in Redis",
             retry_on=(RedisError,),
             log=log,

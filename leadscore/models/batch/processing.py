@@ -69,6 +69,7 @@ class BatchResult:
             Repeats, dead letters, re-routed and held records are not in it.
         republished: ids of the score events in ``scores`` that are re-publications of a
             lead's last score (a repeat of its cause arrived), not new scores.
+        erased_skipped: events of erased leads from before their erasure, dropped.
     """
 
     states: dict[str, tuple[LeadState, int]] = field(default_factory=dict)
@@ -84,6 +85,7 @@ class BatchResult:
     samples: list[FeatureSample] = field(default_factory=list)
     activity: list[tuple[str, Any]] = field(default_factory=list)
     republished: set[str] = field(default_factory=set)
+    erased_skipped: int = 0
 
 
 @dataclass(slots=True)
@@ -108,6 +110,7 @@ def process_batch(
     partitions_of_topic: Mapping[str, int] | None = None,
     sample_rate: float = 1.0,
     outcome_gate: OutcomeGate | None = None,
+    erased_at: Callable[[str], float | None] | None = None,
 ) -> BatchResult:
     """Apply a micro-batch of records to lead states and score the leads that changed.
 
@@ -126,6 +129,8 @@ def process_batch(
         sample_rate: the share of rescored vectors published on the features topic.
         outcome_gate: the worker's :class:`~leadscore.models.batch.outcome_clock.OutcomeClock`;
             a first outcome it says is not ready is deferred (``None``: every outcome is taken).
+        erased_at: when a lead was erased (epoch s), ``None`` if never: its events up to
+            then are dropped (counted in ``erased_skipped``), so a replay cannot bring it back.
 
     Returns:
         A :class:`BatchResult`. Nothing is written by this function. The event behind a
@@ -141,6 +146,7 @@ def process_batch(
         partitions_of_topic=partitions_of_topic,
         sample_rate=sample_rate,
         outcome_gate=outcome_gate,
+        erased_at=erased_at,
     )
     score_batch(batch, scorer, now)
     result = batch.result
@@ -171,6 +177,7 @@ def apply_records(
     partitions_of_topic: Mapping[str, int] | None = None,
     sample_rate: float = 1.0,
     outcome_gate: OutcomeGate | None = None,
+    erased_at: Callable[[str], float | None] | None = None,
 ) -> AppliedBatch:
     """Decode the records and apply them to lead states (see :func:`process_batch`).
 
@@ -212,6 +219,11 @@ def apply_records(
         if record.key != key or (home is not None and record.partition != home):
             result.reroutes.append((index, lead_id, home))
             continue
+        if erased_at is not None:
+            until = erased_at(lead_id)
+            if until is not None and event.time.timestamp() <= until:
+                result.erased_skipped += 1
+                continue
         try:
             lead = work.get(lead_id)
             if lead is None:

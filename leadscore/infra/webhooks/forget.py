@@ -1,0 +1,32 @@
+"""Erasing a lead from the webhook store: its queues, delivery records, log and dead entries."""
+
+from __future__ import annotations
+
+from leadscore.infra.webhooks.store import WebhookStore
+from leadscore.infra.webhooks.store_scripts import FORGET_LEAD
+
+
+async def forget_lead(store: WebhookStore, lead_id: str) -> int:
+    """Delete every delivery of ``lead_id`` for every subscription; returns how many.
+
+    Deliveries queued after this call (a score event read later) are not touched: the
+    caller erases the lead from the topic's side first (docs/privacy.md).
+    """
+    subscription_ids = list((await store.raw_subscriptions()).keys())
+    if not subscription_ids:
+        return 0
+    script = store.client.register_script(FORGET_LEAD)
+    pipe = store.client.pipeline(transaction=False)
+    for sub in subscription_ids:
+        await script(
+            keys=[
+                store.queue_key(sub, lead_id),
+                store.due_key,
+                store.log_key(sub),
+                store.dead_key(sub),
+                store.lead_index_key(sub, lead_id),
+            ],
+            args=[store.member(sub, lead_id), store.record_key(sub, "")],
+            client=pipe,
+        )
+    return sum(int(n) for n in await pipe.execute())
