@@ -8,6 +8,7 @@ from typing import Annotated
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from leadscore.settings_feed import FeedSettings
 from leadscore.settings_privacy import PrivacySettings
 from leadscore.settings_values import (
     check_networks,
@@ -19,7 +20,7 @@ from leadscore.settings_values import (
 )
 
 
-class Settings(PrivacySettings, BaseSettings):
+class Settings(PrivacySettings, FeedSettings, BaseSettings):
     """leadscore configuration; every field can be set as ``LEADSCORE_<NAME>``.
 
     Build it once at start-up (``Settings()``) and pass it down. Tests construct it
@@ -193,38 +194,6 @@ class Settings(PrivacySettings, BaseSettings):
         "of a source checkout)",
     )
     audit_max_entries: int = Field(100_000, ge=100, description="audit log entries kept in Redis")
-    ws_queue_size: int = Field(
-        1000,
-        ge=1,
-        le=1_000_000,
-        description="score events queued per WebSocket connection; "
-        "when full the oldest is dropped and the client gets a 'dropped' message",
-    )
-    ws_max_clients: int = Field(
-        10_000,
-        ge=1,
-        le=1_000_000,
-        description="WebSocket connections per API process; more are refused with close code 1013",
-    )
-    ws_replay_size: int = Field(
-        10_000,
-        ge=0,
-        le=10_000_000,
-        description="recent score events each API process keeps "
-        "in memory to resume reconnecting clients; older positions are read back from the topic",
-    )
-    ws_resume_max_events: int = Field(
-        100_000,
-        ge=0,
-        description="most score events one resume reads back from the topic; "
-        "a position further back is 'too old'",
-    )
-    ws_compression: bool = Field(
-        False,
-        description="permessage-deflate on /v1/stream: about 3x the CPU per message for "
-        "smaller frames; off unless clients are on slow links",
-    )
-
     # --- webhooks (docs/webhooks.md) -----------------------------------------------------------
     webhook_dead_letter_topic: str = Field(
         "webhooks.dead-letter.v1",

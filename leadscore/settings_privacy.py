@@ -31,3 +31,6 @@ class PrivacySettings(BaseSettings):
     erasures_topic: str = Field(
         "leads.erasures.v1", description="erasure requests, to the worker that holds the lead"
     )
+    erasure_receipt_days: float = Field(
+        3 * 365.0, gt=0, description="how long erasure receipts are kept (they hold no lead ids)"
+    )

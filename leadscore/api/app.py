@@ -31,6 +31,7 @@ from leadscore.api import (
     jobs,
     models,
     performance,
+    privacy,
     scores,
     webhooks,
 )
@@ -235,6 +236,7 @@ def create_app(settings: Settings, *, follow_models: bool = True) -> FastAPI:
 
     app.include_router(insights.router)  # before scores: /v1/leads/distribution is not a {lead_id}
     app.include_router(scores.router)
+    app.include_router(privacy.router)
     app.include_router(performance.router)
     app.include_router(drift.router)  # before models: /v1/models/retraining is not a {version}
     app.include_router(access.router)

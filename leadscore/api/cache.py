@@ -65,5 +65,9 @@ class ScoreCache:
             self._entries[lead_id] = (time.monotonic(), event)
             self.invalidations += 1
 
+    def forget(self, lead_id: str) -> None:
+        """Drop the lead's entry (it was erased)."""
+        self._entries.pop(lead_id, None)
+
     def __len__(self) -> int:
         return len(self._entries)

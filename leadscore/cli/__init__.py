@@ -10,7 +10,7 @@ import logging
 
 import typer
 
-from leadscore.cli import access, closed_loop, models, run, servers, traffic, training
+from leadscore.cli import access, closed_loop, models, privacy, run, servers, traffic, training
 
 app = typer.Typer(
     name="leadscore",
@@ -34,6 +34,7 @@ for command in (
     traffic.topics,
     run.api,
     access.audit,
+    privacy.erase,
     run.demo,
     servers.broker,
     servers.redis,

@@ -24,7 +24,7 @@ from starlette.websockets import WebSocketDisconnect, WebSocketDisconnected
 
 from leadscore.api.auth import authenticate
 from leadscore.api.errors import ApiError
-from leadscore.api.websocket.feed import FeedTopicMissingError, ResumeTooOldError, ScoreFeed
+from leadscore.api.websocket.feed import FeedTopicMissingError, ScoreFeed
 from leadscore.api.websocket.hub import FeedClient, FeedFullError, ResumePlan
 from leadscore.api.websocket.protocol import (
     StreamRequestError,
@@ -34,6 +34,7 @@ from leadscore.api.websocket.protocol import (
     encode_position,
     make_entry,
 )
+from leadscore.api.websocket.read_back import ResumeTooOldError
 from leadscore.infra.kafka.offsets import EndOffsetProbeError
 from leadscore.infra.privacy.lead_ids import decode_score
 

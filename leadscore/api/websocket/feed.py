@@ -24,6 +24,7 @@ from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from leadscore.api.websocket.hub import FanOut
 from leadscore.api.websocket.protocol import elementwise_max, encode_position
+from leadscore.api.websocket.read_back import read_back
 from leadscore.infra.kafka.client import new_consumer, stop_consumer
 from leadscore.infra.kafka.offsets import EndOffsetProbeError, fetch_end_offsets, topic_bounds
 from leadscore.infra.privacy.lead_ids import LeadIds, decode_score
@@ -44,15 +45,10 @@ _POLL_TIMEOUT_MS = 200
 #: Topic read-backs (resumes older than the ring) running at once per process, and how
 #: long one may go without the broker returning anything before it is given up.
 _CATCHUP_CONCURRENCY = 8
-_CATCHUP_STALL_S = 15.0
 
 
 class FeedTopicMissingError(RuntimeError):
     """The scores topic does not exist (yet), or the feed is not connected."""
-
-
-class ResumeTooOldError(RuntimeError):
-    """The events after a resume position are no longer on the broker."""
 
 
 # --- the consumer ------------------------------------------------------------------------------
@@ -359,59 +355,12 @@ class ScoreFeed:
             return vector
         return elementwise_max(self._ends, vector)
 
-    async def read_back(
+    def read_back(
         self, gaps: Mapping[int, tuple[int, int]]
     ) -> AsyncGenerator[tuple[int, ConsumerRecord]]:
-        """Records of each partition ``p`` from ``gaps[p][0]`` up to ``gaps[p][1]``, from the topic.
-
-        A short-lived consumer of its own; at most a few run at once per process.
-
-        Raises:
-            ResumeTooOldError: some start offset is no longer on the broker.
-            TimeoutError: the broker returned nothing for 15 s.
-            KafkaError: the broker failed.
-        """
-        async with self._catchups:
-            consumer = self._consumer_for("leadscore-api-resume")
-            try:
-                async with asyncio.timeout(_CONNECT_TIMEOUT_S):
-                    await consumer.start()
-                    tps = {p: TopicPartition(self.topic, p) for p in gaps}
-                    consumer.assign(list(tps.values()))
-                    begin = await consumer.beginning_offsets(list(tps.values()))
-                lost = {p: begin[tps[p]] for p, (start, _) in gaps.items() if start < begin[tps[p]]}
-                if lost:
-                    raise ResumeTooOldError(
-                        "events from the position on were deleted from the topic (retention): "
-                        + ", ".join(
-                            f"partition {p} now starts at {o}" for p, o in sorted(lost.items())
-                        )
-                    )
-                for p, (start, _) in gaps.items():
-                    consumer.seek(tps[p], start)
-                remaining = {p for p, (start, end) in gaps.items() if start < end}
-                stalled_at = time.monotonic()
-                while remaining:
-                    batch = await consumer.getmany(
-                        *(tps[p] for p in remaining), timeout_ms=500, max_records=_POLL_MAX_RECORDS
-                    )
-                    if batch:
-                        stalled_at = time.monotonic()
-                    elif time.monotonic() - stalled_at > _CATCHUP_STALL_S:
-                        raise TimeoutError(
-                            f"the broker returned nothing for {_CATCHUP_STALL_S:.0f} s while reading back"
-                        )
-                    for tp, records in batch.items():
-                        end = gaps[tp.partition][1]
-                        for record in records:
-                            if record.offset >= end:
-                                break
-                            yield tp.partition, record
-                    for p in list(remaining):
-                        if await consumer.position(tps[p]) >= gaps[p][1]:
-                            remaining.discard(p)
-            finally:
-                await stop_consumer(consumer)
+        """Records of each partition ``p`` from ``gaps[p][0]`` up to ``gaps[p][1]``, from the
+        topic (:func:`~leadscore.api.websocket.read_back.read_back`)."""
+        return read_back(self._consumer_for, self._catchups, self.topic, gaps)
 
 
 def _log_crash(task: asyncio.Task[None]) -> None:

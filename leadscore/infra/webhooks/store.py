@@ -12,8 +12,7 @@ Keys (``P`` is the configured prefix, ``S`` a subscription id, ``L`` a lead id):
 - ``P webhooks:delivery:S:D``    a delivery's record JSON (status, attempts, body); a
   delivered one expires after the log TTL, pending and dead ones are kept
 - ``P webhooks:log:S``           sorted set: delivery id -> created (ms), the delivery log
-- ``P webhooks:lead:S:L``        set of the delivery ids of one (subscription, lead), expiring
-  with the log: what erasing the lead deletes (:mod:`leadscore.infra.webhooks.forget`)
+- ``P webhooks:lead:S:L``        set: the (subscription, lead)'s delivery ids, for erasure
 - ``P webhooks:dead:S``          sorted set: delivery id -> dead-lettered (ms)
 - ``P stats``                    counters ``webhook_*`` (shared with the worker's others)
 
@@ -85,8 +84,7 @@ class WebhookStore:
         """The FIFO of delivery ids of one (subscription, lead)."""
         return f"{self.prefix}webhooks:queue:{subscription_id}:{lead_id}"
 
-    def lead_index_key(self, subscription_id: str, lead_id: str) -> str:
-        """Every delivery id of one (subscription, lead), so erasing a lead finds them."""
+    def lead_index_key(self, subscription_id: str, lead_id: str) -> str:  # erasure finds them
         return f"{self.prefix}webhooks:lead:{subscription_id}:{lead_id}"
 
     def record_key(self, subscription_id: str, delivery_id: str) -> str:

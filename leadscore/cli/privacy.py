@@ -1,0 +1,71 @@
+"""``leadscore erase``: erase leads everywhere leadscore keeps them (docs/privacy.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from leadscore.cli.config import load_settings, redis_client
+
+if TYPE_CHECKING:
+    from leadscore.schemas.privacy import ErasureReceipt
+    from leadscore.settings import Settings
+
+
+def erase(
+    lead_ids: list[str] = typer.Argument(None, help="the leads to erase", show_default=False),
+    reason: str | None = typer.Option(
+        None, help="why, kept on the receipt (no personal data, please: it is kept for years)"
+    ),
+    from_file: Path | None = typer.Option(
+        None, "--from-file", help="also erase the lead ids in this file, one per line ('-': stdin)"
+    ),
+    timeout: float = typer.Option(300.0, help="seconds to wait for the worker(s)"),
+) -> None:
+    """Erase leads: their state, scores, history, activity and webhooks; tell receivers.
+
+    Returns when the erasure is complete everywhere leadscore keeps data, and prints
+    the receipt. An unknown lead fails the whole request (exit status 2); nothing is erased.
+    """
+    leads = list(lead_ids or [])
+    if from_file is not None:
+        text = sys.stdin.read() if str(from_file) == "-" else from_file.read_text()
+        leads += [line.strip() for line in text.splitlines() if line.strip()]
+    if not leads:
+        typer.secho("give lead ids, or --from-file", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2)
+    settings = load_settings()
+    from leadscore.infra.privacy.erasure import UnknownLeadsError
+
+    try:
+        receipt = asyncio.run(_erase(settings, leads, reason, timeout))
+    except UnknownLeadsError as exc:
+        typer.secho(str(exc), fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(receipt.model_dump_json(indent=2))
+    if receipt.completed_at is None:
+        typer.secho(
+            f"erasure {receipt.id} not complete after {timeout:g} s ({receipt.erased} of "
+            f"{receipt.leads} leads erased): is a worker running? It goes on when one is; "
+            f"follow it with GET /v1/erasures/{receipt.id}",
+            fg=typer.colors.YELLOW,
+            err=True,
+        )
+        raise typer.Exit(1)
+
+
+async def _erase(
+    settings: Settings, leads: list[str], reason: str | None, wait_s: float
+) -> ErasureReceipt:
+    from leadscore.infra.privacy.erasure import request_erasure, wait_for_erasure
+
+    client = redis_client(settings)
+    try:
+        receipt = await request_erasure(settings, client, leads, requested_by="cli", reason=reason)
+        return await wait_for_erasure(settings, client, receipt.id, timeout_s=wait_s)
+    finally:
+        await client.aclose()
