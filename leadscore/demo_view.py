@@ -27,6 +27,8 @@ from rich.table import Table
 from leadscore.infra.closed_loop_store import ClosedLoopKeys, read_closed_loop
 from leadscore.infra.kafka.client import new_consumer, stop_consumer
 from leadscore.infra.kafka.publish import PublishStats, publish
+from leadscore.infra.privacy.keys import LeadRefs
+from leadscore.infra.privacy.lead_ids import LeadIds, decode_score
 from leadscore.infra.redis_store import ScoreStore, connect
 from leadscore.infra.retry import Outage
 from leadscore.settings import Settings
@@ -89,7 +91,7 @@ async def run_traffic_and_view(
                 progress_interval_s=0.5,
             )
         ),
-        asyncio.create_task(_follow_scores(settings, view, stop)),
+        asyncio.create_task(_follow_scores(settings, view, stop, store)),
     ]
     try:
         with Live(_render(view, rate), console=console, refresh_per_second=2) as live:
@@ -107,16 +109,22 @@ async def run_traffic_and_view(
         await store.client.aclose()
 
 
-async def _follow_scores(settings: Settings, view: _View, stop: asyncio.Event) -> None:
-    """Keep the newest score changes for the view (a group-less consumer from the end)."""
+async def _follow_scores(
+    settings: Settings, view: _View, stop: asyncio.Event, store: ScoreStore
+) -> None:
+    """Keep the newest score changes for the view (a group-less consumer from the end), with
+    the lead ids the topic's pseudonyms stand for."""
+    refs = LeadRefs.from_settings(settings)
+    ids = LeadIds(store.client, settings.redis_prefix, plain_topics=refs.plain_topics, refs=refs)
     consumer = new_consumer(settings, settings.scores_topic, auto_offset_reset="latest")
     try:
         await consumer.start()
         while not stop.is_set():
             batches = await consumer.getmany(timeout_ms=500, max_records=500)
-            for records in batches.values():
-                for record in records:
-                    view.changes.appendleft(orjson.loads(record.value))
+            events = [decode_score(r.value) for records in batches.values() for r in records]
+            for event in await ids.resolve_events(events):
+                if event is not None and event.get("type", "lead.scored") == "lead.scored":
+                    view.changes.appendleft(event)
     finally:
         await stop_consumer(consumer)
 

@@ -13,6 +13,10 @@ import pytest
 
 _INTEGRATION_DIR = Path(__file__).parent / "integration"
 
+# Every process a test starts (worker, API, CLI) must use the same pseudonym secret; they
+# may run from other directories than the key file's. Tests of the key file set their own.
+os.environ.setdefault("LEADSCORE_PSEUDONYM_SECRET", "leadscore-test-suite-pseudonym-secret")
+
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # Test processes share the cores: one OpenMP (and OpenBLAS) thread each, set before
     # anything loads them. With more, scikit-learn's HistGradientBoosting spins its threads

@@ -158,6 +158,7 @@ def run_settings(
         "app_id": f"{name_prefix}worker",
         "model_dir": model_dir,
         "training_topic": f"{name_prefix}leads.training.v1",
+        "erasures_topic": f"{name_prefix}leads.erasures.v1",
         "model_events_topic": f"{name_prefix}models.events.v1",
         **FAST,
     }

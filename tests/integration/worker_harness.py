@@ -57,12 +57,16 @@ def worker_settings(
         "model_events_topic": f"{prefix}models.events.v1",
         "features_topic": f"{prefix}leads.features.v1",
         "training_topic": f"{prefix}leads.training.v1",
+        "erasures_topic": f"{prefix}leads.erasures.v1",
         "drift_topic": f"{prefix}models.drift.v1",
         "score_change_threshold": 0,  # publish every rescore
         "topic_partitions": 4,
         # the test models are trained on a few hundred simulated leads: use them, not the
         # cold-start rules prior (tests/unit/streams/test_cold_start.py covers that)
         "min_training_labels": 0,
+        # Most tests read lead ids off the scores topic; tests/integration/test_privacy.py
+        # runs the default (pseudonyms on the topics) end to end.
+        "topic_lead_ids": "plain",
     }
     values.update(overrides)
     return Settings(**values)
