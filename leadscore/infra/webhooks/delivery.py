@@ -25,6 +25,7 @@ from redis.exceptions import RedisError
 from leadscore.infra.kafka.client import client_options
 from leadscore.infra.retry import Backoff
 from leadscore.infra.webhooks.addresses import AddressPolicy
+from leadscore.infra.webhooks.forget import forget_delivery, is_erasure_notice
 from leadscore.infra.webhooks.http import ClientSlots, address_policy, post_signed
 from leadscore.infra.webhooks.retry_schedule import (
     next_attempt_delay,
@@ -264,6 +265,8 @@ class WebhookDeliverer:
                 lead_id,
                 record.model_copy(update={"status": "delivered", "delivered_at": now}),
             )
+            if is_erasure_notice(record.webhook_id):  # delivered: nothing of the lead stays
+                await forget_delivery(self.store, subscription_id, lead_id, record.id)
             return
         delay = next_attempt_delay(record.round_attempts, self.delays, self.rng)
         if delay is None:

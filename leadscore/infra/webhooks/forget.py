@@ -30,3 +30,25 @@ async def forget_lead(store: WebhookStore, lead_id: str) -> int:
             client=pipe,
         )
     return sum(int(n) for n in await pipe.execute())
+
+
+def is_erasure_notice(webhook_id: str) -> bool:
+    """Whether a delivery carries a ``lead.erased`` event (see leadscore.streams.erasure)."""
+    return webhook_id.startswith("le_")
+
+
+async def forget_delivery(
+    store: WebhookStore, subscription_id: str, lead_id: str, delivery_id: str
+) -> None:
+    """Delete one settled delivery: its record, its log entry and its place in the lead's index.
+
+    A delivered ``lead.erased`` goes at once: it is the last thing that named the lead.
+    """
+    index = store.lead_index_key(subscription_id, lead_id)
+    pipe = store.client.pipeline(transaction=True)
+    pipe.delete(store.record_key(subscription_id, delivery_id))
+    pipe.zrem(store.log_key(subscription_id), delivery_id)
+    pipe.srem(index, delivery_id)
+    await pipe.execute()
+    if not await store.client.scard(index):
+        await store.client.delete(index)
