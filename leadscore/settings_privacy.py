@@ -34,3 +34,15 @@ class PrivacySettings(BaseSettings):
     erasure_receipt_days: float = Field(
         3 * 365.0, gt=0, description="how long erasure receipts are kept (they hold no lead ids)"
     )
+    url_keep_params: str = Field(
+        "utm_*",
+        description="query parameters kept in page and e-mail URLs, comma-separated (a "
+        "trailing * matches a prefix); every other parameter, the fragment and user info "
+        "are dropped before anything is stored",
+    )
+    dead_letter_retention_days: float = Field(
+        7.0,
+        gt=0,
+        description="how long dead letters can be read: the key that seals them is "
+        "destroyed after this (and the topic's retention is set to it)",
+    )

@@ -9,6 +9,7 @@ clients, which cannot set headers from a browser, may pass ``?api_key=``). Scope
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -135,16 +136,35 @@ def require_scope(scope: str) -> Callable[[Request], Awaitable[ApiKey]]:
 
 
 def _entry(scope: Any, key: ApiKey | None, status: int, outcome: str) -> dict[str, Any]:
+    """An audit entry that keeps no more about the call than needed (docs/privacy.md): the
+    route's template, not a path that names a lead; the caller's key, and its network only
+    when it had no valid key (to see where refused calls come from)."""
     client = scope.get("client")
+    route = scope.get("route")
     return {
         "key_id": key.id if key else None,
         "key_name": key.name if key else None,
         "method": scope.get("method", "WS"),
-        "path": scope.get("path", ""),
+        "path": getattr(route, "path", None) or scope.get("path", ""),
         "status": status,
         "outcome": outcome,
-        "client": client[0] if client else None,
+        "client": None if key is not None or not client else network_of(client[0]),
     }
+
+
+def network_of(address: str) -> str:
+    """The /24 (IPv4) or /48 (IPv6) network of an address; the address itself if not an IP.
+
+    Examples:
+        >>> network_of("203.0.113.77"), network_of("2001:db8:1:2::5")
+        ('203.0.113.0/24', '2001:db8:1::/48')
+    """
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    prefix = 24 if ip.version == 4 else 48
+    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
 
 
 async def _audit(

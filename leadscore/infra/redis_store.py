@@ -227,7 +227,16 @@ class ScoreStore:
         pipe.zrem(self.leaderboard_key, lead_id)
         if pseudonym is not None:
             pipe.zrem(f"{self.prefix}seen", pseudonym)
-        kinds = ("score", "history", "state", "activity", "leaderboard", "retention_index")
+            pipe.delete(f"{self.prefix}dlkey:{pseudonym}")  # its dead letters: unreadable
+        kinds = (
+            "score",
+            "history",
+            "state",
+            "activity",
+            "leaderboard",
+            "retention_index",
+            "dead_letter_key",
+        )
         return {kind: int(n) for kind, n in zip(kinds, await pipe.execute()) if n}
 
     async def activity(self, lead_id: str, n: int = 50) -> list[dict[str, Any]]:

@@ -107,3 +107,9 @@ class DeadLetter(BaseModel):
     key_b64: str | None = None
     value_b64: str | None = Field(description="the raw record value, base64")
     received_at: datetime
+    sealed: str | None = Field(
+        default=None,
+        description="the Redis key (under the prefix) of the key the raw key and value are "
+        "sealed with (AES-256-GCM: base64 of nonce + ciphertext); read them with "
+        "`leadscore dead-letters` while it exists",
+    )

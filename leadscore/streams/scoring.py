@@ -27,6 +27,7 @@ from faust.streams import _current_event
 from faust.types import TableT
 
 from leadscore.infra.heartbeats import BEAT_S, beat
+from leadscore.infra.privacy.dead_letters import NO_LEAD, DeadLetterKeys
 from leadscore.infra.privacy.keys import LeadRefs
 from leadscore.infra.redis_store import ScoreStore, public_state
 from leadscore.infra.retry import until_done
@@ -35,6 +36,7 @@ from leadscore.models.batch.outputs import recent_activity
 from leadscore.models.batch.processing import BatchResult, process_batch
 from leadscore.models.batch.records import InputRecord, Limits
 from leadscore.models.monitoring.trends import aggregate as aggregate_trends
+from leadscore.models.privacy.minimise import parse_keep
 from leadscore.models.scoring.scorer import Scorer, to_score
 from leadscore.schemas.decode import EventKind
 from leadscore.settings import Settings
@@ -84,6 +86,9 @@ def attach_scoring(app: faust.App, worker: WorkerContext) -> None:
         """Process each micro-batch off the event loop, publish what it made, write Redis."""
         loop = asyncio.get_running_loop()
         store = worker.store()
+        dead_letters = DeadLetterKeys(
+            store.client, s.redis_prefix, s.dead_letter_retention_days * 86_400
+        )
         # Table writes queue in Faust's producer buffer; its default cap (100) makes every
         # batch stall and warn "producer buffer full". Let a few batches' worth queue.
         app.producer.buffer.max_messages = max(1000, 4 * s.batch_size)
@@ -107,7 +112,7 @@ def attach_scoring(app: faust.App, worker: WorkerContext) -> None:
             await until_done(
                 partial(worker.remember_leads, result), "write lead pseudonyms to Redis", log=log
             )
-            await _publish(app, s, worker.refs, events, result, bodies, lead_to_state)
+            await _publish(app, s, worker.refs, dead_letters, events, result, bodies, lead_to_state)
             write = partial(_write, store, held, s, scorer, result, bodies, len(records), held_now)
             await until_done(write, "write scores to Redis", log=log)
             await held.after_batch(store, held_now)
@@ -148,6 +153,7 @@ def _processor(
         max_event_bytes=settings.max_event_bytes,
         max_future_skew_s=settings.max_future_skew_s,
         dedupe_window=settings.dedupe_window,
+        url_keep_params=parse_keep(settings.url_keep_params),
     )
 
     refs = eraser.refs
@@ -183,6 +189,7 @@ async def _publish(
     app: faust.App,
     settings: Settings,
     refs: LeadRefs,
+    dead_letter_keys: DeadLetterKeys,
     events: Sequence[faust.EventT[bytes]],
     result: BatchResult,
     score_bodies: list[bytes],
@@ -199,9 +206,16 @@ async def _publish(
     async def send(topic: str, key: bytes | None, value: bytes) -> None:
         await producer.send(topic, key, value, None, None, None)
 
+    letters = []
     for index, letter in result.dead_letters:
         key = events[index].message.key
-        letter_key = refs.topic(key.decode(errors="replace")).encode() if key is not None else None
+        ref = refs.table(key.decode(errors="replace")) if key is not None else NO_LEAD
+        letters.append((ref, letter))
+    sealed = await until_done(
+        partial(dead_letter_keys.seal, letters), "seal dead letters (Redis)", log=log
+    )
+    for (ref, _), letter in zip(letters, sealed, strict=True):
+        letter_key = None if ref == NO_LEAD else ref.encode()
         body = orjson.dumps(letter.model_dump(mode="json"))
         await send(settings.dead_letter_topic, letter_key, body)
     for index, lead_id, partition in result.reroutes:

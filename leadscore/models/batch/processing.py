@@ -25,6 +25,7 @@ from leadscore.models.batch.records import (
 )
 from leadscore.models.features.state import LeadState, apply_event
 from leadscore.models.features.vector import FEATURE_SPEC_VERSION, to_matrix
+from leadscore.models.privacy.minimise import minimised
 from leadscore.models.scoring.events import explained_score, lead_scored
 from leadscore.models.scoring.scorer import Scorer, to_score
 from leadscore.schemas.decode import EventKind, decode_event
@@ -205,6 +206,7 @@ def apply_records(
             if outcome_gate is not None:  # read, so the partition's position moves on
                 outcome_gate.observe(record, None)
             continue
+        event = minimised(event, limits.url_keep_params)  # before anything keeps it
         decoded.append(event)
         if outcome_gate is not None and event.type not in OUTCOME_TYPES:
             # The whole batch's progress first: an outcome early in the batch is judged

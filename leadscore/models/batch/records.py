@@ -13,6 +13,7 @@ from typing import Protocol
 
 from aiokafka.partitioner import murmur2
 
+from leadscore.models.privacy.minimise import DEFAULT_KEEP
 from leadscore.schemas.scores import DeadLetter
 
 __all__ = ["InputRecord", "Limits", "OutcomeGate", "dead_letter", "home_partition"]
@@ -39,6 +40,8 @@ class Limits:
     max_event_bytes: int = 65_536
     max_future_skew_s: float = 300.0
     dedupe_window: int = 256
+    url_keep_params: tuple[str, ...] = DEFAULT_KEEP
+    """Query parameters kept in URLs (:func:`~leadscore.models.privacy.minimise.clean_url`)."""
 
 
 class OutcomeGate(Protocol):

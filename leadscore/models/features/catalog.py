@@ -109,12 +109,26 @@ def _category_key(value: str) -> str:
 
 
 def seniority_of(profile: dict[str, Any]) -> str | None:
-    """The stated seniority, or one inferred from the job title."""
+    """The stated seniority, or the one inferred from the job title.
+
+    A lead state keeps the level inferred from the title (``title_level``), never the
+    title's text; states written before that keep ``job_title`` and get the same level.
+    """
     if profile.get("seniority"):
         return str(profile["seniority"])
+    if profile.get("title_level"):
+        return str(profile["title_level"])
     title = profile.get("job_title")
-    if not title:
-        return None
+    return title_level(title) if title else None
+
+
+def title_level(title: str) -> str:
+    """The seniority a job title says.
+
+    Examples:
+        >>> title_level("VP Sales"), title_level("Senior Data Engineer")
+        ('vp', 'individual')
+    """
     for pattern, level in _TITLE_RULES:
         if pattern.search(title):
             return level

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from hashlib import blake2b
 from typing import Any, Final
 
+from leadscore.models.features.catalog import title_level
 from leadscore.schemas.events import ACTIVITY_TYPES, OUTCOME_TYPES
 
 DAY_S: Final = 86_400.0
@@ -191,11 +192,17 @@ def _keep_largest(items: list[Any], value: Any, cap: int) -> None:
 
 
 def _apply_profile(state: LeadState, data: Any, t: float) -> None:
-    """Last writer wins per field, by event time (so late-arriving old updates lose)."""
+    """Last writer wins per field, by event time (so late-arriving old updates lose).
+
+    A job title is kept only as the seniority it says (``title_level``): the features need
+    no more, and the free text is personal data (docs/privacy.md).
+    """
     for name in data.model_fields_set:
         value = getattr(data, name)
         if value is None:
             continue
+        if name == "job_title":
+            name, value = "title_level", title_level(value)
         if t < state.profile_t.get(name, -math.inf):
             continue
         if hasattr(value, "model_dump"):
