@@ -44,5 +44,5 @@ class PrivacySettings(BaseSettings):
         7.0,
         gt=0,
         description="how long dead letters can be read: the key that seals them is "
-        "destroyed after this (and the topic's retention is set to it)",
+        "destroyed after this",
     )

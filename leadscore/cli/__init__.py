@@ -35,6 +35,7 @@ for command in (
     run.api,
     access.audit,
     privacy.erase,
+    privacy.dead_letters,
     run.demo,
     servers.broker,
     servers.redis,

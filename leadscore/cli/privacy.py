@@ -69,3 +69,46 @@ async def _erase(
         return await wait_for_erasure(settings, client, receipt.id, timeout_s=wait_s)
     finally:
         await client.aclose()
+
+
+def dead_letters(
+    limit: int = typer.Option(100, help="the newest this many"),
+) -> None:
+    """Print the refused input records (leads.dead-letter.v1) as JSON lines, opened.
+
+    Dead letters are sealed with keys that live LEADSCORE_DEAD_LETTER_RETENTION_DAYS and
+    go when their lead is erased; a letter whose key is gone prints as expired or erased.
+    """
+    settings = load_settings()
+    for line in asyncio.run(_dead_letters(settings, limit)):
+        typer.echo(line)
+
+
+async def _dead_letters(settings: Settings, limit: int) -> list[str]:
+    import base64
+
+    import orjson
+
+    from leadscore.infra.kafka.client import read_topic
+    from leadscore.infra.privacy.dead_letters import DeadLetterKeys
+    from leadscore.schemas.scores import DeadLetter
+
+    values = (await read_topic(settings, settings.dead_letter_topic))[-limit:]
+    letters = [DeadLetter.model_validate_json(value) for value in values]
+    client = redis_client(settings)
+    try:
+        keys = DeadLetterKeys(client, settings.redis_prefix, settings.dead_letter_retention_days * 86_400)
+        opened = await keys.open(letters)
+    finally:
+        await client.aclose()
+    lines = []
+    for letter, plain in zip(letters, opened, strict=True):
+        row = letter.model_dump(mode="json", exclude={"key_b64", "value_b64", "sealed"})
+        if plain is None:
+            row["record"] = None
+            row["note"] = "expired or erased: its key is gone"
+        else:
+            raw = base64.b64decode(plain.value_b64) if plain.value_b64 else b""
+            row["record"] = raw.decode(errors="replace")
+        lines.append(orjson.dumps(row).decode())
+    return lines

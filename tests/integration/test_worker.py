@@ -48,6 +48,8 @@ from worker_harness import (
 )
 
 from leadscore.infra.kafka.publish import publish, topic_router
+from leadscore.infra.privacy.dead_letters import DeadLetterKeys
+from leadscore.infra.privacy.keys import LeadRefs
 from leadscore.infra.redis_store import ScoreStore
 from leadscore.infra.scorer import load_scorer
 from leadscore.models.features.state import LeadState, apply_event
@@ -499,8 +501,16 @@ async def test_malformed_records_go_to_the_dead_letter_topic_and_the_rest_is_sco
     # Every malformed record: exactly one dead letter, naming the problem and the original.
     where = {(m.topic, m.partition, m.offset): i for i, m in enumerate(sent)}
     seen: dict[int, DeadLetter] = {}
-    for record in letters:
-        letter = DeadLetter.model_validate_json(record.value)
+    # Sealed with per-lead keys in Redis (docs/privacy.md): open them as `leadscore dead-letters` does.
+    client = aioredis.Redis.from_url(settings.redis_url)
+    try:
+        keys = DeadLetterKeys(client, settings.redis_prefix, 60.0)
+        opened = await keys.open([DeadLetter.model_validate_json(r.value) for r in letters])
+    finally:
+        await client.aclose()
+    refs = LeadRefs.from_settings(settings)
+    for record, letter in zip(letters, opened, strict=True):
+        assert letter is not None, "a dead letter that cannot be opened while its key lives"
         index = where.get((letter.topic, letter.partition, letter.offset))
         assert index in expected, f"a dead letter for a record that was not malformed: {letter}"
         assert index not in seen, f"two dead letters for record {index}: {seen[index]}, {letter}"
@@ -509,7 +519,7 @@ async def test_malformed_records_go_to_the_dead_letter_topic_and_the_rest_is_sco
         _, key, value = records[index]
         assert letter.reason_code == code, (letter, records[index])
         assert text.lower() in letter.reason.lower(), (letter.reason, text)
-        assert record.key == key
+        assert record.key == (refs.table(key.decode(errors="replace")).encode() if key else None)
         assert letter.key_b64 == (base64.b64encode(key).decode() if key is not None else None)
         if value is None:
             assert letter.value_b64 is None
