@@ -97,7 +97,9 @@ async def _dead_letters(settings: Settings, limit: int) -> list[str]:
     letters = [DeadLetter.model_validate_json(value) for value in values]
     client = redis_client(settings)
     try:
-        keys = DeadLetterKeys(client, settings.redis_prefix, settings.dead_letter_retention_days * 86_400)
+        keys = DeadLetterKeys(
+            client, settings.redis_prefix, settings.dead_letter_retention_days * 86_400
+        )
         opened = await keys.open(letters)
     finally:
         await client.aclose()
