@@ -10,7 +10,7 @@ from leadscore.api.auth import AUTH_ERRORS as _AUTH
 from leadscore.api.auth import require_scope
 from leadscore.api.errors import ApiError
 from leadscore.api.handlers import request_context
-from leadscore.infra.access import AccessError, ApiKey
+from leadscore.infra.access import SCOPES, AccessError, ApiKey
 from leadscore.schemas.api import AuditEntry
 
 router = APIRouter()
@@ -26,7 +26,7 @@ async def whoami(key: ApiKey = Depends(require_scope("read"))) -> dict[str, Any]
     """What a client (the dashboard's sign-in) needs to know about its own key, never the key."""
     return {
         **key.public(),
-        "allows": {scope: key.allows(scope) for scope in ("read", "score", "admin")},
+        "allows": {scope: key.allows(scope) for scope in SCOPES},
     }
 
 

@@ -169,7 +169,8 @@ def create_app(settings: Settings, *, follow_models: bool = True) -> FastAPI:
         description=(
             "Authenticate with an API key (`leadscore keys create`) in `Authorization: Bearer <key>` "
             "or `X-API-Key`. Scopes: `read` (scores, history, metrics), `score` (score leads; "
-            "includes read), `admin` (models, experiments, webhooks, audit; includes both). "
+            "includes read), `privacy` (erase and export a lead; includes read), `admin` (models, "
+            "experiments, webhooks, audit; includes all). "
             'Errors are JSON: `{"error": {"code", "message", "details"}}`.'
         ),
         lifespan=lifespan,

@@ -19,7 +19,7 @@ from starlette.requests import HTTPConnection
 
 from leadscore.api.errors import ApiError
 from leadscore.api.limits import retry_after_header
-from leadscore.infra.access import ApiKey, AuditLog, KeyStore
+from leadscore.infra.access import AUDITED_SCOPES, ApiKey, AuditLog, KeyStore
 
 #: The OpenAPI responses every protected route shares.
 AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
@@ -91,7 +91,7 @@ async def authenticate(request: HTTPConnection, scope: str) -> ApiKey:
     key = presented_key(request)
     record: ApiKey | None = await ctx.verifier.verify(key) if key else None
     if record is None:
-        if scope == "admin":
+        if scope in AUDITED_SCOPES:
             await _audit(ctx.audit, request, None, 401, "denied: no valid key")
         raise ApiError(
             401,
@@ -101,7 +101,7 @@ async def authenticate(request: HTTPConnection, scope: str) -> ApiKey:
             else "the API key is unknown or revoked; create one with `leadscore keys create`",
         )
     if not record.allows(scope):
-        if scope == "admin":
+        if scope in AUDITED_SCOPES:
             await _audit(
                 ctx.audit, request, record, 403, f"denied: key has scopes {list(record.scopes)}"
             )
@@ -120,7 +120,7 @@ async def authenticate(request: HTTPConnection, scope: str) -> ApiKey:
             f"requests a second (LEADSCORE_API_RATE_LIMIT); retry in {wait:.2f} s",
             headers={"Retry-After": retry_after_header(wait)},
         )
-    if scope == "admin":
+    if scope in AUDITED_SCOPES:
         request.state.audit_key = record  # MeasureAndAudit writes the entry with the outcome
     return record
 

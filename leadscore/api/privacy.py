@@ -1,4 +1,5 @@
-"""Erasure over HTTP: ``DELETE /v1/leads/{lead_id}`` and ``GET /v1/erasures/{erasure_id}``.
+"""Personal data over HTTP: ``DELETE /v1/leads/{lead_id}``, ``GET /v1/erasures/{erasure_id}``
+and ``GET /v1/leads/{lead_id}/export``.
 
 The erasure itself is the worker's (:mod:`leadscore.jobs.erase`); the API asks, waits a
 little, and answers 200 with the receipt if it completed meanwhile, else 202 with the
@@ -22,6 +23,7 @@ from leadscore.infra.privacy.erasure import (
     request_erasure,
     wait_for_erasure,
 )
+from leadscore.infra.privacy.export import export_lead
 from leadscore.schemas.privacy import ErasureReceipt
 
 router = APIRouter()
@@ -29,7 +31,7 @@ router = APIRouter()
 #: How long ``DELETE /v1/leads/{id}`` waits for the erasure before it answers 202.
 WAIT_S = 10.0
 #: The scope personal-data operations need (``admin`` keys have it too).
-PRIVACY_SCOPE = "admin"
+PRIVACY_SCOPE = "privacy"
 
 
 @router.delete(
@@ -92,3 +94,23 @@ def _as_seen(receipt: ErasureReceipt, cache_ttl_s: float) -> ErasureReceipt:
         }
         return receipt.model_copy(update=update)
     return receipt
+
+
+@router.get(
+    "/v1/leads/{lead_id}/export",
+    tags=["privacy"],
+    summary="Everything leadscore holds about a lead, as one JSON document (subject access)",
+    responses={**_AUTH, 404: {"description": "leadscore holds nothing about the lead"}},
+)
+async def export(
+    lead_id: str,
+    request: Request,
+    response: Response,
+    key: ApiKey = Depends(require_scope(PRIVACY_SCOPE)),
+) -> dict[str, Any]:
+    ctx = request.app.state.ctx
+    document = await export_lead(ctx.settings, ctx.redis, lead_id)
+    response.headers["Cache-Control"] = "no-store"
+    if document is None:
+        raise ApiError(404, "unknown_lead", f"leadscore holds nothing about lead {lead_id!r}")
+    return document

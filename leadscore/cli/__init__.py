@@ -36,6 +36,7 @@ for command in (
     access.audit,
     privacy.erase,
     privacy.dead_letters,
+    privacy.export,
     run.demo,
     servers.broker,
     servers.redis,

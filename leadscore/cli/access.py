@@ -19,7 +19,9 @@ keys_app = typer.Typer(help="API keys: create (shown once), list, revoke.", no_a
 def keys_create(
     name: str = typer.Option(..., help="who uses it, e.g. 'crm-sync' or 'dashboard'"),
     scope: list[str] = typer.Option(
-        ["read"], help="read, score (includes read) or admin (includes both); repeatable"
+        ["read"],
+        help="read, score (includes read), privacy (erase, export; includes read) or admin "
+        "(includes all); repeatable",
     ),
 ) -> None:
     """Create an API key. The key is printed once; only its hash is stored."""

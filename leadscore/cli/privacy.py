@@ -114,3 +114,35 @@ async def _dead_letters(settings: Settings, limit: int) -> list[str]:
             row["record"] = raw.decode(errors="replace")
         lines.append(orjson.dumps(row).decode())
     return lines
+
+
+def export(
+    lead_id: str = typer.Argument(..., help="the lead"),
+    output: Path | None = typer.Option(None, help="write the JSON here instead of stdout"),
+) -> None:
+    """Print everything leadscore holds about a lead, as JSON (subject access)."""
+    import orjson
+
+    from leadscore.infra.privacy.export import export_lead
+
+    settings = load_settings()
+
+    async def run() -> dict[str, object] | None:
+        client = redis_client(settings)
+        try:
+            return await export_lead(settings, client, lead_id)
+        finally:
+            await client.aclose()
+
+    document = asyncio.run(run())
+    if document is None:
+        typer.secho(
+            f"leadscore holds nothing about lead {lead_id!r}", fg=typer.colors.RED, err=True
+        )
+        raise typer.Exit(2)
+    text = orjson.dumps(document, option=orjson.OPT_INDENT_2).decode()
+    if output is None:
+        typer.echo(text)
+    else:
+        output.write_text(text + "\n")
+        typer.secho(f"wrote {output}", err=True)

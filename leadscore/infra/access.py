@@ -25,8 +25,17 @@ import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 #: What each scope allows. ``admin`` implies the other two, ``score`` implies ``read``.
-SCOPES: tuple[str, ...] = ("read", "score", "admin")
-_IMPLIED = {"read": {"read"}, "score": {"read", "score"}, "admin": {"read", "score", "admin"}}
+SCOPES: tuple[str, ...] = ("read", "score", "privacy", "admin")
+#: ``privacy`` (erase a lead, export what is held about one) implies ``read`` only: whoever
+#: answers subject requests reads lead data, but needs no scoring or model rights.
+_IMPLIED = {
+    "read": {"read"},
+    "score": {"read", "score"},
+    "privacy": {"read", "privacy"},
+    "admin": {"read", "score", "privacy", "admin"},
+}
+#: Scopes whose calls go to the audit log, allowed or refused.
+AUDITED_SCOPES = frozenset({"admin", "privacy"})
 KEY_PREFIX = "lsk_"
 
 

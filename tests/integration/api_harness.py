@@ -75,7 +75,7 @@ def running_api(
 
 
 def make_keys(
-    settings: Settings, scopes: Iterable[str] = ("read", "score", "admin")
+    settings: Settings, scopes: Iterable[str] = ("read", "score", "privacy", "admin")
 ) -> dict[str, str]:
     """One API key per scope, named ``test-<scope>``: scope -> key."""
 

@@ -361,9 +361,17 @@ EXPECTED_SCOPE = {
     ("GET", "/ai/scoring/performance/metrics"): "read",
     ("POST", "/ai/scoring/model/train"): "admin",
     ("POST", "/ai/scoring/abtest/create"): "admin",
+    ("DELETE", "/v1/leads/{lead_id}"): "privacy",
+    ("GET", "/v1/leads/{lead_id}/export"): "privacy",
+    ("GET", "/v1/erasures/{erasure_id}"): "privacy",
 }
 OPEN = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics")}
-_WEAKER = {"read": [], "score": ["read"], "admin": ["read", "score"]}
+_WEAKER = {
+    "read": [],
+    "score": ["read"],
+    "privacy": ["read", "score"],
+    "admin": ["read", "score", "privacy"],
+}
 
 
 def _protected_routes(spec: dict[str, Any]) -> dict[tuple[str, str], str]:
@@ -414,6 +422,7 @@ def test_whoami_names_the_calling_key_and_what_it_may_do(stack: Stack) -> None:
             body = client.get("/v1/whoami").json()
         assert body["name"] == f"test-{scope}" and body["scopes"] == [scope]
         assert tuple(body["allows"][s] for s in ("read", "score", "admin")) == allows
+        assert body["allows"]["privacy"] == (scope == "admin")
         assert "key_hash" not in body and stack.keys[scope] not in str(body)
 
 

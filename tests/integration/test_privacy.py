@@ -98,7 +98,7 @@ def stack(
     try:
         with running_api(settings, api_log, loglevel="info", ready_timeout_s=150) as url:
             asyncio.run(worker.wait_ready())
-            keys = make_keys(settings, ("read", "admin"))
+            keys = make_keys(settings, ("read", "privacy", "admin"))
             yield Stack(settings, url, keys, worker, api_log, receiver)
     finally:
         worker.stop()
@@ -257,6 +257,33 @@ async def test_an_erased_lead_leaves_nothing_readable_and_stays_erased(
             "the feed shows lead ids, not pseudonyms"
         )
         bob_before = await client.get(f"{s.redis_prefix}score:{bob}")
+
+        # --- subject access: what is held about jane, minimised -----------------------------
+        async with stack.api("privacy") as api:
+            got = await api.get(f"/v1/leads/{jane}/export")
+            assert got.status_code == 200, got.text
+            assert got.headers["cache-control"] == "no-store"
+            document = got.json()
+        assert document["lead_id"] == jane and document["latest_score"]["lead_id"] == jane
+        assert document["state"]["profile"].get("title_level"), document["state"]["profile"]
+        assert "job_title" not in document["state"]["profile"]
+        urls = [e["data"].get("url") for e in document["activity"] if "url" in e["data"]]
+        assert "/pricing" in urls and not any("?" in u for u in urls), urls
+        assert document["webhook_deliveries"] and document["pseudonym"].startswith("p_")
+        async with stack.api("read") as api:
+            assert (await api.get(f"/v1/leads/{jane}/export")).status_code == 403
+        async with stack.api("admin") as api:
+            audit = (await api.get("/v1/audit", params={"limit": 50})).json()
+        exports = [e for e in audit if e["path"].endswith("/export")]
+        assert exports and all(e["path"] == "/v1/leads/{lead_id}/export" for e in exports), exports
+        assert all(e["client"] is None for e in exports if e["key_id"])
+        cli = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "leadscore", "export", jane],
+            env=worker_env(s), capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert cli.returncode == 0, cli.stderr
+        assert orjson.loads(cli.stdout)["state"] == document["state"]
         pseudonym = LeadRefs.from_settings(s).table(jane)
 
         # --- erase jane with the CLI ---------------------------------------------------------
@@ -275,6 +302,8 @@ async def test_an_erased_lead_leaves_nothing_readable_and_stays_erased(
         print(f"erasure of one lead via the CLI: {erase_s:.2f} s")
 
         # the API forgets her; bob is unchanged
+        async with stack.api("privacy") as api:
+            assert (await api.get(f"/v1/leads/{jane}/export")).status_code == 404
         async with stack.api("read") as api:
             for path in ("score", "history", "activity"):
                 got = await api.get(f"/v1/leads/{jane}/{path}")
