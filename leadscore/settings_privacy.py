@@ -46,3 +46,12 @@ class PrivacySettings(BaseSettings):
         description="how long dead letters can be read: the key that seals them is "
         "destroyed after this",
     )
+    lead_retention_days: float = Field(
+        0.0,
+        ge=0,
+        description="forget a lead (as an erasure) when its last event is older than this; "
+        "0 keeps leads until erased",
+    )
+    retention_sweep_s: float = Field(
+        60.0, gt=0, description="how often each worker looks for leads past the retention"
+    )

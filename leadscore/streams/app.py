@@ -26,6 +26,7 @@ from leadscore.streams.broker_watch import attach_broker_watch
 from leadscore.streams.context import WorkerContext
 from leadscore.streams.drift import attach_drift
 from leadscore.streams.model_swap import attach_model_following
+from leadscore.streams.retention import attach_retention
 from leadscore.streams.scoring import attach_scoring
 from leadscore.streams.tansu_compat import install_tansu_compat
 from leadscore.streams.webhooks import attach_webhooks
@@ -67,6 +68,7 @@ def create_app(settings: Settings, scorer: Scorer | None = None) -> faust.App:
     attach_webhooks(app, worker)
     attach_model_following(app, worker)
     attach_broker_watch(app, worker)
+    attach_retention(app, worker)
     if settings.drift_enabled:
         attach_drift(app, worker)
     app.leadscore_models = models  # type: ignore[attr-defined]

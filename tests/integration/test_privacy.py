@@ -89,6 +89,8 @@ def stack(
         webhook_allowed_networks="127.0.0.0/8,::1/128",
         webhook_timeout_s=2.0,
         topic_lead_ids="pseudonymous",  # the default (the harness writes plain ids)
+        lead_retention_days=1.0,  # the other tests' leads are active (events 2 h ago)
+        retention_sweep_s=1.0,
     )
     asyncio.run(create_topics(settings))
     receiver = Receiver()
@@ -99,6 +101,13 @@ def stack(
         with running_api(settings, api_log, loglevel="info", ready_timeout_s=150) as url:
             asyncio.run(worker.wait_ready())
             keys = make_keys(settings, ("read", "privacy", "admin"))
+            created = httpx.post(
+                f"{url}/v1/webhooks",
+                json={"url": receiver.url},  # every lead's webhooks
+                headers={"Authorization": f"Bearer {keys['admin']}"},
+                timeout=30,
+            )
+            assert created.status_code == 201, created.text
             yield Stack(settings, url, keys, worker, api_log, receiver)
     finally:
         worker.stop()
@@ -231,9 +240,6 @@ async def test_an_erased_lead_leaves_nothing_readable_and_stays_erased(
     jane = f"jane.doe+{tag}@example.com"
     bob, carol = f"bob-{tag}", f"carol-{tag}"
     start = datetime.now(UTC) - timedelta(hours=2)
-    async with stack.api() as api:
-        response = await api.post("/v1/webhooks", json={"url": stack.receiver.url})
-        assert response.status_code == 201, response.text
     for lead in (jane, bob, carol):
         await _publish(stack, lead, f"{tag}-{uuid.uuid5(uuid.NAMESPACE_URL, lead).hex[:8]}", start)
     client = aioredis.Redis.from_url(s.redis_url)
@@ -387,3 +393,42 @@ async def test_an_erased_lead_leaves_nothing_readable_and_stays_erased(
         assert cli.returncode == 2 and "nothing was erased" in cli.stderr
     finally:
         await client.aclose()
+
+
+async def test_a_lead_inactive_past_the_retention_is_forgotten_like_an_erasure(
+    stack: Stack,
+) -> None:
+    s = stack.settings
+    tag = uuid.uuid4().hex[:6]
+    old, active = f"old-{tag}", f"active-{tag}"
+    await _publish(stack, old, f"{tag}-o", datetime.now(UTC) - timedelta(days=3))
+    await _publish(stack, active, f"{tag}-a", datetime.now(UTC) - timedelta(minutes=5))
+    client = aioredis.Redis.from_url(s.redis_url)
+    try:
+
+        async def forgotten() -> bool:
+            return (
+                await client.get(f"{s.redis_prefix}score:{active}") is not None
+                and await client.get(f"{s.redis_prefix}state:{old}") is None
+                and await client.get(f"{s.redis_prefix}score:{old}") is None
+                and any(e.get("type") == "lead.erased" for e in _hooks_of(stack, old))
+            )
+
+        await _wait("the inactive lead forgotten", forgotten, stack, timeout_s=120)
+        receipts = [
+            await LeadIds(client, s.redis_prefix).receipt(r.decode())
+            for r in await client.zrange(f"{s.redis_prefix}erasures", 0, -1)
+        ]
+        by_retention = [r for r in receipts if r is not None and r.requested_by == "retention"]
+        assert by_retention and by_retention[-1].reason == "no event for 1 days"
+        assert await client.get(f"{s.redis_prefix}state:{active}") is not None
+    finally:
+        await client.aclose()
+
+
+def _hooks_of(stack: Stack, lead: str) -> list[dict[str, Any]]:
+    return [
+        r.payload()
+        for r in stack.receiver.requests()
+        if r.payload().get("data", {}).get("lead_id") == lead
+    ]

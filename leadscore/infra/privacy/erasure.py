@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 import orjson
@@ -104,43 +104,55 @@ async def request_erasure(
         raise UnknownLeadsError(unknown)
     ids = lead_ids_of(settings, client)
     assert ids.refs is not None
-    now = datetime.now(UTC)
-    receipt = ErasureReceipt(
-        id="er_" + secrets.token_hex(8),
-        status="pending",
-        requested_at=now,
-        requested_by=requested_by,
-        reason=(reason or None) and reason[:MAX_REASON_CHARS],
-        leads=len(leads),
-    )
+    receipt = new_receipt(len(leads), requested_by=requested_by, reason=reason)
     await ids.open_receipt(receipt, int(settings.erasure_receipt_days * 86_400))
     producer = AIOKafkaProducer(**client_options(settings), acks="all")
     await producer.start()
     try:
         for start in range(0, len(leads), _CHUNK):
-            chunk = leads[start : start + _CHUNK]
-            pseudonyms = {lead: ids.refs.table(lead) for lead in chunk}
+            chunk = {lead: ids.refs.table(lead) for lead in leads[start : start + _CHUNK]}
             # The worker finds each lead's id here (a lead may predate the pseudonym map).
-            pipe = client.pipeline(transaction=False)
-            pipe.hset(ids.ids_key, mapping={p: lead for lead, p in pseudonyms.items()})
-            await pipe.execute()
-            sends = []
-            for lead, pseudonym in pseudonyms.items():
-                request = ErasureRequested(
-                    erasure_id=receipt.id, pseudonym=pseudonym, requested_at=now
-                )
-                sends.append(
-                    await producer.send(
-                        settings.erasures_topic,
-                        orjson.dumps(request.model_dump(mode="json")),
-                        key=pseudonym.encode(),
-                        partition=home_partition(lead.encode(), settings.topic_partitions),
-                    )
-                )
+            await client.hset(ids.ids_key, mapping={p: lead for lead, p in chunk.items()})
+            sends = [
+                await producer.send(settings.erasures_topic, value, key=key, partition=partition)
+                for key, partition, value in erasure_requests(receipt, chunk, settings)
+            ]
             await asyncio.gather(*sends)
     finally:
         await producer.stop()
     return receipt
+
+
+def erasure_requests(
+    receipt: ErasureReceipt, pseudonyms: Mapping[str, str], settings: Settings
+) -> list[tuple[bytes, int, bytes]]:
+    """(key, partition, value) of the erasures-topic record of each lead (lead id ->
+    pseudonym): keyed by the pseudonym, on the partition of the lead's events."""
+    return [
+        (
+            pseudonym.encode(),
+            home_partition(lead.encode(), settings.topic_partitions),
+            orjson.dumps(
+                ErasureRequested(
+                    erasure_id=receipt.id, pseudonym=pseudonym, requested_at=receipt.requested_at
+                ).model_dump(mode="json")
+            ),
+        )
+        for lead, pseudonym in pseudonyms.items()
+    ]
+
+
+def new_receipt(
+    leads: int, *, requested_by: str, reason: str | None, now: datetime | None = None
+) -> ErasureReceipt:
+    return ErasureReceipt(
+        id="er_" + secrets.token_hex(8),
+        status="pending",
+        requested_at=now or datetime.now(UTC),
+        requested_by=requested_by,
+        reason=(reason or None) and reason[:MAX_REASON_CHARS],
+        leads=leads,
+    )
 
 
 async def wait_for_erasure(
