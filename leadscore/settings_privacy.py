@@ -55,3 +55,12 @@ class PrivacySettings(BaseSettings):
     retention_sweep_s: float = Field(
         60.0, gt=0, description="how often each worker looks for leads past the retention"
     )
+    data_keys: str | None = Field(
+        None,
+        repr=False,
+        description="keys that seal lead states and activity at rest: 'kid:base64,...' (the "
+        "first seals, all open); default: keys_dir/data.keys, made on first start",
+    )
+    encrypt_at_rest: bool = Field(
+        True, description="seal lead states and activity (Redis and the worker's table)"
+    )

@@ -16,6 +16,9 @@ _INTEGRATION_DIR = Path(__file__).parent / "integration"
 # Every process a test starts (worker, API, CLI) must use the same pseudonym secret; they
 # may run from other directories than the key file's. Tests of the key file set their own.
 os.environ.setdefault("LEADSCORE_PSEUDONYM_SECRET", "leadscore-test-suite-pseudonym-secret")
+os.environ.setdefault(
+    "LEADSCORE_DATA_KEYS", "ktest:" + "dGVzdC1zdWl0ZS1kYXRhLWtleS0zMi1ieXRlcy0hISE="
+)
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # Test processes share the cores: one OpenMP (and OpenBLAS) thread each, set before

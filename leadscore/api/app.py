@@ -49,6 +49,7 @@ from leadscore.infra.experiment_store import ExperimentStore
 from leadscore.infra.heartbeats import read_workers
 from leadscore.infra.job_store import JobStore
 from leadscore.infra.model_events import ModelFollower, follow_model_events
+from leadscore.infra.privacy.crypto import Keyring
 from leadscore.infra.privacy.keys import LeadRefs
 from leadscore.infra.privacy.lead_ids import LeadIds
 from leadscore.infra.redis_store import ScoreStore, connect
@@ -101,7 +102,12 @@ def create_app(settings: Settings, *, follow_models: bool = True) -> FastAPI:
             retries=1,  # fail fast: the answer is a 503 with Retry-After
             connect_timeout_s=1.0,
         )
-        store = ScoreStore(client, settings.redis_prefix, settings.history_length)
+        store = ScoreStore(
+            client,
+            settings.redis_prefix,
+            settings.history_length,
+            keyring=Keyring.from_settings(settings),
+        )
         keys = KeyStore(client, settings.redis_prefix)
         scorer = await loop.run_in_executor(None, load_scorer, settings, None)
         models = ModelFollower(

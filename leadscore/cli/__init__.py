@@ -44,6 +44,7 @@ for command in (
     app.command()(command)
 app.add_typer(models.models_app, name="models")
 app.add_typer(access.keys_app, name="keys")
+app.add_typer(privacy.data_keys_app, name="data-keys")
 
 
 def main() -> None:

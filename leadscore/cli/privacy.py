@@ -146,3 +146,48 @@ def export(
     else:
         output.write_text(text + "\n")
         typer.secho(f"wrote {output}", err=True)
+
+
+data_keys_app = typer.Typer(
+    help="Data keys that seal lead states and activity at rest: add one, reseal.",
+    no_args_is_help=True,
+)
+
+
+@data_keys_app.command("new")
+def data_keys_new() -> None:
+    """Put a fresh data key first in keys_dir/data.keys; the old ones stay, to open.
+
+    Restart the API and workers to seal with it, then run `leadscore data-keys reseal`.
+    """
+    from leadscore.infra.privacy.crypto import DATA_KEYS_FILE, add_key
+
+    settings = load_settings()
+    if settings.data_keys:
+        typer.secho(
+            "LEADSCORE_DATA_KEYS is set: add the new key at its front there (kid:base64)",
+            fg=typer.colors.RED,
+            err=True,
+        )
+        raise typer.Exit(2)
+    kid = add_key(settings.keys_dir / DATA_KEYS_FILE)
+    typer.echo(f"data key {kid} is now current in {settings.keys_dir / DATA_KEYS_FILE}")
+
+
+@data_keys_app.command("reseal")
+def data_keys_reseal() -> None:
+    """Seal every lead state and activity entry in Redis again with the current key."""
+    from leadscore.infra.privacy.crypto import Keyring
+    from leadscore.infra.privacy.reseal import reseal
+
+    settings = load_settings()
+
+    async def run() -> object:
+        client = redis_client(settings)
+        try:
+            return await reseal(client, settings.redis_prefix, Keyring.from_settings(settings))
+        finally:
+            await client.aclose()
+
+    report = asyncio.run(run())
+    typer.echo(str(report))

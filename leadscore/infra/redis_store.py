@@ -27,6 +27,7 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from leadscore.infra.privacy.crypto import Keyring
 from leadscore.schemas.scores import LeadScored
 
 #: Adds a batch's trend buckets: KEYS = bucket hashes; ARGV = TTL, then per key the number of
@@ -107,6 +108,8 @@ class ScoreStore:
         activity_length: input events kept per lead (0 keeps none).
         trends_retention_s: how long a trend bucket lives (wall clock, EXPIRE), and how far
             behind the newest bucket the index keeps buckets.
+        keyring: seals the ``state:`` and ``activity:`` values (the lead id is the associated
+            data) and opens them on read; ``None`` writes them plain.
     """
 
     def __init__(
@@ -117,8 +120,10 @@ class ScoreStore:
         *,
         activity_length: int = 50,
         trends_retention_s: int = 400 * 86_400,
+        keyring: Keyring | None = None,
     ) -> None:
         self.client = client
+        self.keyring = keyring
         self.prefix = prefix
         self.history_length = history_length
         self.activity_length = activity_length
@@ -166,15 +171,18 @@ class ScoreStore:
                 :func:`leadscore.models.monitoring.trends.aggregate`.
         """
         pipe = self.client.pipeline(transaction=False)
+        seal = self._seal
         if activity and self.activity_length:
             for lead_id, entries in activity.items():
                 if entries:
-                    pipe.lpush(self.activity_key(lead_id), *entries)
+                    pipe.lpush(self.activity_key(lead_id), *(seal(e, lead_id) for e in entries))
                     pipe.ltrim(self.activity_key(lead_id), 0, self.activity_length - 1)
         if trends:
             await self._add_trends(pipe, trends)
         if states:
-            pipe.mset({self.state_key(lead_id): body for lead_id, body in states.items()})
+            pipe.mset(
+                {self.state_key(lead_id): seal(body, lead_id) for lead_id, body in states.items()}
+            )
         if scores:
             latest: dict[str, bytes] = {}
             board: dict[str, float] = {}
@@ -239,10 +247,17 @@ class ScoreStore:
         )
         return {kind: int(n) for kind, n in zip(kinds, await pipe.execute()) if n}
 
+    def _seal(self, value: bytes, lead_id: str) -> bytes:
+        return value if self.keyring is None else self.keyring.seal(value, lead_id.encode())
+
+    def _open(self, value: bytes | str, lead_id: str) -> bytes:
+        raw = value.encode() if isinstance(value, str) else value
+        return raw if self.keyring is None else self.keyring.open(raw, lead_id.encode())
+
     async def activity(self, lead_id: str, n: int = 50) -> list[dict[str, Any]]:
         """The lead's most recent ``n`` applied input events, newest first."""
         rows = await self.client.lrange(self.activity_key(lead_id), 0, n - 1)
-        return [orjson.loads(row) for row in rows]
+        return [orjson.loads(self._open(row, lead_id)) for row in rows]
 
     async def count_between(self, bounds: Sequence[tuple[float, float]]) -> tuple[int, list[int]]:
         """The leaderboard's size and its members with ``low <= points < high`` per bound pair.
@@ -284,7 +299,7 @@ class ScoreStore:
     async def state(self, lead_id: str) -> dict[str, Any] | None:
         """The lead's feature state as the worker last stored it, or ``None``."""
         raw = await self.client.get(self.state_key(lead_id))
-        return orjson.loads(raw) if raw is not None else None
+        return orjson.loads(self._open(raw, lead_id)) if raw is not None else None
 
     async def latest_many(self, lead_ids: Sequence[str]) -> list[dict[str, Any] | None]:
         """The latest score event of each lead (``None`` where there is none), one MGET."""
@@ -292,7 +307,13 @@ class ScoreStore:
 
     async def states_many(self, lead_ids: Sequence[str]) -> list[dict[str, Any] | None]:
         """The stored state of each lead (``None`` where there is none), one MGET."""
-        return await self._get_many([self.state_key(lead_id) for lead_id in lead_ids])
+        if not lead_ids:
+            return []
+        rows = await self.client.mget([self.state_key(lead_id) for lead_id in lead_ids])
+        return [
+            orjson.loads(self._open(row, lead_id)) if row is not None else None
+            for lead_id, row in zip(lead_ids, rows, strict=True)
+        ]
 
     async def _get_many(self, keys: list[str]) -> list[dict[str, Any] | None]:
         if not keys:

@@ -12,6 +12,7 @@ import faust
 from faust.streams import Stream
 
 from leadscore.infra.model_events import ModelFollower
+from leadscore.infra.privacy.crypto import Keyring
 from leadscore.infra.privacy.keys import LeadRefs
 from leadscore.infra.privacy.lead_ids import LeadIds
 from leadscore.infra.redis_store import ScoreStore, connect
@@ -44,9 +45,17 @@ class WorkerContext:
     read_to: dict[tuple[str, int], int] = field(default_factory=dict)
     """The end of what the scoring agent has read: (topic, partition) -> last offset + 1."""
     _refs: LeadRefs | None = None
+    _keyring: Keyring | None = None
     _ids: LeadIds | None = None
     _mapped: OrderedDict[str, None] = field(default_factory=OrderedDict)
     """Pseudonyms this worker has written to ``P ids`` (the newest :data:`MAPPED_CACHE`)."""
+
+    @property
+    def keyring(self) -> Keyring:
+        """The data keys that seal lead states and activity (read once)."""
+        if self._keyring is None:
+            self._keyring = Keyring.from_settings(self.settings)
+        return self._keyring
 
     @property
     def refs(self) -> LeadRefs:
@@ -115,6 +124,7 @@ class WorkerContext:
                 s.history_length,
                 activity_length=s.activity_length,
                 trends_retention_s=int(s.trends_retention_days * 86_400),
+                keyring=self.keyring,
             )
         return self._store
 

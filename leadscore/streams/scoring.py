@@ -27,6 +27,7 @@ from faust.streams import _current_event
 from faust.types import TableT
 
 from leadscore.infra.heartbeats import BEAT_S, beat
+from leadscore.infra.privacy.crypto import Keyring
 from leadscore.infra.privacy.dead_letters import NO_LEAD, DeadLetterKeys
 from leadscore.infra.privacy.keys import LeadRefs
 from leadscore.infra.redis_store import ScoreStore, public_state
@@ -76,10 +77,11 @@ def attach_scoring(app: faust.App, worker: WorkerContext) -> None:
         value_type=bytes,
     )
     eraser = Eraser(s, worker.refs, lead_to_state, erased_leads)
+    keyring = worker.keyring
     # Outcomes wait until the activity and profile topics are read up to their time, so a
     # training example never misses earlier events (leadscore.models.batch.outcome_clock).
     held = HeldOutcomes(app, s)
-    process = _processor(s, lead_to_state, held.clock, eraser)
+    process = _processor(s, lead_to_state, held.clock, eraser, keyring)
 
     @app.agent(input_topic)
     async def score_leads(stream: faust.StreamT[bytes]) -> None:
@@ -112,7 +114,9 @@ def attach_scoring(app: faust.App, worker: WorkerContext) -> None:
             await until_done(
                 partial(worker.remember_leads, result), "write lead pseudonyms to Redis", log=log
             )
-            await _publish(app, s, worker.refs, dead_letters, events, result, bodies, lead_to_state)
+            await _publish(
+                app, s, worker.refs, keyring, dead_letters, events, result, bodies, lead_to_state
+            )
             write = partial(_write, store, held, s, scorer, result, bodies, len(records), held_now)
             await until_done(write, "write scores to Redis", log=log)
             await held.after_batch(store, held_now)
@@ -139,7 +143,11 @@ def attach_scoring(app: faust.App, worker: WorkerContext) -> None:
 
 
 def _processor(
-    settings: Settings, lead_to_state: TableT[bytes, bytes], gate: OutcomeClock, eraser: Eraser
+    settings: Settings,
+    lead_to_state: TableT[bytes, bytes],
+    gate: OutcomeClock,
+    eraser: Eraser,
+    keyring: Keyring,
 ) -> Callable[[Sequence[InputRecord], Scorer, datetime], BatchResult]:
     """``process(records, scorer, now)``: :func:`process_batch` as this worker runs it."""
     kind_of_topic = {
@@ -159,10 +167,11 @@ def _processor(
     refs = eraser.refs
 
     def load_state(lead_id: str) -> dict[str, Any] | None:
-        raw = lead_to_state.get(refs.table(lead_id).encode())
+        pseudonym = refs.table(lead_id).encode()
+        raw = lead_to_state.get(pseudonym)
         if raw is None:
             return None
-        state: dict[str, Any] = orjson.loads(raw)
+        state: dict[str, Any] = orjson.loads(keyring.open(raw, pseudonym))
         state["lead_id"] = lead_id  # stored without it (the key is the pseudonym)
         if state.get("last_score_event") is not None:
             state["last_score_event"]["lead_id"] = lead_id
@@ -189,6 +198,7 @@ async def _publish(
     app: faust.App,
     settings: Settings,
     refs: LeadRefs,
+    keyring: Keyring,
     dead_letter_keys: DeadLetterKeys,
     events: Sequence[faust.EventT[bytes]],
     result: BatchResult,
@@ -233,7 +243,8 @@ async def _publish(
             stored["last_score_event"] = {
                 k: v for k, v in stored["last_score_event"].items() if k != "lead_id"
             }
-        lead_to_state[refs.table(lead_id).encode()] = orjson.dumps(stored)
+        pseudonym = refs.table(lead_id).encode()
+        lead_to_state[pseudonym] = keyring.seal(orjson.dumps(stored), pseudonym)
     for score, body in zip(result.scores, score_bodies, strict=True):
         ref = refs.topic(score.lead_id)
         if ref != score.lead_id:

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 import orjson
 import pytest
+import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord, TopicPartition
 from faust.types import TP
@@ -27,6 +28,7 @@ from leadscore.infra.embedded.processes import spawn_child
 from leadscore.infra.kafka.client import ensure_topics
 from leadscore.infra.kafka.offsets import fetch_end_offsets
 from leadscore.infra.launch import READY_LINE, settings_env
+from leadscore.infra.privacy.crypto import Keyring
 from leadscore.settings import Settings
 
 _T = TypeVar("_T")
@@ -340,17 +342,38 @@ def changelog_topic(settings: Settings) -> str:
 
 
 async def table_states(settings: Settings) -> tuple[dict[str, dict[str, Any]], dict[str, set[int]]]:
-    """The worker's lead table as its changelog says: lead -> state dict, lead -> partitions."""
+    """The worker's lead table as its changelog says: lead -> state dict, lead -> partitions.
+
+    The table is keyed by pseudonym and its values are sealed, without the lead id
+    (docs/privacy.md): they are opened with the data keys and named by Redis's map back.
+    """
     records = await read_to_end(
         settings.kafka_bootstrap, [changelog_topic(settings)], settings.topic_partitions
     )
+    client = aioredis.Redis.from_url(settings.redis_url)
+    try:
+        ids = {
+            k.decode(): v.decode()
+            for k, v in (await client.hgetall(f"{settings.redis_prefix}ids")).items()
+        }
+    finally:
+        await client.aclose()
+    keyring = Keyring.from_settings(settings)
     partitions: dict[str, set[int]] = {}
     for record in records:
-        partitions.setdefault(record.key.decode(), set()).add(record.partition)
-    states = {
-        key.decode(): orjson.loads(record.value)
-        for key, record in last_value_per_key(records).items()
-    }
+        partitions.setdefault(ids.get(record.key.decode(), record.key.decode()), set()).add(
+            record.partition
+        )
+    states = {}
+    for key, record in last_value_per_key(records).items():
+        if record.value is None:
+            continue  # a tombstone: the lead was erased
+        lead = ids.get(key.decode(), key.decode())
+        state = orjson.loads(keyring.open(record.value, key))
+        state["lead_id"] = lead
+        if state.get("last_score_event") is not None:
+            state["last_score_event"]["lead_id"] = lead
+        states[lead] = state
     return states, partitions
 
 

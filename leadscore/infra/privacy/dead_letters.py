@@ -1,7 +1,8 @@
 """Dead letters sealed with keys that erasure and expiry destroy (docs/privacy.md).
 
 A dead letter keeps the refused record whole, so whoever fixes the producer can see what
-was wrong: personal data included. Its raw key and value are sealed (AES-256-GCM) with a
+was wrong: personal data included. Its raw key and value, and the reason (which may quote
+a value of the record), are sealed (AES-256-GCM) with a
 key kept in Redis under ``P dlkey:<ref>``: one per lead (``ref`` is the pseudonym of the
 record's Kafka key) and one, ``-``, for records without a key. A key lives
 ``LEADSCORE_DEAD_LETTER_RETENTION_DAYS`` from its first use; when it expires, or when the
@@ -60,6 +61,8 @@ class DeadLetterKeys:
                     update={
                         "key_b64": _seal(aead, letter.key_b64, ref),
                         "value_b64": _seal(aead, letter.value_b64, ref),
+                        # the message may quote the record (e.g. a value that failed)
+                        "reason": _seal(aead, _b64(letter.reason), ref),
                         "sealed": f"dlkey:{ref}",
                     }
                 )
@@ -85,6 +88,7 @@ class DeadLetterKeys:
                 update: dict[str, Any] = {
                     "key_b64": _open(aead, letter.key_b64, ref),
                     "value_b64": _open(aead, letter.value_b64, ref),
+                    "reason": base64.b64decode(_open(aead, letter.reason, ref) or "").decode(),
                     "sealed": None,
                 }
             except (InvalidTag, ValueError):
@@ -92,6 +96,10 @@ class DeadLetterKeys:
                 continue
             out.append(letter.model_copy(update=update))
         return out
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
 
 
 def _seal(aead: AESGCM, b64: str | None, ref: str) -> str | None:

@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 
+from leadscore.infra.privacy.crypto import Keyring
 from leadscore.infra.privacy.keys import LeadRefs
 from leadscore.infra.redis_store import ScoreStore
 from leadscore.infra.webhooks.store import WebhookStore
@@ -45,7 +46,7 @@ async def export_lead(
     """Everything leadscore holds about ``lead_id`` (``None`` if it holds nothing)."""
     store = ScoreStore(
         client, settings.redis_prefix, settings.history_length,
-        activity_length=settings.activity_length,
+        activity_length=settings.activity_length, keyring=Keyring.from_settings(settings),
     )  # fmt: skip
     score = await store.latest(lead_id)
     history = await store.history(lead_id, max(1, settings.history_length))
