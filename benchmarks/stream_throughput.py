@@ -373,6 +373,7 @@ def topic_settings(base: Settings, prefix: str, **overrides: Any) -> Settings:
         "scores_topic": f"{prefix}leads.scores.v1",
         "dead_letter_topic": f"{prefix}leads.dead-letter.v1",
         "model_events_topic": f"{prefix}models.events.v1",
+        "erasures_topic": f"{prefix}leads.erasures.v1",
         **overrides,
     }
     return base.model_copy(update=values)

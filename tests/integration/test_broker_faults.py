@@ -28,6 +28,7 @@ from worker_harness import (
 
 from leadscore.infra.embedded.addresses import free_port
 from leadscore.infra.embedded.servers import EmbeddedKafka
+from leadscore.infra.privacy.crypto import Keyring
 from leadscore.infra.redis_store import ScoreStore
 from leadscore.settings import Settings
 from leadscore.streams.broker_watch import TOPICS_LOST_EXIT
@@ -103,7 +104,9 @@ async def test_a_broker_that_comes_back_empty_stops_the_worker_once_with_a_reaso
                 for e in events
             ],
         )
-        store = ScoreStore(redis_client, settings.redis_prefix)
+        store = ScoreStore(
+            redis_client, settings.redis_prefix, keyring=Keyring.from_settings(settings)
+        )
         await wait_until(
             "the events scored", store.stats, lambda s: s.get("events", 0) >= 200, workers=[worker]
         )

@@ -48,6 +48,7 @@ from worker_harness import (
 )
 
 from leadscore.infra.kafka.publish import publish, topic_router
+from leadscore.infra.privacy.crypto import Keyring
 from leadscore.infra.privacy.dead_letters import DeadLetterKeys
 from leadscore.infra.privacy.keys import LeadRefs
 from leadscore.infra.redis_store import ScoreStore
@@ -192,7 +193,7 @@ async def test_every_lead_is_scored_and_redis_matches_the_topic(
     events = simulated(n_leads=30, span_days=12, seed=2)
     leads = group_by_lead(events)
     await create_topics(settings)
-    store = ScoreStore(redis_client, settings.redis_prefix)
+    store = ScoreStore(redis_client, settings.redis_prefix, keyring=Keyring.from_settings(settings))
 
     async with running_worker(settings, tmp_path / "worker.log") as worker:
         stats = await publish(events, settings)
@@ -256,7 +257,7 @@ async def test_the_worker_keeps_each_leads_activity_and_the_trend_buckets(
     events = simulated(n_leads=30, span_days=10, seed=5)
     leads = group_by_lead(events)
     await create_topics(settings)
-    store = ScoreStore(redis_client, settings.redis_prefix)
+    store = ScoreStore(redis_client, settings.redis_prefix, keyring=Keyring.from_settings(settings))
     expected_ids = {lead: sorted(e["id"] for e in evs) for lead, evs in leads.items()}
 
     async def activity() -> dict[str, list[dict[str, Any]]]:
@@ -330,7 +331,7 @@ async def test_repeated_event_ids_change_nothing(
     leads = group_by_lead(events)
     assert max(len(evs) for evs in leads.values()) < settings.dedupe_window
     await create_topics(settings)
-    store = ScoreStore(redis_client, settings.redis_prefix)
+    store = ScoreStore(redis_client, settings.redis_prefix, keyring=Keyring.from_settings(settings))
 
     async def snapshot() -> dict[str, Any]:
         return {
@@ -484,7 +485,7 @@ async def test_malformed_records_go_to_the_dead_letter_topic_and_the_rest_is_sco
     assert len(expected) == len(bad)
 
     await create_topics(settings)
-    store = ScoreStore(redis_client, settings.redis_prefix)
+    store = ScoreStore(redis_client, settings.redis_prefix, keyring=Keyring.from_settings(settings))
     async with running_worker(settings, tmp_path / "worker.log") as worker:
         sent = await send_records(settings.kafka_bootstrap, records)
         await wait_all_committed(settings, workers=[worker])
@@ -586,8 +587,12 @@ async def test_sigkill_mid_stream_then_restart_ends_like_an_uninterrupted_run(
     assert max(len(evs) for evs in leads.values()) < reference.dedupe_window
     n = len(events)
     await asyncio.gather(create_topics(reference), create_topics(crashed))
-    ref_store = ScoreStore(redis_client, reference.redis_prefix)
-    crash_store = ScoreStore(redis_client, crashed.redis_prefix)
+    ref_store = ScoreStore(
+        redis_client, reference.redis_prefix, keyring=Keyring.from_settings(reference)
+    )
+    crash_store = ScoreStore(
+        redis_client, crashed.redis_prefix, keyring=Keyring.from_settings(crashed)
+    )
 
     ref_worker = WorkerProcess(reference, tmp_path / "reference.log")
     first = WorkerProcess(crashed, tmp_path / "crash-first.log")
@@ -765,7 +770,7 @@ async def test_an_outcome_does_not_change_the_published_score(
 
     early, late = copy_for("outcome-first"), copy_for("outcome-last")
     await create_topics(settings)
-    store = ScoreStore(redis_client, settings.redis_prefix)
+    store = ScoreStore(redis_client, settings.redis_prefix, keyring=Keyring.from_settings(settings))
     async with running_worker(settings, tmp_path / "worker.log") as worker:
 
         async def send(batch: list[Event]) -> None:
