@@ -76,7 +76,7 @@ async def run(
             settings = worker_settings(inputs, f"{run_id}.{name}.", 3).model_copy(
                 update={"encrypt_at_rest": sealing, "api_cache_ttl_s": 0.0}
             )
-            worker = Worker(settings, log_dir, name, instrument=False, loglevel="warning")
+            worker = Worker(settings, log_dir, name, instrument=False, loglevel="info")
             try:
                 res = await worker_throughput(
                     worker, client, pub.sent, 3, CpuMeter({"worker": worker.pid}), args.timeout

@@ -64,3 +64,15 @@ class PrivacySettings(BaseSettings):
     encrypt_at_rest: bool = Field(
         True, description="seal lead states and activity (Redis and the worker's table)"
     )
+    topic_retention_days: float = Field(
+        30.0,
+        ge=0,
+        description="retention.ms of the scores, features and erasures topics leadscore "
+        "creates (0: kept); existing topics are not changed",
+    )
+    training_retention_days: float = Field(
+        0.0,
+        ge=0,
+        description="retention.ms of the training topic leadscore creates (0: kept, it is "
+        "the training set)",
+    )

@@ -220,32 +220,34 @@ class ScoreStore:
             self.trends_index_key, "-inf", f"({max(trends) - self.trends_retention_s}"
         )
 
-    async def forget(self, lead_id: str, pseudonym: str | None = None) -> dict[str, int]:
-        """Delete everything kept under the lead's id (an erasure); returns what went, by kind.
+    async def forget_many(
+        self, leads: Sequence[tuple[str | None, str | None]]
+    ) -> list[dict[str, int]]:
+        """Delete everything kept under each lead's id (erasures), one round trip; for each
+        (lead id or ``None`` if unknown, pseudonym or ``None``), what went, by kind.
 
         Its latest score, score history, state, activity, its place on the leaderboard and
-        (by ``pseudonym``) in the retention index. Webhook deliveries are the webhook
-        store's; trends hold only sums over many leads.
+        (by pseudonym) in the retention index and its dead-letter key. Webhook deliveries
+        are the webhook store's; trends hold only sums over many leads.
         """
-        pipe = self.client.pipeline(transaction=True)
-        pipe.delete(self.score_key(lead_id))
-        pipe.delete(self.history_key(lead_id))
-        pipe.delete(self.state_key(lead_id))
-        pipe.delete(self.activity_key(lead_id))
-        pipe.zrem(self.leaderboard_key, lead_id)
-        if pseudonym is not None:
-            pipe.zrem(f"{self.prefix}seen", pseudonym)
-            pipe.delete(f"{self.prefix}dlkey:{pseudonym}")  # its dead letters: unreadable
-        kinds = (
-            "score",
-            "history",
-            "state",
-            "activity",
-            "leaderboard",
-            "retention_index",
-            "dead_letter_key",
-        )
-        return {kind: int(n) for kind, n in zip(kinds, await pipe.execute()) if n}
+        pipe = self.client.pipeline(transaction=False)
+        kinds: list[list[str]] = []
+        for lead_id, pseudonym in leads:
+            mine = []
+            if lead_id is not None:
+                pipe.delete(self.score_key(lead_id))
+                pipe.delete(self.history_key(lead_id))
+                pipe.delete(self.state_key(lead_id))
+                pipe.delete(self.activity_key(lead_id))
+                pipe.zrem(self.leaderboard_key, lead_id)
+                mine += ["score", "history", "state", "activity", "leaderboard"]
+            if pseudonym is not None:
+                pipe.zrem(f"{self.prefix}seen", pseudonym)
+                pipe.delete(f"{self.prefix}dlkey:{pseudonym}")  # its dead letters: unreadable
+                mine += ["retention_index", "dead_letter_key"]
+            kinds.append(mine)
+        results = iter(await pipe.execute())
+        return [{kind: n for kind in mine if (n := int(next(results)))} for mine in kinds]
 
     def _seal(self, value: bytes, lead_id: str) -> bytes:
         return value if self.keyring is None else self.keyring.seal(value, lead_id.encode())

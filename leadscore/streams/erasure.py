@@ -67,8 +67,12 @@ class Eraser:
         store: ScoreStore,
         ids: LeadIds,
     ) -> list[str]:
-        """Act on the erasure requests among ``events``; returns the pseudonyms erased."""
-        done: list[str] = []
+        """Act on the erasure requests among ``events``; returns the pseudonyms erased.
+
+        The table first (in order), then Redis in one round trip per step for the whole
+        batch, then the ``lead.erased`` notices.
+        """
+        requests: list[ErasureRequested] = []
         for event in events:
             try:
                 request = ErasureRequested.model_validate_json(event.message.value or b"")
@@ -81,20 +85,41 @@ class Eraser:
                     exc.errors()[0]["msg"],
                 )
                 continue
-            await self._erase_one(app, event, request, store, ids)
-            done.append(request.pseudonym)
-        return done
+            self._forget_state(event, request)
+            requests.append(request)
+        if not requests:
+            return []
+        pseudonyms = [r.pseudonym for r in requests]
+        lead_ids = await ids.lead_ids(pseudonyms)
+        removed = await store.forget_many([(lead_ids.get(p), p) for p in pseudonyms])
+        await ids.erased_many(
+            [(r.pseudonym, r.erasure_id, gone) for r, gone in zip(requests, removed, strict=True)]
+        )
+        for request in requests:
+            lead_id = lead_ids.get(request.pseudonym)
+            topic_ref = lead_id if (self.refs.plain_topics and lead_id) else request.pseudonym
+            notice = LeadErased(
+                id=erased_event_id(request.erasure_id, request.pseudonym),
+                lead_id=topic_ref,
+                erasure_id=request.erasure_id,
+                erased_at=request.requested_at,
+            )
+            await app.producer.send(
+                self.settings.scores_topic,
+                topic_ref.encode(),
+                orjson.dumps(notice.model_dump(mode="json")),
+                None,
+                None,
+                None,
+            )
+        log.info(
+            "erased %d leads (erasures %s)", len(requests), sorted({r.erasure_id for r in requests})
+        )
+        return pseudonyms
 
-    async def _erase_one(
-        self,
-        app: faust.App,
-        event: faust.EventT[bytes],
-        request: ErasureRequested,
-        store: ScoreStore,
-        ids: LeadIds,
-    ) -> None:
-        pseudonym = request.pseudonym
-        key = pseudonym.encode()
+    def _forget_state(self, event: faust.EventT[bytes], request: ErasureRequested) -> None:
+        """Remember when the lead was erased, and tombstone its state."""
+        key = request.pseudonym.encode()
         # Table writes go to the changelog partition of the current event: this request's,
         # which the eraser wrote to the lead's own partition.
         _current_event.set(weakref.ref(event))
@@ -104,22 +129,3 @@ class Eraser:
             self.erased[key] = repr(at).encode()
         if self.lead_state.get(key) is not None:
             del self.lead_state[key]
-        lead_id = (await ids.lead_ids([pseudonym])).get(pseudonym)
-        removed = await store.forget(lead_id, pseudonym) if lead_id is not None else {}
-        await ids.erased(pseudonym, request.erasure_id, removed)
-        topic_ref = lead_id if (self.refs.plain_topics and lead_id) else pseudonym
-        notice = LeadErased(
-            id=erased_event_id(request.erasure_id, pseudonym),
-            lead_id=topic_ref,
-            erasure_id=request.erasure_id,
-            erased_at=request.requested_at,
-        )
-        await app.producer.send(
-            self.settings.scores_topic,
-            topic_ref.encode(),
-            orjson.dumps(notice.model_dump(mode="json")),
-            None,
-            None,
-            None,
-        )
-        log.info("erased a lead (erasure %s)", request.erasure_id)

@@ -21,14 +21,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import orjson
 import pytest
 import redis.asyncio as aioredis
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from api_harness import drop_redis_keys, make_keys, running_api
 from webhook_receiver import Receiver
+from websockets.asyncio.client import connect as ws_connect
 from worker_harness import (
     WorkerProcess,
     create_topics,
@@ -292,6 +295,13 @@ async def test_an_erased_lead_leaves_nothing_readable_and_stays_erased(
         assert orjson.loads(cli.stdout)["state"] == document["state"]
         pseudonym = LeadRefs.from_settings(s).table(jane)
 
+        # a dashboard's WebSocket, watching jane
+        ws_url = stack.api_url.replace("http", "ws") + "/v1/stream"
+        query = urlencode({"api_key": stack.keys["read"], "leads": jane})
+        ws = await ws_connect(f"{ws_url}?{query}")
+        hello = orjson.loads(await ws.recv())
+        assert hello["type"] == "hello"
+
         # --- erase jane with the CLI ---------------------------------------------------------
         started = time.monotonic()
         cli = await asyncio.to_thread(
@@ -338,6 +348,16 @@ async def test_an_erased_lead_leaves_nothing_readable_and_stays_erased(
             stack,
         )
         assert [e["lead_id"] for e in feed if e.get("type") == "lead.erased"] == [jane]
+        got: list[dict[str, Any]] = []
+        try:
+            async with asyncio.timeout(30):
+                while (message := orjson.loads(await ws.recv()))["type"] != "erased":
+                    got.append(message)
+        except TimeoutError:
+            pytest.fail(f"no 'erased' message on the WebSocket; got {got}\n{stack.describe()}")
+        finally:
+            await ws.close()
+        assert message["data"]["lead_id"] == jane and message["data"]["type"] == "lead.erased"
 
         # --- nothing readable is left --------------------------------------------------------
         needles = [jane.encode(), b"jane.doe", JOB_TITLE.encode(), b"Acme Secret", b"email="]
@@ -432,3 +452,26 @@ def _hooks_of(stack: Stack, lead: str) -> list[dict[str, Any]]:
         for r in stack.receiver.requests()
         if r.payload().get("data", {}).get("lead_id") == lead
     ]
+
+
+async def test_the_topics_leadscore_creates_carry_its_retention(stack: Stack) -> None:
+    s = stack.settings
+    admin = AIOKafkaAdminClient(bootstrap_servers=s.kafka_bootstrap)
+    await admin.start()
+    try:
+        topics = [s.scores_topic, s.dead_letter_topic, s.training_topic, s.erasures_topic]
+        found = {}
+        for response in await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, name) for name in topics]
+        ):
+            for _, _, _, name, entries in response.resources:
+                found[name] = {entry[0]: entry[1] for entry in entries}.get("retention.ms")
+    finally:
+        await admin.close()
+    day = 86_400_000
+    assert found == {
+        s.scores_topic: str(30 * day),
+        s.dead_letter_topic: str(7 * day),
+        s.training_topic: "-1",
+        s.erasures_topic: str(30 * day),
+    }

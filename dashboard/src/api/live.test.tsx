@@ -129,3 +129,34 @@ it("says when the server lost the broker, and refreshes when it is back", async 
   expect(invalidate).toHaveBeenCalledWith({ queryKey: ["leaderboard"] });
   expect(FakeSocket.urls).toHaveLength(1); // the same connection throughout
 });
+
+it("forgets an erased lead: its events leave the page and its cached details go", async () => {
+  const client = new QueryClient();
+  client.setQueryData(["lead", "jane"], { lead_id: "jane" });
+  render(
+    <QueryClientProvider client={client}>
+      <LiveFeedProvider>
+        <Probe />
+      </LiveFeedProvider>
+    </QueryClientProvider>,
+  );
+  const socket = FakeSocket.last!;
+  act(() => {
+    socket.send({ type: "hello", position: "p0" });
+    socket.send(score("e1", "jane", 40));
+    socket.send(score("e2", "bob", 20));
+  });
+  await act(async () => {
+    vi.advanceTimersByTime(300);
+  });
+  expect(screen.getByTestId("recent")).toHaveTextContent("bob:20,jane:40");
+  act(() => {
+    socket.send({ type: "erased", position: "p3", data: { type: "lead.erased", lead_id: "jane" } });
+  });
+  await act(async () => {
+    vi.advanceTimersByTime(300);
+  });
+  expect(screen.getByTestId("recent")).toHaveTextContent("bob:20");
+  expect(screen.getByTestId("recent")).not.toHaveTextContent("jane");
+  expect(client.getQueryData(["lead", "jane"])).toBeUndefined();
+});

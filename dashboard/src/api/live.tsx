@@ -104,6 +104,14 @@ export function LiveFeedProvider({ children }: { children: ReactNode }) {
           seen.add(event.id);
           if (seen.size > 5000) seen.delete(seen.values().next().value as string);
           pending.current.push(event);
+        } else if (data.type === "erased") {
+          // A lead was erased: nothing of it stays on this page.
+          const leadId = (data.data as { lead_id?: string }).lead_id;
+          pending.current = pending.current.filter((e) => e.lead_id !== leadId);
+          setRecent((events) => events.filter((e) => e.lead_id !== leadId));
+          client.removeQueries({ queryKey: ["lead", leadId] });
+          client.invalidateQueries({ queryKey: ["leaderboard"] });
+          client.invalidateQueries({ queryKey: ["distribution"] });
         } else if (data.type === "dropped" || data.type === "resume_failed") {
           // Events were lost for this page: what it shows is refetched over REST.
           if (data.type === "dropped") setFeed((f) => ({ ...f, dropped: f.dropped + (Number(data.count) || 0) }));

@@ -91,6 +91,29 @@ def topic_partitions(settings: Settings) -> dict[str, int]:
     return layout
 
 
+_DAY_MS = 86_400_000
+
+
+def topic_retention_ms(settings: Settings) -> dict[str, int]:
+    """``retention.ms`` of the topics leadscore creates (-1: kept); docs/privacy.md.
+
+    The input topics are the producers': leadscore creates them if missing, with the
+    broker's default, and never changes them.
+    """
+
+    def ms(days: float) -> int:
+        return int(days * _DAY_MS) if days > 0 else -1
+
+    return {
+        settings.scores_topic: ms(settings.topic_retention_days),
+        settings.features_topic: ms(settings.topic_retention_days),
+        settings.training_topic: ms(settings.training_retention_days),
+        settings.dead_letter_topic: ms(settings.dead_letter_retention_days),
+        settings.webhook_dead_letter_topic: ms(settings.dead_letter_retention_days),
+        settings.erasures_topic: ms(settings.topic_retention_days),
+    }
+
+
 async def ensure_topics(settings: Settings) -> dict[str, int]:
     """Create the topics that are missing, and check the input topics agree on partitions.
 
@@ -106,12 +129,18 @@ async def ensure_topics(settings: Settings) -> dict[str, int]:
             ``settings.topic_partitions``.
     """
     wanted = topic_partitions(settings)
+    retention = topic_retention_ms(settings)
     admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
         missing = [
-            NewTopic(name, num_partitions=n, replication_factor=settings.topic_replication)
+            NewTopic(
+                name,
+                num_partitions=n,
+                replication_factor=settings.topic_replication,
+                topic_configs={"retention.ms": str(retention[name])} if name in retention else {},
+            )
             for name, n in wanted.items()
             if name not in existing
         ]

@@ -17,7 +17,7 @@ Keys (``P`` is the configured prefix; ``X`` a pseudonym, ``E`` an erasure id):
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -182,35 +182,47 @@ class LeadIds:
                 out.append(event if lead_id == event["lead_id"] else {**event, "lead_id": lead_id})
         return out
 
-    async def finish(self, pseudonym: str, erasure_id: str) -> bool:
-        """The lead's ``lead.erased`` is queued for webhooks: drop its entry in ``P ids`` (unless
-        it came back since) and count it on the receipt."""
+    async def erased_many(self, leads: Sequence[tuple[str, str, Mapping[str, int]]]) -> None:
+        """The worker has erased these leads: (pseudonym, erasure id, what was removed);
+        one round trip (see :data:`_ERASED`)."""
+        if self._erased is None:
+            self._erased = self.client.register_script(_ERASED)
+        pipe = self.client.pipeline(transaction=False)
+        for pseudonym, erasure_id, removed in leads:
+            receipt = self.receipt_key(erasure_id)
+            args: list[Any] = [pseudonym, erasure_id]
+            for kind, count in removed.items():
+                args += (kind, int(count))
+            await self._erased(
+                keys=[self.erasing_key, receipt, f"{receipt}:erased"], args=args, client=pipe
+            )
+        await pipe.execute()
+
+    async def finish_many(self, leads: Sequence[tuple[str, str]]) -> None:
+        """Each (pseudonym, erasure id)'s ``lead.erased`` is queued for webhooks: drop its
+        entry in ``P ids`` (unless it came back since), count it on the receipt (one round
+        trip; see :data:`_FINISH`)."""
+        if not leads:
+            return
         if self._finish is None:
             self._finish = self.client.register_script(_FINISH)
         now = datetime.now(UTC).isoformat()
-        receipt = self.receipt_key(erasure_id)
-        done = await self._finish(
-            keys=[
-                self.ids_key,
-                self.erasing_key,
-                receipt,
-                f"{receipt}:notified",
-                f"{receipt}:erased",
-            ],
-            args=[pseudonym, erasure_id, now],
-        )
-        self.forget_cached(pseudonym)
-        return bool(done)
-
-    async def erased(self, pseudonym: str, erasure_id: str, removed: Mapping[str, int]) -> None:
-        """The worker has erased the lead (see :data:`_ERASED`)."""
-        if self._erased is None:
-            self._erased = self.client.register_script(_ERASED)
-        receipt = self.receipt_key(erasure_id)
-        args: list[Any] = [pseudonym, erasure_id]
-        for kind, count in removed.items():
-            args += (kind, int(count))
-        await self._erased(keys=[self.erasing_key, receipt, f"{receipt}:erased"], args=args)
+        pipe = self.client.pipeline(transaction=False)
+        for pseudonym, erasure_id in leads:
+            receipt = self.receipt_key(erasure_id)
+            await self._finish(
+                keys=[
+                    self.ids_key,
+                    self.erasing_key,
+                    receipt,
+                    f"{receipt}:notified",
+                    f"{receipt}:erased",
+                ],
+                args=[pseudonym, erasure_id, now],
+                client=pipe,
+            )
+            self.forget_cached(pseudonym)
+        await pipe.execute()
 
     # --- receipts -----------------------------------------------------------------------
 

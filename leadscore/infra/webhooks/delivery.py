@@ -23,6 +23,7 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from redis.exceptions import RedisError
 
 from leadscore.infra.kafka.client import client_options
+from leadscore.infra.privacy.keys import LeadRefs
 from leadscore.infra.retry import Backoff
 from leadscore.infra.webhooks.addresses import AddressPolicy
 from leadscore.infra.webhooks.forget import forget_delivery, is_erasure_notice
@@ -123,10 +124,12 @@ class WebhookDeliverer:
         send: SendRecord,
         *,
         rng: random.Random | None = None,
+        refs: LeadRefs | None = None,
     ) -> None:
         self.store = store
         self.policy = policy
         self.send = send
+        self.refs = refs  # dead letters on the topic name the lead by it (docs/privacy.md)
         self.clients: ClientSlots | None = None
         self.rng = rng or random.Random()
         self.delays = list(policy.delays)
@@ -294,20 +297,26 @@ class WebhookDeliverer:
         """
         now = datetime.now(UTC)
         last_error = record.attempts[-1].error if record.attempts else None
+        # On the topic the lead goes by its pseudonym (Redis keeps the delivery as sent, to
+        # replay it, until the lead is erased).
+        ref = self.refs.topic(record.lead_id) if self.refs is not None else record.lead_id
+        payload = orjson.loads(record.body)
+        if isinstance(payload.get("data"), dict) and "lead_id" in payload["data"]:
+            payload["data"]["lead_id"] = ref
         letter = WebhookDeadLettered(
             subscription_id=sub.id,
             url=sub.url,
             delivery_id=record.id,
             webhook_id=record.webhook_id,
-            lead_id=record.lead_id,
+            lead_id=ref,
             attempts=record.attempts,
             last_error=last_error,
-            payload=orjson.loads(record.body),
+            payload=payload,
             dead_lettered_at=now,
         )
         try:
             await asyncio.wait_for(
-                self.send(self.policy.dead_letter_topic, record.lead_id.encode(),
+                self.send(self.policy.dead_letter_topic, ref.encode(),
                           orjson.dumps(letter.model_dump(mode="json"))),
                 30.0,
             )  # fmt: skip
@@ -346,9 +355,11 @@ async def ensure_dead_letter_topic(settings: Settings) -> None:
     try:
         await admin.start()
         if topic not in set(await admin.list_topics()):
+            retention = int(settings.dead_letter_retention_days * 86_400_000)
             await admin.create_topics(
                 [NewTopic(topic, num_partitions=settings.topic_partitions,
-                          replication_factor=settings.topic_replication)]
+                          replication_factor=settings.topic_replication,
+                          topic_configs={"retention.ms": str(retention)})]
             )  # fmt: skip
             log.info("created topic %s", topic)
     except TopicAlreadyExistsError:  # another worker won the race

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from leadscore.infra.webhooks.store import WebhookStore
 from leadscore.infra.webhooks.store_scripts import FORGET_LEAD
 
 
-async def forget_lead(store: WebhookStore, lead_id: str) -> int:
-    """Delete every delivery of ``lead_id`` for every subscription; returns how many.
+async def forget_leads(store: WebhookStore, lead_ids: Sequence[str]) -> int:
+    """Delete every delivery of these leads for every subscription (one round trip);
+    returns how many.
 
     Deliveries queued after this call (a score event read later) are not touched: the
     caller erases the lead from the topic's side first (docs/privacy.md).
@@ -17,7 +20,7 @@ async def forget_lead(store: WebhookStore, lead_id: str) -> int:
         return 0
     script = store.client.register_script(FORGET_LEAD)
     pipe = store.client.pipeline(transaction=False)
-    for sub in subscription_ids:
+    for sub, lead_id in ((sub, lead) for sub in subscription_ids for lead in lead_ids):
         await script(
             keys=[
                 store.queue_key(sub, lead_id),

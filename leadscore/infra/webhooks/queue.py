@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from leadscore.infra.privacy.lead_ids import LeadIds, decode_score
-from leadscore.infra.webhooks.forget import forget_lead
+from leadscore.infra.webhooks.forget import forget_leads
 from leadscore.infra.webhooks.messages import delivery_id, envelope_body, erased_body, passes
 from leadscore.infra.webhooks.store import QueuedDelivery, WebhookStore
 from leadscore.models.batch.records import InputRecord
@@ -107,9 +107,17 @@ async def queue_score_events(
             result.undecodable.append((record, "not a score event (a JSON object with lead_id)"))
         decoded.append(event)
     now = datetime.now(UTC)
+    events = await ids.resolve_events(decoded)
+    # Where each erased lead's lead.erased is in the batch: its score events before that are
+    # not queued (and those queued by earlier batches are dropped first, below).
+    erased_at = {
+        event["lead_id"]: i
+        for i, event in enumerate(events)
+        if event is not None and event.get("type") == "lead.erased"
+    }
     items: list[QueuedDelivery] = []
     finished: list[tuple[str, str]] = []
-    for record, event in zip(records, await ids.resolve_events(decoded), strict=True):
+    for i, (record, event) in enumerate(zip(records, events, strict=True)):
         if event is None:
             continue
         if event.get("type") == "lead.erased":
@@ -120,15 +128,10 @@ async def queue_score_events(
                     (record, f"not a lead.erased event: {exc.errors()[0]['msg']}")
                 )
                 continue
-            # The deliveries queued so far go first (and, below, this batch's earlier ones).
-            await store.enqueue(items)
-            result.queued += len(items)
-            items = []
-            await forget_lead(store, erased.lead_id)
             items.extend(erased_deliveries(erased, subs, now))
             finished.append(((record.key or b"").decode(errors="replace"), erased.erasure_id))
             continue
-        if not subs:
+        if not subs or erased_at.get(event["lead_id"], -1) > i:
             continue
         try:
             scored = LeadScored.model_validate(event)
@@ -136,10 +139,11 @@ async def queue_score_events(
             result.undecodable.append((record, f"not a LeadScored event: {exc.errors()[0]['msg']}"))
             continue
         items.extend(deliveries_for(scored, subs, now))
-    result.matched = len(items) + result.queued
-    result.queued += await store.enqueue(items)
-    for pseudonym, erasure_id in finished:
-        await ids.finish(ids.table_ref(pseudonym), erasure_id)
+    if erased_at:
+        await forget_leads(store, list(erased_at))
+    result.matched = len(items)
+    result.queued = await store.enqueue(items)
+    await ids.finish_many([(ids.table_ref(p), erasure_id) for p, erasure_id in finished])
     return result
 
 

@@ -108,7 +108,9 @@ class WebhookWorker:
     def deliverer(self) -> WebhookDeliverer:
         """The delivery loop of this worker."""
         if self._deliverer is None:
-            self._deliverer = WebhookDeliverer(self.store, self.policy, self.send)
+            self._deliverer = WebhookDeliverer(
+                self.store, self.policy, self.send, refs=LeadRefs.from_settings(self.settings)
+            )
         return self._deliverer
 
     async def queue(self, records: Sequence[InputRecord]) -> QueueResult:
