@@ -84,11 +84,16 @@ async def run(
             except BaseException:
                 worker.stop()
                 raise
+            # The worker's own CPU per event: steadier than events/s on a busy machine.
+            cpu_us = 1e6 * res.cpu.get("worker", 0.0) * res.seconds / max(1, pub.sent)
             print(
                 f"worker {'sealing' if sealing else 'plain  '} run {i // 2 + 1}: "
-                f"{res.events_per_s:,.0f} events/s ({res.seconds:.1f} s), CPU {res.cpu}"
+                f"{res.events_per_s:,.0f} events/s ({res.seconds:.1f} s), worker CPU "
+                f"{cpu_us:,.0f} µs/event; CPU {res.cpu}"
             )
-            results["runs"].append({"sealing": sealing, "events_per_s": res.events_per_s})
+            results["runs"].append(
+                {"sealing": sealing, "events_per_s": res.events_per_s, "cpu_us": cpu_us}
+            )
             if i == len(order) - 1:
                 keep = worker
             else:
@@ -98,9 +103,12 @@ async def run(
         results["median_sealing"] = statistics.median(sealed)
         results["median_plain"] = statistics.median(plain)
         results["ratio"] = round(results["median_sealing"] / results["median_plain"], 3)
+        cpu_sealed = statistics.median(r["cpu_us"] for r in results["runs"] if r["sealing"])
+        cpu_plain = statistics.median(r["cpu_us"] for r in results["runs"] if not r["sealing"])
         print(
             f"median: sealing {results['median_sealing']:,.0f} vs plain "
-            f"{results['median_plain']:,.0f} events/s: ratio {results['ratio']}"
+            f"{results['median_plain']:,.0f} events/s: ratio {results['ratio']}; worker CPU "
+            f"{cpu_sealed:,.0f} vs {cpu_plain:,.0f} µs/event: ratio {cpu_sealed / cpu_plain:.3f}"
         )
         assert keep is not None
         settings = keep.settings
