@@ -67,20 +67,27 @@ def deliveries_for(
             continue
         if body is None:
             body = envelope_body(event).decode()
-        record = DeliveryRecord(
-            id=delivery_id(sub.id, event.id),
-            subscription_id=sub.id,
-            webhook_id=event.id,
-            lead_id=event.lead_id,
-            status="pending",
-            created_at=now,
-            body=body,
-            round_attempts=0,
-            next_attempt_at=None,
-            replays=0,
-        )
-        out.append(QueuedDelivery(sub.id, event.lead_id, record))
+        out.append(_queued(sub.id, event.id, event.lead_id, body, now))
     return out
+
+
+def _queued(
+    subscription_id: str, event_id: str, lead_id: str, body: str, now: datetime
+) -> QueuedDelivery:
+    """A new delivery of one event (its id, lead and signed body) to one subscription."""
+    record = DeliveryRecord(
+        id=delivery_id(subscription_id, event_id),
+        subscription_id=subscription_id,
+        webhook_id=event_id,
+        lead_id=lead_id,
+        status="pending",
+        created_at=now,
+        body=body,
+        round_attempts=0,
+        next_attempt_at=None,
+        replays=0,
+    )
+    return QueuedDelivery(subscription_id, lead_id, record)
 
 
 async def queue_score_events(
@@ -153,22 +160,4 @@ def erased_deliveries(
     """A ``lead.erased`` delivery for every subscription (filters do not apply: any of them
     may have received the lead's scores)."""
     body = erased_body(event).decode()
-    return [
-        QueuedDelivery(
-            sub.id,
-            event.lead_id,
-            DeliveryRecord(
-                id=delivery_id(sub.id, event.id),
-                subscription_id=sub.id,
-                webhook_id=event.id,
-                lead_id=event.lead_id,
-                status="pending",
-                created_at=now,
-                body=body,
-                round_attempts=0,
-                next_attempt_at=None,
-                replays=0,
-            ),
-        )
-        for sub in subscriptions
-    ]
+    return [_queued(sub.id, event.id, event.lead_id, body, now) for sub in subscriptions]
