@@ -1,4 +1,5 @@
-"""The calling key (``/v1/whoami``) and the audit log of admin calls (``/v1/audit``)."""
+"""The calling key (``/v1/whoami``) and the audit log of admin and personal-data calls
+(``/v1/audit``)."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ async def whoami(key: ApiKey = Depends(require_scope("read"))) -> dict[str, Any]
     "/v1/audit",
     response_model=list[AuditEntry],
     tags=["operations"],
-    summary="The audit log of admin calls, newest first",
+    summary="The audit log of admin and personal-data calls, newest first",
     responses=_AUTH,
 )
 async def audit_log(

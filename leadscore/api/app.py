@@ -280,7 +280,7 @@ def _serve_dashboard(app: FastAPI, root: Any) -> None:
 
 class MeasureAndAudit:
     """Times every HTTP request (``Server-Timing``, Prometheus, the latency summary) and writes
-    the audit entry of admin calls once their status is known.
+    the audit entry of admin and personal-data calls once their status is known.
 
     A plain ASGI middleware: Starlette's ``@app.middleware("http")`` (BaseHTTPMiddleware)
     cost ~1 ms of CPU per request here and a hop through the event loop, which under load

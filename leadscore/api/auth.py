@@ -1,9 +1,10 @@
-"""API-key authentication, scopes and the audit trail of admin calls.
+"""API-key authentication, scopes and the audit trail of admin and personal-data calls.
 
 A key goes in ``Authorization: Bearer <key>`` or ``X-API-Key: <key>`` (WebSocket
 clients, which cannot set headers from a browser, may pass ``?api_key=``). Scopes:
-``read`` (scores, history, metrics), ``score`` (score leads; implies read), ``admin``
-(models, experiments, webhooks, audit; implies both).
+``read`` (scores, history, metrics), ``score`` (score leads; implies read), ``privacy``
+(a lead's export and erasure; implies read), ``admin`` (models, experiments, webhooks,
+audit; implies all the others). Calls that need ``admin`` or ``privacy`` are audited.
 """
 
 from __future__ import annotations

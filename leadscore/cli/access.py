@@ -97,7 +97,7 @@ def keys_revoke(
 
 
 def audit(limit: int = typer.Option(50, help="entries to show, newest first")) -> None:
-    """The audit log of admin API calls: who, what, when, outcome."""
+    """The audit log of admin and personal-data calls: who, what, when, outcome."""
     from leadscore.infra.access import AuditLog
 
     settings = load_settings()

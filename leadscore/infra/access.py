@@ -24,10 +24,11 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
-#: What each scope allows. ``admin`` implies the other two, ``score`` implies ``read``.
+#: What each scope allows. ``admin`` implies every other scope, ``score`` implies ``read``.
 SCOPES: tuple[str, ...] = ("read", "score", "privacy", "admin")
 #: ``privacy`` (erase a lead, export what is held about one) implies ``read`` only: whoever
 #: answers subject requests reads lead data, but needs no scoring or model rights.
+#: ``admin`` implies it, so admin keys keep the erasure rights they had before it existed.
 _IMPLIED = {
     "read": {"read"},
     "score": {"read", "score"},
