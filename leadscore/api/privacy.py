@@ -3,7 +3,9 @@ and ``GET /v1/leads/{lead_id}/export``.
 
 The erasure itself is the worker's (:mod:`leadscore.jobs.erase`); the API asks, waits a
 little, and answers 200 with the receipt if it completed meanwhile, else 202 with the
-receipt and where to follow it.
+receipt and where to follow it. The export is :func:`leadscore.infra.privacy.export.export_lead`'s
+document, the same that ``leadscore export`` prints: personal data, never cached by anyone
+(``Cache-Control: no-store``, on the 404 too).
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ from leadscore.infra.privacy.erasure import (
     request_erasure,
     wait_for_erasure,
 )
-from leadscore.infra.privacy.export import export_lead
+from leadscore.infra.privacy.export import export_lead, unknown_lead_message
 from leadscore.schemas.privacy import ErasureReceipt
+from leadscore.schemas.subject_access import SubjectAccessExport
 
 router = APIRouter()
 
@@ -32,6 +35,8 @@ router = APIRouter()
 WAIT_S = 10.0
 #: The scope personal-data operations need (``admin`` keys have it too).
 PRIVACY_SCOPE = "privacy"
+#: Neither the browser nor a proxy may keep a copy of an export.
+NO_STORE = {"Cache-Control": "no-store"}
 
 
 @router.delete(
@@ -107,10 +112,10 @@ async def export(
     request: Request,
     response: Response,
     key: ApiKey = Depends(require_scope(PRIVACY_SCOPE)),
-) -> dict[str, Any]:
+) -> SubjectAccessExport:
     ctx = request.app.state.ctx
     document = await export_lead(ctx.settings, ctx.redis, lead_id)
-    response.headers["Cache-Control"] = "no-store"
     if document is None:
-        raise ApiError(404, "unknown_lead", f"leadscore holds nothing about lead {lead_id!r}")
+        raise ApiError(404, "unknown_lead", unknown_lead_message(lead_id), headers=NO_STORE)
+    response.headers.update(NO_STORE)
     return document

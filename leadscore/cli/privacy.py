@@ -1,8 +1,10 @@
-"""``leadscore erase``: erase leads everywhere leadscore keeps them (docs/privacy.md)."""
+"""Personal data from the command line: ``erase``, ``export`` (subject access), ``dead-letters``
+and ``data-keys`` (docs/privacy.md)."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -13,6 +15,7 @@ from leadscore.cli.config import load_settings, redis_client
 
 if TYPE_CHECKING:
     from leadscore.schemas.privacy import ErasureReceipt
+    from leadscore.schemas.subject_access import SubjectAccessExport
     from leadscore.settings import Settings
 
 
@@ -117,35 +120,50 @@ async def _dead_letters(settings: Settings, limit: int) -> list[str]:
 
 
 def export(
-    lead_id: str = typer.Argument(..., help="the lead"),
-    output: Path | None = typer.Option(None, help="write the JSON here instead of stdout"),
+    lead_id: str = typer.Argument(..., help="the lead's id, exactly as the producers send it"),
+    output: Path | None = typer.Option(
+        None, help="write the JSON here (readable by its owner only) instead of stdout"
+    ),
 ) -> None:
-    """Print everything leadscore holds about a lead, as JSON (subject access)."""
-    import orjson
+    """Print everything leadscore holds about a lead, as JSON (subject access).
 
-    from leadscore.infra.privacy.export import export_lead
+    The same document as GET /v1/leads/{id}/export, and audited like it (without the lead
+    id). A lead leadscore holds nothing about: exit status 2.
+    """
+    from leadscore.infra.privacy.export import unknown_lead_message
 
     settings = load_settings()
-
-    async def run() -> dict[str, object] | None:
-        client = redis_client(settings)
-        try:
-            return await export_lead(settings, client, lead_id)
-        finally:
-            await client.aclose()
-
-    document = asyncio.run(run())
+    document = asyncio.run(_export(settings, lead_id))
     if document is None:
-        typer.secho(
-            f"leadscore holds nothing about lead {lead_id!r}", fg=typer.colors.RED, err=True
-        )
+        typer.secho(unknown_lead_message(lead_id), fg=typer.colors.RED, err=True)
         raise typer.Exit(2)
-    text = orjson.dumps(document, option=orjson.OPT_INDENT_2).decode()
+    text = document.model_dump_json(indent=2) + "\n"
     if output is None:
-        typer.echo(text)
-    else:
-        output.write_text(text + "\n")
-        typer.secho(f"wrote {output}", err=True)
+        typer.echo(text, nl=False)
+        return
+    # personal data: the file is the owner's alone, whatever the umask (an old one too)
+    fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(text)
+    typer.secho(f"wrote {output}", err=True)
+
+
+async def _export(settings: Settings, lead_id: str) -> SubjectAccessExport | None:
+    """The export, with its entry in the audit log (key ``cli``, path ``leadscore export``)."""
+    from leadscore.infra.access import AuditLog
+    from leadscore.infra.privacy.export import export_lead
+
+    client = redis_client(settings)
+    try:
+        document = await export_lead(settings, client, lead_id)
+        status, outcome = (200, "ok") if document is not None else (404, "unknown lead")
+        entry = {"key_id": None, "key_name": "cli", "method": "CLI", "path": "leadscore export"}
+        audit = AuditLog(client, settings.redis_prefix, settings.audit_max_entries)
+        await audit.write({**entry, "status": status, "outcome": outcome})
+        return document
+    finally:
+        await client.aclose()
 
 
 data_keys_app = typer.Typer(
