@@ -206,7 +206,7 @@ def elsewhere(settings: Settings) -> list[Elsewhere]:
             place=f"topic {settings.webhook_dead_letter_topic}",
             holds="webhook deliveries that failed every attempt, with their payload (the dead "
             "deliveries above, and older ones)",
-            named_by="lead id",
+            named_by=on_topics,
             see=where,
         ),
         Elsewhere(
