@@ -3,6 +3,7 @@ dead letters that open while their key lives and not after."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from datetime import UTC, datetime
 
@@ -13,7 +14,12 @@ from leadscore.infra.privacy.crypto import Keyring, key_id_of
 from leadscore.infra.privacy.dead_letters import DeadLetterKeys
 from leadscore.infra.privacy.reseal import reseal
 from leadscore.infra.redis_store import ScoreStore
+from leadscore.infra.webhooks.forget import forget_leads
+from leadscore.infra.webhooks.queue import erased_deliveries
+from leadscore.infra.webhooks.store import WebhookStore
+from leadscore.schemas.privacy import LeadErased
 from leadscore.schemas.scores import DeadLetter
+from leadscore.schemas.webhooks import WebhookSubscription
 
 K1 = ("k1", b"\x01" * 32)
 K2 = ("k2", b"\x02" * 32)
@@ -60,3 +66,28 @@ async def test_a_dead_letter_opens_while_its_key_lives_and_never_after(
     assert opened.reason == "not JSON"
     await redis_client.delete(f"{name_prefix}dlkey:p_0123")  # erased, or expired
     assert await keys.open([closed]) == [None]
+
+
+async def test_erasing_a_lead_finds_its_dead_webhooks_after_the_log_has_expired(
+    redis_client: aioredis.Redis, name_prefix: str
+) -> None:
+    """Dead deliveries are kept for replay; the lead's index of them must outlive the log."""
+    store = WebhookStore(redis_client, name_prefix, log_ttl_s=60.0)
+    now = datetime.now(UTC)
+    sub = WebhookSubscription(
+        id="wh_1", url="https://example.com/hook", secret="s" * 32, created_at=now, updated_at=now
+    )
+    await store.save_subscription(sub)
+    (queued,) = erased_deliveries(
+        LeadErased(id="le_1", lead_id="jane", erasure_id="er_1", erased_at=now), [sub], now
+    )  # any delivery will do
+    await store.enqueue([queued])
+    index = store.lead_index_key("wh_1", "jane")
+    await redis_client.pexpire(index, 50)  # as if the log's TTL were almost over
+    dead = queued.record.model_copy(update={"status": "dead"})
+    assert await store.finish("wh_1", "jane", dead)
+    await asyncio.sleep(0.1)
+    assert await redis_client.ttl(index) == -1, "a dead delivery's index does not expire"
+    assert await forget_leads(store, ["jane"]) == 1
+    assert await redis_client.get(store.record_key("wh_1", queued.record.id)) is None
+    assert not await redis_client.zrange(store.dead_key("wh_1"), 0, -1)

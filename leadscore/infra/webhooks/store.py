@@ -5,12 +5,10 @@ Keys (``P`` is the configured prefix, ``S`` a subscription id, ``L`` a lead id):
 - ``P webhooks``                 hash: S -> subscription JSON (with its secret)
 - ``P webhooks:queue:S:L``       list of delivery ids, oldest first: one FIFO per
   (subscription, lead), so a lead's events reach a receiver in order
-- ``P webhooks:due``             sorted set: ``S:L`` -> when its head is due (Unix ms);
-  present exactly while its queue is not empty. A worker claiming a pair moves it to
-  "now + lease", so two workers never send one pair's head at once, and a crashed
-  worker's pairs come due again when the lease runs out.
-- ``P webhooks:delivery:S:D``    a delivery's record JSON (status, attempts, body); a
-  delivered one expires after the log TTL, pending and dead ones are kept
+- ``P webhooks:due``             sorted set: ``S:L`` -> when its head is due (Unix ms), while
+  its queue is not empty. A claim moves it to "now + lease": no two workers send one
+  pair's head at once; a crashed worker's pairs come due again when the lease runs out.
+- ``P webhooks:delivery:S:D``    a delivery's record JSON; a delivered one expires after the log TTL
 - ``P webhooks:log:S``           sorted set: delivery id -> created (ms), the delivery log
 - ``P webhooks:lead:S:L``        set: the (subscription, lead)'s delivery ids, for erasure
 - ``P webhooks:dead:S``          sorted set: delivery id -> dead-lettered (ms)
@@ -265,6 +263,7 @@ class WebhookStore:
                 self.dead_key(subscription_id),
                 self.log_key(subscription_id),
                 self.stats_key,
+                self.lead_index_key(subscription_id, lead_id),
             ],
             args=[
                 subscription_id,
@@ -378,6 +377,7 @@ class WebhookStore:
                 self.due_key,
                 self.dead_key(subscription_id),
                 self.log_key(subscription_id),
+                self.lead_index_key(subscription_id, record.lead_id),
             ],
             args=[
                 record.model_dump_json(),

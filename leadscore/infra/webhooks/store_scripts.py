@@ -61,14 +61,22 @@ if ARGV[5] ~= '' then redis.call('HINCRBY', KEYS[4], ARGV[5], 1) end
 return 1
 """
 
-# KEYS: subscriptions, record, queue, due, dead, log, stats.
+# KEYS: subscriptions, record, queue, due, dead, log, stats, lead index.
 # ARGV: subscription id, record JSON, delivery id, member, now ms, ttl ms (0: keep),
-# dead ('1'/'0'), log entries older than this go (ms), counter name.
+# dead ('1'/'0'), log entries older than this go (ms), counter name. The lead index names
+# the record as long as it lives (a dead one: for ever), so erasing the lead finds it.
 FINISH = """
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
 if redis.call('LINDEX', KEYS[3], 0) == ARGV[3] then redis.call('LPOP', KEYS[3]) end
 redis.call('SET', KEYS[2], ARGV[2])
 if tonumber(ARGV[6]) > 0 then redis.call('PEXPIRE', KEYS[2], ARGV[6]) end
+redis.call('SADD', KEYS[8], ARGV[3])
+if ARGV[7] == '1' then
+  redis.call('PERSIST', KEYS[8])
+else
+  local left = redis.call('PTTL', KEYS[8])
+  if left >= 0 and left < tonumber(ARGV[6]) then redis.call('PEXPIRE', KEYS[8], ARGV[6]) end
+end
 if ARGV[7] == '1' then redis.call('ZADD', KEYS[5], ARGV[5], ARGV[3]) end
 if redis.call('LLEN', KEYS[3]) > 0 then
   redis.call('ZADD', KEYS[4], ARGV[5], ARGV[4])
@@ -80,13 +88,16 @@ redis.call('HINCRBY', KEYS[7], ARGV[9], 1)
 return 1
 """
 
-# KEYS: record, queue, due, dead, log. ARGV: new record JSON, delivery id, member, now ms.
-# Returns 1 (queued again), 0 (still pending: nothing to do), -1 (no such delivery).
+# KEYS: record, queue, due, dead, log, lead index. ARGV: new record JSON, delivery id,
+# member, now ms. Returns 1 (queued again), 0 (still pending: nothing to do), -1 (no such
+# delivery).
 REPLAY = """
 local current = redis.call('GET', KEYS[1])
 if not current then return -1 end
 if cjson.decode(current)['status'] == 'pending' then return 0 end
 redis.call('SET', KEYS[1], ARGV[1])
+redis.call('SADD', KEYS[6], ARGV[2])
+redis.call('PERSIST', KEYS[6])
 redis.call('RPUSH', KEYS[2], ARGV[2])
 redis.call('ZADD', KEYS[3], 'NX', ARGV[4], ARGV[3])
 redis.call('ZREM', KEYS[4], ARGV[2])
