@@ -62,3 +62,27 @@ def test_bad_keys_are_refused_with_a_clear_message() -> None:
     with pytest.raises(KeyringError, match="key id"):
         Keyring([("k 1", b"\x01" * 32)])
     assert base64.b64decode(base64.b64encode(b"\x01" * 32)) == b"\x01" * 32
+
+
+def test_a_cut_short_or_doubled_key_is_refused_by_name() -> None:
+    blob = ring("k1").seal(b"value", b"l")
+    with pytest.raises(KeyringError, match="cut short"):
+        ring("k1").open(blob[:20], b"l")
+    with pytest.raises(KeyringError, match="same id"):
+        Keyring([("k1", b"\x01" * 32), ("k1", b"\x02" * 32)])
+    assert Keyring.sealed(blob) and Keyring.key_id_of(blob) == "k1"
+    assert Keyring.key_id_of(b'{"a": 1}') is None
+
+
+def test_settings_errors_name_where_the_keys_came_from(tmp_path: Path) -> None:
+    from leadscore.settings import Settings
+
+    with pytest.raises(KeyringError, match="LEADSCORE_DATA_KEYS: data key 'k1' is not base64"):
+        Keyring.from_settings(Settings(data_keys="k1:???"))
+    path = tmp_path / "data.keys"
+    path.write_text("# no key here\n")
+    with pytest.raises(KeyringError, match=f"{path}: the file holds no key"):
+        Keyring.from_settings(Settings(data_keys=None, keys_dir=tmp_path))
+    good = base64.b64encode(b"\x03" * 32).decode()
+    keys = Keyring.from_settings(Settings(data_keys=f"k2:{good}, k1:{good}", encrypt_at_rest=False))
+    assert keys.key_ids == ["k2", "k1"] and not keys.enabled
