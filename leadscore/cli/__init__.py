@@ -1,6 +1,7 @@
 """The ``leadscore`` command: worker, train, models, simulate, demo and friends.
 
-The commands live in one module per group (run, training, closed_loop, traffic, access, models);
+The commands live in one module per group (run, training, closed_loop, traffic, access, models,
+privacy, sealed);
 this module builds the root command from them, in the order ``leadscore --help`` lists them.
 """
 
@@ -10,7 +11,17 @@ import logging
 
 import typer
 
-from leadscore.cli import access, closed_loop, models, privacy, run, servers, traffic, training
+from leadscore.cli import (
+    access,
+    closed_loop,
+    models,
+    privacy,
+    run,
+    sealed,
+    servers,
+    traffic,
+    training,
+)
 
 app = typer.Typer(
     name="leadscore",
@@ -35,7 +46,7 @@ for command in (
     run.api,
     access.audit,
     privacy.erase,
-    privacy.dead_letters,
+    sealed.dead_letters,
     privacy.export,
     run.demo,
     servers.broker,
@@ -44,7 +55,7 @@ for command in (
     app.command()(command)
 app.add_typer(models.models_app, name="models")
 app.add_typer(access.keys_app, name="keys")
-app.add_typer(privacy.data_keys_app, name="data-keys")
+app.add_typer(sealed.data_keys_app, name="data-keys")
 
 
 def main() -> None:

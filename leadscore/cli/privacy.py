@@ -74,51 +74,6 @@ async def _erase(
         await client.aclose()
 
 
-def dead_letters(
-    limit: int = typer.Option(100, help="the newest this many"),
-) -> None:
-    """Print the refused input records (leads.dead-letter.v1) as JSON lines, opened.
-
-    Dead letters are sealed with keys that live LEADSCORE_DEAD_LETTER_RETENTION_DAYS and
-    go when their lead is erased; a letter whose key is gone prints as expired or erased.
-    """
-    settings = load_settings()
-    for line in asyncio.run(_dead_letters(settings, limit)):
-        typer.echo(line)
-
-
-async def _dead_letters(settings: Settings, limit: int) -> list[str]:
-    import base64
-
-    import orjson
-
-    from leadscore.infra.kafka.client import read_topic
-    from leadscore.infra.privacy.dead_letters import DeadLetterKeys
-    from leadscore.schemas.scores import DeadLetter
-
-    values = (await read_topic(settings, settings.dead_letter_topic))[-limit:]
-    letters = [DeadLetter.model_validate_json(value) for value in values]
-    client = redis_client(settings)
-    try:
-        keys = DeadLetterKeys(
-            client, settings.redis_prefix, settings.dead_letter_retention_days * 86_400
-        )
-        opened = await keys.open(letters)
-    finally:
-        await client.aclose()
-    lines = []
-    for letter, plain in zip(letters, opened, strict=True):
-        row = letter.model_dump(mode="json", exclude={"key_b64", "value_b64", "sealed"})
-        if plain is None:
-            row["record"] = None
-            row["note"] = "expired or erased: its key is gone"
-        else:
-            raw = base64.b64decode(plain.value_b64) if plain.value_b64 else b""
-            row["record"] = raw.decode(errors="replace")
-        lines.append(orjson.dumps(row).decode())
-    return lines
-
-
 def export(
     lead_id: str = typer.Argument(..., help="the lead's id, exactly as the producers send it"),
     output: Path | None = typer.Option(
@@ -164,48 +119,3 @@ async def _export(settings: Settings, lead_id: str) -> SubjectAccessExport | Non
         return document
     finally:
         await client.aclose()
-
-
-data_keys_app = typer.Typer(
-    help="Data keys that seal lead states and activity at rest: add one, reseal.",
-    no_args_is_help=True,
-)
-
-
-@data_keys_app.command("new")
-def data_keys_new() -> None:
-    """Put a fresh data key first in keys_dir/data.keys; the old ones stay, to open.
-
-    Restart the API and workers to seal with it, then run `leadscore data-keys reseal`.
-    """
-    from leadscore.infra.privacy.crypto import DATA_KEYS_FILE, add_key
-
-    settings = load_settings()
-    if settings.data_keys:
-        typer.secho(
-            "LEADSCORE_DATA_KEYS is set: add the new key at its front there (kid:base64)",
-            fg=typer.colors.RED,
-            err=True,
-        )
-        raise typer.Exit(2)
-    kid = add_key(settings.keys_dir / DATA_KEYS_FILE)
-    typer.echo(f"data key {kid} is now current in {settings.keys_dir / DATA_KEYS_FILE}")
-
-
-@data_keys_app.command("reseal")
-def data_keys_reseal() -> None:
-    """Seal every lead state and activity entry in Redis again with the current key."""
-    from leadscore.infra.privacy.crypto import Keyring
-    from leadscore.infra.privacy.reseal import reseal
-
-    settings = load_settings()
-
-    async def run() -> object:
-        client = redis_client(settings)
-        try:
-            return await reseal(client, settings.redis_prefix, Keyring.from_settings(settings))
-        finally:
-            await client.aclose()
-
-    report = asyncio.run(run())
-    typer.echo(str(report))

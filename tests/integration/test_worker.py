@@ -502,10 +502,13 @@ async def test_malformed_records_go_to_the_dead_letter_topic_and_the_rest_is_sco
     # Every malformed record: exactly one dead letter, naming the problem and the original.
     where = {(m.topic, m.partition, m.offset): i for i, m in enumerate(sent)}
     seen: dict[int, DeadLetter] = {}
-    # Sealed with per-lead keys in Redis (docs/privacy.md): open them as `leadscore dead-letters` does.
+    # Sealed with keys per day and lead in Redis (docs/privacy.md): open them as
+    # `leadscore dead-letters` does.
     client = aioredis.Redis.from_url(settings.redis_url)
     try:
-        keys = DeadLetterKeys(client, settings.redis_prefix, 60.0)
+        keys = DeadLetterKeys(
+            client, settings.redis_prefix, 60.0, keyring=Keyring.from_settings(settings)
+        )
         opened = await keys.open([DeadLetter.model_validate_json(r.value) for r in letters])
     finally:
         await client.aclose()

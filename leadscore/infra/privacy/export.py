@@ -31,7 +31,7 @@ import redis.asyncio as aioredis
 
 import leadscore
 from leadscore.infra.privacy.crypto import Keyring
-from leadscore.infra.privacy.dead_letters import key_name as dead_letter_key_name
+from leadscore.infra.privacy.dead_letters import dead_letter_key_ttl_ms
 from leadscore.infra.privacy.keys import LeadRefs
 from leadscore.infra.privacy.lead_ids import LeadIds
 from leadscore.infra.redis_store import ScoreStore
@@ -118,9 +118,9 @@ async def export_lead(
     pipe.zscore(store.leaderboard_key, lead_id)
     pipe.hexists(ids.ids_key, ref)
     pipe.zscore(ids.seen_key, ref)
-    pipe.pttl(dead_letter_key_name(settings.redis_prefix, ref))
     pipe.hget(ids.erasing_key, ref)
-    score, history, points, linked, seen, key_ttl_ms, erasing = await pipe.execute()
+    score, history, points, linked, seen, erasing = await pipe.execute()
+    key_ttl_ms = await dead_letter_key_ttl_ms(client, settings.redis_prefix, ref)
     state = await store.state(lead_id)  # sealed in Redis: the store opens them
     activity = await store.activity(lead_id, _ALL)
     webhooks = WebhookStore(client, settings.redis_prefix, settings.webhook_log_ttl_s)
