@@ -26,6 +26,7 @@ from faust.streams import _current_event
 from faust.types import TableT
 from pydantic import ValidationError
 
+from leadscore.infra.privacy.dead_letters import forget_dead_letter_keys
 from leadscore.infra.privacy.keys import LeadRefs
 from leadscore.infra.privacy.lead_ids import LeadIds
 from leadscore.infra.redis_store import ScoreStore
@@ -92,6 +93,10 @@ class Eraser:
         pseudonyms = [r.pseudonym for r in requests]
         lead_ids = await ids.lead_ids(pseudonyms)
         removed = await store.forget_many([(lead_ids.get(p), p) for p in pseudonyms])
+        keys = await forget_dead_letter_keys(store.client, self.settings.redis_prefix, *pseudonyms)
+        for pseudonym, gone in zip(pseudonyms, removed, strict=True):
+            if keys.get(pseudonym):  # its dead letters: unreadable now
+                gone["dead_letter_key"] = gone.get("dead_letter_key", 0) + keys.pop(pseudonym)
         await ids.erased_many(
             [(r.pseudonym, r.erasure_id, gone) for r, gone in zip(requests, removed, strict=True)]
         )
