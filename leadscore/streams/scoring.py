@@ -89,7 +89,11 @@ def attach_scoring(app: faust.App, worker: WorkerContext) -> None:
         loop = asyncio.get_running_loop()
         store = worker.store()
         dead_letters = DeadLetterKeys(
-            store.client, s.redis_prefix, s.dead_letter_retention_days * 86_400
+            store.client,
+            s.redis_prefix,
+            s.dead_letter_retention_days * 86_400,
+            keyring=worker.keyring,  # a copy of Redis alone opens no dead letter
+            refs=worker.refs,
         )
         # Table writes queue in Faust's producer buffer; its default cap (100) makes every
         # batch stall and warn "producer buffer full". Let a few batches' worth queue.
