@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -10,7 +11,14 @@ import pytest
 from leadscore.infra.privacy.keys import KeyFileError, LeadRefs, secret_file
 from leadscore.models.features.state import LeadState, apply_event
 from leadscore.models.features.vector import to_vector
-from leadscore.models.privacy.minimise import clean_url, minimised, parse_keep
+from leadscore.models.privacy.minimise import (
+    DEFAULT_KEEP,
+    _clean,
+    _cut,
+    clean_url,
+    minimised,
+    parse_keep,
+)
 from leadscore.models.privacy.pseudonyms import is_pseudonym, pseudonym
 from leadscore.schemas.events import lead_event_adapter
 
@@ -33,6 +41,109 @@ def test_clean_url_keeps_the_path_and_the_named_parameters_only(url: str, kept: 
 
 def test_a_setting_keeps_named_parameters() -> None:
     assert clean_url("/p?ref=partner&refx=1&email=x", parse_keep("ref, utm_*")) == "/p?ref=partner"
+    assert clean_url("/p?utm_source=ad&ref=x", ()) == "/p"
+
+
+@pytest.mark.parametrize(
+    ("url", "kept"),
+    [
+        # a ';' separates parameters: nothing rides along inside a kept one
+        ("/p?utm_source=ad;email=jane@x.example", "/p?utm_source=ad"),
+        ("/p?email=jane@x.example;utm_source=ad", "/p?utm_source=ad"),
+        # kept parameters are copied as written; names are compared decoded
+        ("/p?utm_term=a%20b+c&x=1", "/p?utm_term=a%20b+c"),
+        ("/p?utm_source=%E9%ZZ", "/p?utm_source=%E9%ZZ"),
+        ("/p?utm%5Fsource=ad&%75tm_medium=m", "/p?utm%5Fsource=ad&%75tm_medium=m"),
+        ("/p?utm_source", "/p?utm_source"),
+        ("/p?&&utm_source=ad&&", "/p?utm_source=ad"),
+        # an e-mail address in a kept parameter goes too
+        ("/p?utm_content=jane%40x.example&utm_source=ad", "/p?utm_source=ad"),
+        # user info, however it is written
+        ("https://jane%40x.example:pw@x.example/p", "https://x.example/p"),
+        ("https://a@b@x.example:8443/p", "https://x.example:8443/p"),
+        ("//jane:pw@x.example/p?q=1", "//x.example/p"),
+        ("HTTPS://JANE:PW@X.EXAMPLE/P", "HTTPS://X.EXAMPLE/P"),
+        ("https:/jane:pw@x.example/p", "https://x.example/p"),
+        ("https:\\\\jane:pw@x.example/p", "https://x.example/p"),
+        ("https:jane:pw@x.example/pricing", "https://x.example/pricing"),
+        (" \t https://jane:pw@x.example/p \n", "https://x.example/p"),
+        ("https://jane:p\tw@x.example/p", "https://x.example/p"),
+        ("https://x.example\\@evil.example/p", "https://x.example\\@evil.example/p"),  # a path
+        # path parameters (session ids) of every segment
+        ("/a;jsessionid=1/b;v=2/pricing?utm_source=ad", "/a/b/pricing?utm_source=ad"),
+        # fragments, whatever they hold
+        ("/p#access_token=abc?utm_source=ad", "/p"),
+        ("/p?utm_source=ad#", "/p?utm_source=ad"),
+        # contact addresses are the person: the scheme only
+        ("mailto:jane@x.example?subject=hi", "mailto:"),
+        ("TEL:+441234567890", "TEL:"),
+        # relative and odd inputs
+        ("", ""),
+        ("#", ""),
+        ("?", ""),
+        ("pricing?email=a", "pricing"),
+        ("../demo?name=Jane", "../demo"),
+        ("https://[::1]:8080/p?x=1", "https://[::1]:8080/p"),
+        ("https://x.example/caf\u00e9?n=J\u00f6rg", "https://x.example/caf\u00e9"),
+        ("\ud800/p?x=\udfff", "\ud800/p"),
+        ("https://x.example/p?" + "a=1&" * 500, "https://x.example/p"),
+    ],
+)
+def test_clean_url_on_hostile_urls(url: str, kept: str) -> None:
+    assert clean_url(url) == kept
+
+
+def test_the_last_resort_cuts_at_the_query_and_drops_user_info() -> None:
+    assert _cut("https://jane:pw@x.example/p;s=1?e=a#f") == "https://x.example/p"
+    assert _cut("/p?e=a") == "/p" and _cut("") == ""
+
+
+_ALPHABET = "aZ09_-.~:/\\?#[]@!$&'()*+,;=% \t\n\x00\x7f\u00e9\u2100\ud800\U0001f600"
+
+
+def test_clean_url_never_raises_and_is_stable_on_random_input() -> None:
+    rng = random.Random(7)
+    for _ in range(20_000):
+        url = "".join(rng.choice(_ALPHABET) for _ in range(rng.randrange(0, 40)))
+        once = clean_url(url)
+        assert "#" not in once and clean_url(once) == once, url
+        assert once == _clean(url, DEFAULT_KEEP), f"the short cut differs on {url!r}"
+
+
+def _hostile_url(rng: random.Random) -> tuple[str, list[str], str]:
+    """A URL with secrets in every place that can hold one, the kept pairs and the path."""
+    scheme = rng.choice(["https://", "http://", "//", "HTTPS://", ""])
+    user = rng.choice(["", "SECRETu@", "SECRETu:SECRETp@", "SECRET%40x:y@"]) if scheme else ""
+    host = rng.choice(["x.example", "x.example:8080", "[2001:db8::1]"]) if scheme else ""
+    segments = [rng.choice(["pricing", "a", "caf%C3%A9", "b+c"]) for _ in range(rng.randrange(4))]
+    path = "".join(
+        "/" + s + (rng.choice(["", ";SECRETs=1", ";SECRET"])) for s in segments
+    ) or rng.choice(["", "/"])
+    pairs, kept = [], []
+    for i in range(rng.randrange(6)):
+        if rng.random() < 0.4:
+            pair = rng.choice([f"utm_{i}=v{i}", f"utm_{i}", f"utm%5F{i}=a%20b"])
+            kept.append(pair)
+        else:
+            pair = rng.choice([f"e{i}=SECRET", f"SECRET{i}=1", f"utm_{i}=SECRET%40x", "SECRET"])
+        pairs.append(pair)
+    query = "".join(rng.choice("&;") + p for p in pairs)[1:]
+    fragment = rng.choice(["", "#", "#SECRETf", "#a=SECRET&utm_x=1"])
+    url = scheme + user + host + path + ("?" + query if pairs or rng.random() < 0.5 else "")
+    return (
+        url + fragment,
+        kept,
+        scheme + host + path.replace(";SECRETs=1", "").replace(";SECRET", ""),
+    )
+
+
+def test_no_secret_survives_in_any_place_of_a_url() -> None:
+    rng = random.Random(11)
+    for _ in range(5_000):
+        url, kept, address = _hostile_url(rng)
+        cleaned = clean_url(url)
+        assert "SECRET" not in cleaned, (url, cleaned)
+        assert cleaned == address + ("?" + "&".join(kept) if kept else ""), url
 
 
 def _event(type_: str, data: dict[str, object], i: int = 0) -> object:
