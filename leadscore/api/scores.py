@@ -23,6 +23,7 @@ from leadscore.api.request_bodies import parse_off_loop, request_body_of
 from leadscore.infra.access import ApiKey
 from leadscore.models.features.state import LeadState, apply_event
 from leadscore.models.features.vector import to_matrix
+from leadscore.models.privacy.minimise import DEFAULT_KEEP, minimised, parse_keep
 from leadscore.models.scoring.events import explained_score, score_response
 from leadscore.models.scoring.scorer import Scorer, to_score
 from leadscore.schemas.api import (
@@ -56,8 +57,9 @@ class _LeadError(Exception):
         self.code, self.message, self.status = code, message, status
 
 
-def build_state(request: ScoreRequest) -> LeadState:
-    """The lead's state from a request body, built as the worker builds it from events.
+def build_state(request: ScoreRequest, keep: tuple[str, ...] = DEFAULT_KEEP) -> LeadState:
+    """The lead's state from a request body, built as the worker builds it from events
+    (URLs cleaned with the kept parameters ``keep``, as the worker cleans them).
 
     Raises:
         _LeadError: an activity is not a valid event of its type (the message names it).
@@ -76,7 +78,7 @@ def build_state(request: ScoreRequest) -> LeadState:
             "data": activity.data,
         }
         try:
-            event = lead_event_adapter.validate_python(raw)
+            event = minimised(lead_event_adapter.validate_python(raw), keep)
         except ValidationError as exc:
             problems = "; ".join(
                 f"activities[{i}].{'.'.join(str(p) for p in e['loc'][1:]) or 'data'}: {e['msg']}"
@@ -115,10 +117,13 @@ async def _states(
     stored_ids = [r.lead_id for r in requests if r.profile is None and not r.activities]
     stored = dict(zip(stored_ids, await ctx.store.states_many(stored_ids)))
     bodies = [r for r in requests if r.profile is not None or r.activities]
+    keep = parse_keep(ctx.settings.url_keep_params)
     if sum(len(r.activities) for r in bodies) > _INLINE_ACTIVITIES:
-        built = iter(await asyncio.get_running_loop().run_in_executor(None, _build_all, bodies))
+        built = iter(
+            await asyncio.get_running_loop().run_in_executor(None, _build_all, bodies, keep)
+        )
     else:
-        built = iter(_build_all(bodies))
+        built = iter(_build_all(bodies, keep))
     for request in requests:
         if request.profile is not None or request.activities:
             out.append(next(built))
@@ -136,11 +141,13 @@ async def _states(
     return out
 
 
-def _build_all(requests: list[ScoreRequest]) -> list[tuple[LeadState, str] | _LeadError]:
+def _build_all(
+    requests: list[ScoreRequest], keep: tuple[str, ...]
+) -> list[tuple[LeadState, str] | _LeadError]:
     out: list[tuple[LeadState, str] | _LeadError] = []
     for request in requests:
         try:
-            out.append((build_state(request), "request"))
+            out.append((build_state(request, keep), "request"))
         except _LeadError as exc:
             out.append(exc)
     return out

@@ -9,6 +9,7 @@ import pytest
 from leadscore.api.scores import _LeadError, build_state
 from leadscore.models.features.state import LeadState, apply_event
 from leadscore.models.features.vector import to_vector
+from leadscore.models.privacy.minimise import minimised
 from leadscore.schemas.api import ScoreRequest
 from leadscore.schemas.events import OUTCOME_TYPES, lead_event_adapter
 from leadscore.simulation.config import SimConfig
@@ -69,3 +70,28 @@ def test_an_invalid_activity_is_named_with_its_index_and_field() -> None:
 def test_a_misspelt_profile_field_is_refused_rather_than_ignored() -> None:
     with pytest.raises(ValueError, match="company_sise"):
         ScoreRequest.model_validate({"lead_id": "x", "profile": {"company_sise": 40}})
+
+
+def test_a_body_cleans_urls_as_the_worker_does() -> None:
+    """A word in a dropped query string or fragment counts nowhere: not in the stream (which
+    cleans each event as it decodes it), so not in a body either."""
+    views = [
+        {"type": "lead.page_viewed", "time": f"2026-01-01T00:0{i}:00Z", "id": f"v{i}",
+         "data": {"url": url}}
+        for i, url in enumerate(["/blog?next=/pricing", "/home#contact", "/p?utm_campaign=demo"])
+    ]  # fmt: skip
+    stream = LeadState("x")
+    for view in views:
+        event = lead_event_adapter.validate_python(
+            {"specversion": "1.0", "source": "t", "subject": "x", **view}
+        )
+        apply_event(stream, minimised(event))
+    api = build_state(ScoreRequest.model_validate({"lead_id": "x", "activities": views}))
+    assert api.high_intent_views == stream.high_intent_views == 1  # the kept utm_campaign
+    assert to_vector(api).tolist() == to_vector(stream).tolist()
+    assert (
+        build_state(
+            ScoreRequest.model_validate({"lead_id": "x", "activities": views}), keep=()
+        ).high_intent_views
+        == 0
+    )
