@@ -276,6 +276,7 @@ async def test_an_erased_lead_leaves_nothing_readable_and_stays_erased(
         assert document["lead_id"] == jane and document["latest_score"]["lead_id"] == jane
         assert document["state"]["profile"].get("title_level"), document["state"]["profile"]
         assert "job_title" not in document["state"]["profile"]
+        assert not any("job_title" in e["data"] for e in document["activity"]), document
         urls = [e["data"].get("url") for e in document["activity"] if "url" in e["data"]]
         assert "/pricing" in urls and not any("?" in u for u in urls), urls
         deliveries = document["webhook_deliveries"]

@@ -14,6 +14,8 @@ from typing import Any
 
 import orjson
 
+from leadscore.models.privacy.minimise import stored_data
+
 __all__ = ["activity_entry", "example_id", "recent_activity", "sampled"]
 
 
@@ -25,10 +27,12 @@ def activity_entry(event: Any) -> bytes:
     """An applied input event as the compact JSON kept in ``P activity:<lead_id>``.
 
     ``{"id", "type", "time" (ISO UTC), "data"}``: ``data`` holds the event's fields that
-    are set, without any value longer than :data:`ACTIVITY_MAX_VALUE_CHARS` characters
-    (as a string, or as JSON for lists and objects), so one long URL cannot bloat the list.
+    are set, as leadscore keeps them (:func:`~leadscore.models.privacy.minimise.stored_data`:
+    no job title, no outcome reason), without any value longer than
+    :data:`ACTIVITY_MAX_VALUE_CHARS` characters (as a string, or as JSON for lists and
+    objects), so one long URL cannot bloat the list.
     """
-    data = event.data.model_dump(mode="json", exclude_none=True) if event.data is not None else {}
+    data = stored_data(event)
     small = {
         name: value
         for name, value in data.items()

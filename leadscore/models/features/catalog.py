@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any, Final
 
 INDUSTRIES: Final = (
@@ -133,3 +134,26 @@ def title_level(title: str) -> str:
         if pattern.search(title):
             return level
     return "individual"
+
+
+#: Free-text profile fields, each kept only as what the features read of it: a job title as
+#: the seniority it says (``title_level``), an industry and a lead source as their
+#: vocabulary entries. The text itself is personal data the features do not need.
+PROFILE_TEXT_KEPT_AS: Final[dict[str, tuple[str, Callable[[str], Any]]]] = {
+    "job_title": ("title_level", title_level),
+    "industry": ("industry", lambda v: normalize_category(v, INDUSTRIES, INDUSTRY_ALIASES)),
+    "lead_source": ("lead_source", lambda v: normalize_category(v, LEAD_SOURCES, SOURCE_ALIASES)),
+}
+
+
+def kept_profile_field(name: str, value: Any) -> tuple[str, Any]:
+    """The name and value a profile field is kept as (see :data:`PROFILE_TEXT_KEPT_AS`).
+
+    Examples:
+        >>> kept_profile_field("job_title", "VP Sales, Acme EMEA")
+        ('title_level', 'vp')
+        >>> kept_profile_field("industry", "Banking & Insurance"), kept_profile_field("country", "DE")
+        (('industry', 'other'), ('country', 'DE'))
+    """
+    rule = PROFILE_TEXT_KEPT_AS.get(name)
+    return (name, value) if rule is None or value is None else (rule[0], rule[1](value))

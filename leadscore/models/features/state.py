@@ -16,7 +16,12 @@ from dataclasses import dataclass, field
 from hashlib import blake2b
 from typing import Any, Final
 
-from leadscore.models.features.catalog import title_level
+from leadscore.models.features.catalog import (
+    INDUSTRIES,
+    LEAD_SOURCES,
+    kept_profile_field,
+    title_level,
+)
 from leadscore.schemas.events import ACTIVITY_TYPES, OUTCOME_TYPES
 
 DAY_S: Final = 86_400.0
@@ -96,7 +101,11 @@ class LeadState:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LeadState:
-        return cls(**data)
+        """The state from :meth:`to_dict`; one stored before profiles were minimised keeps
+        only what it would keep today (:func:`minimise_profile`), with the same vector."""
+        state = cls(**data)
+        minimise_profile(state.profile, state.profile_t)
+        return state
 
     @property
     def activity_count(self) -> int:
@@ -191,18 +200,43 @@ def _keep_largest(items: list[Any], value: Any, cap: int) -> None:
         del items[0]
 
 
+_VOCABULARY: Final = {"industry": frozenset(INDUSTRIES), "lead_source": frozenset(LEAD_SOURCES)}
+
+
+def minimise_profile(profile: dict[str, Any], profile_t: dict[str, float]) -> None:
+    """Turn the free text a stored profile may still hold into what is kept now, in place.
+
+    A ``job_title`` becomes ``title_level`` (unless a newer one is there: last writer wins,
+    as when the events came), a raw ``industry`` or ``lead_source`` its vocabulary entry.
+    Normalising is idempotent, so the vector is unchanged (tested against vectors recorded
+    with the code before, tests/unit/models/test_profile_minimisation.py).
+    """
+    if "job_title" in profile:
+        title = profile.pop("job_title")
+        t = profile_t.pop("job_title", -math.inf)
+        if title and t >= profile_t.get("title_level", -math.inf):
+            profile["title_level"] = title_level(title)
+            if t > -math.inf:
+                profile_t["title_level"] = t
+    for name, vocabulary in _VOCABULARY.items():
+        value = profile.get(name)
+        if value is not None and value not in vocabulary:
+            profile[name] = kept_profile_field(name, value)[1]
+
+
 def _apply_profile(state: LeadState, data: Any, t: float) -> None:
     """Last writer wins per field, by event time (so late-arriving old updates lose).
 
-    A job title is kept only as the seniority it says (``title_level``): the features need
-    no more, and the free text is personal data (docs/privacy.md).
+    Free text is kept only as what the features read of it (:func:`kept_profile_field`): a
+    job title as the seniority it says (``title_level``), an industry or a lead source as
+    its vocabulary entry. The features need no more, and the text is personal data
+    (docs/privacy.md).
     """
     for name in data.model_fields_set:
         value = getattr(data, name)
         if value is None:
             continue
-        if name == "job_title":
-            name, value = "title_level", title_level(value)
+        name, value = kept_profile_field(name, value)
         if t < state.profile_t.get(name, -math.inf):
             continue
         if hasattr(value, "model_dump"):

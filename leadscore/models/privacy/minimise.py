@@ -1,4 +1,5 @@
-"""What is kept of an event: URLs without their query strings and fragments.
+"""What is kept of an event: URLs without their query strings and fragments, profiles
+without free text, no other person's id.
 
 Page and e-mail URLs often carry who the visitor is (``?email=…&name=…``, tokens in the
 fragment, ``user:password@`` in the authority, session ids in ``;jsessionid=…``).
@@ -15,7 +16,8 @@ from functools import lru_cache
 from typing import Any, Final
 from urllib.parse import unquote_plus
 
-from leadscore.schemas.events import EmailData, PageViewData, ReferralData
+from leadscore.models.features.catalog import kept_profile_field
+from leadscore.schemas.events import OUTCOME_TYPES, EmailData, PageViewData, ReferralData
 
 #: The query parameters kept by default: campaign tags, which name no one.
 DEFAULT_KEEP: tuple[str, ...] = ("utm_*",)
@@ -141,3 +143,25 @@ def minimised(event: Any, keep: Sequence[str] = DEFAULT_KEEP) -> Any:
     if not update:
         return event
     return event.model_copy(update={"data": data.model_copy(update=update)})
+
+
+def stored_data(event: Any) -> dict[str, Any]:
+    """An event's ``data`` as leadscore stores it beside the state (recent activity): its
+    set fields, with a profile's free text as the state keeps it (a job title as its
+    ``title_level``, vocabulary entries for industry and lead source) and without an
+    outcome's free-text ``reason``, which no feature reads. ``event`` is
+    :func:`minimised` already.
+
+    Examples:
+        >>> from leadscore.schemas.events import ProfileData
+        >>> class Event:
+        ...     type, data = "lead.profile_updated", ProfileData(job_title="CTO", industry="SaaS")
+        >>> stored_data(Event())
+        {'industry': 'software', 'title_level': 'c_level'}
+    """
+    data = event.data.model_dump(mode="json", exclude_none=True) if event.data is not None else {}
+    if event.type == "lead.profile_updated":
+        return dict(kept_profile_field(name, value) for name, value in data.items())
+    if event.type in OUTCOME_TYPES:
+        data.pop("reason", None)
+    return data

@@ -6,9 +6,13 @@ import random
 from datetime import UTC, datetime
 from pathlib import Path
 
+import orjson
 import pytest
 
 from leadscore.infra.privacy.keys import KeyFileError, LeadRefs, secret_file
+from leadscore.models.batch.outputs import recent_activity
+from leadscore.models.batch.processing import apply_records
+from leadscore.models.batch.records import InputRecord, Limits
 from leadscore.models.features.state import LeadState, apply_event
 from leadscore.models.features.vector import to_vector
 from leadscore.models.privacy.minimise import (
@@ -20,6 +24,7 @@ from leadscore.models.privacy.minimise import (
     parse_keep,
 )
 from leadscore.models.privacy.pseudonyms import is_pseudonym, pseudonym
+from leadscore.schemas.decode import EventKind
 from leadscore.schemas.events import lead_event_adapter
 
 
@@ -192,3 +197,55 @@ def test_the_secret_file_is_made_once_and_kept(tmp_path: Path) -> None:
     path.write_text("not base64!\n")
     with pytest.raises(KeyFileError, match="base64"):
         secret_file(path)
+
+
+def _record(offset: int, topic: str, type_: str, data: dict[str, object]) -> InputRecord:
+    value = orjson.dumps(
+        {
+            "specversion": "1.0", "id": f"e{offset}", "source": "t", "type": type_,
+            "time": f"2026-01-01T10:0{offset}:00Z", "subject": "jane@x.example", "data": data,
+        }
+    )  # fmt: skip
+    return InputRecord(topic, 0, offset, b"jane@x.example", value)
+
+
+def test_what_a_batch_keeps_holds_no_query_title_reason_or_other_persons_id() -> None:
+    """Through the worker's batch logic: the state and the Redis activity entries."""
+    kinds = {"a": EventKind.ACTIVITY, "p": EventKind.PROFILE, "o": EventKind.OUTCOME}
+    records = [
+        _record(0, "a", "lead.page_viewed", {"url": "https://j:pw@x.example/pricing?email=j%40x#t"}),
+        _record(1, "a", "lead.email_clicked", {"url": "/demo;s=1?utm_source=ad&name=Jane"}),
+        _record(2, "a", "lead.referral_made", {"referred_lead_id": "bob@x.example"}),
+        _record(3, "p", "lead.profile_updated", {
+            "job_title": "VP Sales, Acme EMEA", "industry": "Banking", "lead_source": "Trade Show",
+            "country": "DE",
+        }),
+        _record(4, "o", "lead.converted", {"reason": "Jane's boss signed", "value": 10}),
+    ]  # fmt: skip
+    applied = apply_records(
+        records,
+        kind_of_topic=kinds,
+        load_state=lambda _: None,
+        limits=Limits(url_keep_params=parse_keep("utm_*")),
+        now=datetime(2026, 6, 1, tzinfo=UTC),
+    )
+    state, _ = applied.result.states["jane@x.example"]
+    assert state.high_intent_views == 1
+    assert state.profile == {
+        "title_level": "vp", "industry": "financial_services", "lead_source": "event",
+        "country": "DE",
+    }  # fmt: skip
+    entries = [
+        orjson.loads(e) for e in recent_activity(applied.result.activity, 10)["jane@x.example"]
+    ]
+    assert [e["data"] for e in entries] == [
+        {"url": "https://x.example/pricing", "duration_s": 0.0},
+        {"url": "/demo?utm_source=ad"},
+        {},
+        {"title_level": "vp", "industry": "financial_services", "lead_source": "event",
+         "country": "DE"},
+        {"value": 10.0},
+    ]  # fmt: skip
+    kept = orjson.dumps([state.to_dict(), entries])
+    for secret in (b"pw", b"j%40x", b"Jane", b"Acme", b"Banking", b"Trade", b"bob", b"#"):
+        assert secret not in kept, secret

@@ -434,7 +434,7 @@ def test_activity_lists_applied_events_only_oldest_first_by_event_time(
         "id": "a.2",
         "type": "lead.profile_updated",
         "time": (NOW - timedelta(days=2)).isoformat().replace("+00:00", "Z"),
-        "data": {"company_size": 250, "industry": "software", "job_title": "VP Sales"},
+        "data": {"company_size": 250, "industry": "software", "title_level": "vp"},
     }
     assert view["data"] == {"duration_s": 40.0}  # the 300-character URL is left out
     assert outcome["type"] == "lead.converted" and outcome["data"] == {}
