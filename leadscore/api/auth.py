@@ -138,32 +138,45 @@ def require_scope(scope: str) -> Callable[[Request], Awaitable[ApiKey]]:
 
 def _entry(scope: Any, key: ApiKey | None, status: int, outcome: str) -> dict[str, Any]:
     """An audit entry that keeps no more about the call than needed (docs/privacy.md): the
-    route's template, not a path that names a lead; the caller's key, and its network only
-    when it had no valid key (to see where refused calls come from)."""
+    route's template (``/v1/leads/{lead_id}/export``), never the path that names a lead;
+    the caller's key, and its network (not its address) only when it had no valid key, to
+    see where refused calls come from."""
     client = scope.get("client")
-    route = scope.get("route")
     return {
         "key_id": key.id if key else None,
         "key_name": key.name if key else None,
         "method": scope.get("method", "WS"),
-        "path": getattr(route, "path", None) or scope.get("path", ""),
+        "path": route_template(scope),
         "status": status,
         "outcome": outcome,
         "client": None if key is not None or not client else network_of(client[0]),
     }
 
 
-def network_of(address: str) -> str:
-    """The /24 (IPv4) or /48 (IPv6) network of an address; the address itself if not an IP.
+def route_template(scope: Any) -> str:
+    """The template of the route that took the request (Starlette's router puts it in the
+    scope as it matches), or ``unmatched``: a path no route took may hold anything."""
+    path = getattr(scope.get("route"), "path", None)
+    return path if isinstance(path, str) else "unmatched"
+
+
+def network_of(address: str) -> str | None:
+    """The /24 (IPv4) or /48 (IPv6) network of an address; ``None`` if it is not an IP.
+
+    An IPv4 address in IPv6 form (a dual-stack socket's ``::ffff:a.b.c.d``) is taken as IPv4.
 
     Examples:
         >>> network_of("203.0.113.77"), network_of("2001:db8:1:2::5")
         ('203.0.113.0/24', '2001:db8:1::/48')
+        >>> network_of("::ffff:203.0.113.77"), network_of("testclient")
+        ('203.0.113.0/24', None)
     """
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
-        return address
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
     prefix = 24 if ip.version == 4 else 48
     return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
 

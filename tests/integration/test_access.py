@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import orjson
 import pytest
 import redis.asyncio as aioredis
+from api_harness import drop_redis_keys, make_keys
+from fastapi.testclient import TestClient
 
+from leadscore.api.app import create_app
 from leadscore.api.auth import KeyVerifier
 from leadscore.api.cache import ScoreCache
 from leadscore.infra.access import AccessError, AuditLog, KeyStore
+from leadscore.infra.embedded.addresses import free_port
 from leadscore.infra.redis_store import ScoreStore
+from leadscore.settings import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -89,3 +95,45 @@ async def test_the_score_cache_serves_a_score_event_before_redis_has_it(
     assert len(cache) == 1 and await cache.latest("b") is None
     no_cache = ScoreCache(store, ttl_s=0)
     assert (await no_cache.latest("a"))["score"] == 20 and len(no_cache) == 0
+
+
+def test_the_audit_log_keeps_route_templates_keys_and_only_refused_callers_networks(
+    redis_url: str, name_prefix: str, tmp_path: Path
+) -> None:
+    """Through the API: what an audit entry says of the caller and of the lead it asked about."""
+    settings = Settings(
+        redis_url=redis_url, redis_prefix=name_prefix, model_dir=tmp_path / "models",
+        api_jobs_dir=tmp_path / "jobs", kafka_bootstrap=f"127.0.0.1:{free_port()}",
+    )  # fmt: skip
+    keys = make_keys(settings, ("read", "privacy", "admin"))
+    jane = "jane.doe@example.com"
+    calls = [  # (client address, key scope or None, path)
+        (("203.0.113.77", 50000), None, f"/v1/leads/{jane}/export"),
+        (("2001:db8:1:2::5", 50000), "", f"/v1/leads/{jane}/export"),  # an unknown key
+        (("::ffff:198.51.100.9", 50000), None, f"/v1/erasures/er_{jane}"),
+        (("192.0.2.10", 50000), "read", f"/v1/leads/{jane}/export"),
+        (("192.0.2.11", 50000), "privacy", f"/v1/leads/{jane}/export"),
+    ]
+    try:
+        app = create_app(settings, follow_models=False)
+        for client, scope, path in calls:
+            headers = {} if scope is None else {"X-API-Key": keys.get(scope, "lsk_000000000000_x")}
+            with TestClient(app, client=client, raise_server_exceptions=False) as http:
+                http.get(path, headers=headers)
+        with TestClient(app) as http:
+            audit = http.get(
+                "/v1/audit", params={"limit": 10}, headers={"X-API-Key": keys["admin"]}
+            )
+        entries = [
+            (e["status"], e["key_name"], e["path"], e["client"]) for e in reversed(audit.json())
+        ]
+        assert entries == [
+            (401, None, "/v1/leads/{lead_id}/export", "203.0.113.0/24"),
+            (401, None, "/v1/leads/{lead_id}/export", "2001:db8:1::/48"),
+            (401, None, "/v1/erasures/{erasure_id}", "198.51.100.0/24"),
+            (403, "test-read", "/v1/leads/{lead_id}/export", None),
+            (404, "test-privacy", "/v1/leads/{lead_id}/export", None),
+        ]
+        assert "jane" not in str(audit.json()) and "192.0.2" not in str(audit.json())
+    finally:
+        drop_redis_keys(settings)
