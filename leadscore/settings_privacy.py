@@ -44,7 +44,7 @@ class PrivacySettings(BaseSettings):
         7.0,
         gt=0,
         description="how long dead letters can be read: the key that seals them is "
-        "destroyed after this",
+        "destroyed after this; also the retention of the dead-letter topics leadscore creates",
     )
     lead_retention_days: float = Field(
         0.0,
@@ -67,12 +67,18 @@ class PrivacySettings(BaseSettings):
     topic_retention_days: float = Field(
         30.0,
         ge=0,
-        description="retention.ms of the scores, features and erasures topics leadscore "
-        "creates (0: kept); existing topics are not changed",
+        description="retention.ms of the scores and features topics leadscore creates "
+        "(0: kept); existing topics are not changed (a differing one is named at start)",
     )
     training_retention_days: float = Field(
         0.0,
         ge=0,
         description="retention.ms of the training topic leadscore creates (0: kept, it is "
         "the training set)",
+    )
+    erasures_retention_days: float = Field(
+        7.0,
+        gt=0,
+        description="retention.ms of the erasures topic leadscore creates (each request is "
+        "read within seconds; the worker keeps when each lead was erased)",
     )

@@ -476,5 +476,5 @@ async def test_the_topics_leadscore_creates_carry_its_retention(stack: Stack) ->
         s.scores_topic: str(30 * day),
         s.dead_letter_topic: str(7 * day),
         s.training_topic: "-1",
-        s.erasures_topic: str(30 * day),
+        s.erasures_topic: str(7 * day),  # LEADSCORE_ERASURES_RETENTION_DAYS
     }

@@ -12,6 +12,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from leadscore.infra.kafka.offsets import end_offsets
+from leadscore.infra.kafka.retention import topic_configs, warn_on_retention
 from leadscore.infra.log_repeats import quiet_repeats
 from leadscore.settings import Settings
 
@@ -91,34 +92,14 @@ def topic_partitions(settings: Settings) -> dict[str, int]:
     return layout
 
 
-_DAY_MS = 86_400_000
-
-
-def topic_retention_ms(settings: Settings) -> dict[str, int]:
-    """``retention.ms`` of the topics leadscore creates (-1: kept); docs/privacy.md.
-
-    The input topics are the producers': leadscore creates them if missing, with the
-    broker's default, and never changes them.
-    """
-
-    def ms(days: float) -> int:
-        return int(days * _DAY_MS) if days > 0 else -1
-
-    return {
-        settings.scores_topic: ms(settings.topic_retention_days),
-        settings.features_topic: ms(settings.topic_retention_days),
-        settings.training_topic: ms(settings.training_retention_days),
-        settings.dead_letter_topic: ms(settings.dead_letter_retention_days),
-        settings.webhook_dead_letter_topic: ms(settings.dead_letter_retention_days),
-        settings.erasures_topic: ms(settings.topic_retention_days),
-    }
-
-
 async def ensure_topics(settings: Settings) -> dict[str, int]:
     """Create the topics that are missing, and check the input topics agree on partitions.
 
     Topics are created up front with the partition count we mean: brokers that
-    auto-create topics pick their own count, and some cannot add partitions later.
+    auto-create topics pick their own count, and some cannot add partitions later. Those
+    that hold lead data get their retention from the settings
+    (:mod:`leadscore.infra.kafka.retention`); for existing ones a differing retention is
+    logged, not changed.
 
     Returns:
         The partition count of each topic, as found or created.
@@ -129,7 +110,6 @@ async def ensure_topics(settings: Settings) -> dict[str, int]:
             ``settings.topic_partitions``.
     """
     wanted = topic_partitions(settings)
-    retention = topic_retention_ms(settings)
     admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     try:
@@ -139,7 +119,7 @@ async def ensure_topics(settings: Settings) -> dict[str, int]:
                 name,
                 num_partitions=n,
                 replication_factor=settings.topic_replication,
-                topic_configs={"retention.ms": str(retention[name])} if name in retention else {},
+                topic_configs=topic_configs(settings, name),
             )
             for name, n in wanted.items()
             if name not in existing
@@ -150,6 +130,7 @@ async def ensure_topics(settings: Settings) -> dict[str, int]:
             except TopicAlreadyExistsError:  # another process won the race
                 pass
             log.info("created topics %s", ", ".join(t.name for t in missing))
+        await warn_on_retention(admin, settings, existing)  # once, at start; never altered
         described = await admin.describe_topics(list(wanted))
         found = {d["topic"]: len(d["partitions"]) for d in described}
     finally:

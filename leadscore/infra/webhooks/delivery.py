@@ -23,6 +23,7 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from redis.exceptions import RedisError
 
 from leadscore.infra.kafka.client import client_options
+from leadscore.infra.kafka.retention import topic_configs
 from leadscore.infra.privacy.keys import LeadRefs
 from leadscore.infra.retry import Backoff
 from leadscore.infra.webhooks.addresses import AddressPolicy
@@ -345,7 +346,8 @@ class WebhookDeliverer:
 
 
 async def ensure_dead_letter_topic(settings: Settings) -> None:
-    """Create ``webhook_dead_letter_topic`` (lead-keyed, ``topic_partitions`` partitions) if missing.
+    """Create ``webhook_dead_letter_topic`` (lead-keyed, ``topic_partitions`` partitions,
+    the dead letters' retention) if missing.
 
     A broker that cannot be reached is logged and left: the delivery loop does not need
     the broker, and a dead letter that cannot be published waits in Redis.
@@ -355,11 +357,10 @@ async def ensure_dead_letter_topic(settings: Settings) -> None:
     try:
         await admin.start()
         if topic not in set(await admin.list_topics()):
-            retention = int(settings.dead_letter_retention_days * 86_400_000)
             await admin.create_topics(
                 [NewTopic(topic, num_partitions=settings.topic_partitions,
                           replication_factor=settings.topic_replication,
-                          topic_configs={"retention.ms": str(retention)})]
+                          topic_configs=topic_configs(settings, topic))]
             )  # fmt: skip
             log.info("created topic %s", topic)
     except TopicAlreadyExistsError:  # another worker won the race
