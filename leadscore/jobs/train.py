@@ -21,6 +21,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from leadscore.jobs.training_examples import load_examples
 from leadscore.models.features.vector import FEATURE_NAMES
+from leadscore.models.privacy.minimise import parse_keep
 from leadscore.models.registry.manifest import Manifest
 from leadscore.models.registry.store import TABLE_SEGMENT, ModelRegistry
 from leadscore.models.tabular.pipeline import FeaturePipeline, TableError
@@ -140,7 +141,8 @@ def train_job(
         pipeline, columns, warnings = None, [], []
         kind, segment = "lead_events", None
     else:
-        data, window = _event_data(events, leads, horizon_days, seed, console)
+        keep = parse_keep(settings.url_keep_params)
+        data, window = _event_data(events, leads, horizon_days, seed, console, keep)
         pipeline, columns, warnings = None, [], []
         kind, segment = "lead_events", None
     config = TrainConfig(
@@ -214,7 +216,12 @@ def _class_balance(data: TrainingData) -> dict[str, float]:
 
 
 def _event_data(
-    events: Path | None, leads: int, horizon_days: float, seed: int, console: Console
+    events: Path | None,
+    leads: int,
+    horizon_days: float,
+    seed: int,
+    console: Console,
+    url_keep_params: tuple[str, ...],
 ) -> tuple[TrainingData, tuple[datetime, datetime] | None]:
     if events is not None:
         console.print(f"reading events from [bold]{events}[/]")
@@ -224,7 +231,9 @@ def _event_data(
         console.print(f"simulating {leads:,} leads over {TRAIN_SPAN_DAYS:.0f} days (seed {seed})")
         source = Simulator(SimConfig(n_leads=leads, span_days=TRAIN_SPAN_DAYS, seed=seed)).events()
         name = f"simulated: {leads} leads, seed {seed}"
-    ts = build_training_set(source, horizon_days=horizon_days, seed=seed)
+    ts = build_training_set(
+        source, horizon_days=horizon_days, seed=seed, url_keep_params=url_keep_params
+    )
     console.print(
         f"training set: {len(ts):,} point-in-time snapshots of {len(set(ts.lead_ids)):,} leads "
         f"from {ts.n_events:,} events; positive rate {ts.class_balance['positive_rate']:.1%}"

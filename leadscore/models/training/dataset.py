@@ -19,7 +19,7 @@ Two rules keep the labels honest:
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from hashlib import blake2b
@@ -30,6 +30,7 @@ from pydantic import ValidationError
 
 from leadscore.models.features.state import DAY_S, LeadState, apply_event
 from leadscore.models.features.vector import FEATURE_NAMES, N_FEATURES, to_vector
+from leadscore.models.privacy.minimise import DEFAULT_KEEP, minimised
 from leadscore.schemas.events import ACTIVITY_TYPES, OUTCOME_TYPES, lead_event_adapter
 
 __all__ = ["TrainingSet", "build_training_set"]
@@ -97,6 +98,7 @@ def build_training_set(
     seed: int = 0,
     as_of: datetime | None = None,
     skip_invalid: bool = False,
+    url_keep_params: Sequence[str] = DEFAULT_KEEP,
 ) -> TrainingSet:
     """Replay an event log into point-in-time feature snapshots with conversion labels.
 
@@ -114,6 +116,10 @@ def build_training_set(
             events, so adding leads to the log does not change the other leads' rows.
         as_of: end of the observed log (timezone-aware); defaults to the latest event time.
         skip_invalid: count and skip dicts that fail validation instead of raising.
+        url_keep_params: the query parameters the worker keeps in URLs
+            (``LEADSCORE_URL_KEEP_PARAMS``): each event is cleaned as the worker cleans it
+            (:func:`~leadscore.models.privacy.minimise.minimised`), so the snapshots are the
+            vectors the stream would build.
 
     Returns:
         The :class:`TrainingSet`, rows ordered by lead id, then snapshot time.
@@ -129,7 +135,9 @@ def build_training_set(
     if as_of is not None and as_of.tzinfo is None:
         raise ValueError("as_of must be timezone-aware (UTC), got a naive datetime")
 
-    by_lead, n_events, n_invalid, latest_t = _group_by_lead(events, skip_invalid=skip_invalid)
+    by_lead, n_events, n_invalid, latest_t = _group_by_lead(
+        events, skip_invalid=skip_invalid, keep=tuple(url_keep_params)
+    )
     end_t = as_of.timestamp() if as_of is not None else latest_t
     horizon_s = horizon_days * DAY_S
 
@@ -172,9 +180,9 @@ def build_training_set(
 
 
 def _group_by_lead(
-    events: Iterable[Any], *, skip_invalid: bool
+    events: Iterable[Any], *, skip_invalid: bool, keep: tuple[str, ...]
 ) -> tuple[dict[str, list[tuple[float, Any]]], int, int, float]:
-    """Validate, drop repeated ids per lead, group as lead -> [(event time, event)]."""
+    """Validate, clean, drop repeated ids per lead, group as lead -> [(event time, event)]."""
     by_lead: dict[str, list[tuple[float, Any]]] = defaultdict(list)
     seen: dict[str, set[str]] = defaultdict(set)
     n_events = n_invalid = 0
@@ -193,6 +201,7 @@ def _group_by_lead(
                     f"{'.'.join(str(p) for p in exc.errors(include_url=False)[0]['loc'])}; "
                     "pass skip_invalid=True to count and skip such records"
                 ) from exc
+        record = minimised(record, keep)
         lead_id = record.subject
         if record.id in seen[lead_id]:
             continue

@@ -14,7 +14,7 @@ from leadscore.models.batch.outputs import recent_activity
 from leadscore.models.batch.processing import apply_records
 from leadscore.models.batch.records import InputRecord, Limits
 from leadscore.models.features.state import LeadState, apply_event
-from leadscore.models.features.vector import to_vector
+from leadscore.models.features.vector import FEATURE_NAMES, to_vector
 from leadscore.models.privacy.minimise import (
     DEFAULT_KEEP,
     _clean,
@@ -24,6 +24,7 @@ from leadscore.models.privacy.minimise import (
     parse_keep,
 )
 from leadscore.models.privacy.pseudonyms import is_pseudonym, pseudonym
+from leadscore.models.training.dataset import build_training_set
 from leadscore.schemas.decode import EventKind
 from leadscore.schemas.events import lead_event_adapter
 
@@ -249,3 +250,28 @@ def test_what_a_batch_keeps_holds_no_query_title_reason_or_other_persons_id() ->
     kept = orjson.dumps([state.to_dict(), entries])
     for secret in (b"pw", b"j%40x", b"Jane", b"Acme", b"Banking", b"Trade", b"bob", b"#"):
         assert secret not in kept, secret
+
+
+def test_a_training_set_from_events_cleans_urls_as_the_stream_does() -> None:
+    """A word in a dropped query string counts in no snapshot, as it counts in no live vector."""
+
+    def log(url: str) -> list[dict[str, object]]:
+        return [
+            {"specversion": "1.0", "id": f"{url}-{i}", "source": "t", "type": type_,
+             "time": f"2026-01-0{i + 1}T10:00:00Z", "subject": "l", "data": data}
+            for i, (type_, data) in enumerate([
+                ("lead.page_viewed", {"url": url}), ("lead.email_opened", {}),
+                ("lead.converted", {}),
+            ])
+        ]  # fmt: skip
+
+    column = FEATURE_NAMES.index("high_intent_page_views")
+    for url, views in [("/blog?next=/pricing", 0), ("/pricing?email=j%40x", 1)]:
+        ts = build_training_set(
+            log(url),
+            horizon_days=1,
+            snapshots_per_lead=None,
+            as_of=datetime(2026, 3, 1, tzinfo=UTC),
+        )
+        assert len(ts) == 2, url
+        assert set(ts.X[:, column]) == {views}, url
