@@ -37,8 +37,8 @@ class PrivacySettings(BaseSettings):
     url_keep_params: str = Field(
         "utm_*",
         description="query parameters kept in page and e-mail URLs, comma-separated (a "
-        "trailing * matches a prefix); every other parameter, the fragment and user info "
-        "are dropped before anything is stored",
+        "trailing * matches a prefix); every other parameter, path parameters, the fragment "
+        "and user info are dropped before anything is stored (empty: keep none)",
     )
     dead_letter_retention_days: float = Field(
         7.0,
