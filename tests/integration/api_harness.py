@@ -12,12 +12,13 @@ import sys
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 import redis.asyncio as aioredis
-from worker_harness import worker_env
+from worker_harness import WorkerProcess, worker_env
 
 from leadscore.infra.access import KeyStore
 from leadscore.infra.embedded.processes import spawn_child
@@ -105,3 +106,24 @@ def drop_redis_keys(settings: Settings) -> None:
             await client.aclose()
 
     asyncio.run(drop())
+
+
+@dataclass
+class Stack:
+    """A worker and an API process on one test's settings, with a key per scope."""
+
+    settings: Settings
+    api_url: str
+    keys: dict[str, str]  # scope -> API key
+    worker: WorkerProcess
+    api_log: Path
+
+    def api(self, scope: str = "admin") -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            base_url=self.api_url,
+            headers={"Authorization": f"Bearer {self.keys[scope]}"},
+            timeout=30,
+        )
+
+    def describe(self) -> str:
+        return f"{self.worker.describe()}\n\nAPI log {self.api_log}:\n{self.api_log.read_text()[-3000:]}"

@@ -19,7 +19,6 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -29,6 +28,7 @@ import pytest
 import redis.asyncio as aioredis
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from api_harness import Stack as ApiStack
 from api_harness import drop_redis_keys, make_keys, running_api
 from webhook_receiver import Receiver
 from websockets.asyncio.client import connect as ws_connect
@@ -55,23 +55,8 @@ SECRET_PAGE = "/pricing?email=jane.doe%40example.com&name=Jane"
 
 
 @dataclass
-class Stack:
-    settings: Settings
-    api_url: str
-    keys: dict[str, str]
-    worker: WorkerProcess
-    api_log: Path
+class Stack(ApiStack):
     receiver: Receiver
-
-    def api(self, scope: str = "admin") -> httpx.AsyncClient:
-        return httpx.AsyncClient(
-            base_url=self.api_url,
-            headers={"Authorization": f"Bearer {self.keys[scope]}"},
-            timeout=30,
-        )
-
-    def describe(self) -> str:
-        return f"{self.worker.describe()}\n\nAPI log:\n{self.api_log.read_text()[-3000:]}"
 
 
 @pytest.fixture(scope="module")

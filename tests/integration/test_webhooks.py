@@ -12,16 +12,14 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 import orjson
 import pytest
 import redis.asyncio as aioredis
-from api_harness import drop_redis_keys, make_keys, running_api
+from api_harness import Stack, drop_redis_keys, make_keys, running_api
 from webhook_receiver import Receiver, Request
 from worker_harness import (
     WorkerProcess,
@@ -35,7 +33,6 @@ from worker_harness import (
 )
 
 from leadscore.infra.embedded.addresses import free_port
-from leadscore.settings import Settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -44,25 +41,6 @@ _T = TypeVar("_T")
 #: The retry policy of this module's worker: 6 attempts, the first retry after 0.1 s, the
 #: last 6 s after the first attempt.
 RETRIES = {"webhook_max_attempts": 6, "webhook_first_retry_s": 0.1, "webhook_retry_horizon_s": 6.0}
-
-
-@dataclass
-class Stack:
-    settings: Settings
-    api_url: str
-    keys: dict[str, str]  # scope -> API key
-    worker: WorkerProcess
-    api_log: Path
-
-    def api(self, scope: str = "admin") -> httpx.AsyncClient:
-        return httpx.AsyncClient(
-            base_url=self.api_url,
-            headers={"Authorization": f"Bearer {self.keys[scope]}"},
-            timeout=30,
-        )
-
-    def describe(self) -> str:
-        return f"{self.worker.describe()}\n\nAPI log {self.api_log}:\n{self.api_log.read_text()[-3000:]}"
 
 
 @pytest.fixture(scope="module")

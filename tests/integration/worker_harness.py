@@ -352,10 +352,8 @@ async def table_states(settings: Settings) -> tuple[dict[str, dict[str, Any]], d
     )
     client = aioredis.Redis.from_url(settings.redis_url)
     try:
-        ids = {
-            k.decode(): v.decode()
-            for k, v in (await client.hgetall(f"{settings.redis_prefix}ids")).items()
-        }
+        raw: dict[bytes, bytes] = await client.hgetall(f"{settings.redis_prefix}ids")
+        ids = {k.decode(): v.decode() for k, v in raw.items()}
     finally:
         await client.aclose()
     keyring = Keyring.from_settings(settings)
