@@ -352,8 +352,8 @@ async def table_states(settings: Settings) -> tuple[dict[str, dict[str, Any]], d
     )
     client = aioredis.Redis.from_url(settings.redis_url)
     try:
-        raw: dict[bytes, bytes] = await client.hgetall(f"{settings.redis_prefix}ids")
-        ids = {k.decode(): v.decode() for k, v in raw.items()}
+        raw = await client.hgetall(f"{settings.redis_prefix}ids")
+        ids = {_text(k): _text(v) for k, v in raw.items()}
     finally:
         await client.aclose()
     keyring = Keyring.from_settings(settings)
@@ -373,6 +373,10 @@ async def table_states(settings: Settings) -> tuple[dict[str, dict[str, Any]], d
             state["last_score_event"]["lead_id"] = lead
         states[lead] = state
     return states, partitions
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def by_lead(records: Iterable[ConsumerRecord]) -> dict[str, list[dict[str, Any]]]:
