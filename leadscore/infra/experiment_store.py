@@ -1,7 +1,7 @@
 """A/B experiment records in Redis (``P experiments``: hash id -> JSON).
 
-This issue keeps the records; assignment of leads to arms and the statistics come with
-the A/B work (ARCHITECTURE.md: a lead's arm is a pure function of its id and the experiment).
+The records only; a lead's arm (a pure function of its id and the experiment's) and the
+sequential statistics of a result are in :mod:`leadscore.models.experiments`.
 """
 
 from __future__ import annotations
