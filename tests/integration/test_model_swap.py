@@ -65,7 +65,12 @@ def first_model(
 
 
 class ScoreWatcher:
-    """Reads the scores topic from the start, in the background: (model_version, scored_at)."""
+    """Reads the scores topic from the start, in the background: (model_version, published_at).
+
+    Published, not ``scored_at``: that is the causing record's broker time (the same on a
+    replay), so two leads' scores made in consecutive batches can carry it in the other
+    order; the score record's own timestamp follows the order the batches ran in.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -94,8 +99,8 @@ class ScoreWatcher:
                 for rows in (await consumer.getmany(timeout_ms=200)).values():
                     for row in rows:
                         score = orjson.loads(row.value)
-                        scored_at = datetime.fromisoformat(score["scored_at"])
-                        self.scores.append((score["model_version"], scored_at))
+                        published = datetime.fromtimestamp(row.timestamp / 1000, UTC)
+                        self.scores.append((score["model_version"], published))
         finally:
             await consumer.stop()
 
