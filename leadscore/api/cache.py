@@ -12,6 +12,7 @@ from collections import OrderedDict
 from typing import Any
 
 from leadscore.infra.redis_store import ScoreStore
+from leadscore.schemas.privacy import is_erased_event
 
 
 class ScoreCache:
@@ -58,7 +59,7 @@ class ScoreCache:
         lead arrive in order (one partition), so the event is the newest score.
         """
         lead_id = str(event.get("lead_id"))
-        if event.get("type") == "lead.erased":
+        if is_erased_event(event):
             if self._entries.pop(lead_id, None) is not None:
                 self.invalidations += 1
         elif lead_id in self._entries:

@@ -220,34 +220,29 @@ class ScoreStore:
             self.trends_index_key, "-inf", f"({max(trends) - self.trends_retention_s}"
         )
 
-    async def forget_many(
-        self, leads: Sequence[tuple[str | None, str | None]]
-    ) -> list[dict[str, int]]:
+    async def forget_many(self, lead_ids: Sequence[str | None]) -> list[dict[str, int]]:
         """Delete everything kept under each lead's id (erasures), one round trip; for each
-        (lead id or ``None`` if unknown, pseudonym or ``None``), what went, by kind.
+        lead id (``None``: unknown, nothing to delete), what went, by kind.
 
-        Its latest score, score history, state, activity, its place on the leaderboard and
-        (by pseudonym) in the retention index and its dead-letter key. Webhook deliveries
-        are the webhook store's; trends hold only sums over many leads.
+        Its latest score, score history, state, activity and its place on the leaderboard.
+        The retention index is :class:`~leadscore.infra.privacy.lead_ids.LeadIds`'s, dead-letter
+        keys :mod:`~leadscore.infra.privacy.dead_letters`'s, webhook deliveries the webhook
+        store's; trends hold only sums over many leads.
         """
+        kinds = ("score", "history", "state", "activity", "leaderboard")
         pipe = self.client.pipeline(transaction=False)
-        kinds: list[list[str]] = []
-        for lead_id, pseudonym in leads:
-            mine = []
-            if lead_id is not None:
-                pipe.delete(self.score_key(lead_id))
-                pipe.delete(self.history_key(lead_id))
-                pipe.delete(self.state_key(lead_id))
-                pipe.delete(self.activity_key(lead_id))
-                pipe.zrem(self.leaderboard_key, lead_id)
-                mine += ["score", "history", "state", "activity", "leaderboard"]
-            if pseudonym is not None:
-                pipe.zrem(f"{self.prefix}seen", pseudonym)
-                pipe.delete(f"{self.prefix}dlkey:{pseudonym}")  # its dead letters: unreadable
-                mine += ["retention_index", "dead_letter_key"]
-            kinds.append(mine)
+        known = [lead_id for lead_id in lead_ids if lead_id is not None]
+        for lead_id in known:
+            pipe.delete(self.score_key(lead_id))
+            pipe.delete(self.history_key(lead_id))
+            pipe.delete(self.state_key(lead_id))
+            pipe.delete(self.activity_key(lead_id))
+            pipe.zrem(self.leaderboard_key, lead_id)
         results = iter(await pipe.execute())
-        return [{kind: n for kind in mine if (n := int(next(results)))} for mine in kinds]
+        return [
+            {} if lead_id is None else {k: n for k in kinds if (n := int(next(results)))}
+            for lead_id in lead_ids
+        ]
 
     def _seal(self, value: bytes, lead_id: str) -> bytes:
         return value if self.keyring is None else self.keyring.seal(value, lead_id.encode())

@@ -7,9 +7,15 @@ carries the lead as written there (its pseudonym, unless the deployment writes p
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+
+def is_erased_event(event: Mapping[str, Any]) -> bool:
+    """Whether a decoded record of the scores topic is a ``lead.erased`` event (not a score)."""
+    return event.get("type") == "lead.erased"
 
 
 class ErasureRequested(BaseModel):

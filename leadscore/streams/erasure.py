@@ -8,7 +8,8 @@ For each request the worker, before it applies the batch's events:
    input cannot bring it back, and later events start a new lead;
 2. deletes the lead's state from the ``lead_state`` table (a tombstone on its changelog);
 3. deletes what Redis holds under the lead's id (score, history, state, activity, its place
-   on the leaderboard and in the retention index) and counts it on the receipt;
+   on the leaderboard), its dead-letter keys and its place in the retention index, and
+   counts it on the receipt;
 4. publishes ``lead.erased`` on ``leads.scores.v1``. The webhook agent, reading it, drops the
    lead's queued webhooks, queues ``lead.erased`` for every receiver and then deletes the
    last link from the lead's pseudonym to its id (``P ids``), which completes the receipt.
@@ -92,11 +93,11 @@ class Eraser:
             return []
         pseudonyms = [r.pseudonym for r in requests]
         lead_ids = await ids.lead_ids(pseudonyms)
-        removed = await store.forget_many([(lead_ids.get(p), p) for p in pseudonyms])
+        removed = await store.forget_many([lead_ids.get(p) for p in pseudonyms])
         keys = await forget_dead_letter_keys(store.client, self.settings.redis_prefix, *pseudonyms)
         for pseudonym, gone in zip(pseudonyms, removed, strict=True):
-            if keys.get(pseudonym):  # its dead letters: unreadable now
-                gone["dead_letter_key"] = gone.get("dead_letter_key", 0) + keys.pop(pseudonym)
+            if keys[pseudonym]:  # its dead letters: unreadable now
+                gone["dead_letter_key"] = keys[pseudonym]
         await ids.erased_many(
             [(r.pseudonym, r.erasure_id, gone) for r, gone in zip(requests, removed, strict=True)]
         )

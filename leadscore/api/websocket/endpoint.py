@@ -221,14 +221,12 @@ async def _replay(
             async with aclosing(feed.read_back(plan.gaps)) as records:
                 async for partition, record in records:
                     vector[partition] = record.offset + 1
-                    event = await feed.readable(decode_score(record.value))
+                    seen = decode_score(record.value)
+                    event = await feed.readable(seen)
                     if event is None or record.value is None:
                         continue  # not a score event, or its lead was erased since
-                    raw = (
-                        record.value
-                        if event.get("lead_id") == _ref_of(record)
-                        else orjson.dumps(event)
-                    )
+                    # the same object when the topic named the lead as the client sees it
+                    raw = record.value if event is seen else orjson.dumps(event)
                     entry = make_entry(partition, record.offset, tuple(vector), raw, event)
                     if client.subscription.matches(entry):
                         await websocket.send_text(entry.frame)
@@ -306,8 +304,3 @@ def _on_client_message(feed: ScoreFeed, client: FeedClient, text: str) -> None:
         raise StreamRequestError(
             "invalid_message", f"unknown message type {kind!r}: send 'subscribe' or 'ping'"
         )
-
-
-def _ref_of(record: Any) -> str | None:
-    """The lead reference a score record carries as its key (``None`` without a key)."""
-    return record.key.decode(errors="replace") if record.key is not None else None

@@ -29,6 +29,7 @@ from leadscore.infra.kafka.client import new_consumer, stop_consumer
 from leadscore.infra.kafka.offsets import EndOffsetProbeError, fetch_end_offsets, topic_bounds
 from leadscore.infra.privacy.lead_ids import LeadIds, decode_score
 from leadscore.infra.retry import Backoff, forever
+from leadscore.schemas.privacy import is_erased_event
 from leadscore.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -296,7 +297,7 @@ class ScoreFeed:
                         record.offset,
                     )
                 continue  # a tombstone, or a score of a lead erased since
-            if event.get("type") == "lead.erased":
+            if is_erased_event(event):
                 erased.add(event["lead_id"])
             for listener in self.listeners:
                 try:

@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from leadscore.schemas.privacy import is_erased_event
+
 #: Lead ids one subscription may name.
 MAX_FILTER_LEADS = 1000
 
@@ -145,7 +147,7 @@ def make_entry(
     partition: int, offset: int, vector: tuple[int, ...], raw: bytes, event: Mapping[str, Any]
 ) -> ScoreEntry:
     """A :class:`ScoreEntry` for a decoded record (``raw`` is known to be valid JSON)."""
-    erased = event.get("type") == "lead.erased"
+    erased = is_erased_event(event)
     kind = "erased" if erased else "score"
     frame, data_at = score_frame(encode_position(vector), raw.decode(), kind)
     return ScoreEntry(

@@ -25,17 +25,20 @@ import orjson
 import redis.asyncio as aioredis
 
 from leadscore.infra.privacy.keys import LeadRefs
-from leadscore.schemas.privacy import ErasureReceipt
+from leadscore.schemas.privacy import ErasureReceipt, is_erased_event
 
-#: The worker erased a lead: it is being erased by E (until its lead.erased is queued for
-#: webhooks), and the receipt counts it once. KEYS: erasing, receipt, the receipt's set of
-#: erased pseudonyms. ARGV: pseudonym, erasure id, then (kind, count) pairs removed.
+#: The worker erased a lead: it leaves the retention index, it is being erased by E (until
+#: its lead.erased is queued for webhooks), and the receipt counts it once. KEYS: erasing,
+#: receipt, the receipt's set of erased pseudonyms, the retention index. ARGV: pseudonym,
+#: erasure id, then (kind, count) pairs removed elsewhere.
 _ERASED = """
+local indexed = redis.call('ZREM', KEYS[4], ARGV[1])
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 if redis.call('EXISTS', KEYS[2]) == 1 and redis.call('HEXISTS', KEYS[2], 'completed_at') == 0
     and redis.call('SADD', KEYS[3], ARGV[1]) == 1 then
   redis.call('PEXPIRE', KEYS[3], redis.call('PTTL', KEYS[2]))
   redis.call('HINCRBY', KEYS[2], 'erased', 1)
+  if indexed == 1 then redis.call('HINCRBY', KEYS[2], 'removed:retention_index', 1) end
   for i = 3, #ARGV, 2 do
     redis.call('HINCRBY', KEYS[2], 'removed:' .. ARGV[i], ARGV[i + 1])
   end
@@ -173,9 +176,8 @@ class LeadIds:
                 out.append(None)
                 continue
             lead_id = found.get(event["lead_id"])
-            if event.get("type") == "lead.erased":
-                lead_id = lead_id or self.forget_cached(event["lead_id"]) or event["lead_id"]
-                self.forget_cached(event["lead_id"])
+            if is_erased_event(event):  # its last use: out of the cache, whatever it says
+                lead_id = self.forget_cached(event["lead_id"]) or lead_id or event["lead_id"]
             if lead_id is None:
                 out.append(None)
             else:
@@ -194,7 +196,9 @@ class LeadIds:
             for kind, count in removed.items():
                 args += (kind, int(count))
             await self._erased(
-                keys=[self.erasing_key, receipt, f"{receipt}:erased"], args=args, client=pipe
+                keys=[self.erasing_key, receipt, f"{receipt}:erased", self.seen_key],
+                args=args,
+                client=pipe,
             )
         await pipe.execute()
 

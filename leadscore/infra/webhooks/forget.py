@@ -20,18 +20,19 @@ async def forget_leads(store: WebhookStore, lead_ids: Sequence[str]) -> int:
         return 0
     script = store.client.register_script(FORGET_LEAD)
     pipe = store.client.pipeline(transaction=False)
-    for sub, lead_id in ((sub, lead) for sub in subscription_ids for lead in lead_ids):
-        await script(
-            keys=[
-                store.queue_key(sub, lead_id),
-                store.due_key,
-                store.log_key(sub),
-                store.dead_key(sub),
-                store.lead_index_key(sub, lead_id),
-            ],
-            args=[store.member(sub, lead_id), store.record_key(sub, "")],
-            client=pipe,
-        )
+    for sub in subscription_ids:
+        for lead_id in lead_ids:
+            await script(
+                keys=[
+                    store.queue_key(sub, lead_id),
+                    store.due_key,
+                    store.log_key(sub),
+                    store.dead_key(sub),
+                    store.lead_index_key(sub, lead_id),
+                ],
+                args=[store.member(sub, lead_id), store.record_key(sub, "")],
+                client=pipe,
+            )
     return sum(int(n) for n in await pipe.execute())
 
 

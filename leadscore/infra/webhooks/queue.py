@@ -18,7 +18,7 @@ from leadscore.infra.webhooks.forget import forget_leads
 from leadscore.infra.webhooks.messages import delivery_id, envelope_body, erased_body, passes
 from leadscore.infra.webhooks.store import QueuedDelivery, WebhookStore
 from leadscore.models.batch.records import InputRecord
-from leadscore.schemas.privacy import LeadErased
+from leadscore.schemas.privacy import LeadErased, is_erased_event
 from leadscore.schemas.scores import LeadScored
 from leadscore.schemas.webhooks import DeliveryRecord, WebhookSubscription
 
@@ -120,14 +120,14 @@ async def queue_score_events(
     erased_at = {
         event["lead_id"]: i
         for i, event in enumerate(events)
-        if event is not None and event.get("type") == "lead.erased"
+        if event is not None and is_erased_event(event)
     }
     items: list[QueuedDelivery] = []
     finished: list[tuple[str, str]] = []
     for i, (record, event) in enumerate(zip(records, events, strict=True)):
         if event is None:
             continue
-        if event.get("type") == "lead.erased":
+        if is_erased_event(event):
             try:
                 erased = LeadErased.model_validate(event)
             except ValidationError as exc:
