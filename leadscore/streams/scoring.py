@@ -17,6 +17,7 @@ import logging
 import time
 import weakref
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -28,7 +29,7 @@ from faust.types import TableT
 
 from leadscore.infra.heartbeats import BEAT_S, beat
 from leadscore.infra.privacy.crypto import Keyring
-from leadscore.infra.privacy.dead_letters import NO_LEAD, DeadLetterKeys
+from leadscore.infra.privacy.dead_letters import DeadLetterKeys, ref_of
 from leadscore.infra.privacy.keys import LeadRefs
 from leadscore.infra.redis_store import ScoreStore, public_state
 from leadscore.infra.retry import until_done
@@ -40,6 +41,7 @@ from leadscore.models.monitoring.trends import aggregate as aggregate_trends
 from leadscore.models.privacy.minimise import parse_keep
 from leadscore.models.scoring.scorer import Scorer, to_score
 from leadscore.schemas.decode import EventKind
+from leadscore.schemas.scores import LeadScored
 from leadscore.settings import Settings
 from leadscore.streams.context import WorkerContext, input_record, micro_batches
 from leadscore.streams.erasure import Eraser
@@ -112,7 +114,7 @@ def attach_scoring(app: faust.App, worker: WorkerContext) -> None:
             now = datetime.now(UTC)
             scorer = worker.models.scorer  # one model for the whole batch, even if a swap lands
             result = await loop.run_in_executor(worker.executor, process, records, scorer, now)
-            bodies = [orjson.dumps(score.model_dump(mode="json")) for score in result.scores]
+            bodies = ScoreBodies.of(result.scores, worker.refs)
             held_now = held.hold(records, result)
             # Redis must know each pseudonym before anything about the lead is on a topic.
             await until_done(
@@ -121,7 +123,9 @@ def attach_scoring(app: faust.App, worker: WorkerContext) -> None:
             await _publish(
                 app, s, worker.refs, keyring, dead_letters, events, result, bodies, lead_to_state
             )
-            write = partial(_write, store, held, s, scorer, result, bodies, len(records), held_now)
+            write = partial(
+                _write, store, held, s, scorer, result, bodies.redis, len(records), held_now
+            )
             await until_done(write, "write scores to Redis", log=log)
             await held.after_batch(store, held_now)
             worker.last_batch_at = time.time()
@@ -206,7 +210,7 @@ async def _publish(
     dead_letter_keys: DeadLetterKeys,
     events: Sequence[faust.EventT[bytes]],
     result: BatchResult,
-    score_bodies: list[bytes],
+    score_bodies: ScoreBodies,
     lead_to_state: TableT[bytes, bytes],
 ) -> None:
     """Publish a batch's outputs. Sends are queued; Faust flushes them before it commits offsets.
@@ -220,18 +224,14 @@ async def _publish(
     async def send(topic: str, key: bytes | None, value: bytes) -> None:
         await producer.send(topic, key, value, None, None, None)
 
-    letters = []
-    for index, letter in result.dead_letters:
-        key = events[index].message.key
-        ref = refs.table(key.decode(errors="replace")) if key is not None else NO_LEAD
-        letters.append((ref, letter))
+    letters = [letter for _, letter in result.dead_letters]
     sealed = await until_done(
-        partial(dead_letter_keys.seal, letters), "seal dead letters (Redis)", log=log
+        partial(dead_letter_keys.seal_batch, letters), "seal dead letters (Redis)", log=log
     )
-    for (ref, _), letter in zip(letters, sealed, strict=True):
-        letter_key = None if ref == NO_LEAD else ref.encode()
+    for letter in sealed:
+        ref = ref_of(letter)  # the pseudonym of the record's key
         body = orjson.dumps(letter.model_dump(mode="json"))
-        await send(settings.dead_letter_topic, letter_key, body)
+        await send(settings.dead_letter_topic, ref.encode() if ref else None, body)
     for index, lead_id, partition in result.reroutes:
         message = events[index].message
         await producer.send(
@@ -249,20 +249,42 @@ async def _publish(
             }
         pseudonym = refs.table(lead_id).encode()
         lead_to_state[pseudonym] = keyring.seal(orjson.dumps(stored), pseudonym)
-    for score, body in zip(result.scores, score_bodies, strict=True):
-        ref = refs.topic(score.lead_id)
-        if ref != score.lead_id:
-            body = orjson.dumps(score.model_copy(update={"lead_id": ref}).model_dump(mode="json"))
-        await send(settings.scores_topic, ref.encode(), body)
+    for key, body in score_bodies.topic:
+        await send(settings.scores_topic, key, body)
     # The closed loop's inputs (docs/drift.md): labelled examples and scored vectors.
     for example in result.examples:
-        ref = refs.topic(example.lead_id)
-        body = orjson.dumps(example.model_copy(update={"lead_id": ref}).model_dump(mode="json"))
-        await send(settings.training_topic, ref.encode(), body)
+        await send(settings.training_topic, *_named(example.model_dump(mode="json"), refs))
     for sample in result.samples:
-        ref = refs.topic(sample.lead_id)
-        body = orjson.dumps(sample.model_copy(update={"lead_id": ref}).model_dump(mode="json"))
-        await send(settings.features_topic, ref.encode(), body)
+        await send(settings.features_topic, *_named(sample.model_dump(mode="json"), refs))
+
+
+def _named(record: dict[str, Any], refs: LeadRefs) -> tuple[bytes, bytes]:
+    """(Kafka key, JSON) of a record for one of leadscore's topics: its ``lead_id`` as the
+    topic names the lead (changed in place)."""
+    ref = refs.topic(record["lead_id"])
+    record["lead_id"] = ref
+    return ref.encode(), orjson.dumps(record)
+
+
+@dataclass(slots=True)
+class ScoreBodies:
+    """A batch's score events encoded once each way: as Redis and the API keep them (with
+    the lead id), and as (key, JSON) for the scores topic (the lead as the topic names it)."""
+
+    redis: list[bytes]
+    topic: list[tuple[bytes, bytes]]
+
+    @classmethod
+    def of(cls, scores: Sequence[LeadScored], refs: LeadRefs) -> ScoreBodies:
+        redis: list[bytes] = []
+        topic: list[tuple[bytes, bytes]] = []
+        for score in scores:
+            record = score.model_dump(mode="json")
+            body = orjson.dumps(record)
+            redis.append(body)
+            ref = refs.topic(score.lead_id)
+            topic.append((ref.encode(), body if ref == score.lead_id else _named(record, refs)[1]))
+        return cls(redis, topic)
 
 
 async def _write(
